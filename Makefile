@@ -1,0 +1,28 @@
+# The two commands of the README: `make demo` (the main job) and `make test`.
+# Both run the idempotent set-up first.
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test lint doctor bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+doctor: setup
+	@$(VENV)/bin/rlmpc doctor
+
+demo: doctor
+	@$(VENV)/bin/rlmpc demo
+
+lint: setup
+	@$(VENV)/bin/ruff check toolkit codegen hil tests bench examples
+	@$(VENV)/bin/mypy
+
+test: doctor lint
+	@$(PY) -m pytest
+
+bench: setup
+	@$(PY) bench/mpc_core.py
+
+clean:
+	rm -rf build runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Hardware-in-the-loop validation over a serial line (work in progress: issue #6)."""

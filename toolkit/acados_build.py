@@ -1,0 +1,209 @@
+"""Turn a :class:`ProblemFunctions` into a compiled acados solver, cached by hash.
+
+The acados OCP uses discrete dynamics (the integrator is already inside
+``F``), external costs, and nonlinear constraints ``h`` whose θ-dependence is
+in the expression, so the same symbols serve acados and the CasADi
+sensitivities.  The acados parameter vector of every stage is
+``[θ; p; w_k]`` where ``w_k = γ^k`` is the stage's discount weight.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import casadi as cs
+import numpy as np
+
+from toolkit import acados_runtime
+from toolkit.options import SolverOptions
+from toolkit.problem import ProblemFunctions
+
+# acados v0.2.2 has no infinity masking: an "unbounded" side is a large finite bound.
+# HPIPM floors multipliers at ~1e-16, so the complementarity residual of such a side is
+# ~1e-16 * BIG_BOUND: 1e6 keeps it below tolerances of 1e-9 (1e8 stalls the SQP at 1e-8).
+BIG_BOUND = 1e6
+GLUE_SOURCE = Path(__file__).parent / "native" / "rlmpc_glue.c"
+
+
+class AcadosBuildError(RuntimeError):
+    """Code generation or compilation of an acados solver failed."""
+
+
+@dataclass(frozen=True)
+class BuiltSolver:
+    """A compiled solver on disk."""
+
+    model_name: str
+    directory: Path
+    glue_library: Path
+    build_hash: str
+
+
+def build_root() -> Path:
+    """Folder for generated solvers: ``$RLMPC_BUILD_DIR`` or ``./build``."""
+    return Path(os.environ.get("RLMPC_BUILD_DIR", "build")).resolve() / "acados"
+
+
+def build_hash(fns: ProblemFunctions, options: SolverOptions) -> str:
+    h = hashlib.sha256()
+    h.update(fns.problem_hash.encode())
+    h.update(json.dumps(options.as_dict(), sort_keys=True).encode())
+    h.update(acados_runtime.acados_version().encode())
+    h.update(GLUE_SOURCE.read_bytes())
+    h.update(Path(__file__).read_bytes())  # this builder's own choices (bounds, options)
+    return h.hexdigest()
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    return np.clip(values, -BIG_BOUND, BIG_BOUND)
+
+
+def stage_parameter_symbol(fns: ProblemFunctions) -> tuple[cs.SX, cs.SX, cs.SX, cs.SX]:
+    """Symbols (θ, p, w, [θ; p; w]) of the acados parameter vector."""
+    th = fns.theta.sym()
+    p = fns.params.sym()
+    w = cs.SX.sym("w_discount")
+    return th, p, w, cs.vertcat(th, p, w)
+
+
+def _make_ocp(fns: ProblemFunctions, options: SolverOptions, model_name: str,
+              directory: Path) -> object:
+    tpl = acados_runtime.acados_template()
+    x = cs.SX.sym("x", fns.nx)
+    u = cs.SX.sym("u", fns.nu)
+    th, p, w, p_all = stage_parameter_symbol(fns)
+
+    model = tpl.AcadosModel()
+    model.name = model_name
+    model.x, model.u, model.p = x, u, p_all
+    model.disc_dyn_expr = fns.dynamics(x, u, th, p)
+    stage = w * fns.stage_cost(x, u, th, p) + fns.stage_cost_undiscounted(x, u, th, p)
+    model.cost_expr_ext_cost_0 = fns.initial_cost(th, p) + stage
+    model.cost_expr_ext_cost = stage
+    model.cost_expr_ext_cost_e = fns.terminal_cost(x, th, p)
+
+    ocp = tpl.AcadosOcp()
+    ocp.model = model
+    ocp.dims.N = fns.horizon
+    ocp.cost.cost_type_0 = "EXTERNAL"
+    ocp.cost.cost_type = "EXTERNAL"
+    ocp.cost.cost_type_e = "EXTERNAL"
+    ocp.parameter_values = np.zeros(p_all.shape[0])
+
+    con = ocp.constraints
+    con.x0 = np.zeros(fns.nx)
+    bounded = np.where(np.isfinite(fns.u_lb) | np.isfinite(fns.u_ub))[0]
+    if bounded.size:
+        con.idxbu = bounded
+        con.lbu = _finite(fns.u_lb[bounded])
+        con.ubu = _finite(fns.u_ub[bounded])
+
+    sr, pr = fns.state_rows, fns.path_rows
+    if sr.n + pr.n:
+        model.con_h_expr = cs.vertcat(fns.h_state(x, th, p), fns.h_path(x, u, th, p))
+        con.lh = _finite(np.concatenate([sr.lb, pr.lb]))
+        con.uh = _finite(np.concatenate([sr.ub, pr.ub]))
+        soft = np.where(np.concatenate([sr.soft, pr.soft]))[0]
+        if soft.size:
+            con.idxsh = soft
+            ocp.cost.zl = ocp.cost.zu = np.concatenate([sr.w_lin, pr.w_lin])[soft]
+            ocp.cost.Zl = ocp.cost.Zu = np.concatenate([sr.w_quad, pr.w_quad])[soft]
+    if sr.n:
+        model.con_h_expr_e = fns.h_state(x, th, p)
+        con.lh_e = _finite(sr.lb)
+        con.uh_e = _finite(sr.ub)
+        soft_e = np.where(sr.soft)[0]
+        if soft_e.size:
+            con.idxsh_e = soft_e
+            ocp.cost.zl_e = ocp.cost.zu_e = sr.w_lin[soft_e]
+            ocp.cost.Zl_e = ocp.cost.Zu_e = sr.w_quad[soft_e]
+
+    opts = ocp.solver_options
+    opts.tf = float(fns.horizon)  # unit time steps: acados scales stage costs by the step
+    opts.integrator_type = "DISCRETE"
+    opts.nlp_solver_type = options.nlp_solver
+    opts.qp_solver = options.qp_solver
+    opts.hessian_approx = options.hessian
+    opts.regularize_method = options.regularization
+    opts.globalization = options.globalization
+    opts.nlp_solver_max_iter = options.max_iter
+    opts.nlp_solver_tol_stat = options.tol
+    opts.nlp_solver_tol_eq = options.tol
+    opts.nlp_solver_tol_ineq = options.tol
+    opts.nlp_solver_tol_comp = options.tol
+    qp_tol = options.qp_tol if options.qp_tol is not None else options.tol / 10
+    opts.qp_solver_tol_stat = qp_tol
+    opts.qp_solver_tol_eq = qp_tol
+    opts.qp_solver_tol_ineq = qp_tol
+    opts.qp_solver_tol_comp = qp_tol
+    opts.qp_solver_iter_max = options.qp_max_iter
+    opts.hpipm_mode = options.hpipm_mode
+    opts.levenberg_marquardt = options.levenberg_marquardt
+    opts.print_level = 0
+    ocp.code_export_directory = str(directory)
+    return ocp
+
+
+def _run(cmd: list[str], cwd: Path, what: str) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        log = (proc.stdout + proc.stderr)[-3000:]
+        raise AcadosBuildError(f"{what} failed in {cwd} (exit {proc.returncode}):\n{log}")
+
+
+def build_solver(fns: ProblemFunctions, options: SolverOptions) -> BuiltSolver:
+    """Generate and compile (or reuse from the cache) the acados solver of a problem."""
+    digest = build_hash(fns, options)
+    model_name = f"{fns.name}_{digest[:10]}"
+    directory = build_root() / model_name
+    glue = directory / f"librlmpc_{model_name}.so"
+    marker = directory / "BUILD_OK"
+    built = BuiltSolver(model_name, directory, glue, digest)
+    if marker.is_file() and glue.is_file():
+        return built
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.parent / f".{model_name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.is_file() and glue.is_file():
+            return built
+        if directory.exists():
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
+        _generate(fns, options, model_name, directory)
+        _run(["make", "ocp_shared_lib", *acados_runtime.makefile_variables()], directory,
+             "compiling the acados solver")
+        _run([
+            "cc", "-O2", "-fPIC", "-shared", "-std=c99", str(GLUE_SOURCE),
+            f"-I{directory}", *acados_runtime.compile_flags(),
+            f"-DRLMPC_MODEL={model_name}", f'-DRLMPC_HEADER="acados_solver_{model_name}.h"',
+            f"-L{directory}", f"-lacados_ocp_solver_{model_name}",
+            f"-Wl,-rpath,{directory}", *acados_runtime.link_flags(), "-o", str(glue),
+        ], directory, "compiling the rlmpc glue")
+        marker.write_text(digest + "\n")
+    return built
+
+
+def _generate(fns: ProblemFunctions, options: SolverOptions, model_name: str,
+              directory: Path) -> None:
+    tpl = acados_runtime.acados_template()
+    ocp = _make_ocp(fns, options, model_name, directory)
+    json_file = str(directory / f"{model_name}.json")
+    cwd = os.getcwd()
+    try:
+        with acados_runtime.captured_output() as log:
+            try:
+                tpl.AcadosOcpSolver.generate(ocp, json_file=json_file)
+                error: Exception | None = None
+            except Exception as exc:  # noqa: BLE001 - re-raised below with the log
+                error = exc
+    finally:
+        os.chdir(cwd)
+    if error is not None:
+        raise AcadosBuildError(f"acados code generation failed: {error}\n{''.join(log)[-2000:]}")

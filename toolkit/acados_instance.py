@@ -1,0 +1,144 @@
+"""One live acados solver instance, driven through the rlmpc C glue with ctypes."""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+import numpy as np
+
+from toolkit import acados_runtime
+from toolkit.acados_build import BuiltSolver
+from toolkit.parameters import FloatArray
+
+_DOUBLE_P = ctypes.POINTER(ctypes.c_double)
+FIELDS = ("x", "u", "sl", "su", "pi", "lam")
+_libraries: dict[str, ctypes.CDLL] = {}
+
+
+def _ptr(arr: FloatArray) -> object:
+    return arr.ctypes.data_as(_DOUBLE_P)
+
+
+def _load(built: BuiltSolver) -> ctypes.CDLL:
+    key = str(built.glue_library)
+    if key not in _libraries:
+        acados_runtime.ensure_acados()
+        lib = ctypes.CDLL(key)
+        vp, ip, dp, cp = ctypes.c_void_p, ctypes.c_int, _DOUBLE_P, ctypes.c_char_p
+        signatures: dict[str, tuple[list[object], object]] = {
+            "rlmpc_create": ([], vp),
+            "rlmpc_free": ([vp], None),
+            "rlmpc_horizon": ([vp], ip),
+            "rlmpc_stage_sizes": ([vp, ctypes.POINTER(ctypes.c_int)], None),
+            "rlmpc_set_params": ([vp, ip, dp, ip], ip),
+            "rlmpc_set_params_all": ([vp, dp, ip], ip),
+            "rlmpc_constraints_set": ([vp, ip, cp, dp], None),
+            "rlmpc_cost_set": ([vp, ip, cp, dp], None),
+            "rlmpc_solve": ([vp, dp, dp, dp, dp], ip),
+            "rlmpc_get_iterate": ([vp, dp], None),
+            "rlmpc_set_iterate": ([vp, dp], None),
+            "rlmpc_reset": ([vp], ip),
+        }
+        for name, (args, res) in signatures.items():
+            fn = getattr(lib, name)
+            fn.argtypes = args
+            fn.restype = res
+        _libraries[key] = lib
+    return _libraries[key]
+
+
+@dataclass(frozen=True)
+class IterateLayout:
+    """Offsets of each field and stage in the flat primal-dual iterate."""
+
+    sizes: np.ndarray  # (N+1, 6) sizes per stage and field
+    offsets: np.ndarray  # (N+1, 6) start of each block in the flat vector
+    total: int
+
+    @classmethod
+    def from_sizes(cls, sizes: np.ndarray) -> IterateLayout:
+        offsets = np.zeros_like(sizes)
+        pos = 0
+        for f in range(sizes.shape[1]):
+            for k in range(sizes.shape[0]):
+                offsets[k, f] = pos
+                pos += int(sizes[k, f])
+        return cls(sizes, offsets, pos)
+
+    def index(self, field: str, stage: int) -> np.ndarray:
+        f = FIELDS.index(field)
+        start = int(self.offsets[stage, f])
+        return np.arange(start, start + int(self.sizes[stage, f]))
+
+
+@dataclass(frozen=True)
+class SolveStats:
+    """What one acados call reported."""
+
+    status: int
+    sqp_iter: int
+    time_tot: float
+    cost: float
+
+
+class AcadosInstance:
+    """A capsule of a compiled solver: parameters, bounds, solve, iterate."""
+
+    def __init__(self, built: BuiltSolver) -> None:
+        self._lib = _load(built)
+        with acados_runtime.captured_output() as log:
+            handle = self._lib.rlmpc_create()
+        if not handle:
+            raise RuntimeError(f"acados could not create solver {built.model_name}: {''.join(log)}")
+        self._handle = handle
+        self.horizon = int(self._lib.rlmpc_horizon(handle))
+        sizes = np.zeros((self.horizon + 1) * len(FIELDS), dtype=np.intc)
+        self._lib.rlmpc_stage_sizes(handle, sizes.ctypes.data_as(ctypes.POINTER(ctypes.c_int)))
+        self.layout = IterateLayout.from_sizes(sizes.reshape(self.horizon + 1, len(FIELDS)))
+        self._iterate = np.zeros(self.layout.total)
+        self._stats = np.zeros(4)
+
+    def close(self) -> None:
+        if getattr(self, "_handle", None):
+            self._lib.rlmpc_free(self._handle)
+            self._handle = None
+
+    def __del__(self) -> None:
+        self.close()
+
+    def set_params_all(self, p_all: FloatArray) -> None:
+        """Set stage parameters; ``p_all`` has one row per stage 0..N."""
+        arr = np.ascontiguousarray(p_all, dtype=float)
+        status = self._lib.rlmpc_set_params_all(self._handle, _ptr(arr), arr.shape[1])
+        if status != 0:
+            raise RuntimeError(f"acados rejected the stage parameters (status {status})")
+
+    def constraints_set(self, stage: int, field: str, value: FloatArray) -> None:
+        arr = np.ascontiguousarray(value, dtype=float)
+        self._lib.rlmpc_constraints_set(self._handle, stage, field.encode(), _ptr(arr))
+
+    def cost_set(self, stage: int, field: str, value: FloatArray) -> None:
+        arr = np.ascontiguousarray(value, dtype=float)
+        self._lib.rlmpc_cost_set(self._handle, stage, field.encode(), _ptr(arr))
+
+    def solve(self, x0: FloatArray, lbu0: FloatArray, ubu0: FloatArray) -> SolveStats:
+        """Solve with x_0 = x0 and lbu0 <= u_0 <= ubu0; inputs must be float64 arrays."""
+        self._lib.rlmpc_solve(self._handle, _ptr(x0), _ptr(lbu0), _ptr(ubu0), _ptr(self._stats))
+        st = self._stats
+        return SolveStats(int(st[0]), int(st[1]), float(st[2]), float(st[3]))
+
+    def get_iterate(self) -> FloatArray:
+        """The full primal-dual iterate (copy), laid out as in :class:`IterateLayout`."""
+        self._lib.rlmpc_get_iterate(self._handle, _ptr(self._iterate))
+        return self._iterate.copy()
+
+    def set_iterate(self, iterate: FloatArray) -> None:
+        arr = np.ascontiguousarray(iterate, dtype=float)
+        if arr.size != self.layout.total:
+            raise ValueError(f"iterate: expected {self.layout.total} entries, got {arr.size}")
+        self._lib.rlmpc_set_iterate(self._handle, _ptr(arr))
+
+    def reset(self) -> None:
+        """Forget the warm start (primal-dual iterate and QP memory)."""
+        self._lib.rlmpc_reset(self._handle)

@@ -1,0 +1,220 @@
+"""`MPC`: V(s), Q(s,a) and π(s) of a :class:`ParametricMPC` from acados solvers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from toolkit.acados_build import BIG_BOUND, build_solver
+from toolkit.acados_instance import AcadosInstance, IterateLayout
+from toolkit.nlp import slack_weights, stage_soft_rows
+from toolkit.options import SolverOptions
+from toolkit.parameters import FloatArray
+from toolkit.problem import ParametricMPC, ProblemFunctions
+
+if TYPE_CHECKING:
+    from toolkit.sensitivities import Sensitivities
+
+ACADOS_STATUS = {
+    0: "success", 1: "NaN detected", 2: "maximum number of iterations reached",
+    3: "minimum step size reached", 4: "QP solver failed", 5: "solver not ready",
+}
+
+
+@dataclass(frozen=True)
+class MpcSolution:
+    """A primal-dual solution of the MPC for V(s) (``a is None``) or Q(s,a)."""
+
+    value: float
+    status: int
+    sqp_iter: int
+    time_tot: float
+    s: FloatArray
+    a: FloatArray | None
+    theta: FloatArray
+    p: FloatArray
+    iterate: FloatArray
+    layout: IterateLayout
+
+    @property
+    def success(self) -> bool:
+        return self.status == 0
+
+    @property
+    def message(self) -> str:
+        return ACADOS_STATUS.get(self.status, f"status {self.status}")
+
+    def stage(self, field: str, k: int) -> FloatArray:
+        return self.iterate[self.layout.index(field, k)]
+
+    @property
+    def x(self) -> FloatArray:
+        """Predicted states, shape (N+1, nx)."""
+        n = self.layout.sizes.shape[0]
+        return np.stack([self.stage("x", k) for k in range(n)])
+
+    @property
+    def u(self) -> FloatArray:
+        """Predicted inputs, shape (N, nu)."""
+        n = self.layout.sizes.shape[0] - 1
+        return np.stack([self.stage("u", k) for k in range(n)])
+
+    @property
+    def u0(self) -> FloatArray:
+        return self.stage("u", 0).copy()
+
+
+def _vector(name: str, value: npt.ArrayLike, n: int) -> FloatArray:
+    arr = np.asarray(value, dtype=float)
+    if arr.size != n or arr.ndim > 2:
+        raise ValueError(f"{name}: expected a vector of {n} entries, got shape {np.shape(value)}")
+    arr = np.ascontiguousarray(arr.ravel())
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: expected finite numbers, got {arr}")
+    return arr
+
+
+class MPC:
+    """acados solvers for V(s), Q(s,a) and π(s) of one parametric problem.
+
+    Parameters
+    ----------
+    problem : ParametricMPC or ProblemFunctions
+        The problem definition.
+    options : SolverOptions, optional
+        Solver options (defaults: SQP, exact Hessian, HPIPM, tol 1e-8).
+    theta, p : mapping or vector, optional
+        Initial learnable and fixed parameter values (defaults from the definition).
+    """
+
+    def __init__(self, problem: ParametricMPC | ProblemFunctions,
+                 options: SolverOptions | None = None,
+                 theta: Mapping[str, object] | npt.ArrayLike | None = None,
+                 p: Mapping[str, object] | npt.ArrayLike | None = None) -> None:
+        self.fns = problem.build() if isinstance(problem, ParametricMPC) else problem
+        self.options = options or SolverOptions()
+        self.built = build_solver(self.fns, self.options)
+        fns = self.fns
+        self._theta = fns.theta.flatten(theta)
+        self._p = fns.params.flatten(p, check_bounds=False)
+        self._lbu = np.ascontiguousarray(np.clip(fns.u_lb, -BIG_BOUND, BIG_BOUND))
+        self._ubu = np.ascontiguousarray(np.clip(fns.u_ub, -BIG_BOUND, BIG_BOUND))
+        self._instances: dict[str, AcadosInstance] = {}
+        self._sens: Sensitivities | None = None
+        self.failures = 0
+
+    # --- parameters -------------------------------------------------------------------
+    @property
+    def theta(self) -> FloatArray:
+        return self._theta.copy()
+
+    @theta.setter
+    def theta(self, value: Mapping[str, object] | npt.ArrayLike) -> None:
+        self._theta = self.fns.theta.flatten(value)
+        self._push_parameters()
+
+    @property
+    def p(self) -> FloatArray:
+        return self._p.copy()
+
+    @p.setter
+    def p(self, value: Mapping[str, object] | npt.ArrayLike) -> None:
+        self._p = self.fns.params.flatten(value, check_bounds=False)
+        self._push_parameters()
+
+    def theta_dict(self) -> dict[str, FloatArray]:
+        return self.fns.theta.unflatten(self._theta)
+
+    def _stage_parameters(self) -> FloatArray:
+        N = self.fns.horizon
+        weights = self.fns.discount ** np.arange(N + 1)
+        block = np.concatenate([self._theta, self._p])
+        return np.hstack([np.tile(block, (N + 1, 1)), weights[:, None]])
+
+    def _push_parameters(self) -> None:
+        p_all = self._stage_parameters()
+        for inst in self._instances.values():
+            inst.set_params_all(p_all)
+
+    # --- instances ----------------------------------------------------------------------
+    def _instance(self, kind: str) -> AcadosInstance:
+        inst = self._instances.get(kind)
+        if inst is None:
+            inst = AcadosInstance(self.built)
+            self._configure(inst)
+            self._instances[kind] = inst
+        return inst
+
+    def _configure(self, inst: AcadosInstance) -> None:
+        fns = self.fns
+        inst.set_params_all(self._stage_parameters())
+        if fns.state_rows.n + fns.path_rows.n:
+            # x_0 is fixed: state rows at stage 0 are relaxed (acados 0.2.2 has no h_0).
+            big = np.full(fns.state_rows.n, BIG_BOUND)
+            lh0 = np.concatenate([-big, np.clip(fns.path_rows.lb, -BIG_BOUND, BIG_BOUND)])
+            uh0 = np.concatenate([big, np.clip(fns.path_rows.ub, -BIG_BOUND, BIG_BOUND)])
+            inst.constraints_set(0, "lh", lh0)
+            inst.constraints_set(0, "uh", uh0)
+        for k in range(fns.horizon + 1):
+            if len(stage_soft_rows(fns, k)) == 0:
+                continue
+            wl, wq = slack_weights(fns, k)
+            if k == 0 and fns.state_rows.n:
+                # relaxed rows still need a positive penalty so their slacks stay at zero
+                soft = stage_soft_rows(fns, 0)
+                is_state = soft < fns.state_rows.n
+                wl = np.where(is_state, np.maximum(wl, 1.0), wl)
+            for field, val in (("zl", wl), ("zu", wl), ("Zl", wq), ("Zu", wq)):
+                inst.cost_set(k, field, val)
+
+    # --- evaluation ---------------------------------------------------------------------
+    def _solve(self, kind: str, s: FloatArray, a: FloatArray | None) -> MpcSolution:
+        inst = self._instance(kind)
+        if not self.options.warm_start:
+            inst.reset()
+        if a is None:
+            stats = inst.solve(s, self._lbu, self._ubu)
+        else:
+            stats = inst.solve(s, a, a)
+        iterate = inst.get_iterate()
+        if stats.status != 0:
+            self.failures += 1
+            if stats.status in (1, 4) or not np.all(np.isfinite(iterate)):
+                inst.reset()  # never warm-start from a broken iterate
+        return MpcSolution(
+            value=stats.cost, status=stats.status, sqp_iter=stats.sqp_iter,
+            time_tot=stats.time_tot, s=s, a=a, theta=self._theta.copy(), p=self._p.copy(),
+            iterate=iterate, layout=inst.layout,
+        )
+
+    def value(self, s: npt.ArrayLike) -> MpcSolution:
+        """Solve for V(s); the solution's ``u0`` is the policy π(s)."""
+        return self._solve("V", _vector("state s", s, self.fns.nx), None)
+
+    def q_value(self, s: npt.ArrayLike, a: npt.ArrayLike) -> MpcSolution:
+        """Solve for Q(s, a): the first input is fixed to ``a``."""
+        return self._solve("Q", _vector("state s", s, self.fns.nx),
+                           _vector("action a", a, self.fns.nu))
+
+    def policy(self, s: npt.ArrayLike) -> FloatArray:
+        """π(s) = u_0 of the V solution."""
+        return self.value(s).u0
+
+    # --- sensitivities --------------------------------------------------------------------
+    @property
+    def sensitivities(self) -> Sensitivities:
+        """∇θV, ∇θQ, ∇θπ and Hessians at acados solutions (built lazily)."""
+        if self._sens is None:
+            from toolkit.sensitivities import Sensitivities
+
+            self._sens = Sensitivities(self.fns)
+        return self._sens
+
+    def close(self) -> None:
+        for inst in self._instances.values():
+            inst.close()
+        self._instances.clear()

@@ -1,0 +1,150 @@
+/*
+ * rlmpc_glue.c - a thin, allocation-free-per-call C layer over one
+ * acados-generated OCP solver, so that Python crosses the ctypes boundary once
+ * per solve instead of once per stage and field.
+ *
+ * Compiled per generated solver with
+ *   -DRLMPC_MODEL=<model name>  -DRLMPC_HEADER="acados_solver_<model name>.h"
+ *
+ * Iterate layout used by rlmpc_get_iterate / rlmpc_set_iterate, stage by stage:
+ *   x_0..x_N | u_0..u_{N-1} | sl_0..sl_N | su_0..su_N | pi_0..pi_{N-1} | lam_0..lam_N
+ * with per-stage sizes as reported by rlmpc_stage_sizes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "acados_c/ocp_nlp_interface.h"
+#include RLMPC_HEADER
+
+#define RLMPC_CAT2(a, b) a##b
+#define RLMPC_CAT(a, b) RLMPC_CAT2(a, b)
+#define RLMPC_FN(suffix) RLMPC_CAT(RLMPC_MODEL, suffix)
+#define RLMPC_CAPSULE RLMPC_CAT(RLMPC_MODEL, _solver_capsule)
+
+typedef struct {
+    RLMPC_CAPSULE *capsule;
+    ocp_nlp_config *config;
+    ocp_nlp_dims *dims;
+    ocp_nlp_in *in;
+    ocp_nlp_out *out;
+    ocp_nlp_solver *solver;
+    int N;
+} rlmpc_handle;
+
+static const char *const FIELDS[] = {"x", "u", "sl", "su", "pi", "lam"};
+enum { NFIELDS = 6 };
+
+void *rlmpc_create(void) {
+    RLMPC_CAPSULE *capsule = RLMPC_FN(_acados_create_capsule)();
+    if (capsule == NULL) return NULL;
+    if (RLMPC_FN(_acados_create)(capsule) != 0) {
+        RLMPC_FN(_acados_free_capsule)(capsule);
+        return NULL;
+    }
+    rlmpc_handle *h = (rlmpc_handle *)calloc(1, sizeof(rlmpc_handle));
+    if (h == NULL) return NULL;
+    h->capsule = capsule;
+    h->config = RLMPC_FN(_acados_get_nlp_config)(capsule);
+    h->dims = RLMPC_FN(_acados_get_nlp_dims)(capsule);
+    h->in = RLMPC_FN(_acados_get_nlp_in)(capsule);
+    h->out = RLMPC_FN(_acados_get_nlp_out)(capsule);
+    h->solver = RLMPC_FN(_acados_get_nlp_solver)(capsule);
+    h->N = h->dims->N;
+    return h;
+}
+
+void rlmpc_free(void *handle) {
+    rlmpc_handle *h = (rlmpc_handle *)handle;
+    if (h == NULL) return;
+    RLMPC_FN(_acados_free)(h->capsule);
+    RLMPC_FN(_acados_free_capsule)(h->capsule);
+    free(h);
+}
+
+int rlmpc_horizon(void *handle) { return ((rlmpc_handle *)handle)->N; }
+
+/* sizes[k*6 + f] for stage k = 0..N and field f in FIELDS (0 where absent). */
+void rlmpc_stage_sizes(void *handle, int *sizes) {
+    rlmpc_handle *h = (rlmpc_handle *)handle;
+    for (int k = 0; k <= h->N; k++) {
+        for (int f = 0; f < NFIELDS; f++) {
+            int absent = (k == h->N) && (f == 1 || f == 4); /* no u_N, no pi_N */
+            sizes[k * NFIELDS + f] =
+                absent ? 0 : ocp_nlp_dims_get_from_attr(h->config, h->dims, h->out, k, FIELDS[f]);
+        }
+    }
+}
+
+int rlmpc_set_params(void *handle, int stage, double *p, int np) {
+    rlmpc_handle *h = (rlmpc_handle *)handle;
+    return RLMPC_FN(_acados_update_params)(h->capsule, stage, p, np);
+}
+
+/* Set the same parameter block on all stages: p_all holds (N+1) rows of np. */
+int rlmpc_set_params_all(void *handle, double *p_all, int np) {
+    rlmpc_handle *h = (rlmpc_handle *)handle;
+    for (int k = 0; k <= h->N; k++) {
+        int status = RLMPC_FN(_acados_update_params)(h->capsule, k, p_all + k * np, np);
+        if (status != 0) return status;
+    }
+    return 0;
+}
+
+void rlmpc_constraints_set(void *handle, int stage, const char *field, double *value) {
+    rlmpc_handle *h = (rlmpc_handle *)handle;
+    ocp_nlp_constraints_model_set(h->config, h->dims, h->in, stage, field, value);
+}
+
+void rlmpc_cost_set(void *handle, int stage, const char *field, double *value) {
+    rlmpc_handle *h = (rlmpc_handle *)handle;
+    ocp_nlp_cost_model_set(h->config, h->dims, h->in, stage, field, value);
+}
+
+/*
+ * One solve: x_0 fixed to x0, u_0 bounded by [lbu0, ubu0] (equal for Q(s,a)).
+ * stats: [status, sqp_iter, time_tot, cost]
+ */
+int rlmpc_solve(void *handle, double *x0, double *lbu0, double *ubu0, double *stats) {
+    rlmpc_handle *h = (rlmpc_handle *)handle;
+    ocp_nlp_constraints_model_set(h->config, h->dims, h->in, 0, "lbx", x0);
+    ocp_nlp_constraints_model_set(h->config, h->dims, h->in, 0, "ubx", x0);
+    if (lbu0 != NULL) ocp_nlp_constraints_model_set(h->config, h->dims, h->in, 0, "lbu", lbu0);
+    if (ubu0 != NULL) ocp_nlp_constraints_model_set(h->config, h->dims, h->in, 0, "ubu", ubu0);
+    int status = RLMPC_FN(_acados_solve)(h->capsule);
+    int sqp_iter = 0;
+    double time_tot = 0.0, cost = 0.0;
+    ocp_nlp_get(h->config, h->solver, "sqp_iter", &sqp_iter);
+    ocp_nlp_get(h->config, h->solver, "time_tot", &time_tot);
+    ocp_nlp_eval_cost(h->solver, h->in, h->out);
+    ocp_nlp_get(h->config, h->solver, "cost_value", &cost);
+    stats[0] = (double)status;
+    stats[1] = (double)sqp_iter;
+    stats[2] = time_tot;
+    stats[3] = cost;
+    return status;
+}
+
+static void copy_iterate(rlmpc_handle *h, double *buf, int to_solver) {
+    double *cur = buf;
+    for (int f = 0; f < NFIELDS; f++) {
+        for (int k = 0; k <= h->N; k++) {
+            if (k == h->N && (f == 1 || f == 4)) continue;
+            int n = ocp_nlp_dims_get_from_attr(h->config, h->dims, h->out, k, FIELDS[f]);
+            if (n == 0) continue;
+            if (to_solver)
+                ocp_nlp_out_set(h->config, h->dims, h->out, k, FIELDS[f], cur);
+            else
+                ocp_nlp_out_get(h->config, h->dims, h->out, k, FIELDS[f], cur);
+            cur += n;
+        }
+    }
+}
+
+void rlmpc_get_iterate(void *handle, double *buf) { copy_iterate((rlmpc_handle *)handle, buf, 0); }
+
+void rlmpc_set_iterate(void *handle, double *buf) { copy_iterate((rlmpc_handle *)handle, buf, 1); }
+
+int rlmpc_reset(void *handle) {
+    rlmpc_handle *h = (rlmpc_handle *)handle;
+    return RLMPC_FN(_acados_reset)(h->capsule, 1);
+}

@@ -1,0 +1,77 @@
+"""Solver options for the acados MPC, validated before anything reaches C."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+# Only these QP solvers are compiled into the PyPI libacados (v0.2.2).  Others make
+# the C library print and call exit() (OSQP, qpDUNES) or fail to link (DAQP).
+QP_SOLVERS = ("PARTIAL_CONDENSING_HPIPM", "FULL_CONDENSING_HPIPM", "FULL_CONDENSING_QPOASES")
+NLP_SOLVERS = ("SQP", "SQP_RTI")
+HESSIANS = ("EXACT", "GAUSS_NEWTON")
+REGULARIZATIONS = ("NO_REGULARIZE", "MIRROR", "PROJECT", "PROJECT_REDUC_HESS", "CONVEXIFY")
+HPIPM_MODES = ("BALANCE", "ROBUST", "SPEED", "SPEED_ABS")
+GLOBALIZATIONS = ("FIXED_STEP", "MERIT_BACKTRACKING")
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """Options of the generated acados solver.
+
+    The defaults give converged, accurate solutions (needed for sensitivities):
+    full SQP with the exact Hessian, HPIPM, tolerance 1e-8.  For a fast
+    real-time policy use ``nlp_solver="SQP_RTI"``.
+    """
+
+    nlp_solver: str = "SQP"
+    qp_solver: str = "PARTIAL_CONDENSING_HPIPM"
+    hessian: str = "EXACT"
+    regularization: str = "MIRROR"
+    globalization: str = "FIXED_STEP"
+    max_iter: int = 100
+    tol: float = 1e-8
+    qp_max_iter: int = 100
+    qp_tol: float | None = None
+    hpipm_mode: str = "ROBUST"
+    levenberg_marquardt: float = 0.0
+    warm_start: bool = True
+
+    def __post_init__(self) -> None:
+        choices = {
+            "nlp_solver": NLP_SOLVERS, "qp_solver": QP_SOLVERS, "hessian": HESSIANS,
+            "regularization": REGULARIZATIONS, "hpipm_mode": HPIPM_MODES,
+            "globalization": GLOBALIZATIONS,
+        }
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                extra = (" (this acados build lacks it; libacados would exit the process)"
+                         if name == "qp_solver" else "")
+                raise ValueError(
+                    f"solver option {name}: {value!r} is not supported{extra}; "
+                    f"expected one of {list(allowed)}"
+                )
+        for name in ("max_iter", "qp_max_iter"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"solver option {name}: expected a positive integer, got {value!r}")
+        for name in ("tol", "qp_tol"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int | float) and 0 < value < 1):
+                raise ValueError(f"solver option {name}: expected a number in (0, 1), got {value!r}")
+        if not self.levenberg_marquardt >= 0:
+            raise ValueError("solver option levenberg_marquardt: expected a number >= 0")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "solver options") -> SolverOptions:
+        """Build from a mapping (e.g. a TOML table), rejecting unknown keys."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown option(s) {unknown}; expected some of {sorted(known)}")
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,234 @@
+"""Parametric sensitivities of the MPC at acados' primal-dual solution.
+
+acados v0.2.2 has no sensitivities with respect to parameters, so they are built
+here with CasADi from the NLP transcription (:mod:`toolkit.nlp`) of the same
+problem and evaluated at the acados iterate.
+
+acados' multiplier conventions (v0.2.2), relied on by :meth:`Sensitivities.unpack`
+and verified by ``tests/test_sensitivities.py`` (stationarity of the Lagrangian
+and finite differences):
+
+* ``pi_k`` (k = 0..N-1) belongs to the dynamics ``x_{k+1} = F(x_k, u_k)``; acados'
+  Lagrangian carries ``+ pi_kᵀ (F(x_k,u_k) - x_{k+1})``, so the multiplier of our
+  ``x_{k+1} - F = 0`` row is ``-pi_k``.
+* ``lam_k`` stacks, per stage, ``[lbu, lbx, lh, ubu, ubx, uh, lsl, lsu]`` (``lg`` and
+  ``lphi`` are empty here), every entry ``>= 0``.  A lower bound ``lb <= z`` enters as
+  ``lam_l (lb - z)``, an upper bound ``z <= ub`` as ``lam_u (z - ub)``, and the slack
+  bounds ``s >= 0`` as ``-lam_s s``.  Box bounds on stage 0 include the initial
+  state (``lbx = ubx = s``) and, for Q(s,a), the first input (``lbu = ubu = a``),
+  whose equality multipliers are therefore ``lam_u - lam_l``.
+* Soft rows of ``h`` carry slacks ``sl, su`` in the order of ``idxsh``;
+  ``lh - sl <= h <= uh + su``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import casadi as cs
+import numpy as np
+
+from toolkit.acados_instance import IterateLayout
+from toolkit.mpc import MpcSolution
+from toolkit.nlp import Transcription, stage_soft_rows, transcribe
+from toolkit.parameters import FloatArray
+from toolkit.problem import ProblemFunctions
+
+PI_SIGN = -1.0  # multiplier of (x_{k+1} - F) = PI_SIGN * acados pi_k
+ACTIVE_TOL = 1e-7  # a multiplier above this marks an active inequality
+
+
+@dataclass(frozen=True)
+class _MultiplierMap:
+    """Index maps from the acados iterate (with a trailing zero) to (w, μ, λ)."""
+
+    w: np.ndarray
+    mu_plus: np.ndarray
+    mu_minus: np.ndarray
+    mu_scale: np.ndarray
+    lam: np.ndarray
+
+
+@dataclass(frozen=True)
+class KktSensitivity:
+    """Derivatives of the primal solution and active multipliers w.r.t. θ."""
+
+    dw: FloatArray  # (nw, nθ)
+    dmu: FloatArray  # (neq, nθ)
+    dlam_active: FloatArray  # (n_active, nθ)
+    active: np.ndarray  # indices of active inequalities
+
+
+class _Evaluators:
+    """Compiled CasADi functions of one transcription (V or Q)."""
+
+    def __init__(self, tr: Transcription) -> None:
+        mu = cs.SX.sym("mu", tr.g_eq.shape[0])
+        lam = cs.SX.sym("lam", tr.g_in.shape[0])
+        lag = tr.lagrangian(mu, lam)
+        args = [tr.w, mu, lam, tr.s, tr.a, tr.theta, tr.p]
+        names = ["w", "mu", "lam", "s", "a", "theta", "p"]
+        grad_th = cs.gradient(lag, tr.theta)
+        grad_w = cs.gradient(lag, tr.w)
+        self.grad_theta = cs.Function("grad_theta", args, [grad_th], names, ["g"])
+        self.stationarity = cs.Function("stationarity", args, [grad_w], names, ["r"])
+        self.grad_s = cs.Function("grad_s", args, [cs.gradient(lag, tr.s)], names, ["g"])
+        self.grad_a = cs.Function("grad_a", args, [cs.gradient(lag, tr.a)], names, ["g"])
+        self.hess_theta = cs.Function("hess_theta", args, [cs.jacobian(grad_th, tr.theta)],
+                                      names, ["h"])
+        self.kkt = cs.Function("kkt", args, [
+            cs.jacobian(grad_w, tr.w),  # ∇²_ww L
+            cs.jacobian(tr.g_eq, tr.w),
+            cs.jacobian(tr.g_in, tr.w),
+            cs.jacobian(grad_w, tr.theta),  # ∇²_wθ L
+            cs.jacobian(tr.g_eq, tr.theta),
+            cs.jacobian(tr.g_in, tr.theta),
+            cs.jacobian(grad_th, tr.theta),  # ∇²_θθ L
+        ], names, ["H", "Jeq", "Jin", "Hwt", "Jeq_t", "Jin_t", "Htt"])
+
+
+class Sensitivities:
+    """∇θV, ∇θQ, ∇θπ, ∇sV, ∇aQ and Hessians of Q in θ for one problem."""
+
+    def __init__(self, fns: ProblemFunctions) -> None:
+        self.fns = fns
+        self.transcriptions = {False: transcribe(fns, False), True: transcribe(fns, True)}
+        self._evaluators: dict[bool, _Evaluators] = {}
+        self._maps: dict[tuple[bool, int], _MultiplierMap] = {}
+
+    def _eval(self, is_q: bool) -> _Evaluators:
+        if is_q not in self._evaluators:
+            self._evaluators[is_q] = _Evaluators(self.transcriptions[is_q])
+        return self._evaluators[is_q]
+
+    # --- mapping acados -> NLP -------------------------------------------------------------
+    def _map(self, is_q: bool, layout: IterateLayout) -> _MultiplierMap:
+        key = (is_q, id(layout))
+        cached = self._maps.get(key)
+        if cached is not None:
+            return cached
+        fns, tr = self.fns, self.transcriptions[is_q]
+        N, nx, nu = fns.horizon, fns.nx, fns.nu
+        zero = layout.total  # index of the appended zero
+        w = np.empty(tr.nw, dtype=int)
+        for k in range(N + 1):
+            w[tr.x_index[k]] = layout.index("x", k)
+            if k < N:
+                w[tr.u_index[k]] = layout.index("u", k)
+            # stage-0 state rows are relaxed in acados and absent from the NLP
+            w[tr.sl_index[k]] = layout.index("sl", k)
+            w[tr.su_index[k]] = layout.index("su", k)
+
+        def lam_index(k: int, kind: str, i: int) -> int:
+            nbu = nu if k < N else 0
+            nbx = nx if k == 0 else 0
+            nb = nbu + nbx
+            nh = fns.state_rows.n + (fns.path_rows.n if k < N else 0)
+            ns = len(stage_soft_rows(fns, k))
+            offset = {"lbu": 0, "lbx": nbu, "lh": nb, "ubu": nb + nh, "ubx": nb + nh + nbu,
+                      "uh": 2 * nb + nh, "lsl": 2 * (nb + nh), "lsu": 2 * (nb + nh) + ns}[kind]
+            base = layout.index("lam", k)
+            if base.size != 2 * (nb + nh + ns):
+                raise RuntimeError(f"acados lam at stage {k} has {base.size} entries, "
+                                   f"expected {2 * (nb + nh + ns)}")
+            return int(base[offset + i])
+
+        plus, minus, scale = [], [], []
+        for i in range(nx):  # x_0 - s = 0
+            plus.append(lam_index(0, "ubx", i))
+            minus.append(lam_index(0, "lbx", i))
+            scale.append(1.0)
+        for k in range(N):  # x_{k+1} - F = 0
+            for i, idx in enumerate(layout.index("pi", k)):
+                plus.append(int(idx))
+                minus.append(zero)
+                scale.append(PI_SIGN)
+                del i
+        if is_q:  # u_0 - a = 0
+            for i in range(nu):
+                plus.append(lam_index(0, "ubu", i))
+                minus.append(lam_index(0, "lbu", i))
+                scale.append(1.0)
+        lam = np.array([lam_index(r.stage, r.kind, r.index) for r in tr.ineq_rows], dtype=int)
+        result = _MultiplierMap(w, np.array(plus), np.array(minus), np.array(scale), lam)
+        self._maps[key] = result
+        return result
+
+    def unpack(self, sol: MpcSolution) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(w, μ, λ) of the NLP from an acados solution."""
+        m = self._map(sol.a is not None, sol.layout)
+        it = np.append(sol.iterate, 0.0)
+        mu = m.mu_scale * (it[m.mu_plus] - it[m.mu_minus])
+        return it[m.w], mu, it[m.lam]
+
+    def _args(self, sol: MpcSolution) -> list[FloatArray]:
+        w, mu, lam = self.unpack(sol)
+        a = sol.a if sol.a is not None else np.zeros(self.fns.nu)
+        return [w, mu, lam, sol.s, a, sol.theta, sol.p]
+
+    # --- first order -----------------------------------------------------------------------
+    def grad_theta(self, sol: MpcSolution) -> FloatArray:
+        """∇θV(s) or ∇θQ(s,a) = ∂L/∂θ at the primal-dual solution."""
+        return np.asarray(self._eval(sol.a is not None).grad_theta(*self._args(sol))).ravel()
+
+    def grad_state(self, sol: MpcSolution) -> FloatArray:
+        """∇sV(s) (or ∇sQ(s,a))."""
+        return np.asarray(self._eval(sol.a is not None).grad_s(*self._args(sol))).ravel()
+
+    def grad_action(self, sol: MpcSolution) -> FloatArray:
+        """∇aQ(s,a) for a Q solution."""
+        if sol.a is None:
+            raise ValueError("grad_action: expected a Q(s,a) solution, got a V(s) solution")
+        return np.asarray(self._eval(True).grad_a(*self._args(sol))).ravel()
+
+    def stationarity(self, sol: MpcSolution) -> FloatArray:
+        """∇_w L at the solution (zero at a KKT point; used to check conventions)."""
+        return np.asarray(self._eval(sol.a is not None).stationarity(*self._args(sol))).ravel()
+
+    # --- KKT sensitivities ------------------------------------------------------------------
+    def _kkt_blocks(self, sol: MpcSolution) -> list[FloatArray]:
+        out = self._eval(sol.a is not None).kkt(*self._args(sol))
+        return [np.asarray(o) for o in out]
+
+    def kkt_sensitivity(self, sol: MpcSolution,
+                        blocks: list[FloatArray] | None = None) -> KktSensitivity:
+        """Solve the KKT system on the active set for d(w, μ, λ_A)/dθ."""
+        H, Jeq, Jin, Hwt, Jeq_t, Jin_t, _ = blocks or self._kkt_blocks(sol)
+        _, _, lam = self.unpack(sol)
+        active = np.where(lam > ACTIVE_TOL)[0]
+        JA, JA_t = Jin[active], Jin_t[active]
+        nw, neq, na = H.shape[0], Jeq.shape[0], active.size
+        K = np.zeros((nw + neq + na, nw + neq + na))
+        K[:nw, :nw] = H
+        K[:nw, nw:nw + neq] = Jeq.T
+        K[:nw, nw + neq:] = JA.T
+        K[nw:nw + neq, :nw] = Jeq
+        K[nw + neq:, :nw] = JA
+        rhs = -np.vstack([Hwt, Jeq_t, JA_t])
+        try:
+            dz = np.linalg.solve(K, rhs)
+        except np.linalg.LinAlgError:
+            dz = np.linalg.lstsq(K, rhs, rcond=None)[0]
+        return KktSensitivity(dz[:nw], dz[nw:nw + neq], dz[nw + neq:], active)
+
+    def policy_jacobian(self, sol: MpcSolution) -> FloatArray:
+        """∇θπ(s) = ∂u_0/∂θ, shape (nu, nθ), from a V solution."""
+        if sol.a is not None:
+            raise ValueError("policy_jacobian: expected a V(s) solution, got a Q(s,a) solution")
+        sens = self.kkt_sensitivity(sol)
+        return sens.dw[self.transcriptions[False].u_index[0]]
+
+    def hessian_theta(self, sol: MpcSolution, full: bool = False) -> FloatArray:
+        """Hessian of V or Q in θ.
+
+        ``full=False`` gives ∂²L/∂θ² at fixed primal-dual solution (the usual
+        approximation of second-order LSTD Q-learning); ``full=True`` adds the
+        term through the solution's own dependence on θ (KKT sensitivities).
+        """
+        if not full:
+            return np.asarray(self._eval(sol.a is not None).hess_theta(*self._args(sol)))
+        blocks = self._kkt_blocks(sol)
+        _, _, _, Hwt, Jeq_t, Jin_t, Htt = blocks
+        sens = self.kkt_sensitivity(sol, blocks)
+        total = Htt + Hwt.T @ sens.dw + Jeq_t.T @ sens.dmu + Jin_t[sens.active].T @ sens.dlam_active
+        return np.asarray(0.5 * (total + total.T))
