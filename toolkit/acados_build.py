@@ -138,7 +138,10 @@ def _make_ocp(fns: ProblemFunctions, options: SolverOptions, model_name: str,
     opts.nlp_solver_tol_eq = options.tol
     opts.nlp_solver_tol_ineq = options.tol
     opts.nlp_solver_tol_comp = options.tol
-    qp_tol = options.qp_tol if options.qp_tol is not None else options.tol / 10
+    # The QP's inaccuracy floors the NLP's stationarity residual, and HPIPM's
+    # complementarity measure is a mean where the NLP's is a max: solve QPs well below
+    # the NLP tolerance.
+    qp_tol = options.qp_tol if options.qp_tol is not None else min(options.tol * 1e-2, 1e-10)
     opts.qp_solver_tol_stat = qp_tol
     opts.qp_solver_tol_eq = qp_tol
     opts.qp_solver_tol_ineq = qp_tol

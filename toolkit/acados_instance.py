@@ -98,6 +98,8 @@ class AcadosInstance:
         self.layout = IterateLayout.from_sizes(sizes.reshape(self.horizon + 1, len(FIELDS)))
         self._iterate = np.zeros(self.layout.total)
         self._stats = np.zeros(4)
+        self._trap = acados_runtime.StdoutTrap()
+        self.last_output = ""
 
     def close(self) -> None:
         if getattr(self, "_handle", None):
@@ -123,8 +125,14 @@ class AcadosInstance:
         self._lib.rlmpc_cost_set(self._handle, stage, field.encode(), _ptr(arr))
 
     def solve(self, x0: FloatArray, lbu0: FloatArray, ubu0: FloatArray) -> SolveStats:
-        """Solve with x_0 = x0 and lbu0 <= u_0 <= ubu0; inputs must be float64 arrays."""
-        self._lib.rlmpc_solve(self._handle, _ptr(x0), _ptr(lbu0), _ptr(ubu0), _ptr(self._stats))
+        """Solve with x_0 = x0 and lbu0 <= u_0 <= ubu0; inputs must be float64 arrays.
+
+        What acados prints during the solve is kept in :attr:`last_output`.
+        """
+        with self._trap:
+            self._lib.rlmpc_solve(self._handle, _ptr(x0), _ptr(lbu0), _ptr(ubu0),
+                                  _ptr(self._stats))
+        self.last_output = self._trap.take()
         st = self._stats
         return SolveStats(int(st[0]), int(st[1]), float(st[2]), float(st[3]))
 

@@ -150,6 +150,39 @@ def captured_output() -> Iterator[list[str]]:
             sink.append(tmp.read().decode(errors="replace"))
 
 
+class StdoutTrap:
+    """Cheap, reusable capture of file descriptor 1 around a C call.
+
+    For the solve loop, where :func:`captured_output` (a new temporary file per
+    use) would cost more than the solve.  The C side must ``fflush(stdout)``
+    before returning.  Whatever was printed is returned by :meth:`take`.
+    """
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(mode="w+b")
+        self._saved = -1
+
+    def __enter__(self) -> StdoutTrap:
+        sys.stdout.flush()
+        self._saved = os.dup(1)
+        os.dup2(self._file.fileno(), 1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.dup2(self._saved, 1)
+        os.close(self._saved)
+
+    def take(self) -> str:
+        """Text captured since the last call (empty string when nothing was printed)."""
+        if os.fstat(self._file.fileno()).st_size == 0:
+            return ""
+        self._file.seek(0)
+        text = self._file.read().decode(errors="replace")
+        self._file.seek(0)
+        self._file.truncate()
+        return text
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """One line of the installation check."""

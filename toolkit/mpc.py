@@ -214,6 +214,11 @@ class MPC:
             self._sens = Sensitivities(self.fns)
         return self._sens
 
+    def reset(self) -> None:
+        """Forget warm starts: the next solves start from a zero iterate."""
+        for inst in self._instances.values():
+            inst.reset()
+
     def close(self) -> None:
         for inst in self._instances.values():
             inst.close()

@@ -29,6 +29,7 @@ import casadi as cs
 import numpy as np
 
 from toolkit.acados_instance import IterateLayout
+from toolkit.fast_function import FastFunction
 from toolkit.mpc import MpcSolution
 from toolkit.nlp import Transcription, stage_soft_rows, transcribe
 from toolkit.parameters import FloatArray
@@ -59,24 +60,45 @@ class KktSensitivity:
     active: np.ndarray  # indices of active inequalities
 
 
+@dataclass(frozen=True)
+class Regularity:
+    """Whether the solution is regular enough for derivatives to exist.
+
+    Without strict complementarity (an inequality active with a zero multiplier)
+    π is not differentiable; without LICQ (linearly dependent active constraints)
+    the multipliers are not unique and V, Q may not be differentiable either.
+    """
+
+    strict_complementarity: bool
+    licq: bool
+    n_active: int
+
+    @property
+    def regular(self) -> bool:
+        return self.strict_complementarity and self.licq
+
+
 class _Evaluators:
-    """Compiled CasADi functions of one transcription (V or Q)."""
+    """Fast evaluators of one transcription (V or Q), all with arguments
+    ``(w, μ, λ, s, a, θ, p)``."""
 
     def __init__(self, tr: Transcription) -> None:
         mu = cs.SX.sym("mu", tr.g_eq.shape[0])
         lam = cs.SX.sym("lam", tr.g_in.shape[0])
         lag = tr.lagrangian(mu, lam)
         args = [tr.w, mu, lam, tr.s, tr.a, tr.theta, tr.p]
-        names = ["w", "mu", "lam", "s", "a", "theta", "p"]
         grad_th = cs.gradient(lag, tr.theta)
         grad_w = cs.gradient(lag, tr.w)
-        self.grad_theta = cs.Function("grad_theta", args, [grad_th], names, ["g"])
-        self.stationarity = cs.Function("stationarity", args, [grad_w], names, ["r"])
-        self.grad_s = cs.Function("grad_s", args, [cs.gradient(lag, tr.s)], names, ["g"])
-        self.grad_a = cs.Function("grad_a", args, [cs.gradient(lag, tr.a)], names, ["g"])
-        self.hess_theta = cs.Function("hess_theta", args, [cs.jacobian(grad_th, tr.theta)],
-                                      names, ["h"])
-        self.kkt = cs.Function("kkt", args, [
+
+        def fast(name: str, *outs: cs.SX) -> FastFunction:
+            return FastFunction(cs.Function(name, args, list(outs)))
+
+        self.first_order = fast("first_order", grad_th, cs.gradient(lag, tr.s),
+                                cs.gradient(lag, tr.a))
+        self.stationarity = fast("stationarity", grad_w, tr.g_in)
+        self.hess_theta = fast("hess_theta", grad_th, cs.jacobian(grad_th, tr.theta))
+        self.kkt = fast(
+            "kkt",
             cs.jacobian(grad_w, tr.w),  # ∇²_ww L
             cs.jacobian(tr.g_eq, tr.w),
             cs.jacobian(tr.g_in, tr.w),
@@ -84,7 +106,7 @@ class _Evaluators:
             cs.jacobian(tr.g_eq, tr.theta),
             cs.jacobian(tr.g_in, tr.theta),
             cs.jacobian(grad_th, tr.theta),  # ∇²_θθ L
-        ], names, ["H", "Jeq", "Jin", "Hwt", "Jeq_t", "Jin_t", "Htt"])
+        )
 
 
 class Sensitivities:
@@ -169,26 +191,45 @@ class Sensitivities:
     # --- first order -----------------------------------------------------------------------
     def grad_theta(self, sol: MpcSolution) -> FloatArray:
         """∇θV(s) or ∇θQ(s,a) = ∂L/∂θ at the primal-dual solution."""
-        return np.asarray(self._eval(sol.a is not None).grad_theta(*self._args(sol))).ravel()
+        return self._eval(sol.a is not None).first_order(*self._args(sol))[0].copy()
 
     def grad_state(self, sol: MpcSolution) -> FloatArray:
         """∇sV(s) (or ∇sQ(s,a))."""
-        return np.asarray(self._eval(sol.a is not None).grad_s(*self._args(sol))).ravel()
+        return self._eval(sol.a is not None).first_order(*self._args(sol))[1].copy()
 
     def grad_action(self, sol: MpcSolution) -> FloatArray:
         """∇aQ(s,a) for a Q solution."""
         if sol.a is None:
             raise ValueError("grad_action: expected a Q(s,a) solution, got a V(s) solution")
-        return np.asarray(self._eval(True).grad_a(*self._args(sol))).ravel()
+        return self._eval(True).first_order(*self._args(sol))[2].copy()
 
     def stationarity(self, sol: MpcSolution) -> FloatArray:
         """∇_w L at the solution (zero at a KKT point; used to check conventions)."""
-        return np.asarray(self._eval(sol.a is not None).stationarity(*self._args(sol))).ravel()
+        return self._eval(sol.a is not None).stationarity(*self._args(sol))[0].copy()
+
+    def inequalities(self, sol: MpcSolution) -> tuple[FloatArray, FloatArray]:
+        """(g_in(w), λ): inequality values (<= 0 when feasible) and their multipliers."""
+        args = self._args(sol)
+        return self._eval(sol.a is not None).stationarity(*args)[1].copy(), args[2]
+
+    def grad_and_hessian_theta(self, sol: MpcSolution) -> tuple[FloatArray, FloatArray]:
+        """(∂L/∂θ, ∂²L/∂θ²) in one evaluation: what second-order LSTD needs per step."""
+        g, h = self._eval(sol.a is not None).hess_theta(*self._args(sol))
+        return g.copy(), h.copy()
+
+    def regularity(self, sol: MpcSolution, tol: float = 1e-5) -> Regularity:
+        """Check strict complementarity and LICQ at the solution (diagnostics)."""
+        g, lam = self.inequalities(sol)
+        weak = (lam < tol) & (g > -tol)
+        _, Jeq, Jin, *_ = self._kkt_blocks(sol)
+        active = np.where(lam >= tol)[0]
+        J = np.vstack([Jeq, Jin[active]])
+        licq = bool(np.linalg.matrix_rank(J) == J.shape[0])
+        return Regularity(not bool(np.any(weak)), licq, int(active.size))
 
     # --- KKT sensitivities ------------------------------------------------------------------
     def _kkt_blocks(self, sol: MpcSolution) -> list[FloatArray]:
-        out = self._eval(sol.a is not None).kkt(*self._args(sol))
-        return [np.asarray(o) for o in out]
+        return [o.copy() for o in self._eval(sol.a is not None).kkt(*self._args(sol))]
 
     def kkt_sensitivity(self, sol: MpcSolution,
                         blocks: list[FloatArray] | None = None) -> KktSensitivity:
@@ -226,7 +267,7 @@ class Sensitivities:
         term through the solution's own dependence on θ (KKT sensitivities).
         """
         if not full:
-            return np.asarray(self._eval(sol.a is not None).hess_theta(*self._args(sol)))
+            return self.grad_and_hessian_theta(sol)[1]
         blocks = self._kkt_blocks(sol)
         _, _, _, Hwt, Jeq_t, Jin_t, Htt = blocks
         sens = self.kkt_sensitivity(sol, blocks)

@@ -10,6 +10,7 @@
  *   x_0..x_N | u_0..u_{N-1} | sl_0..sl_N | su_0..su_N | pi_0..pi_{N-1} | lam_0..lam_N
  * with per-stage sizes as reported by rlmpc_stage_sizes.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,6 +122,7 @@ int rlmpc_solve(void *handle, double *x0, double *lbu0, double *ubu0, double *st
     stats[1] = (double)sqp_iter;
     stats[2] = time_tot;
     stats[3] = cost;
+    fflush(stdout); /* acados prints on failures; the caller captures fd 1 */
     return status;
 }
 
