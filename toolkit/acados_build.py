@@ -204,7 +204,7 @@ def _generate(fns: ProblemFunctions, options: SolverOptions, model_name: str,
             try:
                 tpl.AcadosOcpSolver.generate(ocp, json_file=json_file)
                 error: Exception | None = None
-            except Exception as exc:  # noqa: BLE001 - re-raised below with the log
+            except Exception as exc:
                 error = exc
     finally:
         os.chdir(cwd)

@@ -23,10 +23,11 @@ class FastFunction:
     """
 
     def __init__(self, fn: cs.Function) -> None:
-        outs = [cs.densify(o) for o in fn.call(fn.sx_in() if fn.is_a("SXFunction")
-                                               else fn.mx_in())]
-        self.fn = cs.Function(fn.name() + "_dense", fn.sx_in() if fn.is_a("SXFunction")
-                              else fn.mx_in(), outs)
+        if not fn.is_a("SXFunction"):
+            raise ValueError(f"FastFunction: expected an SX function, got {fn.class_name()}")
+        inputs = fn.sx_in()
+        outs: list[cs.SX] = [cs.densify(o) for o in fn.call(inputs)]
+        self.fn = cs.Function(fn.name() + "_dense", inputs, outs)
         self._buf, self._eval = self.fn.buffer()
         self._inputs = [np.zeros(self.fn.nnz_in(i)) for i in range(self.fn.n_in())]
         self._outputs: list[FloatArray] = []
@@ -36,10 +37,11 @@ class FastFunction:
             raw = np.zeros((cols, rows))  # CasADi stores column-major
             self._outputs.append(raw)
             self._views.append(raw.T if cols > 1 else raw.reshape(rows))
+        # the SWIG typemap takes (buffer, size) from one memoryview argument
         for i, arr in enumerate(self._inputs):
-            self._buf.set_arg(i, memoryview(arr))
-        for i, arr in enumerate(self._outputs):
-            self._buf.set_res(i, memoryview(arr))
+            self._buf.set_arg(i, memoryview(arr))  # type: ignore[call-arg, arg-type]
+        for i, out in enumerate(self._outputs):
+            self._buf.set_res(i, memoryview(out))  # type: ignore[call-arg, arg-type]
 
     def __call__(self, *args: FloatArray) -> list[FloatArray]:
         if len(args) != len(self._inputs):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -13,7 +12,7 @@ from toolkit.acados_build import BIG_BOUND, build_solver
 from toolkit.acados_instance import AcadosInstance, IterateLayout
 from toolkit.nlp import slack_weights, stage_soft_rows
 from toolkit.options import SolverOptions
-from toolkit.parameters import FloatArray
+from toolkit.parameters import FloatArray, ParameterValues
 from toolkit.problem import ParametricMPC, ProblemFunctions
 
 if TYPE_CHECKING:
@@ -93,8 +92,8 @@ class MPC:
 
     def __init__(self, problem: ParametricMPC | ProblemFunctions,
                  options: SolverOptions | None = None,
-                 theta: Mapping[str, object] | npt.ArrayLike | None = None,
-                 p: Mapping[str, object] | npt.ArrayLike | None = None) -> None:
+                 theta: ParameterValues | None = None,
+                 p: ParameterValues | None = None) -> None:
         self.fns = problem.build() if isinstance(problem, ParametricMPC) else problem
         self.options = options or SolverOptions()
         self.built = build_solver(self.fns, self.options)
@@ -113,7 +112,7 @@ class MPC:
         return self._theta.copy()
 
     @theta.setter
-    def theta(self, value: Mapping[str, object] | npt.ArrayLike) -> None:
+    def theta(self, value: ParameterValues) -> None:
         self._theta = self.fns.theta.flatten(value)
         self._push_parameters()
 
@@ -122,7 +121,7 @@ class MPC:
         return self._p.copy()
 
     @p.setter
-    def p(self, value: Mapping[str, object] | npt.ArrayLike) -> None:
+    def p(self, value: ParameterValues) -> None:
         self._p = self.fns.params.flatten(value, check_bounds=False)
         self._push_parameters()
 
@@ -176,10 +175,7 @@ class MPC:
         inst = self._instance(kind)
         if not self.options.warm_start:
             inst.reset()
-        if a is None:
-            stats = inst.solve(s, self._lbu, self._ubu)
-        else:
-            stats = inst.solve(s, a, a)
+        stats = inst.solve(s, self._lbu, self._ubu) if a is None else inst.solve(s, a, a)
         iterate = inst.get_iterate()
         if stats.status != 0:
             self.failures += 1

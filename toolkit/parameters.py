@@ -7,7 +7,7 @@ CasADi's ``vec`` uses, so ``flat == vertcat(*[vec(sym) for sym in syms])``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import casadi as cs
@@ -15,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+ParameterValues = Mapping[str, npt.ArrayLike] | npt.ArrayLike
+"""Parameter values: a mapping ``name -> array`` (missing names keep defaults) or a flat vector."""
 
 
 def _as_shape(shape: int | tuple[int, ...]) -> tuple[int, int]:
@@ -27,7 +29,7 @@ def _as_shape(shape: int | tuple[int, ...]) -> tuple[int, int]:
     raise ValueError(f"parameter shape: expected at most 2 dimensions, got {shape}")
 
 
-def _broadcast(name: str, what: str, value: object, shape: tuple[int, int]) -> FloatArray:
+def _broadcast(name: str, what: str, value: npt.ArrayLike, shape: tuple[int, int]) -> FloatArray:
     arr = np.asarray(value, dtype=float)
     try:
         if arr.size == shape[0] * shape[1] and arr.shape != shape:
@@ -70,9 +72,9 @@ class ParameterSet:
         self,
         name: str,
         shape: int | tuple[int, ...],
-        value: object,
-        lb: object = -np.inf,
-        ub: object = np.inf,
+        value: npt.ArrayLike,
+        lb: npt.ArrayLike = -np.inf,
+        ub: npt.ArrayLike = np.inf,
     ) -> cs.SX:
         """Declare a parameter and return its symbol."""
         if not name.isidentifier():
@@ -120,10 +122,10 @@ class ParameterSet:
     def upper(self) -> FloatArray:
         return self._flat(lambda p: p.ub)
 
-    def _flat(self, get: object) -> FloatArray:
+    def _flat(self, get: Callable[[Parameter], FloatArray]) -> FloatArray:
         if not self.items:
             return np.zeros(0)
-        return np.concatenate([get(p).ravel(order="F") for p in self.items.values()])  # type: ignore[operator]
+        return np.concatenate([get(p).ravel(order="F") for p in self.items.values()])
 
     def labels(self) -> list[str]:
         """One label per flat entry, e.g. ``A[1,0]``."""
@@ -139,7 +141,7 @@ class ParameterSet:
         return out
 
     # --- conversions -------------------------------------------------------------
-    def flatten(self, values: Mapping[str, object] | npt.ArrayLike | None,
+    def flatten(self, values: ParameterValues | None,
                 check_bounds: bool = True) -> FloatArray:
         """Turn a mapping (missing names take defaults) or a flat vector into a flat vector."""
         if values is None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import casadi as cs
 import numpy as np
@@ -30,6 +31,7 @@ import numpy.typing as npt
 from toolkit.parameters import FloatArray, ParameterSet
 
 INTEGRATORS = ("rk4", "euler")
+Expr = Any  # a CasADi SX expression or a number
 
 
 @dataclass(frozen=True)
@@ -105,14 +107,14 @@ def _hash_problem(fns: ProblemFunctions) -> str:
     return h.hexdigest()
 
 
-def _scalar(field_name: str, expr: object) -> cs.SX:
+def _scalar(field_name: str, expr: Expr) -> cs.SX:
     sx = cs.SX(expr) if not isinstance(expr, cs.SX) else expr
     if sx.shape != (1, 1):
         raise ValueError(f"{field_name}: expected a scalar expression, got shape {sx.shape}")
     return sx
 
 
-def _column(field_name: str, expr: object) -> cs.SX:
+def _column(field_name: str, expr: Expr) -> cs.SX:
     sx = cs.SX(expr) if not isinstance(expr, cs.SX) else expr
     if sx.shape[1] != 1 and sx.shape[0] == 1:
         sx = sx.T
@@ -135,7 +137,7 @@ def _function(field_name: str, fname: str, inputs: list[tuple[str, cs.SX]], out:
         raise
 
 
-def _bounds(field_name: str, value: object, n: int, default: float) -> FloatArray:
+def _bounds(field_name: str, value: npt.ArrayLike | None, n: int, default: float) -> FloatArray:
     if value is None:
         return np.full(n, default)
     arr = np.asarray(value, dtype=float).ravel()
@@ -189,19 +191,20 @@ class ParametricMPC:
             "state": [], "path": []}
 
     # --- parameters --------------------------------------------------------------
-    def learnable(self, name: str, init: object, lb: object = -np.inf, ub: object = np.inf,
-                  shape: int | tuple[int, ...] | None = None) -> cs.SX:
+    def learnable(self, name: str, init: npt.ArrayLike, lb: npt.ArrayLike = -np.inf,
+                  ub: npt.ArrayLike = np.inf, shape: int | tuple[int, ...] | None = None) -> cs.SX:
         """Declare a learnable parameter θ_name; returns its symbol."""
         shp = shape if shape is not None else np.shape(np.asarray(init)) or 1
-        return self.theta.add(name, shp, init, lb, ub)  # type: ignore[arg-type]
+        return self.theta.add(name, shp, init, lb, ub)
 
-    def fixed(self, name: str, default: object, shape: int | tuple[int, ...] | None = None) -> cs.SX:
+    def fixed(self, name: str, default: npt.ArrayLike,
+              shape: int | tuple[int, ...] | None = None) -> cs.SX:
         """Declare a fixed (not learned) parameter p_name, e.g. a reference; returns its symbol."""
         shp = shape if shape is not None else np.shape(np.asarray(default)) or 1
-        return self.params.add(name, shp, default)  # type: ignore[arg-type]
+        return self.params.add(name, shp, default)
 
     # --- dynamics ------------------------------------------------------------------
-    def discrete_dynamics(self, x_next: object, dt: float = 1.0) -> None:
+    def discrete_dynamics(self, x_next: Expr, dt: float = 1.0) -> None:
         """Set x_{k+1} = F(x_k, u_k, θ, p); ``dt`` is the sampling time (metadata)."""
         expr = _column("dynamics", x_next)
         if expr.shape[0] != self.nx:
@@ -209,7 +212,7 @@ class ParametricMPC:
         self._dynamics = expr
         self.dt = float(dt)
 
-    def continuous_dynamics(self, xdot: object, dt: float, integrator: str = "rk4",
+    def continuous_dynamics(self, xdot: Expr, dt: float, integrator: str = "rk4",
                             steps: int = 1) -> None:
         """Set ẋ = f(x, u, θ, p), discretised with a fixed-step integrator over ``dt``."""
         if integrator not in INTEGRATORS:
@@ -238,7 +241,7 @@ class ParametricMPC:
         self.discrete_dynamics(xk, dt)
 
     # --- cost ----------------------------------------------------------------------
-    def stage_cost(self, expr: object, discounted: bool = True) -> None:
+    def stage_cost(self, expr: Expr, discounted: bool = True) -> None:
         """Add to the stage cost ℓ(x,u,θ,p); discounted by γ^k unless ``discounted=False``."""
         term = _scalar("stage_cost", expr)
         if discounted:
@@ -246,16 +249,16 @@ class ParametricMPC:
         else:
             self._stage_cost_u = self._stage_cost_u + term
 
-    def terminal_cost(self, expr: object) -> None:
+    def terminal_cost(self, expr: Expr) -> None:
         """Add to the terminal cost ℓ_N(x,θ,p) (not discounted)."""
         self._terminal_cost = self._terminal_cost + _scalar("terminal_cost", expr)
 
-    def initial_cost(self, expr: object) -> None:
+    def initial_cost(self, expr: Expr) -> None:
         """Add a term c0(θ,p) that does not depend on x or u (e.g. a learnable offset V0)."""
         self._initial_cost = self._initial_cost + _scalar("initial_cost", expr)
 
     # --- constraints ---------------------------------------------------------------
-    def input_bounds(self, lb: object, ub: object) -> None:
+    def input_bounds(self, lb: npt.ArrayLike, ub: npt.ArrayLike) -> None:
         """Box bounds on every input u_k (±inf for none)."""
         low = _bounds("input_bounds lb", lb, self.nu, -np.inf)
         upp = _bounds("input_bounds ub", ub, self.nu, np.inf)
@@ -263,20 +266,23 @@ class ParametricMPC:
             raise ValueError("input_bounds: lb must not exceed ub")
         self._u_lb, self._u_ub = low, upp
 
-    def state_constraint(self, name: str, expr: object, lb: object = None, ub: object = None,
-                         soft: bool = False, linear_penalty: object = 0.0,
-                         quadratic_penalty: object = 0.0) -> None:
+    def state_constraint(self, name: str, expr: Expr, lb: npt.ArrayLike | None = None,
+                         ub: npt.ArrayLike | None = None, soft: bool = False,
+                         linear_penalty: npt.ArrayLike = 0.0,
+                         quadratic_penalty: npt.ArrayLike = 0.0) -> None:
         """lb ≤ h(x_k,θ,p) ≤ ub for k = 1..N, hard or soft (slack penalties per row)."""
         self._constraint("state", name, expr, lb, ub, soft, linear_penalty, quadratic_penalty)
 
-    def path_constraint(self, name: str, expr: object, lb: object = None, ub: object = None,
-                        soft: bool = False, linear_penalty: object = 0.0,
-                        quadratic_penalty: object = 0.0) -> None:
+    def path_constraint(self, name: str, expr: Expr, lb: npt.ArrayLike | None = None,
+                        ub: npt.ArrayLike | None = None, soft: bool = False,
+                        linear_penalty: npt.ArrayLike = 0.0,
+                        quadratic_penalty: npt.ArrayLike = 0.0) -> None:
         """lb ≤ h(x_k,u_k,θ,p) ≤ ub for k = 0..N-1, hard or soft."""
         self._constraint("path", name, expr, lb, ub, soft, linear_penalty, quadratic_penalty)
 
-    def _constraint(self, family: str, name: str, expr: object, lb: object, ub: object,
-                    soft: bool, w_lin: object, w_quad: object) -> None:
+    def _constraint(self, family: str, name: str, expr: Expr, lb: npt.ArrayLike | None,
+                    ub: npt.ArrayLike | None, soft: bool, w_lin: npt.ArrayLike,
+                    w_quad: npt.ArrayLike) -> None:
         label = f"{family}_constraint '{name}'"
         col = _column(label, expr)
         n = col.shape[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import casadi as cs
 import numpy as np
 
@@ -12,8 +14,8 @@ FORCE_LIMIT = 5.0
 CART_LIMIT = 1.0
 
 
-def cartpole_dynamics(x: cs.SX, u: cs.SX, m_cart: object, m_pole: object, length: object,
-                      friction: object = 0.0) -> cs.SX:
+def cartpole_dynamics(x: cs.SX, u: cs.SX, m_cart: Any, m_pole: Any, length: Any,
+                      friction: Any = 0.0) -> cs.SX:
     """ẋ for state (cart position, pole angle from upright, cart velocity, angular rate)."""
     v, omega = x[2], x[3]
     sin, cos = cs.sin(x[1]), cs.cos(x[1])
