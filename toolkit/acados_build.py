@@ -25,10 +25,13 @@ from toolkit import acados_runtime
 from toolkit.options import SolverOptions
 from toolkit.problem import ProblemFunctions
 
-# acados v0.2.2 has no infinity masking: an "unbounded" side is a large finite bound.
-# HPIPM floors multipliers at ~1e-16, so the complementarity residual of such a side is
-# ~1e-16 * BIG_BOUND: 1e6 keeps it below tolerances of 1e-9 (1e8 stalls the SQP at 1e-8).
-BIG_BOUND = 1e6
+# acados v0.2.2 has no infinity masking: an unbounded side of a constraint becomes a
+# finite bound BIG_BOUND away from the other side (or from 0 when both are open).  HPIPM
+# floors multipliers near 1e-16, so the QP's complementarity cannot fall below about
+# 1e-16 * BIG_BOUND: with 1e6 a QP tolerance of 1e-10 is unreachable and every QP runs to
+# its iteration limit; 1e4 keeps it reachable.  Scale problems so that no constraint
+# expression strays 1e4 from its finite bound.
+BIG_BOUND = 1e4
 GLUE_SOURCE = Path(__file__).parent / "native" / "rlmpc_glue.c"
 
 
@@ -61,8 +64,19 @@ def build_hash(fns: ProblemFunctions, options: SolverOptions) -> str:
     return h.hexdigest()
 
 
-def _finite(values: np.ndarray) -> np.ndarray:
-    return np.clip(values, -BIG_BOUND, BIG_BOUND)
+def finite_bounds(lb: np.ndarray, ub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Replace infinite bounds by finite ones BIG_BOUND away from the other side."""
+    lb, ub = np.asarray(lb, dtype=float), np.asarray(ub, dtype=float)
+    low = np.where(np.isfinite(lb), lb, np.where(np.isfinite(ub), ub, 0.0) - BIG_BOUND)
+    upp = np.where(np.isfinite(ub), ub, np.where(np.isfinite(lb), lb, 0.0) + BIG_BOUND)
+    return low, upp
+
+
+def resolve_nlp_solver(fns: ProblemFunctions, options: SolverOptions) -> str:
+    """``auto``: one real-time iteration solves a QP exactly; anything else needs SQP."""
+    if options.nlp_solver != "auto":
+        return options.nlp_solver
+    return "SQP_RTI" if fns.is_qp else "SQP"
 
 
 def stage_parameter_symbol(fns: ProblemFunctions) -> tuple[cs.SX, cs.SX, cs.SX, cs.SX]:
@@ -99,17 +113,15 @@ def _make_ocp(fns: ProblemFunctions, options: SolverOptions, model_name: str,
 
     con = ocp.constraints
     con.x0 = np.zeros(fns.nx)
-    bounded = np.where(np.isfinite(fns.u_lb) | np.isfinite(fns.u_ub))[0]
-    if bounded.size:
-        con.idxbu = bounded
-        con.lbu = _finite(fns.u_lb[bounded])
-        con.ubu = _finite(fns.u_ub[bounded])
+    # every input is boxed (open sides made finite) so that Q(s,a) can fix u_0 = a
+    con.idxbu = np.arange(fns.nu)
+    con.lbu, con.ubu = finite_bounds(fns.u_lb, fns.u_ub)
 
     sr, pr = fns.state_rows, fns.path_rows
     if sr.n + pr.n:
         model.con_h_expr = cs.vertcat(fns.h_state(x, th, p), fns.h_path(x, u, th, p))
-        con.lh = _finite(np.concatenate([sr.lb, pr.lb]))
-        con.uh = _finite(np.concatenate([sr.ub, pr.ub]))
+        con.lh, con.uh = finite_bounds(np.concatenate([sr.lb, pr.lb]),
+                                       np.concatenate([sr.ub, pr.ub]))
         soft = np.where(np.concatenate([sr.soft, pr.soft]))[0]
         if soft.size:
             con.idxsh = soft
@@ -117,8 +129,7 @@ def _make_ocp(fns: ProblemFunctions, options: SolverOptions, model_name: str,
             ocp.cost.Zl = ocp.cost.Zu = np.concatenate([sr.w_quad, pr.w_quad])[soft]
     if sr.n:
         model.con_h_expr_e = fns.h_state(x, th, p)
-        con.lh_e = _finite(sr.lb)
-        con.uh_e = _finite(sr.ub)
+        con.lh_e, con.uh_e = finite_bounds(sr.lb, sr.ub)
         soft_e = np.where(sr.soft)[0]
         if soft_e.size:
             con.idxsh_e = soft_e
@@ -128,7 +139,7 @@ def _make_ocp(fns: ProblemFunctions, options: SolverOptions, model_name: str,
     opts = ocp.solver_options
     opts.tf = float(fns.horizon)  # unit time steps: acados scales stage costs by the step
     opts.integrator_type = "DISCRETE"
-    opts.nlp_solver_type = options.nlp_solver
+    opts.nlp_solver_type = resolve_nlp_solver(fns, options)
     opts.qp_solver = options.qp_solver
     opts.hessian_approx = options.hessian
     opts.regularize_method = options.regularization
@@ -140,7 +151,7 @@ def _make_ocp(fns: ProblemFunctions, options: SolverOptions, model_name: str,
     opts.nlp_solver_tol_comp = options.tol
     # The QP's inaccuracy floors the NLP's stationarity residual, and HPIPM's
     # complementarity measure is a mean where the NLP's is a max: solve QPs well below
-    # the NLP tolerance.
+    # the NLP tolerance (see BIG_BOUND for the floor).
     qp_tol = options.qp_tol if options.qp_tol is not None else min(options.tol * 1e-2, 1e-10)
     opts.qp_solver_tol_stat = qp_tol
     opts.qp_solver_tol_eq = qp_tol

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from toolkit.acados_build import BIG_BOUND, build_solver
+from toolkit.acados_build import BIG_BOUND, build_solver, finite_bounds, resolve_nlp_solver
 from toolkit.acados_instance import AcadosInstance, IterateLayout
 from toolkit.nlp import slack_weights, stage_soft_rows
 from toolkit.options import SolverOptions
@@ -100,8 +100,9 @@ class MPC:
         fns = self.fns
         self._theta = fns.theta.flatten(theta)
         self._p = fns.params.flatten(p, check_bounds=False)
-        self._lbu = np.ascontiguousarray(np.clip(fns.u_lb, -BIG_BOUND, BIG_BOUND))
-        self._ubu = np.ascontiguousarray(np.clip(fns.u_ub, -BIG_BOUND, BIG_BOUND))
+        self.nlp_solver = resolve_nlp_solver(fns, self.options)
+        lbu, ubu = finite_bounds(fns.u_lb, fns.u_ub)
+        self._lbu, self._ubu = np.ascontiguousarray(lbu), np.ascontiguousarray(ubu)
         self._instances: dict[str, AcadosInstance] = {}
         self._sens: Sensitivities | None = None
         self.failures = 0
@@ -154,8 +155,9 @@ class MPC:
         if fns.state_rows.n + fns.path_rows.n:
             # x_0 is fixed: state rows at stage 0 are relaxed (acados 0.2.2 has no h_0).
             big = np.full(fns.state_rows.n, BIG_BOUND)
-            lh0 = np.concatenate([-big, np.clip(fns.path_rows.lb, -BIG_BOUND, BIG_BOUND)])
-            uh0 = np.concatenate([big, np.clip(fns.path_rows.ub, -BIG_BOUND, BIG_BOUND)])
+            path_lb, path_ub = finite_bounds(fns.path_rows.lb, fns.path_rows.ub)
+            lh0 = np.concatenate([-big, path_lb])
+            uh0 = np.concatenate([big, path_ub])
             inst.constraints_set(0, "lh", lh0)
             inst.constraints_set(0, "uh", uh0)
         for k in range(fns.horizon + 1):

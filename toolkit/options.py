@@ -9,7 +9,7 @@ from typing import Any
 # Only these QP solvers are compiled into the PyPI libacados (v0.2.2).  Others make
 # the C library print and call exit() (OSQP, qpDUNES) or fail to link (DAQP).
 QP_SOLVERS = ("PARTIAL_CONDENSING_HPIPM", "FULL_CONDENSING_HPIPM", "FULL_CONDENSING_QPOASES")
-NLP_SOLVERS = ("SQP", "SQP_RTI")
+NLP_SOLVERS = ("auto", "SQP", "SQP_RTI")
 HESSIANS = ("EXACT", "GAUSS_NEWTON")
 REGULARIZATIONS = ("NO_REGULARIZE", "MIRROR", "PROJECT", "PROJECT_REDUC_HESS", "CONVEXIFY")
 HPIPM_MODES = ("BALANCE", "ROBUST", "SPEED", "SPEED_ABS")
@@ -22,15 +22,19 @@ class SolverOptions:
     """Options of the generated acados solver.
 
     The defaults give converged, accurate solutions (needed for sensitivities):
-    full SQP, HPIPM, tolerance 1e-8, and the Gauss-Newton Hessian (the exact
+    ``nlp_solver="auto"`` is one real-time iteration when the problem is a QP in
+    (x, u) (it is then exact) and full SQP otherwise; HPIPM on the fully
+    condensed QP (fastest for the small horizons of learning problems; use
+    ``PARTIAL_CONDENSING_HPIPM`` for long horizons), tolerance 1e-8, and the
+    Gauss-Newton Hessian (the exact
     Hessian converges in fewer iterations near the solution but made HPIPM fail
     on ~10% of random cart-pole states; the sensitivities use the exact
-    Lagrangian Hessian either way).  For a fast real-time policy use
-    ``nlp_solver="SQP_RTI"``.
+    Lagrangian Hessian either way).  For a fast real-time policy of a nonlinear
+    problem use ``nlp_solver="SQP_RTI"``.
     """
 
-    nlp_solver: str = "SQP"
-    qp_solver: str = "PARTIAL_CONDENSING_HPIPM"
+    nlp_solver: str = "auto"
+    qp_solver: str = "FULL_CONDENSING_HPIPM"
     hessian: str = "GAUSS_NEWTON"
     regularization: str = "CONVEXIFY"
     globalization: str = "FIXED_STEP"
@@ -38,7 +42,7 @@ class SolverOptions:
     tol: float = 1e-8
     qp_max_iter: int = 100
     qp_tol: float | None = None
-    hpipm_mode: str = "ROBUST"
+    hpipm_mode: str = "SPEED"
     levenberg_marquardt: float = 0.0
     warm_start: bool = True
 

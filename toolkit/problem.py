@@ -83,6 +83,19 @@ class ProblemFunctions:
         return self.params.size
 
     @property
+    def is_qp(self) -> bool:
+        """True when, for fixed θ and p, the MPC is a QP in (x, u): affine dynamics and
+        constraints, quadratic cost (CasADi's test; it may say False for some QPs)."""
+        x, u = self.dynamics.sx_in(0), self.dynamics.sx_in(1)
+        th, p = self.dynamics.sx_in(2), self.dynamics.sx_in(3)
+        xu = cs.vertcat(x, u)
+        linear = [self.dynamics(x, u, th, p), self.h_state(x, th, p), self.h_path(x, u, th, p)]
+        quadratic = [self.stage_cost(x, u, th, p), self.stage_cost_undiscounted(x, u, th, p),
+                     self.terminal_cost(x, th, p)]
+        return (all(e.numel() == 0 or cs.is_linear(e, xu) for e in linear)
+                and all(cs.is_quadratic(e, xu) for e in quadratic))
+
+    @property
     def problem_hash(self) -> str:
         return _hash_problem(self)
 

@@ -177,11 +177,23 @@ class Sensitivities:
         return result
 
     def unpack(self, sol: MpcSolution) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """(w, μ, λ) of the NLP from an acados solution."""
-        m = self._map(sol.a is not None, sol.layout)
+        """(w, μ, λ) of the NLP from an acados solution.
+
+        The multiplier of ``x_0 = s`` is recovered from stationarity in x_0 rather
+        than read from acados: with full condensing and SQP_RTI acados does not
+        return it (x_0 is eliminated).  It is exact given the other multipliers.
+        """
+        is_q = sol.a is not None
+        m = self._map(is_q, sol.layout)
         it = np.append(sol.iterate, 0.0)
         mu = m.mu_scale * (it[m.mu_plus] - it[m.mu_minus])
-        return it[m.w], mu, it[m.lam]
+        w, lam = it[m.w], it[m.lam]
+        nx = self.fns.nx
+        mu[:nx] = 0.0
+        a = sol.a if is_q else np.zeros(self.fns.nu)
+        grad_w = self._eval(is_q).stationarity(w, mu, lam, sol.s, a, sol.theta, sol.p)[0]
+        mu[:nx] = -grad_w[self.transcriptions[is_q].x_index[0]]
+        return w, mu, lam
 
     def _args(self, sol: MpcSolution) -> list[FloatArray]:
         w, mu, lam = self.unpack(sol)

@@ -1,0 +1,133 @@
+"""Benchmark of the MPC core: V, Q, ∇θQ, ∇θπ on the LTI and cart-pole problems.
+
+Prints median wall times per operation, the toolkit's overhead over acados'
+own ``time_tot``, and the MPC work of one second-order Q-learning step on the
+LTI problem (Q solve + V solve + ∇θQ with its Hessian term), whose goal is
+≤ 0.5 ms.  With ``--mpcrl`` it also runs the `mpcrl` library's LTI Q-learning
+in its own virtual environment (bench/mpcrl_reference.py) in the same run and
+prints the ratio.
+
+    .venv/bin/python bench/mpc_core.py [--states 300] [--mpcrl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from toolkit import MPC  # noqa: E402
+from toolkit.problems import cartpole_mpc, lti_mpc  # noqa: E402
+
+GOAL_QLEARNING_STEP_MS = 0.5
+
+
+def closed_loop_states(mpc: MPC, s0: np.ndarray, n: int, noise: np.ndarray,
+                       rng: np.random.Generator) -> list[np.ndarray]:
+    """States visited by the MPC's own closed loop with additive noise (restarts every 50)."""
+    states, s = [], s0.copy()
+    for k in range(n):
+        if k % 50 == 0:
+            s = s0 + rng.uniform(-1, 1, s0.size) * noise * 5
+        states.append(s.copy())
+        u = mpc.policy(s)
+        s = np.asarray(mpc.fns.dynamics(s, u, mpc.theta, mpc.p)).ravel()
+        s = s + rng.uniform(-1, 1, s.size) * noise
+    return states
+
+
+def median_ms(fn: Callable[[int], object], n: int, repeat: int = 3) -> float:
+    """Median over ``repeat`` passes of the mean time per call, in ms."""
+    passes = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        passes.append((time.perf_counter() - t0) / n * 1e3)
+    return float(np.median(passes))
+
+
+def bench_problem(name: str, mpc: MPC, states: list[np.ndarray]) -> dict[str, float]:
+    sens = mpc.sensitivities
+    n = len(states)
+    actions = [np.clip(mpc.policy(s) + 0.1, mpc.fns.u_lb, mpc.fns.u_ub) for s in states]
+    v_sols = [mpc.value(s) for s in states]
+    q_sols = [mpc.q_value(s, a) for s, a in zip(states, actions, strict=True)]
+    res = {
+        "V solve": median_ms(lambda i: mpc.value(states[i]), n),
+        "Q solve": median_ms(lambda i: mpc.q_value(states[i], actions[i]), n),
+        "acados time_tot (V)": float(np.median([s.time_tot for s in v_sols]) * 1e3),
+        "acados time_tot (Q)": float(np.median([s.time_tot for s in q_sols]) * 1e3),
+        "∇θQ": median_ms(lambda i: sens.grad_theta(q_sols[i]), n),
+        "∇θQ + ∂²L/∂θ²": median_ms(lambda i: sens.grad_and_hessian_theta(q_sols[i]), n),
+        "∇θπ (KKT)": median_ms(lambda i: sens.policy_jacobian(v_sols[i]), max(n // 5, 20)),
+        "Q-learning step (Q, V, ∇θQ, Hessian)": median_ms(
+            lambda i: (sens.grad_and_hessian_theta(mpc.q_value(states[i], actions[i])),
+                       mpc.value(states[(i + 1) % n])), n),
+        "failures": float(mpc.failures),
+        "mean SQP iterations (V)": float(np.mean([s.sqp_iter for s in v_sols])),
+    }
+    res["overhead over time_tot (V)"] = res["V solve"] - res["acados time_tot (V)"]
+    res["overhead over time_tot (Q)"] = res["Q solve"] - res["acados time_tot (Q)"]
+    print(f"\n{name} (nθ = {mpc.fns.ntheta}, N = {mpc.fns.horizon}, {n} closed-loop states)")
+    for key, val in res.items():
+        unit = "" if key in ("failures", "mean SQP iterations (V)") else " ms"
+        print(f"  {key:<40}{val:>10.4f}{unit}")
+    return res
+
+
+def run_mpcrl(steps: int) -> dict[str, object] | None:
+    script = ROOT / "bench" / "mpcrl_reference.py"
+    if not script.is_file():
+        print("bench/mpcrl_reference.py not found; skipping mpcrl", file=sys.stderr)
+        return None
+    out = subprocess.run([sys.executable, str(script), "--steps", str(steps)],
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        print(f"mpcrl reference failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+        return None
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--states", type=int, default=300, help="closed-loop states per problem")
+    parser.add_argument("--mpcrl", action="store_true",
+                        help="also time mpcrl's LTI Q-learning (separate venv) for a ratio")
+    parser.add_argument("--mpcrl-steps", type=int, default=300)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+
+    lti = MPC(lti_mpc())
+    lti_res = bench_problem("LTI (Gros & Zanon)", lti, closed_loop_states(
+        lti, np.array([0.0, 0.15]), args.states, np.array([0.05, 0.0]), rng))
+    cart = MPC(cartpole_mpc())
+    bench_problem("Cart-pole", cart, closed_loop_states(
+        cart, np.array([0.0, 0.1, 0.0, 0.0]), args.states, np.array([0.01, 0.01, 0.02, 0.02]),
+        rng))
+
+    step = lti_res["Q-learning step (Q, V, ∇θQ, Hessian)"]
+    verdict = "meets" if step <= GOAL_QLEARNING_STEP_MS else "MISSES"
+    print(f"\nLTI Q-learning step MPC work: {step:.3f} ms ({verdict} the goal of "
+          f"{GOAL_QLEARNING_STEP_MS} ms)")
+    if args.mpcrl:
+        ref = run_mpcrl(args.mpcrl_steps)
+        if ref is not None:
+            ms = float(ref["seconds_per_step"]) * 1e3  # type: ignore[arg-type]
+            print(f"mpcrl {ref.get('version')} ({ref.get('solver')}), whole training step: "
+                  f"{ms:.2f} ms -> ratio mpcrl / rlmpc MPC work = {ms / step:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
