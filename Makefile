@@ -15,7 +15,7 @@ demo: doctor
 	@$(VENV)/bin/rlmpc demo
 
 lint: setup
-	@$(VENV)/bin/ruff check toolkit codegen hil tests bench examples
+	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/mypy
 
 test: doctor lint
