@@ -183,6 +183,7 @@ class Sensitivities:
         than read from acados: with full condensing and SQP_RTI acados does not
         return it (x_0 is eliminated).  It is exact given the other multipliers.
         """
+        a = sol.a if sol.a is not None else np.zeros(self.fns.nu)
         is_q = sol.a is not None
         m = self._map(is_q, sol.layout)
         it = np.append(sol.iterate, 0.0)
@@ -190,7 +191,6 @@ class Sensitivities:
         w, lam = it[m.w], it[m.lam]
         nx = self.fns.nx
         mu[:nx] = 0.0
-        a = sol.a if is_q else np.zeros(self.fns.nu)
         grad_w = self._eval(is_q).stationarity(w, mu, lam, sol.s, a, sol.theta, sol.p)[0]
         mu[:nx] = -grad_w[self.transcriptions[is_q].x_index[0]]
         return w, mu, lam
