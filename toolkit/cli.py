@@ -26,6 +26,25 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from toolkit.rl.config import load_config
+    from toolkit.rl.training import Trainer
+
+    config = load_config(args.config, output=args.out)
+    trainer = Trainer(config, progress_bar=not args.quiet)
+    summary = trainer.run(resume=args.resume)
+    out = config.output
+    print(f"\ntrained {summary['steps']} steps in {summary['wall_time_s']:.1f} s "
+          f"({summary['ms_per_step']:.2f} ms/step), MPC failures: "
+          f"{summary['mpc_failures']['V'] + summary['mpc_failures']['Q']}")
+    print(f"greedy closed-loop cost: initial θ {summary['greedy_cost_initial']:.4g} -> "
+          f"learned θ {summary['greedy_cost_final']:.4g} "
+          f"({100 * summary['greedy_cost_ratio']:.1f}%)")
+    print(f"θ: {out / 'theta.json'}\nlearning curves: {out / 'learning_curves.png'}\n"
+          f"summary: {out / 'summary.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlmpc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -34,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the MPC core on a cart-pole: V, Q, π, sensitivities")
     demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     demo.set_defaults(func=_demo)
+    train = sub.add_parser("train", help="learn θ of an MPC from interaction with a plant")
+    train.add_argument("config", help="training configuration (TOML)")
+    train.add_argument("--out", default=None, help="output folder (default: from the config)")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=_train)
     return parser
 
 

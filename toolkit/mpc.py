@@ -212,6 +212,15 @@ class MPC:
             self._sens = Sensitivities(self.fns)
         return self._sens
 
+    def warm_start_state(self) -> dict[str, FloatArray]:
+        """The primal-dual iterates the next solves start from (for checkpoints)."""
+        return {kind: inst.get_iterate() for kind, inst in self._instances.items()}
+
+    def load_warm_start_state(self, state: dict[str, FloatArray]) -> None:
+        """Restore iterates saved by :meth:`warm_start_state` (bit-identical resumes)."""
+        for kind, iterate in state.items():
+            self._instance(kind).set_iterate(np.asarray(iterate, dtype=float))
+
     def reset(self) -> None:
         """Forget warm starts: the next solves start from a zero iterate."""
         for inst in self._instances.values():

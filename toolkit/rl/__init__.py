@@ -1,0 +1,1 @@
+"""Reinforcement learning of MPC parameters: agents, exploration, optimisers."""

@@ -1,0 +1,207 @@
+"""The training configuration (TOML), validated key by key.
+
+Every error names the file, the key and what was expected, e.g.
+``lti.toml: agent.order: expected 1 or 2, got 3``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolkit.options import SolverOptions
+from toolkit.registry import ENVS, PROBLEMS
+
+
+class ConfigError(ValueError):
+    """A malformed training configuration."""
+
+
+_TYPES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+          dict: "a table", list: "a list"}
+
+
+class _Table:
+    """Read keys of one TOML table, remembering which were used."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path or 'top level'}: expected a table, got {type(data).__name__}")
+        self.data, self.path = data, path
+        self.used: set[str] = set()
+
+    def _key(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str, kind: type, default: Any = ..., *, positive: bool = False) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if default is ...:
+                raise ConfigError(f"{self._key(key)}: missing (expected {_TYPES[kind]})")
+            return default
+        value = self.data[key]
+        ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise ConfigError(f"{self._key(key)}: expected {_TYPES[kind]}, got {value!r}")
+        if positive and value <= 0:
+            raise ConfigError(f"{self._key(key)}: expected a positive value, got {value!r}")
+        return value
+
+    def table(self, key: str, required: bool = False) -> _Table:
+        self.used.add(key)
+        if key not in self.data and required:
+            raise ConfigError(f"{self._key(key)}: missing table [{self._key(key)}]")
+        return _Table(self.data.get(key, {}), self._key(key))
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        self.used.add(key)
+        return self.data.get(key, default)
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise ConfigError(f"{self._key(unknown[0])}: unknown key"
+                              + (f" (also {unknown[1:]})" if len(unknown) > 1 else "")
+                              + f"; expected some of {sorted(self.used)}")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    name: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MpcConfig:
+    problem: str
+    params: dict[str, Any]
+    solver: SolverOptions
+    theta: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    type: str
+    discount: float | None
+    order: int
+    hessian: str
+    update_every: int
+    rollout_length: int | None
+    on_failure: str
+    optimizer: dict[str, Any]
+    exploration: dict[str, Any] | None
+    replay: dict[str, int]
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    episodes: int = 5
+    steps: int = 100
+    seed: int = 1000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs, from ``rlmpc train CONFIG.toml``."""
+
+    source: Path
+    seed: int
+    episodes: int
+    steps: int
+    checkpoint_every: int
+    output: Path
+    env: EnvConfig
+    mpc: MpcConfig
+    agent: AgentConfig
+    evaluation: EvaluationConfig
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        """Hash of the configuration content (a resumed run must match it)."""
+        return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()
+
+
+AGENT_TYPES = ("lstd_q", "dpg")
+
+
+def load_config(path: str | Path, output: str | Path | None = None) -> TrainConfig:
+    """Read and validate a training configuration; raises ConfigError naming file and key."""
+    src = Path(path)
+    try:
+        data = tomllib.loads(src.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{src}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{src}: not valid TOML ({exc})") from None
+    try:
+        return _parse(data, src, output)
+    except ConfigError as exc:
+        raise ConfigError(f"{src.name}: {exc}") from None
+    except ValueError as exc:  # from SolverOptions and friends
+        raise ConfigError(f"{src.name}: {exc}") from None
+
+
+def _parse(data: dict[str, Any], src: Path, output: str | Path | None) -> TrainConfig:
+    top = _Table(data, "")
+    seed = top.get("seed", int, 0)
+    episodes = top.get("episodes", int, 1, positive=True)
+    steps = top.get("steps", int, positive=True)
+    checkpoint_every = top.get("checkpoint_every", int, 1000, positive=True)
+    out = top.get("output", str, f"runs/{src.stem}")
+
+    env_t = top.table("env", required=True)
+    env_name = env_t.get("name", str)
+    if env_name not in ENVS and not env_name.endswith(("-v0", "-v1", "-v2", "-v3", "-v4", "-v5")):
+        raise ConfigError(f"env.name: unknown environment {env_name!r}; expected one of "
+                          f"{sorted(ENVS)} or a gymnasium id")
+    env = EnvConfig(env_name, dict(env_t.table("params").data))
+    env_t.done()
+
+    mpc_t = top.table("mpc", required=True)
+    problem = mpc_t.get("problem", str)
+    if problem not in PROBLEMS:
+        raise ConfigError(f"mpc.problem: unknown problem {problem!r}; expected one of {sorted(PROBLEMS)}")
+    solver = SolverOptions.from_dict(dict(mpc_t.table("solver").data), source="mpc.solver")
+    mpc = MpcConfig(problem, dict(mpc_t.table("params").data), solver,
+                    dict(mpc_t.table("theta").data))
+    mpc_t.done()
+
+    ag = top.table("agent", required=True)
+    kind = ag.get("type", str)
+    if kind not in AGENT_TYPES:
+        raise ConfigError(f"agent.type: expected one of {list(AGENT_TYPES)}, got {kind!r}")
+    discount = ag.get("discount", float, None)
+    order = ag.get("order", int, 2)
+    if order not in (1, 2):
+        raise ConfigError(f"agent.order: expected 1 or 2, got {order}")
+    hessian = ag.get("hessian", str, "approx")
+    update_every = ag.get("update_every", int, 1, positive=True)
+    rollout_length = ag.get("rollout_length", int, None)
+    on_failure = ag.get("on_failure", str, "solution")
+    optimizer = ag.get("optimizer", dict, {"type": "newton" if order == 2 else "sgd",
+                                           "learning_rate": 1e-2})
+    exploration = ag.get("exploration", dict, None)
+    replay_t = ag.table("replay")
+    replay = {"capacity": replay_t.get("capacity", int, 1, positive=True),
+              "sample_size": replay_t.get("sample_size", int, 1, positive=True),
+              "include_latest": replay_t.get("include_latest", int, 1)}
+    replay_t.done()
+    ag.done()
+    agent = AgentConfig(kind, discount, order, hessian, update_every, rollout_length, on_failure,
+                        optimizer, exploration, replay)
+
+    ev = top.table("evaluation")
+    evaluation = EvaluationConfig(ev.get("episodes", int, 5, positive=True),
+                                  ev.get("steps", int, 100, positive=True), ev.get("seed", int, 1000))
+    ev.done()
+    top.done()
+    return TrainConfig(src, seed, episodes, steps, checkpoint_every,
+                       Path(output) if output is not None else Path(out), env, mpc, agent,
+                       evaluation, raw=data)

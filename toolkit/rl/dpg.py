@@ -1,0 +1,127 @@
+"""Deterministic policy gradient with an LSTD critic on compatible features.
+
+During a rollout the agent applies a = π_θ(s) + exploration and records, per
+step, ∇θπ_θ(s) (from the MPC's KKT sensitivities), the exploration a − π_θ(s),
+the cost and the next state.  After the rollout it fits, by least-squares
+temporal differences, the advantage A(s,a) = Φ(s,a)ᵀ w on the compatible
+features Φ(s,a) = ∇θπ_θ(s)ᵀ (a − π_θ(s)) together with a quadratic state-value
+baseline V(s) = ψ(s)ᵀ v, and updates θ along the cost gradient
+∇θJ ≈ mean(∇θπ_θ(s)ᵀ ∇θπ_θ(s)) w.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from toolkit.mpc import MPC, MpcSolution
+from toolkit.parameters import FloatArray
+from toolkit.rl.agent import MpcAgent
+from toolkit.rl.exploration import Exploration
+from toolkit.rl.optimizers import Optimizer
+
+
+def quadratic_features(s: FloatArray) -> FloatArray:
+    """[1, s, upper triangle of s sᵀ]: the baseline's features."""
+    iu = np.triu_indices(s.size)
+    return np.concatenate([[1.0], s, np.outer(s, s)[iu]])
+
+
+class DeterministicPolicyGradient(MpcAgent):
+    """DPG with the MPC as deterministic policy.
+
+    Parameters
+    ----------
+    rollout_length : int or None
+        Steps per update; ``None`` updates at the end of every episode.
+    ridge : float
+        Tikhonov regularisation of the LSTD system.
+    """
+
+    def __init__(self, mpc: MPC, discount: float, optimizer: Optimizer,
+                 exploration: Exploration, rng: np.random.Generator,
+                 rollout_length: int | None = None, ridge: float = 1e-6,
+                 failure_action: str = "solution") -> None:
+        super().__init__(mpc, discount, optimizer, exploration, rng, failure_action)
+        if rollout_length is not None and (not isinstance(rollout_length, int) or rollout_length < 2):
+            raise ValueError(f"agent.rollout_length: expected an integer >= 2, got {rollout_length!r}")
+        self.rollout_length = rollout_length
+        self.ridge = float(ridge)
+        self._rollout: list[dict[str, Any]] = []
+        self._current: dict[str, Any] | None = None
+
+    def _plan(self, s: FloatArray, sol: MpcSolution) -> FloatArray:
+        action = self._action_from(sol, explore=True)
+        if sol.success:
+            jac = self.mpc.sensitivities.policy_jacobian(sol)
+            self._current = {"s": s.copy(), "pi": sol.u0.copy(), "jac": jac, "a": action.copy()}
+        else:
+            self._current = None
+        return action
+
+    def _begin(self, s: FloatArray) -> FloatArray:
+        sol = self.mpc.value(s)
+        if not sol.success:
+            self.failures.record("V", sol)
+        return self._plan(s, sol)
+
+    def observe(self, s: FloatArray, a: FloatArray, cost: float, s_next: FloatArray,
+                terminated: bool) -> tuple[FloatArray, dict[str, float]]:
+        if self._current is not None:
+            self._rollout.append({**self._current, "cost": float(cost), "s_next": s_next.copy(),
+                                  "terminated": bool(terminated)})
+        else:
+            self.failures.skipped_updates += 1
+        self.steps += 1
+        info: dict[str, float] = {}
+        if self.rollout_length is not None and len(self._rollout) >= self.rollout_length:
+            info.update(self._learn())
+        sol = self.mpc.value(s_next)
+        if not sol.success:
+            self.failures.record("V", sol)
+        return self._plan(s_next, sol), info
+
+    def end_episode(self) -> dict[str, float]:
+        return self._learn() if len(self._rollout) >= 2 else {}
+
+    def _learn(self) -> dict[str, float]:
+        data, self._rollout = self._rollout, []
+        gamma = self.discount
+        phi = np.stack([d["jac"].T @ (d["a"] - d["pi"]) for d in data])
+        psi = np.stack([quadratic_features(d["s"]) for d in data])
+        psi_next = np.stack([np.zeros(psi.shape[1]) if d["terminated"]
+                             else quadratic_features(d["s_next"]) for d in data])
+        cost = np.array([d["cost"] for d in data])
+        # LSTD: Σ z (c + γ ψ'ᵀv − ψᵀv − Φᵀw) = 0 with z = [Φ; ψ]
+        z = np.hstack([phi, psi])
+        feats = np.hstack([phi, psi - gamma * psi_next])
+        A = z.T @ feats / len(data)
+        b = z.T @ cost / len(data)
+        A[np.diag_indices_from(A)] += self.ridge
+        sol = np.linalg.lstsq(A, b, rcond=None)[0]
+        w = sol[: phi.shape[1]]
+        fisher = np.mean([d["jac"].T @ d["jac"] for d in data], axis=0)
+        grad = fisher @ w
+        self._update(grad, None)
+        td = cost - feats @ sol
+        return {"td_error": float(np.sqrt(np.mean(td**2))), "policy_gradient_norm":
+                float(np.linalg.norm(grad))}
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["rollout"] = [{k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                             for k, v in d.items()} for d in self._rollout]
+        state["current"] = None if self._current is None else {
+            k: v.tolist() for k, v in self._current.items()}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+
+        def arrays(d: dict[str, Any]) -> dict[str, Any]:
+            return {k: (np.asarray(v, dtype=float) if isinstance(v, list) else v)
+                    for k, v in d.items()}
+
+        self._rollout = [arrays(d) for d in state["rollout"]]
+        self._current = None if state["current"] is None else arrays(state["current"])

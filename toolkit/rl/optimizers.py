@@ -1,0 +1,375 @@
+"""Optimisers turning the gradient (and Hessian) of a cost to *minimise* into a new parameter vector θ.
+
+Every update is constrained: the step ``d`` (new θ = θ + d) satisfies ``lb <= θ + d <= ub`` and, if
+``max_relative_step`` is set, ``|d_i| <= max_relative_step · max(|θ_i|, relative_floor)``; both
+together form a box ``lo <= d <= hi`` (`Optimizer.step_bounds`), which always contains 0 because θ
+must lie within [lb, ub].
+
+* First-order methods (`GradientDescent`, `Adam`, `RMSprop`) compute their usual unconstrained step
+  and project it onto the box (clip).
+* `NewtonMethod` solves the box-constrained QP ``min_d ½ dᵀ H d + lr·gᵀ d`` exactly, with ``H`` the
+  symmetrised Hessian made positive definite: with the Cholesky factor ``H = L Lᵀ`` the QP is the
+  bounded linear least-squares problem ``min ½‖Lᵀd + lr·L⁻¹g‖²``, solved by the active-set BVLS
+  method (`scipy.optimize.lsq_linear`); parameters with ``lb_i == ub_i`` are eliminated first.
+
+The result is finally clipped to [lb, ub] so rounding can never leave the bounds.  The learning rate
+is a schedule of the update counter ``k`` (0 for the first update), saved in the state dict together
+with the moment estimates.
+
+Configuration (`optimizer_from_config`); ``learning_rate`` is a number or a schedule dict::
+
+    {"type": "sgd" | "newton" | "adam" | "rmsprop", "learning_rate": ...,
+     "max_relative_step": None, "relative_floor": 0.1,       # optional, all types
+     "damping": 1e-6,                                         # optional, newton
+     "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,               # optional, adam
+     "decay": 0.9, "eps": 1e-8}                               # optional, rmsprop
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import scipy.linalg
+import scipy.optimize
+
+from toolkit.rl.schedules import (
+    FloatArray,
+    Schedule,
+    _array,
+    _check_keys,
+    _field,
+    _finite,
+    _integer,
+    _nonnegative,
+    _positive,
+    _type_of,
+    schedule_from_config,
+)
+
+__all__ = [
+    "Adam",
+    "GradientDescent",
+    "NewtonMethod",
+    "Optimizer",
+    "RMSprop",
+    "optimizer_from_config",
+]
+
+
+def _bounds(lb: npt.ArrayLike, ub: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    lo = _array(lb, "lb", allow_inf=True).reshape(-1)
+    hi = _array(ub, "ub", allow_inf=True).reshape(-1)
+    if lo.shape != hi.shape:
+        raise ValueError(f"ub: expected {lo.size} entries (the size of lb), got {hi.size}")
+    if (lo > hi).any() or (lo == np.inf).any() or (hi == -np.inf).any():
+        raise ValueError(f"ub: expected lb <= ub with lb < +inf and ub > -inf, got lb={lo}, ub={hi}")
+    return lo, hi
+
+
+def _unit_interval(value: object, name: str) -> float:
+    x = _finite(value, name)
+    if not 0.0 <= x < 1.0:
+        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
+    return x
+
+
+class Optimizer(ABC):
+    """Base class: bound handling, learning-rate schedule, update counter ``k`` and state dict.
+
+    Parameters
+    ----------
+    lr
+        Learning rate: a number or a `Schedule` of the update counter ``k``.
+    lb, ub
+        Bounds on θ (±inf allowed).
+    max_relative_step
+        If set, ``|d_i| <= max_relative_step · max(|θ_i|, relative_floor)``.
+    relative_floor
+        Floor of the reference magnitude of the relative step limit.
+    """
+
+    kind: ClassVar[str]
+    """The ``"type"`` of the optimiser in configs and state dicts."""
+
+    def __init__(
+        self,
+        lr: Schedule | float,
+        lb: npt.ArrayLike,
+        ub: npt.ArrayLike,
+        max_relative_step: float | None = None,
+        relative_floor: float = 0.1,
+    ) -> None:
+        self.lr = schedule_from_config(lr, "learning_rate")
+        self.lb, self.ub = _bounds(lb, ub)
+        self.max_relative_step = None if max_relative_step is None else _positive(
+            max_relative_step, "max_relative_step"
+        )
+        self.relative_floor = _positive(relative_floor, "relative_floor")
+        self.k = 0
+        """Number of updates done so far (the learning-rate schedule's index)."""
+
+    @property
+    def size(self) -> int:
+        """Dimension of θ."""
+        return self.lb.size
+
+    def _vector(self, value: npt.ArrayLike, name: str) -> FloatArray:
+        arr = _array(value, name).reshape(-1)
+        if arr.size != self.size:
+            raise ValueError(f"{name}: expected {self.size} entries (the size of lb), got {arr.size}")
+        return arr
+
+    def step_bounds(self, theta: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+        """The box ``lo <= d <= hi`` of admissible steps from ``theta`` (which must lie in [lb, ub])."""
+        th = self._vector(theta, "theta")
+        if (th < self.lb).any() or (th > self.ub).any():
+            raise ValueError(f"theta: expected values within [lb, ub], got {th} (lb={self.lb}, ub={self.ub})")
+        lo, hi = self.lb - th, self.ub - th
+        if self.max_relative_step is not None:
+            radius = self.max_relative_step * np.maximum(np.abs(th), self.relative_floor)
+            lo, hi = np.maximum(lo, -radius), np.minimum(hi, radius)
+        # θ within bounds makes lo <= 0 <= hi; guard against -0.0 / rounding anyway
+        return np.minimum(lo, 0.0), np.maximum(hi, 0.0)
+
+    def step(
+        self, theta: npt.ArrayLike, grad: npt.ArrayLike, hessian: npt.ArrayLike | None = None
+    ) -> FloatArray:
+        """One update: the new θ (flat float64), within the bounds; increments ``k``.
+
+        ``hessian`` is used by `NewtonMethod` only (and ignored by first-order methods).
+        """
+        th = self._vector(theta, "theta")
+        g = self._vector(grad, "grad")
+        lo, hi = self.step_bounds(th)
+        lr = self.lr(self.k)
+        if lr < 0.0:
+            raise ValueError(f"learning_rate: expected a non-negative value, got {lr} at k={self.k}")
+        d = self._step(g, hessian, lr, lo, hi)
+        self.k += 1
+        return np.clip(th + d, self.lb, self.ub)
+
+    @abstractmethod
+    def _step(
+        self, grad: FloatArray, hessian: npt.ArrayLike | None, lr: float, lo: FloatArray, hi: FloatArray
+    ) -> FloatArray:
+        """The step ``d`` within ``lo <= d <= hi`` (updates internal moments)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state: type, update counter and (subclasses) moment estimates."""
+        return {"type": self.kind, "k": self.k}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the state saved by `state_dict` (same type and dimension)."""
+        if not isinstance(state, Mapping) or state.get("type") != self.kind:
+            got = state.get("type") if isinstance(state, Mapping) else state
+            raise ValueError(f"state_dict.type: expected {self.kind!r}, got {got!r}")
+        self.k = _integer(state.get("k"), "state_dict.k", 0)
+
+    def _load_moment(self, state: Mapping[str, Any], key: str) -> FloatArray:
+        arr = _array(state.get(key), f"state_dict.{key}").reshape(-1)
+        if arr.size != self.size:
+            raise ValueError(f"state_dict.{key}: expected {self.size} entries, got {arr.size}")
+        return arr
+
+
+class GradientDescent(Optimizer):
+    """Projected gradient descent: ``d = clip(−lr·g, lo, hi)``."""
+
+    kind = "sgd"
+
+    def _step(
+        self, grad: FloatArray, hessian: npt.ArrayLike | None, lr: float, lo: FloatArray, hi: FloatArray
+    ) -> FloatArray:
+        return np.clip(-lr * grad, lo, hi)
+
+
+class Adam(Optimizer):
+    """Adam (bias-corrected first and second moments), projected onto the step box."""
+
+    kind = "adam"
+
+    def __init__(
+        self,
+        lr: Schedule | float,
+        lb: npt.ArrayLike,
+        ub: npt.ArrayLike,
+        max_relative_step: float | None = None,
+        relative_floor: float = 0.1,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(lr, lb, ub, max_relative_step, relative_floor)
+        self.beta1 = _unit_interval(beta1, "beta1")
+        self.beta2 = _unit_interval(beta2, "beta2")
+        self.eps = _positive(eps, "eps")
+        self.m = np.zeros(self.size)
+        self.v = np.zeros(self.size)
+
+    def _step(
+        self, grad: FloatArray, hessian: npt.ArrayLike | None, lr: float, lo: FloatArray, hi: FloatArray
+    ) -> FloatArray:
+        t = self.k + 1
+        self.m = self.beta1 * self.m + (1.0 - self.beta1) * grad
+        self.v = self.beta2 * self.v + (1.0 - self.beta2) * grad**2
+        m_hat = self.m / (1.0 - self.beta1**t)
+        v_hat = self.v / (1.0 - self.beta2**t)
+        return np.clip(-lr * m_hat / (np.sqrt(v_hat) + self.eps), lo, hi)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "m": self.m.tolist(), "v": self.v.tolist()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.m = self._load_moment(state, "m")
+        self.v = self._load_moment(state, "v")
+
+
+class RMSprop(Optimizer):
+    """RMSprop: ``v ← decay·v + (1 − decay)·g²``, ``d = clip(−lr·g / (√v + eps), lo, hi)``."""
+
+    kind = "rmsprop"
+
+    def __init__(
+        self,
+        lr: Schedule | float,
+        lb: npt.ArrayLike,
+        ub: npt.ArrayLike,
+        max_relative_step: float | None = None,
+        relative_floor: float = 0.1,
+        decay: float = 0.9,
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(lr, lb, ub, max_relative_step, relative_floor)
+        self.decay = _unit_interval(decay, "decay")
+        self.eps = _positive(eps, "eps")
+        self.v = np.zeros(self.size)
+
+    def _step(
+        self, grad: FloatArray, hessian: npt.ArrayLike | None, lr: float, lo: FloatArray, hi: FloatArray
+    ) -> FloatArray:
+        self.v = self.decay * self.v + (1.0 - self.decay) * grad**2
+        return np.clip(-lr * grad / (np.sqrt(self.v) + self.eps), lo, hi)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "v": self.v.tolist()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.v = self._load_moment(state, "v")
+
+
+def make_positive_definite(hessian: npt.ArrayLike, damping: float) -> FloatArray:
+    """``(H + Hᵀ)/2 + (damping + max(0, −λ_min))·I``: symmetric with eigenvalues >= ``damping``.
+
+    If the Cholesky factorisation still fails (rounding, ``damping == 0``), the shift is increased
+    until it succeeds.
+    """
+    H = np.asarray(hessian, dtype=np.float64)
+    H = 0.5 * (H + H.T)
+    n = H.shape[0]
+    if n == 0:
+        return H
+    shift = damping + max(0.0, -float(np.linalg.eigvalsh(H)[0]))
+    floor = np.finfo(np.float64).eps * max(1.0, float(np.abs(H).max()))
+    for _ in range(200):
+        Hpd = H + shift * np.eye(n)
+        try:
+            np.linalg.cholesky(Hpd)
+            return Hpd
+        except np.linalg.LinAlgError:
+            shift = max(2.0 * shift, floor)
+    raise ValueError("hessian: could not be made positive definite")  # pragma: no cover
+
+
+def solve_box_qp(H: FloatArray, c: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray:
+    """Exact minimiser of ``½ dᵀ H d + cᵀ d`` subject to ``lo <= d <= hi`` (``H`` positive definite).
+
+    Variables with ``lo_i == hi_i`` are fixed and eliminated; if the unconstrained minimiser of the
+    rest is feasible it is returned, otherwise the bounded least-squares form
+    ``min ½‖Lᵀd + L⁻¹c‖²`` (``H = L Lᵀ``) is solved by BVLS.
+    """
+    d = np.zeros(c.size)
+    fixed = lo == hi
+    d[fixed] = lo[fixed]
+    free = ~fixed
+    if not free.any():
+        return d
+    Hf = H[np.ix_(free, free)]
+    cf = c[free] + H[np.ix_(free, fixed)] @ d[fixed]
+    lof, hif = lo[free], hi[free]
+    L = np.linalg.cholesky(Hf)
+    x = -scipy.linalg.cho_solve((L, True), cf)
+    if (x < lof).any() or (x > hif).any():
+        b = -scipy.linalg.solve_triangular(L, cf, lower=True)
+        # BVLS's default iteration limit (n) is too small; it typically needs about 2n
+        res = scipy.optimize.lsq_linear(
+            L.T, b, bounds=(lof, hif), method="bvls", tol=1e-12, max_iter=10 * x.size + 100
+        )
+        if res.status == 0:  # pragma: no cover - not seen in practice
+            raise RuntimeError(f"box-constrained Newton step: BVLS did not converge ({res.message})")
+        x = np.clip(res.x, lof, hif)
+    d[free] = x
+    return d
+
+
+class NewtonMethod(Optimizer):
+    """(Damped) Newton: unconstrained step ``−lr·H⁻¹g``; with active bounds, the exact box QP.
+
+    ``H`` is symmetrised and shifted to be positive definite (`make_positive_definite`), then the
+    step solves ``min_d ½ dᵀ H d + lr·gᵀ d`` subject to the step box (`solve_box_qp`).
+    """
+
+    kind = "newton"
+
+    def __init__(
+        self,
+        lr: Schedule | float,
+        lb: npt.ArrayLike,
+        ub: npt.ArrayLike,
+        max_relative_step: float | None = None,
+        relative_floor: float = 0.1,
+        damping: float = 1e-6,
+    ) -> None:
+        super().__init__(lr, lb, ub, max_relative_step, relative_floor)
+        self.damping = _nonnegative(damping, "damping")
+
+    def _step(
+        self, grad: FloatArray, hessian: npt.ArrayLike | None, lr: float, lo: FloatArray, hi: FloatArray
+    ) -> FloatArray:
+        if hessian is None:
+            raise ValueError("hessian: the Newton method needs a Hessian, got None")
+        H = _array(hessian, "hessian")
+        if H.shape != (self.size, self.size):
+            raise ValueError(f"hessian: expected shape {(self.size, self.size)}, got {H.shape}")
+        return solve_box_qp(make_positive_definite(H, self.damping), lr * grad, lo, hi)
+
+
+# ---------------------------------------------------------------- configuration
+
+_COMMON = {"learning_rate"}, {"max_relative_step", "relative_floor"}
+_OPTIMIZERS: dict[str, tuple[type[Optimizer], set[str]]] = {
+    # type: (class, type-specific optional keys)
+    "sgd": (GradientDescent, set()),
+    "newton": (NewtonMethod, {"damping"}),
+    "adam": (Adam, {"beta1", "beta2", "eps"}),
+    "rmsprop": (RMSprop, {"decay", "eps"}),
+}
+
+
+def optimizer_from_config(
+    cfg: Mapping[str, Any], lb: npt.ArrayLike, ub: npt.ArrayLike, field: str = "agent.optimizer"
+) -> Optimizer:
+    """Build an optimiser from a config dict (see the module docstring) and the bounds of θ."""
+    lo, hi = _bounds(lb, ub)
+    kind = _type_of(cfg, field, tuple(_OPTIMIZERS))
+    cls, extra = _OPTIMIZERS[kind]
+    _check_keys(cfg, field, f"optimizer type '{kind}'", _COMMON[0], _COMMON[1] | extra)
+    lr = schedule_from_config(cfg["learning_rate"], f"{field}.learning_rate")
+    kwargs = {key: val for key, val in cfg.items() if key not in ("type", "learning_rate")}
+    with _field(field):
+        return cls(lr, lo, hi, **kwargs)

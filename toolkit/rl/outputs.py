@@ -1,0 +1,127 @@
+"""What a training run writes: θ file, history, learning curves, summary."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import toolkit
+from toolkit.acados_runtime import acados_version
+from toolkit.parameters import FloatArray, ParameterSet
+
+if TYPE_CHECKING:
+    from toolkit.rl.training import Trainer
+
+THETA_FORMAT = "rlmpc-theta/1"
+
+
+def theta_document(problem_name: str, problem_hash: str, theta: ParameterSet,
+                   values: FloatArray) -> dict[str, Any]:
+    """The θ file's content: names, values, bounds and the problem they belong to."""
+    named = theta.unflatten(values)
+    return {
+        "format": THETA_FORMAT,
+        "problem": problem_name,
+        "problem_hash": problem_hash,
+        "names": theta.names,
+        "values": {k: v.tolist() for k, v in named.items()},
+        "lb": {k: v.tolist() for k, v in theta.unflatten(theta.lower()).items()},
+        "ub": {k: v.tolist() for k, v in theta.unflatten(theta.upper()).items()},
+        "flat": values.tolist(),
+        "labels": theta.labels(),
+        "toolkit_version": toolkit.__version__,
+        "acados_version": acados_version(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=float) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_outputs(trainer: Trainer, final_eval: float) -> dict[str, Any]:
+    out = trainer.out
+    out.mkdir(parents=True, exist_ok=True)
+    fns, hist, pr, agent = trainer.mpc.fns, trainer.history, trainer.progress, trainer.agent
+    theta = trainer.mpc.theta
+    _write_json(out / "theta.json", theta_document(fns.name, fns.problem_hash, fns.theta, theta))
+    np.savez_compressed(out / "history.npz", step_cost=np.array(hist.step_cost),
+                        td_error=np.array(hist.td_error), theta=np.array(hist.theta),
+                        episode_cost=np.array(hist.episode_cost),
+                        theta_labels=np.array(fns.theta.labels()))
+    png = plot_learning_curves(out / "learning_curves.png", hist, fns.theta.labels())
+    initial = pr.initial_eval if pr.initial_eval is not None else float("nan")
+    summary = {
+        "config": str(trainer.config.source),
+        "agent": trainer.config.agent.type,
+        "steps": pr.total,
+        "episodes": len(hist.episode_cost),
+        "wall_time_s": pr.wall_time,
+        "ms_per_step": 1e3 * pr.wall_time / max(pr.total, 1),
+        "greedy_cost_initial": initial,
+        "greedy_cost_final": final_eval,
+        "greedy_cost_ratio": final_eval / initial if initial else float("nan"),
+        "evaluation": vars(trainer.config.evaluation),
+        "updates": agent.updates,
+        "mpc_failures": {"V": agent.failures.value, "Q": agent.failures.q_value,
+                         "skipped_updates": agent.failures.skipped_updates,
+                         "messages": agent.failures.messages},
+        "theta_initial": {k: v.tolist() for k, v in fns.theta.unflatten(trainer.theta0).items()},
+        "theta_final": {k: v.tolist() for k, v in fns.theta.unflatten(theta).items()},
+        "outputs": {"theta": "theta.json", "history": "history.npz", "plot": png.name,
+                    "checkpoint": "checkpoint.pkl"},
+    }
+    _write_json(out / "summary.json", summary)
+    return summary
+
+
+def plot_learning_curves(path: Path, hist: Any, labels: list[str]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cost = np.array(hist.step_cost)
+    td = np.array(hist.td_error)
+    theta = np.array(hist.theta)
+    fig = plt.figure(figsize=(11, 8), constrained_layout=True)
+    grid = fig.add_gridspec(3, 2)
+    ax = fig.add_subplot(grid[0, 0])
+    ax.semilogy(np.maximum(cost, 1e-12), ".", ms=1, alpha=0.4, label="stage cost")
+    if cost.size >= 50:
+        kernel = np.ones(50) / 50
+        ax.semilogy(np.arange(49, cost.size), np.convolve(cost, kernel, "valid"), lw=1.5,
+                    label="moving mean (50)")
+    ax.set_title("cost per step")
+    ax.set_xlabel("step")
+    ax.legend()
+    ax = fig.add_subplot(grid[0, 1])
+    ax.plot(np.arange(td.size), td, ".", ms=1)
+    ax.set_title("TD error")
+    ax.set_xlabel("step")
+    ax = fig.add_subplot(grid[1, :])
+    if len(hist.episode_cost) > 1:
+        ax.plot(hist.episode_cost, "o-")
+        ax.set_title("cost per episode")
+        ax.set_xlabel("episode")
+    else:  # one long episode: how the cost accumulates shows the learning
+        ax.plot(np.cumsum(cost))
+        ax.set_title("cumulative cost (one episode)")
+        ax.set_xlabel("step")
+    ax = fig.add_subplot(grid[2, :])
+    if theta.size:
+        for i, label in enumerate(labels):
+            ax.plot(theta[:, i], lw=1, label=label)
+        ax.legend(ncol=min(8, len(labels)), fontsize=7, loc="best")
+    ax.set_title("θ components")
+    ax.set_xlabel("step")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,105 @@
+"""LSTD Q-learning of MPC parameters (first and second order), as in Gros & Zanon (2020).
+
+Per transition (s, a, L, s⁺) the agent solves Q_θ(s, a) and V_θ(s⁺) (whose u0 is
+also the next action), forms the TD error δ = L + γ V_θ(s⁺) − Q_θ(s, a), and stores
+the sample gradient −δ ∇θQ and, for second order, the sample Hessian
+∇θQ ∇θQᵀ − δ ∇²θQ.  Every ``update_every`` steps the stored samples drawn from
+the replay buffer are averaged and handed to the optimiser (Newton for second
+order), which enforces the θ bounds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from toolkit.mpc import MPC
+from toolkit.parameters import FloatArray
+from toolkit.rl.agent import MpcAgent
+from toolkit.rl.exploration import Exploration
+from toolkit.rl.optimizers import Optimizer
+from toolkit.rl.replay import ReplayBuffer
+
+HESSIANS = ("none", "approx", "full")
+
+
+class LstdQLearning(MpcAgent):
+    """Q-learning with an MPC as Q-function approximator.
+
+    Parameters
+    ----------
+    order : {1, 2}
+        1: first-order updates from the averaged gradient; 2: Newton-type updates
+        with the averaged Hessian ∇θQ ∇θQᵀ − δ ∇²θQ.
+    hessian : {"approx", "full", "none"}
+        ∇²θQ as ∂²L/∂θ² at fixed primal-dual solution (``approx``), with the KKT
+        term (``full``, slower), or zero (``none``, Gauss-Newton-like).
+    update_every : int
+        Steps between θ updates.
+    replay : ReplayBuffer
+        Experience replay of (gradient, Hessian) samples.
+    """
+
+    def __init__(self, mpc: MPC, discount: float, optimizer: Optimizer,
+                 exploration: Exploration, rng: np.random.Generator, replay: ReplayBuffer,
+                 order: int = 2, hessian: str = "approx", update_every: int = 1,
+                 failure_action: str = "solution") -> None:
+        super().__init__(mpc, discount, optimizer, exploration, rng, failure_action)
+        if order not in (1, 2):
+            raise ValueError(f"agent.order: expected 1 or 2, got {order!r}")
+        if hessian not in HESSIANS:
+            raise ValueError(f"agent.hessian: expected one of {list(HESSIANS)}, got {hessian!r}")
+        if not isinstance(update_every, int) or update_every < 1:
+            raise ValueError(f"agent.update_every: expected a positive integer, got {update_every!r}")
+        self.order = order
+        self.hessian = hessian
+        self.update_every = update_every
+        self.replay = replay
+
+    def observe(self, s: FloatArray, a: FloatArray, cost: float, s_next: FloatArray,
+                terminated: bool) -> tuple[FloatArray, dict[str, float]]:
+        sens = self.mpc.sensitivities
+        q = self.mpc.q_value(s, a)
+        v = self.mpc.value(s_next)
+        info: dict[str, float] = {}
+        if not q.success:
+            self.failures.record("Q", q)
+        if not v.success:
+            self.failures.record("V", v)
+        if q.success and v.success:
+            target = cost + (0.0 if terminated else self.discount * v.value)
+            td = target - q.value
+            info["td_error"] = td
+            if self.order == 2 and self.hessian != "none":
+                if self.hessian == "full":
+                    grad = sens.grad_theta(q)
+                    hess_q = sens.hessian_theta(q, full=True)
+                else:
+                    grad, hess_q = sens.grad_and_hessian_theta(q)
+                sample = {"g": -td * grad, "H": np.outer(grad, grad) - td * hess_q}
+            elif self.order == 2:
+                grad = sens.grad_theta(q)
+                sample = {"g": -td * grad, "H": np.outer(grad, grad)}
+            else:
+                sample = {"g": -td * sens.grad_theta(q)}
+            self.replay.append(sample)
+        else:
+            self.failures.skipped_updates += 1
+        self.steps += 1
+        if self.steps % self.update_every == 0 and len(self.replay):
+            batch = self.replay.sample(self.rng)
+            grad = np.mean([b["g"] for b in batch], axis=0)
+            hess = np.mean([b["H"] for b in batch], axis=0) if self.order == 2 else None
+            self._update(grad, hess)
+        next_action = self._action_from(v, explore=True)
+        return next_action, info
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["replay"] = self.replay.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.replay.load_state_dict(state["replay"])

@@ -1,0 +1,208 @@
+"""The training loop: episodes of agent-environment interaction, checkpoints, outputs.
+
+A checkpoint holds everything the future of the run depends on: θ, the
+optimiser, exploration and replay state, the agent's random generator, the
+environment (pickled, with its own random generator and state), the acados
+warm starts and the history.  A run killed at any point and resumed from its
+last checkpoint therefore reaches the same θ, bit for bit, as an uninterrupted
+run with the same seed.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+from toolkit.mpc import MPC
+from toolkit.parameters import FloatArray
+from toolkit.registry import make_env, make_problem
+from toolkit.rl.agent import MpcAgent
+from toolkit.rl.config import TrainConfig
+from toolkit.rl.dpg import DeterministicPolicyGradient
+from toolkit.rl.evaluation import greedy_cost
+from toolkit.rl.exploration import exploration_from_config
+from toolkit.rl.optimizers import optimizer_from_config
+from toolkit.rl.q_learning import LstdQLearning
+from toolkit.rl.replay import ReplayBuffer
+
+CHECKPOINT_NAME = "checkpoint.pkl"
+CHECKPOINT_VERSION = 1
+
+
+def plant_state(obs: Any, info: dict[str, Any]) -> FloatArray:
+    """The MPC's state: ``info["state"]`` when the plant gives it, else the observation."""
+    return np.asarray(info.get("state", obs), dtype=float).ravel()
+
+
+def plant_cost(reward: float, info: dict[str, Any]) -> float:
+    return float(info["cost"]) if "cost" in info else -float(reward)
+
+
+def build_agent(config: TrainConfig, mpc: MPC, rng: np.random.Generator) -> MpcAgent:
+    ag = config.agent
+    discount = ag.discount if ag.discount is not None else mpc.fns.discount
+    optimizer = optimizer_from_config(ag.optimizer, mpc.fns.theta.lower(), mpc.fns.theta.upper(),
+                                      field="agent.optimizer")
+    exploration = exploration_from_config(ag.exploration, mpc.fns.u_lb, mpc.fns.u_ub,
+                                          field="agent.exploration")
+    if ag.type == "lstd_q":
+        replay = ReplayBuffer(ag.replay["capacity"], ag.replay["sample_size"],
+                              ag.replay["include_latest"])
+        return LstdQLearning(mpc, discount, optimizer, exploration, rng, replay, order=ag.order,
+                             hessian=ag.hessian, update_every=ag.update_every,
+                             failure_action=ag.on_failure)
+    return DeterministicPolicyGradient(mpc, discount, optimizer, exploration, rng,
+                                       rollout_length=ag.rollout_length,
+                                       failure_action=ag.on_failure)
+
+
+@dataclass
+class History:
+    """What the run records, per step and per episode."""
+
+    step_cost: list[float] = field(default_factory=list)
+    td_error: list[float] = field(default_factory=list)
+    theta: list[list[float]] = field(default_factory=list)
+    episode_cost: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Progress:
+    """Where the loop is: enough to continue after a checkpoint."""
+
+    episode: int = 0
+    t: int = 0  # step within the episode
+    total: int = 0
+    state: FloatArray | None = None
+    action: FloatArray | None = None
+    episode_cost: float = 0.0
+    initial_eval: float | None = None
+    wall_time: float = 0.0
+
+
+class Trainer:
+    """Run (or resume) one training run described by a :class:`TrainConfig`."""
+
+    def __init__(self, config: TrainConfig, progress_bar: bool = True) -> None:
+        self.config = config
+        self.out = config.output
+        self.progress_bar = progress_bar
+        problem = make_problem(config.mpc.problem, config.mpc.params)
+        self.mpc = MPC(problem, config.mpc.solver, theta=config.mpc.theta or None)
+        self.theta0 = self.mpc.theta
+        self.env: gym.Env[Any, Any] = make_env(config.env.name, config.env.params)
+        self.agent = build_agent(config, self.mpc, np.random.default_rng(config.seed))
+        self.history = History()
+        self.progress = Progress()
+
+    # --- checkpoints ----------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / CHECKPOINT_NAME
+
+    def save_checkpoint(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "version": CHECKPOINT_VERSION, "config_digest": self.config.digest,
+            "problem_hash": self.mpc.fns.problem_hash, "agent": self.agent.state_dict(),
+            "env": self.env, "warm_start": self.mpc.warm_start_state(),
+            "history": self.history, "progress": self.progress,
+        }
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.checkpoint_path)  # atomic: a kill leaves the previous one intact
+
+    def load_checkpoint(self) -> None:
+        path = self.checkpoint_path
+        if not path.is_file():
+            raise ValueError(f"--resume: no checkpoint at {path}")
+        with open(path, "rb") as fh:
+            payload = pickle.load(fh)  # the run's own file: trusted
+        if payload.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"{path}: checkpoint format {payload.get('version')} is not supported")
+        if payload["config_digest"] != self.config.digest:
+            raise ValueError(f"{path}: the checkpoint belongs to a different configuration "
+                             f"than {self.config.source}")
+        if payload["problem_hash"] != self.mpc.fns.problem_hash:
+            raise ValueError(f"{path}: the checkpoint belongs to a different MPC problem")
+        self.agent.load_state_dict(payload["agent"])
+        self.env = payload["env"]
+        self.mpc.load_warm_start_state(payload["warm_start"])
+        self.history = payload["history"]
+        self.progress = payload["progress"]
+
+    # --- the loop ---------------------------------------------------------------------
+    def evaluate(self, theta: FloatArray) -> float:
+        ev = self.config.evaluation
+        return greedy_cost(self.mpc.fns, self.config.mpc.solver, theta,
+                           lambda: make_env(self.config.env.name, self.config.env.params),
+                           ev.episodes, ev.steps, ev.seed)
+
+    def run(self, resume: bool = False) -> dict[str, Any]:
+        cfg = self.config
+        if resume:
+            self.load_checkpoint()
+        elif self.checkpoint_path.exists():
+            raise ValueError(f"{self.checkpoint_path} exists: pass --resume to continue that run, "
+                             "or choose another output folder")
+        pr = self.progress
+        if pr.initial_eval is None:
+            pr.initial_eval = self.evaluate(self.theta0)
+        total = cfg.episodes * cfg.steps
+        bar = tqdm(total=total, initial=pr.total, disable=not self.progress_bar, unit="step",
+                   desc="training", dynamic_ncols=True)
+        start = time.perf_counter() - pr.wall_time
+        try:
+            while pr.episode < cfg.episodes:
+                if pr.state is None:
+                    obs, info = self.env.reset(seed=cfg.seed if pr.episode == 0 else None)
+                    pr.state = plant_state(obs, info)
+                    pr.action = self.agent.begin_episode(pr.state)
+                    pr.t, pr.episode_cost = 0, 0.0
+                assert pr.action is not None
+                obs, reward, terminated, _, info = self.env.step(pr.action)
+                cost = plant_cost(float(reward), info)
+                s_next = plant_state(obs, info)
+                next_action, step_info = self.agent.observe(pr.state, pr.action, cost, s_next,
+                                                            terminated)
+                self.history.step_cost.append(cost)
+                self.history.td_error.append(step_info.get("td_error", np.nan))
+                self.history.theta.append(self.mpc.theta.tolist())
+                pr.episode_cost += cost
+                pr.t += 1
+                pr.total += 1
+                pr.state, pr.action = s_next, next_action
+                if terminated or pr.t >= cfg.steps:
+                    self.agent.end_episode()
+                    self.history.episode_cost.append(pr.episode_cost)
+                    pr.episode += 1
+                    pr.state = None
+                    bar.update(cfg.steps - pr.t + 1 if terminated else 1)
+                else:
+                    bar.update(1)
+                if bar.n % 50 == 0 or pr.state is None:
+                    td = self.history.td_error[-1]
+                    bar.set_postfix(episode=pr.episode + (pr.state is not None), cost=f"{cost:.3g}",
+                                    td=f"{td:.2e}", failures=self.agent.failures.total)
+                if pr.total % cfg.checkpoint_every == 0:
+                    pr.wall_time = time.perf_counter() - start
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+        pr.wall_time = time.perf_counter() - start
+        self.save_checkpoint()
+        final_eval = self.evaluate(self.mpc.theta)
+        from toolkit.rl.outputs import write_outputs
+
+        return write_outputs(self, final_eval)
