@@ -1,0 +1,172 @@
+"""Training runs: acceptance on the LTI task, determinism, resume after SIGKILL, config errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from toolkit.rl.config import ConfigError, load_config
+from toolkit.rl.training import Trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def train(config: Path, out: Path, resume: bool = False) -> dict:  # type: ignore[type-arg]
+    trainer = Trainer(load_config(config, output=out), progress_bar=False)
+    return trainer.run(resume=resume)
+
+
+def short_config(tmp_path: Path, steps: int = 300, seed: int = 3, checkpoint_every: int = 100,
+                 agent: str = 'type = "lstd_q"\norder = 2\noptimizer = { type = "newton", '
+                              'learning_rate = 5e-2 }') -> Path:
+    path = tmp_path / f"short_{seed}_{steps}.toml"
+    path.write_text(f"""seed = {seed}
+episodes = 2
+steps = {steps // 2}
+checkpoint_every = {checkpoint_every}
+[env]
+name = "LtiGrosZanon"
+[mpc]
+problem = "lti"
+[agent]
+{agent}
+[evaluation]
+episodes = 2
+steps = 20
+""")
+    return path
+
+
+def test_lti_second_order_qlearning_meets_acceptance(tmp_path: Path) -> None:
+    """The full run of examples/lti_qlearning.toml (one 5000-step episode)."""
+    summary = train(EXAMPLES / "lti_qlearning.toml", tmp_path / "run")
+    assert summary["steps"] == 5000
+    assert summary["greedy_cost_ratio"] <= 0.10, summary["greedy_cost_ratio"]
+    x_lb = np.asarray(summary["theta_final"]["x_lb"]).ravel()
+    assert x_lb[0] > 0.0  # the lower bound on x1 tightens against the one-sided noise
+    assert summary["mpc_failures"]["V"] + summary["mpc_failures"]["Q"] == 0
+    theta = json.loads((tmp_path / "run" / "theta.json").read_text())
+    assert theta["format"] == "rlmpc-theta/1" and theta["problem"] == "lti"
+    assert len(theta["problem_hash"]) == 64
+    assert theta["names"] == ["V0", "x_lb", "x_ub", "b", "f", "A", "B"]
+    assert np.asarray(theta["values"]["x_lb"]).ravel()[0] == pytest.approx(x_lb[0])
+    assert (tmp_path / "run" / "learning_curves.png").stat().st_size > 10_000
+    history = np.load(tmp_path / "run" / "history.npz")
+    assert history["theta"].shape == (5000, 16)
+
+
+def test_lti_dpg_meets_acceptance(tmp_path: Path) -> None:
+    summary = train(EXAMPLES / "lti_dpg.toml", tmp_path / "run")
+    assert summary["greedy_cost_ratio"] <= 0.10, summary["greedy_cost_ratio"]
+    assert summary["updates"] == 50
+
+
+def test_runs_are_deterministic_for_a_seed(tmp_path: Path) -> None:
+    a = train(short_config(tmp_path), tmp_path / "a")
+    b = train(short_config(tmp_path), tmp_path / "b")
+    assert a["theta_final"] == b["theta_final"]
+    c = train(short_config(tmp_path, seed=4), tmp_path / "c")
+    assert c["theta_final"] != a["theta_final"]
+
+
+def test_resume_after_sigkill_reaches_the_same_theta(tmp_path: Path) -> None:
+    config = short_config(tmp_path, steps=2000, checkpoint_every=200)
+    reference = train(config, tmp_path / "reference")
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "toolkit.cli", "train", str(config), "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (out / "checkpoint.pkl").exists():
+            assert proc.poll() is None, "the run ended before its first checkpoint"
+            assert time.time() < deadline
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "summary.json").exists()  # it really died mid-run
+    resumed = subprocess.run(cmd + ["--resume"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=300, check=True)
+    assert "trained 2000 steps" in resumed.stdout
+    theta_resumed = json.loads((out / "theta.json").read_text())["flat"]
+    theta_reference = json.loads((tmp_path / "reference" / "theta.json").read_text())["flat"]
+    assert theta_resumed == theta_reference  # bit for bit
+
+
+def test_existing_checkpoint_is_not_overwritten(tmp_path: Path) -> None:
+    config = short_config(tmp_path, steps=100)
+    train(config, tmp_path / "run")
+    with pytest.raises(ValueError, match="pass --resume"):
+        train(config, tmp_path / "run")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('steps = 10\nstep = 3\n[env]\nname = "LtiGrosZanon"\n[mpc]\nproblem = "lti"\n'
+     '[agent]\ntype = "lstd_q"\n', "step: unknown key"),
+    ('steps = "ten"\n[env]\nname = "LtiGrosZanon"\n[mpc]\nproblem = "lti"\n[agent]\n'
+     'type = "lstd_q"\n', "steps: expected an integer, got 'ten'"),
+    ('steps = 10\n[mpc]\nproblem = "lti"\n[agent]\ntype = "lstd_q"\n',
+     r"env: missing table \[env\]"),
+    ('steps = 10\n[env]\nname = "Moon"\n[mpc]\nproblem = "lti"\n[agent]\ntype = "lstd_q"\n',
+     "env.name: unknown environment 'Moon'"),
+    ('steps = 10\n[env]\nname = "LtiGrosZanon"\n[mpc]\nproblem = "lti"\n[agent]\n'
+     'type = "ppo"\n', "agent.type: expected one of"),
+    ('steps = 10\n[env]\nname = "LtiGrosZanon"\n[mpc]\nproblem = "lti"\n[mpc.solver]\n'
+     'qp_solver = "PARTIAL_CONDENSING_OSQP"\n[agent]\ntype = "lstd_q"\n', "qp_solver"),
+])
+def test_malformed_config_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_cli_reports_bad_config_in_one_line_and_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('steps = 10\n[env]\nname = "LtiGrosZanon"\n[mpc]\nproblem = "lti"\n'
+                    '[mpc.theta]\nx_lb = [5.0, 0.0]\n[agent]\ntype = "lstd_q"\n')
+    out = subprocess.run([sys.executable, "-m", "toolkit.cli", "train", str(path), "--out",
+                          str(tmp_path / "o"), "--quiet"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "x_lb[0]' = 5 is outside its bounds" in lines[0]
+
+
+def test_mpc_failures_are_counted_not_fatal(tmp_path: Path) -> None:
+    config = tmp_path / "fail.toml"
+    config.write_text("""steps = 40
+seed = 1
+[env]
+name = "CartPole"
+params = { m_pole = 0.13 }
+[mpc]
+problem = "cartpole"
+[mpc.solver]
+max_iter = 1
+[agent]
+type = "lstd_q"
+optimizer = { type = "newton", learning_rate = 1e-4 }
+on_failure = "last"
+[evaluation]
+episodes = 1
+steps = 10
+""")
+    summary = train(config, tmp_path / "run")
+    failures = summary["mpc_failures"]
+    assert failures["V"] + failures["Q"] > 0
+    assert failures["skipped_updates"] > 0
+    assert "maximum number of iterations reached" in failures["messages"]
