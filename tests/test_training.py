@@ -80,7 +80,7 @@ def test_runs_are_deterministic_for_a_seed(tmp_path: Path) -> None:
 
 def test_resume_after_sigkill_reaches_the_same_theta(tmp_path: Path) -> None:
     config = short_config(tmp_path, steps=2000, checkpoint_every=200)
-    reference = train(config, tmp_path / "reference")
+    train(config, tmp_path / "reference")
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "toolkit.cli", "train", str(config), "--out", str(out), "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -97,7 +97,7 @@ def test_resume_after_sigkill_reaches_the_same_theta(tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "summary.json").exists()  # it really died mid-run
-    resumed = subprocess.run(cmd + ["--resume"], cwd=ROOT, capture_output=True, text=True,
+    resumed = subprocess.run([*cmd, "--resume"], cwd=ROOT, capture_output=True, text=True,
                              timeout=300, check=True)
     assert "trained 2000 steps" in resumed.stdout
     theta_resumed = json.loads((out / "theta.json").read_text())["flat"]

@@ -98,6 +98,12 @@ class AcadosInstance:
         self.layout = IterateLayout.from_sizes(sizes.reshape(self.horizon + 1, len(FIELDS)))
         self._iterate = np.zeros(self.layout.total)
         self._stats = np.zeros(4)
+        # persistent buffers with cached pointers: ctypes' data_as costs microseconds per call
+        nx = int(self.layout.sizes[0, 0])
+        nu = int(self.layout.sizes[0, 1])
+        self._x0, self._lbu0, self._ubu0 = np.zeros(nx), np.zeros(nu), np.zeros(nu)
+        self._p_x0, self._p_lbu0, self._p_ubu0 = _ptr(self._x0), _ptr(self._lbu0), _ptr(self._ubu0)
+        self._p_stats, self._p_iterate = _ptr(self._stats), _ptr(self._iterate)
         self._trap = acados_runtime.StdoutTrap()
         self.last_output = ""
 
@@ -129,16 +135,19 @@ class AcadosInstance:
 
         What acados prints during the solve is kept in :attr:`last_output`.
         """
+        self._x0[:] = x0
+        self._lbu0[:] = lbu0
+        self._ubu0[:] = ubu0
         with self._trap:
-            self._lib.rlmpc_solve(self._handle, _ptr(x0), _ptr(lbu0), _ptr(ubu0),
-                                  _ptr(self._stats))
+            self._lib.rlmpc_solve(self._handle, self._p_x0, self._p_lbu0, self._p_ubu0,
+                                  self._p_stats)
         self.last_output = self._trap.take()
         st = self._stats
         return SolveStats(int(st[0]), int(st[1]), float(st[2]), float(st[3]))
 
     def get_iterate(self) -> FloatArray:
         """The full primal-dual iterate (copy), laid out as in :class:`IterateLayout`."""
-        self._lib.rlmpc_get_iterate(self._handle, _ptr(self._iterate))
+        self._lib.rlmpc_get_iterate(self._handle, self._p_iterate)
         return self._iterate.copy()
 
     def set_iterate(self, iterate: FloatArray) -> None:

@@ -274,6 +274,11 @@ def make_positive_definite(hessian: npt.ArrayLike, damping: float) -> FloatArray
     n = H.shape[0]
     if n == 0:
         return H
+    try:  # fast path: H already positive definite, so λ_min > 0 and the shift is `damping`
+        np.linalg.cholesky(H)
+        return H + damping * np.eye(n)
+    except np.linalg.LinAlgError:
+        pass
     shift = damping + max(0.0, -float(np.linalg.eigvalsh(H)[0]))
     floor = np.finfo(np.float64).eps * max(1.0, float(np.abs(H).max()))
     for _ in range(200):
