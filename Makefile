@@ -23,6 +23,7 @@ test: doctor lint
 
 bench: setup
 	@$(PY) bench/mpc_core.py
+	@$(PY) bench/learning.py
 
 clean:
 	rm -rf build runs .pytest_cache .mypy_cache .ruff_cache

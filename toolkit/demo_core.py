@@ -22,7 +22,7 @@ def run_core_demo(out: Path, steps: int = 100) -> None:
     fns = mpc.fns
     print(f"  solver ready in {time.perf_counter() - t0:.1f} s: {mpc.built.directory}")
 
-    s = np.array([0.3, 0.25, 0.0, 0.0])
+    s = np.array([0.1, 0.05, 0.0, 0.0])  # the force does not saturate here, so ∇θπ ≠ 0
     v = mpc.value(s)
     a = v.u0 + 0.5
     q = mpc.q_value(s, a)
@@ -42,7 +42,7 @@ def run_core_demo(out: Path, steps: int = 100) -> None:
     plant_theta = fns.theta.unflatten(mpc.theta)
     plant_theta["m_pole"] = plant_theta["m_pole"] * 1.3
     plant_flat = fns.theta.flatten(plant_theta)
-    xs, us, iters = [s], [], []
+    xs, us, iters = [np.array([0.3, 0.25, 0.0, 0.0])], [], []
     for _ in tqdm(range(steps), desc="closed loop", unit="step"):
         sol = mpc.value(xs[-1])
         us.append(sol.u0)
