@@ -4,41 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-import toolkit
-from toolkit.acados_runtime import acados_version
-from toolkit.parameters import FloatArray, ParameterSet
+from toolkit.theta_file import save_theta, theta_document
 
 if TYPE_CHECKING:
     from toolkit.rl.training import Trainer
-
-THETA_FORMAT = "rlmpc-theta/1"
-
-
-def theta_document(problem_name: str, problem_hash: str, theta: ParameterSet,
-                   values: FloatArray) -> dict[str, Any]:
-    """The θ file's content: names, values, bounds and the problem they belong to."""
-    named = theta.unflatten(values)
-    return {
-        "format": THETA_FORMAT,
-        "problem": problem_name,
-        "problem_hash": problem_hash,
-        "names": theta.names,
-        "values": {k: v.tolist() for k, v in named.items()},
-        "lb": {k: v.tolist() for k, v in theta.unflatten(theta.lower()).items()},
-        "ub": {k: v.tolist() for k, v in theta.unflatten(theta.upper()).items()},
-        "flat": values.tolist(),
-        "labels": theta.labels(),
-        "toolkit_version": toolkit.__version__,
-        "acados_version": acados_version(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -51,7 +25,8 @@ def write_outputs(trainer: Trainer, final_eval: float) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     fns, hist, pr, agent = trainer.mpc.fns, trainer.history, trainer.progress, trainer.agent
     theta = trainer.mpc.theta
-    _write_json(out / "theta.json", theta_document(fns.name, fns.problem_hash, fns.theta, theta))
+    cfg = trainer.config.mpc
+    save_theta(out / "theta.json", theta_document(cfg.problem, cfg.params, fns, theta))
     np.savez_compressed(out / "history.npz", step_cost=np.array(hist.step_cost),
                         td_error=np.array(hist.td_error), theta=np.array(hist.theta),
                         episode_cost=np.array(hist.episode_cost),

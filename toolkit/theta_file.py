@@ -1,0 +1,101 @@
+"""The θ file: learned parameters with the problem they belong to (JSON).
+
+Written by ``rlmpc train``, read by ``rlmpc export``.  It names the registered
+problem and its construction parameters, so the exact problem can be rebuilt,
+and carries the problem hash, so θ is never applied to a different problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import toolkit
+from toolkit.acados_runtime import acados_version
+from toolkit.parameters import FloatArray
+from toolkit.problem import ProblemFunctions
+
+THETA_FORMAT = "rlmpc-theta/1"
+
+
+def theta_document(problem: str, problem_params: dict[str, Any], fns: ProblemFunctions,
+                   values: FloatArray) -> dict[str, Any]:
+    """The θ file's content: names, values, bounds and the problem they belong to."""
+    theta = fns.theta
+    return {
+        "format": THETA_FORMAT,
+        "problem": problem,
+        "problem_params": problem_params,
+        "problem_hash": fns.problem_hash,
+        "names": theta.names,
+        "values": {k: v.tolist() for k, v in theta.unflatten(values).items()},
+        "lb": {k: v.tolist() for k, v in theta.unflatten(theta.lower()).items()},
+        "ub": {k: v.tolist() for k, v in theta.unflatten(theta.upper()).items()},
+        "flat": np.asarray(values, dtype=float).tolist(),
+        "labels": theta.labels(),
+        "toolkit_version": toolkit.__version__,
+        "acados_version": acados_version(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def save_theta(path: Path, document: dict[str, Any]) -> None:
+    """Write atomically (a crash never leaves half a θ file)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class ThetaFile:
+    """A validated θ file with its rebuilt problem."""
+
+    path: Path
+    problem: str
+    problem_params: dict[str, Any]
+    fns: ProblemFunctions
+    values: FloatArray
+    document: dict[str, Any]
+
+
+def load_theta(path: str | Path) -> ThetaFile:
+    """Read a θ file, rebuild its problem and check hash and bounds.
+
+    Raises ValueError with a one-line message naming the file and the field.
+    """
+    from toolkit.registry import PROBLEMS, make_problem
+
+    src = Path(path)
+    try:
+        doc = json.loads(src.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{src}: no such θ file") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{src}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(doc, dict) or doc.get("format") != THETA_FORMAT:
+        raise ValueError(f"{src}: format: expected {THETA_FORMAT!r}, got "
+                         f"{doc.get('format') if isinstance(doc, dict) else type(doc).__name__!r}")
+    for key in ("problem", "problem_hash", "values"):
+        if key not in doc:
+            raise ValueError(f"{src}: {key}: missing")
+    problem = doc["problem"]
+    if problem not in PROBLEMS:
+        raise ValueError(f"{src}: problem: unknown problem {problem!r}; expected one of "
+                         f"{sorted(PROBLEMS)}")
+    params = doc.get("problem_params", {})
+    fns = make_problem(problem, params).build()
+    if fns.problem_hash != doc["problem_hash"]:
+        raise ValueError(f"{src}: problem_hash: θ was learned for a different version of problem "
+                         f"{problem!r} (hash {doc['problem_hash'][:12]}…, this toolkit builds "
+                         f"{fns.problem_hash[:12]}…)")
+    try:
+        values = fns.theta.flatten(doc["values"])
+    except ValueError as exc:
+        raise ValueError(f"{src}: values: {exc}") from None
+    return ThetaFile(src, problem, params, fns, values, doc)
