@@ -100,6 +100,38 @@ class ProblemFunctions:
         return _hash_problem(self)
 
 
+def fix_theta(fns: ProblemFunctions, values: npt.ArrayLike) -> ProblemFunctions:
+    """The same problem with θ replaced by numeric constants (θ becomes empty).
+
+    Used to export a learned controller: the generated code then contains θ as
+    constants.  Every function keeps its ``(…, theta, p)`` signature, with a 0×1 θ.
+    """
+    flat = fns.theta.flatten(values)
+    const = cs.DM(flat)
+    empty = ParameterSet("theta")
+
+    def bake(fn: cs.Function) -> cs.Function:
+        ins = fn.sx_in()
+        names = fn.name_in()
+        k = names.index("theta")
+        args = list(ins)
+        args[k] = const
+        outs = fn.call(args)
+        new_ins = list(ins)
+        new_ins[k] = cs.SX(0, 1)
+        return cs.Function(fn.name(), new_ins, outs, names, fn.name_out())
+
+    return ProblemFunctions(
+        name=fns.name, nx=fns.nx, nu=fns.nu, horizon=fns.horizon, discount=fns.discount,
+        dt=fns.dt, theta=empty, params=fns.params,
+        dynamics=bake(fns.dynamics), stage_cost=bake(fns.stage_cost),
+        stage_cost_undiscounted=bake(fns.stage_cost_undiscounted),
+        initial_cost=bake(fns.initial_cost), terminal_cost=bake(fns.terminal_cost),
+        h_state=bake(fns.h_state), h_path=bake(fns.h_path),
+        state_rows=fns.state_rows, path_rows=fns.path_rows, u_lb=fns.u_lb, u_ub=fns.u_ub,
+    )
+
+
 def _hash_problem(fns: ProblemFunctions) -> str:
     h = hashlib.sha256()
     meta = {
