@@ -107,7 +107,7 @@ def fix_theta(fns: ProblemFunctions, values: npt.ArrayLike) -> ProblemFunctions:
     constants.  Every function keeps its ``(…, theta, p)`` signature, with a 0×1 θ.
     """
     flat = fns.theta.flatten(values)
-    const = cs.DM(flat)
+    const = cs.SX(cs.DM(flat))
     empty = ParameterSet("theta")
 
     def bake(fn: cs.Function) -> cs.Function:
