@@ -170,3 +170,38 @@ steps = 10
     assert failures["V"] + failures["Q"] > 0
     assert failures["skipped_updates"] > 0
     assert "maximum number of iterations reached" in failures["messages"]
+
+
+def test_any_gymnasium_env_is_a_plant_pendulum(tmp_path: Path) -> None:
+    """Pendulum-v1 through the GymPlant adapter: cost = −reward, state from the plant."""
+    config = tmp_path / "pendulum.toml"
+    config.write_text("""seed = 11
+steps = 30
+[env]
+name = "Pendulum-v1"
+[mpc]
+problem = "pendulum"
+[agent]
+type = "lstd_q"
+order = 1
+optimizer = { type = "sgd", learning_rate = 1e-4, max_relative_step = 0.02 }
+[evaluation]
+episodes = 1
+steps = 20
+""")
+    summary = train(config, tmp_path / "run")
+    assert summary["steps"] == 30
+    assert summary["theta_final"] != summary["theta_initial"]
+    history = np.load(tmp_path / "run" / "history.npz")
+    assert np.all(history["step_cost"] >= 0)  # Pendulum's reward is <= 0
+
+
+def test_dpg_with_monte_carlo_critic_learns_lti(tmp_path: Path) -> None:
+    text = (EXAMPLES / "lti_dpg.toml").read_text().replace(
+        'exploration = { type = "gaussian", std = 0.1 }',
+        'exploration = { type = "gaussian", std = 0.1 }\ncritic = "monte_carlo"')
+    assert 'critic = "monte_carlo"' in text
+    config = tmp_path / "mc.toml"
+    config.write_text(text)
+    summary = train(config, tmp_path / "run")
+    assert summary["greedy_cost_ratio"] <= 0.10

@@ -9,9 +9,10 @@ import gymnasium as gym
 
 from toolkit.envs import CartPole, GymPlant, LtiGrosZanon, pendulum_plant
 from toolkit.problem import ParametricMPC
-from toolkit.problems import cartpole_mpc, lti_mpc
+from toolkit.problems import cartpole_mpc, lti_mpc, pendulum_mpc
 
-PROBLEMS: dict[str, Callable[..., ParametricMPC]] = {"lti": lti_mpc, "cartpole": cartpole_mpc}
+PROBLEMS: dict[str, Callable[..., ParametricMPC]] = {
+    "lti": lti_mpc, "cartpole": cartpole_mpc, "pendulum": pendulum_mpc}
 ENVS: dict[str, Callable[..., gym.Env[Any, Any]]] = {
     "LtiGrosZanon": LtiGrosZanon,
     "CartPole": CartPole,

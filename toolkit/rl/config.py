@@ -93,6 +93,7 @@ class AgentConfig:
     hessian: str
     update_every: int
     rollout_length: int | None
+    critic: str
     on_failure: str
     optimizer: dict[str, Any]
     exploration: dict[str, Any] | None
@@ -184,6 +185,7 @@ def _parse(data: dict[str, Any], src: Path, output: str | Path | None) -> TrainC
     hessian = ag.get("hessian", str, "approx")
     update_every = ag.get("update_every", int, 1, positive=True)
     rollout_length = ag.get("rollout_length", int, None)
+    critic = ag.get("critic", str, "lstd")
     on_failure = ag.get("on_failure", str, "solution")
     optimizer = ag.get("optimizer", dict, {"type": "newton" if order == 2 else "sgd",
                                            "learning_rate": 1e-2})
@@ -194,8 +196,8 @@ def _parse(data: dict[str, Any], src: Path, output: str | Path | None) -> TrainC
               "include_latest": replay_t.get("include_latest", int, 1)}
     replay_t.done()
     ag.done()
-    agent = AgentConfig(kind, discount, order, hessian, update_every, rollout_length, on_failure,
-                        optimizer, exploration, replay)
+    agent = AgentConfig(kind, discount, order, hessian, update_every, rollout_length, critic,
+                        on_failure, optimizer, exploration, replay)
 
     ev = top.table("evaluation")
     evaluation = EvaluationConfig(ev.get("episodes", int, 5, positive=True),

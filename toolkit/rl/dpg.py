@@ -21,6 +21,8 @@ from toolkit.rl.agent import MpcAgent
 from toolkit.rl.exploration import Exploration
 from toolkit.rl.optimizers import Optimizer
 
+CRITICS = ("lstd", "monte_carlo")
+
 
 def quadratic_features(s: FloatArray) -> FloatArray:
     """[1, s, upper triangle of s sᵀ]: the baseline's features."""
@@ -37,17 +39,24 @@ class DeterministicPolicyGradient(MpcAgent):
         Steps per update; ``None`` updates at the end of every episode.
     ridge : float
         Tikhonov regularisation of the LSTD system.
+    critic : {"lstd", "monte_carlo"}
+        ``lstd`` fits the critic by temporal differences (bootstrapping on the
+        quadratic baseline); ``monte_carlo`` regresses the discounted returns of
+        the rollout on the same features (no bootstrapping bias, more variance).
     """
 
     def __init__(self, mpc: MPC, discount: float, optimizer: Optimizer,
                  exploration: Exploration, rng: np.random.Generator,
                  rollout_length: int | None = None, ridge: float = 1e-6,
-                 failure_action: str = "solution") -> None:
+                 critic: str = "lstd", failure_action: str = "solution") -> None:
         super().__init__(mpc, discount, optimizer, exploration, rng, failure_action)
         if rollout_length is not None and (not isinstance(rollout_length, int) or rollout_length < 2):
             raise ValueError(f"agent.rollout_length: expected an integer >= 2, got {rollout_length!r}")
+        if critic not in CRITICS:
+            raise ValueError(f"agent.critic: expected one of {list(CRITICS)}, got {critic!r}")
         self.rollout_length = rollout_length
         self.ridge = float(ridge)
+        self.critic = critic
         self._rollout: list[dict[str, Any]] = []
         self._current: dict[str, Any] | None = None
 
@@ -93,18 +102,30 @@ class DeterministicPolicyGradient(MpcAgent):
         psi_next = np.stack([np.zeros(psi.shape[1]) if d["terminated"]
                              else quadratic_features(d["s_next"]) for d in data])
         cost = np.array([d["cost"] for d in data])
-        # LSTD: Σ z (c + γ ψ'ᵀv − ψᵀv − Φᵀw) = 0 with z = [Φ; ψ]
-        z = np.hstack([phi, psi])
-        feats = np.hstack([phi, psi - gamma * psi_next])
+        if self.critic == "lstd":
+            # LSTD: Σ z (c + γ ψ'ᵀv − ψᵀv − Φᵀw) = 0 with z = [Φ; ψ]
+            z = np.hstack([phi, psi])
+            feats = np.hstack([phi, psi - gamma * psi_next])
+            target = cost
+        else:
+            # Monte Carlo: discounted return-to-go of the rollout regressed on [Φ; ψ]
+            target = np.zeros_like(cost)
+            running = 0.0
+            for i in range(len(data) - 1, -1, -1):
+                if data[i]["terminated"] or i == len(data) - 1:
+                    running = 0.0
+                running = cost[i] + gamma * running
+                target[i] = running
+            z = feats = np.hstack([phi, psi])
         A = z.T @ feats / len(data)
-        b = z.T @ cost / len(data)
+        b = z.T @ target / len(data)
         A[np.diag_indices_from(A)] += self.ridge
         sol = np.linalg.lstsq(A, b, rcond=None)[0]
         w = sol[: phi.shape[1]]
         fisher = np.mean([d["jac"].T @ d["jac"] for d in data], axis=0)
         grad = fisher @ w
         self._update(grad, None)
-        td = cost - feats @ sol
+        td = target - feats @ sol
         return {"td_error": float(np.sqrt(np.mean(td**2))), "policy_gradient_norm":
                 float(np.linalg.norm(grad))}
 

@@ -60,7 +60,7 @@ def build_agent(config: TrainConfig, mpc: MPC, rng: np.random.Generator) -> MpcA
                              hessian=ag.hessian, update_every=ag.update_every,
                              failure_action=ag.on_failure)
     return DeterministicPolicyGradient(mpc, discount, optimizer, exploration, rng,
-                                       rollout_length=ag.rollout_length,
+                                       rollout_length=ag.rollout_length, critic=ag.critic,
                                        failure_action=ag.on_failure)
 
 
