@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from toolkit import MPC  # noqa: E402
+from toolkit import MPC, SolverOptions  # noqa: E402
 from toolkit.problems import cartpole_mpc, lti_mpc  # noqa: E402
 
 GOAL_QLEARNING_STEP_MS = 0.5
@@ -109,7 +109,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
 
-    lti = MPC(lti_mpc())
+    lti = MPC(lti_mpc(), SolverOptions(hpipm_mode="SPEED"))  # as in examples/lti_*.toml
     lti_res = bench_problem("LTI (Gros & Zanon)", lti, closed_loop_states(
         lti, np.array([0.0, 0.15]), args.states, np.array([0.05, 0.0]), rng))
     cart = MPC(cartpole_mpc())
