@@ -49,4 +49,6 @@ if ! "$VENV/bin/python" -c "import casadi, sys; sys.exit(0 if casadi.__version__
   log "repairing CasADi (the slim copy from comma-deps-acados is active)"
   "${PIP[@]}" install --force-reinstall --no-deps "casadi==3.8.2"
 fi
+# aarch64 acados libraries and headers (same version) for cross-compiled exports
+"$VENV/bin/python" -m codegen.aarch64_acados >/dev/null
 log "ready"

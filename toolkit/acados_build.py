@@ -190,7 +190,7 @@ def build_solver(fns: ProblemFunctions, options: SolverOptions) -> BuiltSolver:
         if directory.exists():
             shutil.rmtree(directory)
         directory.mkdir(parents=True)
-        _generate(fns, options, model_name, directory)
+        generate_sources(fns, options, model_name, directory)
         _run(["make", "ocp_shared_lib", *acados_runtime.makefile_variables()], directory,
              "compiling the acados solver")
         _run([
@@ -204,7 +204,7 @@ def build_solver(fns: ProblemFunctions, options: SolverOptions) -> BuiltSolver:
     return built
 
 
-def _generate(fns: ProblemFunctions, options: SolverOptions, model_name: str,
+def generate_sources(fns: ProblemFunctions, options: SolverOptions, model_name: str,
               directory: Path) -> None:
     tpl = acados_runtime.acados_template()
     ocp = _make_ocp(fns, options, model_name, directory)

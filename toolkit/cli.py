@@ -65,6 +65,25 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from codegen.build import BundleBuildError
+    from codegen.bundle import export_bundle
+    from codegen.run_bundle import BundleRunError, run_bundle
+    from codegen.toolchain import ToolchainError
+
+    bundle = export_bundle(args.theta, args.target, args.out)
+    print(f"bundle: {bundle} (manifest.json, Makefile, solver/, src/, test_vectors.*)")
+    if not args.check:
+        return 0
+    try:
+        report = run_bundle(bundle)
+    except (BundleBuildError, BundleRunError, ToolchainError) as exc:
+        print(f"rlmpc: error: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0 if report.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlmpc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_train)
+    export = sub.add_parser("export", help="export learned θ as a C bundle for a target")
+    export.add_argument("--theta", required=True, help="θ file written by rlmpc train")
+    export.add_argument("--target", required=True, help="linux-x86_64 or linux-aarch64")
+    export.add_argument("--out", required=True,
+                        help="bundle folder (new, empty, or an earlier bundle)")
+    export.add_argument("--check", action="store_true",
+                        help="build the bundle for its target and compare its test program with the MPC")
+    export.set_defaults(func=_export)
     return parser
 
 

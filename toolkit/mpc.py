@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from toolkit.acados_build import BIG_BOUND, build_solver, finite_bounds, resolve_nlp_solver
+from toolkit.acados_build import build_solver, resolve_nlp_solver
 from toolkit.acados_instance import AcadosInstance, IterateLayout
-from toolkit.nlp import slack_weights, stage_soft_rows
 from toolkit.options import SolverOptions
 from toolkit.parameters import FloatArray, ParameterValues
 from toolkit.problem import ParametricMPC, ProblemFunctions
+from toolkit.stage_settings import StartupSettings, startup_settings
 
 if TYPE_CHECKING:
     from toolkit.sensitivities import Sensitivities
@@ -101,8 +101,9 @@ class MPC:
         self._theta = fns.theta.flatten(theta)
         self._p = fns.params.flatten(p, check_bounds=False)
         self.nlp_solver = resolve_nlp_solver(fns, self.options)
-        lbu, ubu = finite_bounds(fns.u_lb, fns.u_ub)
-        self._lbu, self._ubu = np.ascontiguousarray(lbu), np.ascontiguousarray(ubu)
+        settings = startup_settings(fns, self._theta, self._p)
+        self._lbu = np.ascontiguousarray(settings.lbu)
+        self._ubu = np.ascontiguousarray(settings.ubu)
         self._instances: dict[str, AcadosInstance] = {}
         self._sens: Sensitivities | None = None
         self.failures = 0
@@ -129,14 +130,11 @@ class MPC:
     def theta_dict(self) -> dict[str, FloatArray]:
         return self.fns.theta.unflatten(self._theta)
 
-    def _stage_parameters(self) -> FloatArray:
-        N = self.fns.horizon
-        weights = self.fns.discount ** np.arange(N + 1)
-        block = np.concatenate([self._theta, self._p])
-        return np.hstack([np.tile(block, (N + 1, 1)), weights[:, None]])
+    def _settings(self) -> StartupSettings:
+        return startup_settings(self.fns, self._theta, self._p)
 
     def _push_parameters(self) -> None:
-        p_all = self._stage_parameters()
+        p_all = self._settings().stage_parameters
         for inst in self._instances.values():
             inst.set_params_all(p_all)
 
@@ -150,26 +148,16 @@ class MPC:
         return inst
 
     def _configure(self, inst: AcadosInstance) -> None:
-        fns = self.fns
-        inst.set_params_all(self._stage_parameters())
-        if fns.state_rows.n + fns.path_rows.n:
-            # x_0 is fixed: state rows at stage 0 are relaxed (acados 0.2.2 has no h_0).
-            big = np.full(fns.state_rows.n, BIG_BOUND)
-            path_lb, path_ub = finite_bounds(fns.path_rows.lb, fns.path_rows.ub)
-            lh0 = np.concatenate([-big, path_lb])
-            uh0 = np.concatenate([big, path_ub])
-            inst.constraints_set(0, "lh", lh0)
-            inst.constraints_set(0, "uh", uh0)
-        for k in range(fns.horizon + 1):
-            if len(stage_soft_rows(fns, k)) == 0:
+        settings = self._settings()
+        inst.set_params_all(settings.stage_parameters)
+        if settings.lh0 is not None and settings.uh0 is not None:
+            inst.constraints_set(0, "lh", settings.lh0)
+            inst.constraints_set(0, "uh", settings.uh0)
+        for k, slack in enumerate(settings.slacks):
+            if slack is None:
                 continue
-            wl, wq = slack_weights(fns, k)
-            if k == 0 and fns.state_rows.n:
-                # relaxed rows still need a positive penalty so their slacks stay at zero
-                soft = stage_soft_rows(fns, 0)
-                is_state = soft < fns.state_rows.n
-                wl = np.where(is_state, np.maximum(wl, 1.0), wl)
-            for field, val in (("zl", wl), ("zu", wl), ("Zl", wq), ("Zu", wq)):
+            for field, val in (("zl", slack.linear), ("zu", slack.linear),
+                               ("Zl", slack.quadratic), ("Zu", slack.quadratic)):
                 inst.cost_set(k, field, val)
 
     # --- evaluation ---------------------------------------------------------------------
