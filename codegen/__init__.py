@@ -1,1 +1,1 @@
-"""Export of learned θ with C solver code for targets (work in progress: issue #4)."""
+"""Export of learned θ with C solver code for targets (acados bundles; bare-metal in progress)."""
