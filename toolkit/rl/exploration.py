@@ -24,19 +24,18 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from toolkit.rl.schedules import (
+from toolkit.rl.checks import (
     FloatArray,
-    Schedule,
-    _array,
-    _check_keys,
-    _field,
-    _finite,
-    _index,
-    _nonnegative,
-    _positive,
-    _type_of,
-    schedule_from_config,
+    as_array,
+    check_keys,
+    config_type,
+    finite,
+    nonnegative,
+    positive,
+    prefixed,
+    step_index,
 )
+from toolkit.rl.schedules import Schedule, schedule_from_config
 
 __all__ = [
     "EpsilonGreedy",
@@ -51,7 +50,7 @@ __all__ = [
 def _scale_array(scale: npt.ArrayLike | None, name: str = "scale") -> FloatArray | None:
     if scale is None:
         return None
-    arr = _array(scale, name)
+    arr = as_array(scale, name)
     if (arr < 0).any():
         raise ValueError(f"{name}: expected non-negative numbers, got {scale!r}")
     return arr
@@ -108,8 +107,8 @@ class EpsilonGreedy(Exploration):
 
     def __init__(self, epsilon: Schedule | float, low: npt.ArrayLike, high: npt.ArrayLike) -> None:
         self.epsilon = schedule_from_config(epsilon, "epsilon")
-        self.low = _array(low, "low")
-        self.high = _array(high, "high")
+        self.low = as_array(low, "low")
+        self.high = as_array(high, "high")
         if self.low.shape != self.high.shape:
             raise ValueError(f"high: expected the shape of low {self.low.shape}, got {self.high.shape}")
         if (self.low > self.high).any():
@@ -161,8 +160,8 @@ class OrnsteinUhlenbeck(Exploration):
         scale: npt.ArrayLike | None = None,
     ) -> None:
         self.sigma = schedule_from_config(sigma, "sigma")
-        self.theta = _nonnegative(theta, "theta")
-        self.dt = _positive(dt, "dt")
+        self.theta = nonnegative(theta, "theta")
+        self.dt = positive(dt, "dt")
         if self.theta * self.dt > 1.0:
             raise ValueError(f"theta: expected theta·dt <= 1, got theta={theta!r} with dt={dt!r}")
         self.scale = _scale_array(scale)
@@ -170,7 +169,7 @@ class OrnsteinUhlenbeck(Exploration):
 
     def perturb(self, action: npt.ArrayLike, rng: np.random.Generator, k: int) -> FloatArray:
         a = np.array(action, dtype=np.float64)
-        sigma = self.sigma(_index(k))
+        sigma = self.sigma(step_index(k))
         if sigma < 0.0:
             raise ValueError(f"sigma: expected a non-negative value, got {sigma} at k={k}")
         n = np.zeros(a.shape) if self.noise is None else self.noise
@@ -188,7 +187,7 @@ class OrnsteinUhlenbeck(Exploration):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
         noise = state.get("noise")
-        self.noise = None if noise is None else _array(noise, "state_dict.noise")
+        self.noise = None if noise is None else as_array(noise, "state_dict.noise")
 
 
 # ---------------------------------------------------------------- configuration
@@ -223,16 +222,16 @@ def exploration_from_config(
     ``action_low``/``action_high`` (±inf allowed) give the action size and the default ε-greedy
     box, which must then be finite.
     """
-    low = _array(action_low, "action_low", allow_inf=True).reshape(-1)
-    high = _array(action_high, "action_high", allow_inf=True).reshape(-1)
+    low = as_array(action_low, "action_low", allow_inf=True).reshape(-1)
+    high = as_array(action_high, "action_high", allow_inf=True).reshape(-1)
     if low.shape != high.shape:
         raise ValueError(
             f"action_high: expected {low.size} entries (the size of action_low), got {high.size}"
         )
     if cfg is None:
         return NoExploration()
-    kind = _type_of(cfg, field, tuple(_KEYS))
-    _check_keys(cfg, field, f"exploration type '{kind}'", *_KEYS[kind])
+    kind = config_type(cfg, field, tuple(_KEYS))
+    check_keys(cfg, field, f"exploration type '{kind}'", *_KEYS[kind])
     nu = low.size
     if kind == "none":
         return NoExploration()
@@ -241,7 +240,7 @@ def exploration_from_config(
         box = {}
         for name, default in (("low", low), ("high", high)):
             value = cfg.get(name)
-            arr = _array(default if value is None else value, f"{field}.{name}", allow_inf=True).reshape(-1)
+            arr = as_array(default if value is None else value, f"{field}.{name}", allow_inf=True).reshape(-1)
             if arr.size == 1:
                 arr = np.full(nu, arr[0])
             if arr.size != nu:
@@ -250,13 +249,13 @@ def exploration_from_config(
                 hint = "" if value is not None else f" (the action bounds are not finite: give '{name}')"
                 raise ValueError(f"{field}.{name}: expected finite numbers{hint}, got {arr.tolist()}")
             box[name] = arr
-        with _field(field):
+        with prefixed(field):
             return EpsilonGreedy(epsilon, box["low"], box["high"])
     scale = _config_scale(cfg, field, nu)
     if kind == "gaussian":
         return Gaussian(schedule_from_config(cfg["std"], f"{field}.std"), scale)
     sigma = schedule_from_config(cfg["sigma"], f"{field}.sigma")
-    theta = _finite(cfg.get("theta", 0.15), f"{field}.theta")
-    dt = _finite(cfg.get("dt", 1.0), f"{field}.dt")
-    with _field(field):
+    theta = finite(cfg.get("theta", 0.15), f"{field}.theta")
+    dt = finite(cfg.get("dt", 1.0), f"{field}.dt")
+    with prefixed(field):
         return OrnsteinUhlenbeck(sigma, theta=theta, dt=dt, scale=scale)

@@ -36,19 +36,18 @@ import numpy.typing as npt
 import scipy.linalg
 import scipy.optimize
 
-from toolkit.rl.schedules import (
+from toolkit.rl.checks import (
     FloatArray,
-    Schedule,
-    _array,
-    _check_keys,
-    _field,
-    _finite,
-    _integer,
-    _nonnegative,
-    _positive,
-    _type_of,
-    schedule_from_config,
+    as_array,
+    check_keys,
+    config_type,
+    finite,
+    integer,
+    nonnegative,
+    positive,
+    prefixed,
 )
+from toolkit.rl.schedules import Schedule, schedule_from_config
 
 __all__ = [
     "Adam",
@@ -61,8 +60,8 @@ __all__ = [
 
 
 def _bounds(lb: npt.ArrayLike, ub: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
-    lo = _array(lb, "lb", allow_inf=True).reshape(-1)
-    hi = _array(ub, "ub", allow_inf=True).reshape(-1)
+    lo = as_array(lb, "lb", allow_inf=True).reshape(-1)
+    hi = as_array(ub, "ub", allow_inf=True).reshape(-1)
     if lo.shape != hi.shape:
         raise ValueError(f"ub: expected {lo.size} entries (the size of lb), got {hi.size}")
     if (lo > hi).any() or (lo == np.inf).any() or (hi == -np.inf).any():
@@ -71,7 +70,7 @@ def _bounds(lb: npt.ArrayLike, ub: npt.ArrayLike) -> tuple[FloatArray, FloatArra
 
 
 def _unit_interval(value: object, name: str) -> float:
-    x = _finite(value, name)
+    x = finite(value, name)
     if not 0.0 <= x < 1.0:
         raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
     return x
@@ -105,10 +104,10 @@ class Optimizer(ABC):
     ) -> None:
         self.lr = schedule_from_config(lr, "learning_rate")
         self.lb, self.ub = _bounds(lb, ub)
-        self.max_relative_step = None if max_relative_step is None else _positive(
+        self.max_relative_step = None if max_relative_step is None else positive(
             max_relative_step, "max_relative_step"
         )
-        self.relative_floor = _positive(relative_floor, "relative_floor")
+        self.relative_floor = positive(relative_floor, "relative_floor")
         self.k = 0
         """Number of updates done so far (the learning-rate schedule's index)."""
 
@@ -118,7 +117,7 @@ class Optimizer(ABC):
         return self.lb.size
 
     def _vector(self, value: npt.ArrayLike, name: str) -> FloatArray:
-        arr = _array(value, name).reshape(-1)
+        arr = as_array(value, name).reshape(-1)
         if arr.size != self.size:
             raise ValueError(f"{name}: expected {self.size} entries (the size of lb), got {arr.size}")
         return arr
@@ -167,10 +166,10 @@ class Optimizer(ABC):
         if not isinstance(state, Mapping) or state.get("type") != self.kind:
             got = state.get("type") if isinstance(state, Mapping) else state
             raise ValueError(f"state_dict.type: expected {self.kind!r}, got {got!r}")
-        self.k = _integer(state.get("k"), "state_dict.k", 0)
+        self.k = integer(state.get("k"), "state_dict.k", 0)
 
     def _load_moment(self, state: Mapping[str, Any], key: str) -> FloatArray:
-        arr = _array(state.get(key), f"state_dict.{key}").reshape(-1)
+        arr = as_array(state.get(key), f"state_dict.{key}").reshape(-1)
         if arr.size != self.size:
             raise ValueError(f"state_dict.{key}: expected {self.size} entries, got {arr.size}")
         return arr
@@ -206,7 +205,7 @@ class Adam(Optimizer):
         super().__init__(lr, lb, ub, max_relative_step, relative_floor)
         self.beta1 = _unit_interval(beta1, "beta1")
         self.beta2 = _unit_interval(beta2, "beta2")
-        self.eps = _positive(eps, "eps")
+        self.eps = positive(eps, "eps")
         self.m = np.zeros(self.size)
         self.v = np.zeros(self.size)
 
@@ -246,7 +245,7 @@ class RMSprop(Optimizer):
     ) -> None:
         super().__init__(lr, lb, ub, max_relative_step, relative_floor)
         self.decay = _unit_interval(decay, "decay")
-        self.eps = _positive(eps, "eps")
+        self.eps = positive(eps, "eps")
         self.v = np.zeros(self.size)
 
     def _step(
@@ -341,14 +340,14 @@ class NewtonMethod(Optimizer):
         damping: float = 1e-6,
     ) -> None:
         super().__init__(lr, lb, ub, max_relative_step, relative_floor)
-        self.damping = _nonnegative(damping, "damping")
+        self.damping = nonnegative(damping, "damping")
 
     def _step(
         self, grad: FloatArray, hessian: npt.ArrayLike | None, lr: float, lo: FloatArray, hi: FloatArray
     ) -> FloatArray:
         if hessian is None:
             raise ValueError("hessian: the Newton method needs a Hessian, got None")
-        H = _array(hessian, "hessian")
+        H = as_array(hessian, "hessian")
         if H.shape != (self.size, self.size):
             raise ValueError(f"hessian: expected shape {(self.size, self.size)}, got {H.shape}")
         return solve_box_qp(make_positive_definite(H, self.damping), lr * grad, lo, hi)
@@ -371,10 +370,10 @@ def optimizer_from_config(
 ) -> Optimizer:
     """Build an optimiser from a config dict (see the module docstring) and the bounds of θ."""
     lo, hi = _bounds(lb, ub)
-    kind = _type_of(cfg, field, tuple(_OPTIMIZERS))
+    kind = config_type(cfg, field, tuple(_OPTIMIZERS))
     cls, extra = _OPTIMIZERS[kind]
-    _check_keys(cfg, field, f"optimizer type '{kind}'", _COMMON[0], _COMMON[1] | extra)
+    check_keys(cfg, field, f"optimizer type '{kind}'", _COMMON[0], _COMMON[1] | extra)
     lr = schedule_from_config(cfg["learning_rate"], f"{field}.learning_rate")
     kwargs = {key: val for key, val in cfg.items() if key not in ("type", "learning_rate")}
-    with _field(field):
+    with prefixed(field):
         return cls(lr, lo, hi, **kwargs)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.rl.schedules import _integer
+from toolkit.rl.checks import integer
 
 __all__ = ["ReplayBuffer"]
 
@@ -63,9 +63,9 @@ class ReplayBuffer:
     """
 
     def __init__(self, capacity: int, sample_size: int, include_latest: int = 0) -> None:
-        self.capacity = _integer(capacity, "capacity", 1)
-        self.sample_size = _integer(sample_size, "sample_size", 1)
-        self.include_latest = _integer(include_latest, "include_latest", 0)
+        self.capacity = integer(capacity, "capacity", 1)
+        self.sample_size = integer(sample_size, "sample_size", 1)
+        self.include_latest = integer(include_latest, "include_latest", 0)
         if self.sample_size > self.capacity:
             raise ValueError(f"sample_size: expected at most capacity ({capacity}), got {sample_size}")
         if self.include_latest > self.sample_size:
@@ -112,4 +112,4 @@ class ReplayBuffer:
         if not isinstance(items, list):
             raise ValueError(f"state_dict.items: expected a list, got {items!r}")
         self._items = deque((_decode(item) for item in items), maxlen=self.capacity)
-        self.total_added = _integer(state.get("total_added", len(items)), "state_dict.total_added", 0)
+        self.total_added = integer(state.get("total_added", len(items)), "state_dict.total_added", 0)

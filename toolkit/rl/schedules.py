@@ -13,16 +13,21 @@ Configuration (`schedule_from_config`) accepts a plain number (a `Constant`) or 
 
 from __future__ import annotations
 
-import math
-import numbers
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
+from toolkit.rl.checks import (
+    check_keys,
+    config_type,
+    finite,
+    integer,
+    is_number,
+    positive,
+    prefixed,
+    step_index,
+)
 
 __all__ = [
     "Constant",
@@ -32,93 +37,6 @@ __all__ = [
     "StepDecay",
     "schedule_from_config",
 ]
-
-FloatArray = npt.NDArray[np.float64]
-
-# ---------------------------------------------------------------- validation helpers (used package-wide)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-
-
-def _finite(value: object, name: str) -> float:
-    """``value`` as a finite float, else ``ValueError("name: ...")``."""
-    if not _is_number(value) or not math.isfinite(float(value)):  # type: ignore[arg-type]
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
-
-
-def _positive(value: object, name: str) -> float:
-    x = _finite(value, name)
-    if x <= 0.0:
-        raise ValueError(f"{name}: expected a positive number, got {value!r}")
-    return x
-
-
-def _nonnegative(value: object, name: str) -> float:
-    x = _finite(value, name)
-    if x < 0.0:
-        raise ValueError(f"{name}: expected a non-negative number, got {value!r}")
-    return x
-
-
-def _integer(value: object, name: str, minimum: int) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool | np.bool_) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-@contextmanager
-def _field(field: str) -> Iterator[None]:
-    """Prefix ``ValueError`` messages raised by constructors (``"name: ..."``) with ``field + "."``."""
-    try:
-        yield
-    except ValueError as err:
-        raise ValueError(f"{field}.{err}") from None
-
-
-def _check_keys(
-    cfg: Mapping[str, Any], field: str, what: str, required: set[str], optional: set[str]
-) -> None:
-    """Reject unknown keys and report missing ones, naming the allowed keys."""
-    allowed = required | optional | {"type"}
-    expected = ", ".join(sorted(allowed))
-    unknown = sorted(set(cfg) - allowed, key=str)
-    if unknown:
-        raise ValueError(f"{field}: unknown key(s) {unknown} for {what}; expected keys: {expected}")
-    missing = sorted(required - set(cfg))
-    if missing:
-        raise ValueError(f"{field}: missing key(s) {missing} for {what}; expected keys: {expected}")
-
-
-def _type_of(cfg: object, field: str, choices: tuple[str, ...]) -> str:
-    """The ``"type"`` entry of a config dict, checked against ``choices``."""
-    if not isinstance(cfg, Mapping):
-        raise ValueError(f"{field}: expected a dict with a 'type' key, got {cfg!r}")
-    kind = cfg.get("type")
-    if kind not in choices:
-        raise ValueError(f"{field}.type: expected one of {list(choices)}, got {kind!r}")
-    return str(kind)
-
-
-def _array(value: object, name: str, *, allow_inf: bool = False) -> FloatArray:
-    """``value`` as a float64 array without NaN (and without ±inf unless ``allow_inf``)."""
-    try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected an array of numbers, got {value!r}") from None
-    bad = np.isnan(arr) if allow_inf else ~np.isfinite(arr)
-    if bad.any():
-        what = "numbers (±inf allowed, no NaN)" if allow_inf else "finite numbers"
-        raise ValueError(f"{name}: expected {what}, got {value!r}")
-    return arr
-
-
-def _index(k: int) -> int:
-    if not isinstance(k, numbers.Integral) or isinstance(k, bool | np.bool_) or k < 0:
-        raise ValueError(f"k: expected a non-negative integer, got {k!r}")
-    return int(k)
 
 
 # ---------------------------------------------------------------- schedules
@@ -143,10 +61,10 @@ class Constant(Schedule):
     value: float
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "value", _finite(self.value, "value"))
+        object.__setattr__(self, "value", finite(self.value, "value"))
 
     def __call__(self, k: int) -> float:
-        _index(k)
+        step_index(k)
         return self.value
 
     def to_config(self) -> dict[str, Any]:
@@ -162,15 +80,15 @@ class ExponentialDecay(Schedule):
     minimum: float = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "initial", _finite(self.initial, "initial"))
-        rate = _finite(self.rate, "rate")
+        object.__setattr__(self, "initial", finite(self.initial, "initial"))
+        rate = finite(self.rate, "rate")
         if not 0.0 < rate <= 1.0:
             raise ValueError(f"rate: expected a number in (0, 1], got {self.rate!r}")
         object.__setattr__(self, "rate", rate)
-        object.__setattr__(self, "minimum", _finite(self.minimum, "minimum"))
+        object.__setattr__(self, "minimum", finite(self.minimum, "minimum"))
 
     def __call__(self, k: int) -> float:
-        return max(self.initial * self.rate ** _index(k), self.minimum)
+        return max(self.initial * self.rate ** step_index(k), self.minimum)
 
     def to_config(self) -> dict[str, Any]:
         return {"type": "exponential", "initial": self.initial, "rate": self.rate, "minimum": self.minimum}
@@ -185,12 +103,12 @@ class LinearDecay(Schedule):
     steps: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "initial", _finite(self.initial, "initial"))
-        object.__setattr__(self, "final", _finite(self.final, "final"))
-        object.__setattr__(self, "steps", _integer(self.steps, "steps", 1))
+        object.__setattr__(self, "initial", finite(self.initial, "initial"))
+        object.__setattr__(self, "final", finite(self.final, "final"))
+        object.__setattr__(self, "steps", integer(self.steps, "steps", 1))
 
     def __call__(self, k: int) -> float:
-        k = _index(k)
+        k = step_index(k)
         if k >= self.steps:
             return self.final
         return self.initial + (self.final - self.initial) * (k / self.steps)
@@ -208,12 +126,12 @@ class StepDecay(Schedule):
     every: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "initial", _finite(self.initial, "initial"))
-        object.__setattr__(self, "factor", _positive(self.factor, "factor"))
-        object.__setattr__(self, "every", _integer(self.every, "every", 1))
+        object.__setattr__(self, "initial", finite(self.initial, "initial"))
+        object.__setattr__(self, "factor", positive(self.factor, "factor"))
+        object.__setattr__(self, "every", integer(self.every, "every", 1))
 
     def __call__(self, k: int) -> float:
-        return self.initial * self.factor ** (_index(k) // self.every)
+        return self.initial * self.factor ** (step_index(k) // self.every)
 
     def to_config(self) -> dict[str, Any]:
         return {"type": "step", "initial": self.initial, "factor": self.factor, "every": self.every}
@@ -236,7 +154,7 @@ def schedule_from_config(value: float | int | Mapping[str, Any] | Schedule, fiel
     """
     if isinstance(value, Schedule):
         return value
-    if _is_number(value):
+    if is_number(value):
         try:
             return Constant(value)  # type: ignore[arg-type]
         except ValueError:
@@ -246,9 +164,9 @@ def schedule_from_config(value: float | int | Mapping[str, Any] | Schedule, fiel
         raise ValueError(
             f"{field}: expected a number or a schedule dict {{'type': {kinds}, ...}}, got {value!r}"
         )
-    kind = _type_of(value, field, tuple(_SCHEDULES))
+    kind = config_type(value, field, tuple(_SCHEDULES))
     cls, required, optional = _SCHEDULES[kind]
-    _check_keys(value, field, f"schedule type '{kind}'", required, optional)
+    check_keys(value, field, f"schedule type '{kind}'", required, optional)
     kwargs = {key: val for key, val in value.items() if key != "type"}
-    with _field(field):
+    with prefixed(field):
         return cls(**kwargs)
