@@ -153,6 +153,11 @@ def link_flags(acados: CrossAcados) -> list[str]:
     return [f"-L{acados.lib}", f"-Wl,-rpath-link,{acados.lib}", *libs]
 
 
+def qemu_library_args(acados: CrossAcados) -> list[str]:
+    """``qemu-aarch64`` arguments that put the aarch64 acados libraries on the loader path."""
+    return ["-E", f"LD_LIBRARY_PATH={acados.lib}"]
+
+
 def main() -> int:
     try:
         print(ensure_aarch64_acados().root)

@@ -84,6 +84,6 @@ def toolchain(target: str) -> Toolchain:
     return Toolchain(
         target, _require(CROSS_CC, "gcc-aarch64-linux-gnu"),
         tuple(aarch64_acados.compile_flags(cross)), tuple(aarch64_acados.link_flags(cross)),
-        cross.lib, run_prefix=(qemu, "-L", str(AARCH64_SYSROOT), "-E", f"LD_LIBRARY_PATH={cross.lib}"),
+        cross.lib, run_prefix=(qemu, "-L", str(AARCH64_SYSROOT), *aarch64_acados.qemu_library_args(cross)),
         acados_runtime=cross.version,
     )
