@@ -41,7 +41,7 @@ from toolkit.stage_settings import StartupSettings, startup_settings
 from toolkit.theta_file import ThetaFile, load_theta
 
 
-def _check_destination(out: Path) -> None:
+def check_destination(out: Path) -> None:
     """Refuse to overwrite anything but an earlier bundle."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: output folder: exists and is not a folder")
@@ -118,7 +118,7 @@ def export_bundle(theta_path: str | Path, target: str, out_dir: str | Path,
     check_target(target)
     tf = load_theta(theta_path)
     out = Path(out_dir).resolve()
-    _check_destination(out)
+    check_destination(out)
     options = options or SolverOptions()
     baked = fix_theta(tf.fns, tf.values)
     p = baked.params.default()

@@ -51,4 +51,6 @@ if ! "$VENV/bin/python" -c "import casadi, sys; sys.exit(0 if casadi.__version__
 fi
 # aarch64 acados libraries and headers (same version) for cross-compiled exports
 "$VENV/bin/python" -m codegen.aarch64_acados >/dev/null
+# DAQP sources (sdist from PyPI, cached, never committed) for the bare-metal solver
+"$VENV/bin/python" -m codegen.mcu.daqp_sources >/dev/null
 log "ready"

@@ -76,6 +76,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.target == "cortex-m4":
+        return _export_mcu(args)
     from codegen.build import BundleBuildError
     from codegen.bundle import export_bundle
     from codegen.run_bundle import BundleRunError, run_bundle
@@ -94,6 +96,20 @@ def _export(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def _export_mcu(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from codegen.mcu_export import check_mcu, export_mcu
+
+    out = export_mcu(args.theta, args.out, precision=args.precision)
+    print(f"bare-metal solver ({args.precision}): {out} (manifest.json, rlmpc_solver.*, DAQP sources)")
+    if args.check:
+        with tempfile.TemporaryDirectory(prefix="rlmpc-mcu-check-") as tmp:
+            for line in check_mcu(args.theta, Path(tmp)):
+                print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlmpc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -110,7 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
     export = sub.add_parser("export", help="export learned θ as a C bundle for a target")
     export.add_argument("--theta", required=True, help="θ file written by rlmpc train")
-    export.add_argument("--target", required=True, help="linux-x86_64 or linux-aarch64")
+    export.add_argument("--target", required=True,
+                        help="linux-x86_64, linux-aarch64 (acados) or cortex-m4 (bare metal)")
+    export.add_argument("--precision", default="float32", choices=["float32", "float64"],
+                        help="floating point type of the bare-metal solver (cortex-m4)")
     export.add_argument("--out", required=True,
                         help="bundle folder (new, empty, or an earlier bundle)")
     export.add_argument("--check", action="store_true",

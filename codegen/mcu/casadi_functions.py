@@ -1,0 +1,84 @@
+"""CasADi-generated C of the stage models that a real-time iteration evaluates on the MCU.
+
+Two functions at fixed θ and p (all outputs dense; matrices transposed so that
+the C code reads them row-major)::
+
+    rlmpc_stage(x, u, γ^k) -> F, Aᵀ, Bᵀ, W, ∇cost, h, Jhᵀ     (stages 0..N-1)
+    rlmpc_terminal(x)      -> W_N, ∇ℓ_N, h_N, Jh_Nᵀ           (stage N)
+
+with F the discrete dynamics, A, B its Jacobians, W and ∇cost the Hessian and
+gradient of γ^k ℓ + ℓ_u in z = (x, u) (the Gauss-Newton model of acados'
+external cost: the cost's own Hessian, no constraint curvature), h = (h_state,
+h_path) and Jh its Jacobian.  For float32 the double math calls are mapped to
+their float versions (compile with ``-fsingle-precision-constant``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import casadi as cs
+
+from toolkit.parameters import ParameterValues
+from toolkit.problem import ProblemFunctions, fix_theta
+
+MATH = ("sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh", "exp",
+        "log", "log10", "sqrt", "pow", "fabs", "floor", "ceil", "fmod", "fmin", "fmax", "erf")
+_MATH_CALL = re.compile(r"\b(" + "|".join(MATH) + r")\(")
+STAGE, TERMINAL = "rlmpc_stage", "rlmpc_terminal"
+
+
+# CasADi's generated functions do not use all of their (iw, w, mem) arguments
+PROLOGUE = ("/* CasADi-generated stage models of the rlmpc RTI solver (codegen.mcu.casadi_functions) */\n"
+            "#ifdef __GNUC__\n#pragma GCC diagnostic ignored \"-Wunused-parameter\"\n#endif\n")
+
+
+@dataclass(frozen=True)
+class StageFunctions:
+    """The generated C file and the work sizes its callers must provide."""
+
+    source: str
+    sizes: dict[str, tuple[int, int, int, int]]  # name -> (sz_arg, sz_res, sz_iw, sz_w)
+
+
+def stage_functions(fns: ProblemFunctions, theta: ParameterValues | None = None,
+                    p: ParameterValues | None = None) -> tuple[cs.Function, cs.Function]:
+    """The two CasADi functions at fixed θ and p."""
+    fixed = fix_theta(fns, fns.theta.flatten(theta)) if fns.ntheta else fns
+    pv = cs.DM(fns.params.flatten(p, check_bounds=False))
+    th = cs.SX(0, 1)
+    x, u = cs.SX.sym("x", fns.nx), cs.SX.sym("u", fns.nu)
+    gk = cs.SX.sym("discount_k")
+    z = cs.vertcat(x, u)
+    f = fixed.dynamics(x, u, th, pv)
+    cost = gk * fixed.stage_cost(x, u, th, pv) + fixed.stage_cost_undiscounted(x, u, th, pv)
+    W, g = cs.hessian(cost, z)
+    h = cs.vertcat(fixed.h_state(x, th, pv), fixed.h_path(x, u, th, pv))
+    dense = cs.densify
+    stage = cs.Function(STAGE, [x, u, gk], [dense(f), dense(cs.jacobian(f, x).T),
+                                             dense(cs.jacobian(f, u).T), dense(W), dense(g),
+                                             dense(h), dense(cs.jacobian(h, z).T)])
+    costN = fixed.terminal_cost(x, th, pv)
+    WN, gN = cs.hessian(costN, x)
+    hN = fixed.h_state(x, th, pv)
+    terminal = cs.Function(TERMINAL, [x], [dense(WN), dense(gN), dense(hN),
+                                           dense(cs.jacobian(hN, x).T)])
+    return stage, terminal
+
+
+def generate_stage_functions(fns: ProblemFunctions, theta: ParameterValues | None = None,
+                             p: ParameterValues | None = None,
+                             single: bool = True) -> StageFunctions:
+    """C source (file name ``rlmpc_model.c``) of :func:`stage_functions` and its work sizes."""
+    stage, terminal = stage_functions(fns, theta, p)
+    cg = cs.CodeGenerator("rlmpc_model", {"casadi_real": "float" if single else "double",
+                                          "casadi_int": "int"})
+    cg.add(stage)
+    cg.add(terminal)
+    source = PROLOGUE + cg.dump()
+    if single:
+        source = _MATH_CALL.sub(lambda m: m.group(1) + "f(", source)
+    sizes = {fn.name(): (int(fn.sz_arg()), int(fn.sz_res()), int(fn.sz_iw()), int(fn.sz_w()))
+             for fn in (stage, terminal)}
+    return StageFunctions(source, sizes)

@@ -1,0 +1,181 @@
+"""Write the malloc-free C99 MPC solver (``rlmpc_solver.c/.h``) of a linear MPC at fixed θ.
+
+The output folder is self-contained: the solver, the DAQP sources it needs
+(``daqp/src``, ``daqp/include``, with DAQP's licence) and nothing else.  Build it
+with the sources and defines of :class:`GeneratedSolver`, e.g. for float32::
+
+    cc -std=c99 -DDAQP_SINGLE_PRECISION -fsingle-precision-constant -Idaqp/include \\
+       -c rlmpc_solver.c daqp/src/daqp.c daqp/src/auxiliary.c daqp/src/factorization.c
+
+Identical inputs give byte-identical files.  Command line::
+
+    python -m codegen.mcu.generate --problem lti --out build/mcu/lti [--theta θ.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+import numpy as np
+
+from codegen.mcu.condense import CondensedQP, condense
+from codegen.mcu.daqp_sources import LICENSE_NAME, SOLVER_HEADERS, SOLVER_SOURCES, daqp_sources
+from codegen.mcu.ldp import DAQP_INF, LdpData, ldp_data
+from codegen.mcu.linearise import linearise
+from toolkit.parameters import ParameterValues
+from toolkit.problem import ProblemFunctions
+
+TEMPLATES = Path(__file__).parent / "c"
+PRECISIONS = ("float32", "float64")
+SOLVER_FILES = ("rlmpc_solver.h", "rlmpc_solver.c")
+
+# DAQP's defaults (constants.h), except a bounded iteration count for real time
+SETTINGS = {"primal_tol": 1e-6, "dual_tol": 1e-12, "zero_tol": 1e-11, "pivot_tol": 1e-8,
+            "progress_tol": 1e-14, "sing_tol": 3.7e-11, "refactor_tol": 1e-9, "rho_default": 1e-6}
+CYCLE_TOL = 10
+ITER_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class GeneratedSolver:
+    """A generated solver folder and how to compile it."""
+
+    directory: Path
+    precision: str
+    qp: CondensedQP
+    ldp: LdpData
+
+    @property
+    def sources(self) -> list[Path]:
+        return [self.directory / "rlmpc_solver.c",
+                *(self.directory / "daqp" / "src" / s for s in SOLVER_SOURCES)]
+
+    @property
+    def include_dirs(self) -> list[Path]:
+        return [self.directory, self.directory / "daqp" / "include"]
+
+    @property
+    def cflags(self) -> list[str]:
+        """Defines and flags that the precision needs (add your own -O, -mcpu, …)."""
+        if self.precision == "float32":
+            return ["-DDAQP_SINGLE_PRECISION", "-fsingle-precision-constant"]
+        return []
+
+
+def c_number(value: float, single: bool) -> str:
+    """Shortest round-trip C literal of ``value`` in the target precision (±inf → ±DAQP_INF)."""
+    x = float(value)
+    if not np.isfinite(x):
+        x = DAQP_INF if x > 0 else -DAQP_INF
+    return str(np.float32(x)) + "f" if single else repr(x)
+
+
+def c_array(values: np.ndarray, single: bool, per_line: int = 6) -> str:
+    """Comma-separated literals of a flattened (row-major) array, wrapped."""
+    flat = np.asarray(values, dtype=float).ravel()
+    items = [c_number(v, single) for v in flat]
+    if not items:
+        return "0"
+    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    return "\n    " + ",\n    ".join(lines) + "\n"
+
+
+def _summary(fns: ProblemFunctions, theta: np.ndarray, qp: CondensedQP, precision: str) -> str:
+    th = hashlib.sha256(np.ascontiguousarray(theta, dtype="<f8").tobytes()).hexdigest()[:16]
+    return (f"problem hash {fns.problem_hash[:16]}, theta sha256 {th}, {precision}, "
+            f"N={qp.horizon}, nz={qp.nz}, constraints={qp.m}, cond(H)={qp.cond_h:.3g}")
+
+
+def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
+           p: ParameterValues | None = None,
+           precision: str = "float32") -> tuple[dict[str, str], CondensedQP, LdpData]:
+    """The solver's files as text (no I/O); the condensed QP and LDP data they hold."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
+    if not fns.is_qp:
+        raise ValueError(f"{fns.name}: the MCU solver needs a linear MPC (affine dynamics and "
+                         "constraints, quadratic cost); for a nonlinear one use codegen.mcu.generate_rti")
+    single = precision == "float32"
+    theta_flat = fns.theta.flatten(theta)
+    qp = condense(linearise(fns, theta_flat, p))
+    ldp = ldp_data(qp, precision)
+
+    def arr(a: np.ndarray) -> str:
+        return c_array(a, single)
+
+    fields = {
+        "name": fns.name, "summary": _summary(fns, theta_flat, qp, precision),
+        "nx": str(qp.nx), "nu": str(qp.nu), "horizon": str(qp.horizon),
+        "single": "1" if single else "0", "real": "float" if single else "double",
+        "n": str(ldp.n), "m": str(ldp.m), "nw": str(ldp.n + ldp.n_soft),
+        "K": arr(ldp.K), "u_lb": arr(fns.u_lb), "u_ub": arr(fns.u_ub), "Rinv": arr(ldp.Rinv),
+        "M": arr(ldp.M), "scaling": arr(ldp.scaling), "v0": arr(ldp.v0), "Vx": arr(ldp.Vx),
+        "du0": arr(ldp.du0), "dl0": arr(ldp.dl0), "Dx": arr(ldp.Dx),
+        "sense": ", ".join(str(int(s)) for s in ldp.sense),
+        "rho_l": arr(ldp.rho_soft[:, 0]), "rho_u": arr(ldp.rho_soft[:, 1]),
+        "w_l": arr(ldp.w_soft[:, 0]), "w_u": arr(ldp.w_soft[:, 1]),
+        "cycle_tol": str(CYCLE_TOL), "iter_limit": str(ITER_LIMIT),
+        **{k: c_number(v, single) for k, v in SETTINGS.items()},
+    }
+    files = {name: Template((TEMPLATES / f"{name}.in").read_text()).substitute(fields)
+             for name in SOLVER_FILES}
+    return files, qp, ldp
+
+
+def generate(fns: ProblemFunctions, out_dir: str | Path, theta: ParameterValues | None = None,
+             p: ParameterValues | None = None, precision: str = "float32") -> GeneratedSolver:
+    """Write the solver and the DAQP sources it needs into ``out_dir`` (a build folder)."""
+    files, qp, ldp = render(fns, theta, p, precision)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / name).write_text(text)
+    copy_daqp(out)
+    return GeneratedSolver(out, precision, qp, ldp)
+
+
+def copy_daqp(out: Path) -> None:
+    """Copy the DAQP sources the solver compiles, with DAQP's licence, to ``out/daqp``."""
+    src = daqp_sources()
+    for sub, names in (("src", SOLVER_SOURCES), ("include", SOLVER_HEADERS)):
+        (out / "daqp" / sub).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            shutil.copyfile(src / sub / name, out / "daqp" / sub / name)
+    shutil.copyfile(src / LICENSE_NAME, out / "daqp" / LICENSE_NAME)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from codegen.mcu.linear_cartpole import linear_cartpole_mpc
+    from toolkit.registry import PROBLEMS
+    from toolkit.theta_file import load_theta
+
+    problems = {**PROBLEMS, "linear_cartpole": linear_cartpole_mpc}
+    parser = argparse.ArgumentParser(prog="python -m codegen.mcu.generate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--problem", choices=sorted(problems), help="problem at its default θ")
+    parser.add_argument("--theta", help="θ file from `rlmpc train` (names the problem)")
+    parser.add_argument("--out", required=True, help="output folder (outside the repository)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
+    args = parser.parse_args(argv)
+    if (args.problem is None) == (args.theta is None):
+        parser.error("give exactly one of --problem and --theta")
+    if args.theta is not None:
+        tf = load_theta(args.theta)
+        fns, theta = tf.fns, tf.values
+    else:
+        fns, theta = problems[args.problem]().build(), None
+    try:
+        gen = generate(fns, args.out, theta, precision=args.precision)
+    except ValueError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    print(f"{gen.directory}: {gen.qp.nz} variables, {gen.qp.m} constraints, "
+          f"cond(H) = {gen.qp.cond_h:.3g}, {args.precision}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Write the real-time-iteration MCU solver (``rlmpc_rti.c/.h``) of a nonlinear MPC at fixed θ.
+
+Like acados ``SQP_RTI`` with the Gauss-Newton Hessian: every call linearises the
+CasADi model (generated C, :mod:`codegen.mcu.casadi_functions`) along the
+previous plan shifted by one stage, condenses around a fixed LQR gain (from the
+linearisation at the origin) and solves the QP with DAQP from the previous
+working set.  Files: ``rlmpc_rti.h``, ``rlmpc_rti.c``, ``rlmpc_model.c`` and
+``daqp/`` (see :mod:`codegen.mcu.generate`).  Identical inputs give identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+import numpy as np
+
+from codegen.mcu.casadi_functions import STAGE, TERMINAL, generate_stage_functions
+from codegen.mcu.condense import lqr_gain
+from codegen.mcu.daqp_sources import SOLVER_SOURCES
+from codegen.mcu.generate import (
+    CYCLE_TOL,
+    ITER_LIMIT,
+    PRECISIONS,
+    SETTINGS,
+    TEMPLATES,
+    c_array,
+    c_number,
+    copy_daqp,
+)
+from codegen.mcu.ldp import DAQP_SOFT, L1_LDP_WEIGHT
+from codegen.mcu.linearise import linearise
+from toolkit.parameters import ParameterValues
+from toolkit.problem import ProblemFunctions
+
+RTI_FILES = ("rlmpc_rti.h", "rlmpc_rti.c")
+
+
+@dataclass(frozen=True)
+class GeneratedRti:
+    """A generated RTI solver folder and how to compile it."""
+
+    directory: Path
+    precision: str
+    K: np.ndarray
+    n_rows: int
+
+    @property
+    def sources(self) -> list[Path]:
+        return [self.directory / "rlmpc_rti.c", self.directory / "rlmpc_model.c",
+                *(self.directory / "daqp" / "src" / s for s in SOLVER_SOURCES)]
+
+    @property
+    def include_dirs(self) -> list[Path]:
+        return [self.directory, self.directory / "daqp" / "include"]
+
+    @property
+    def cflags(self) -> list[str]:
+        if self.precision == "float32":
+            return ["-DDAQP_SINGLE_PRECISION", "-fsingle-precision-constant"]
+        return []
+
+
+def render_rti(fns: ProblemFunctions, theta: ParameterValues | None = None,
+               p: ParameterValues | None = None,
+               precision: str = "float32") -> tuple[dict[str, str], np.ndarray, int]:
+    """The solver's files as text, the LQR gain and the number of QP rows."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
+    single = precision == "float32"
+    th = fns.theta.flatten(theta)
+    ocp = linearise(fns, th, p)  # at the origin: the LQR gain and the row structure
+    K = lqr_gain(ocp)
+    nu = fns.nu
+    sense, w_l, w_u, wq_l, wq_u = [], [], [], [], []
+    for st in ocp.stages:
+        rows = st.rows
+        if st.B.shape[1]:  # inputs first (stages 0..N-1)
+            sense += [0] * nu
+            w_l += [0.0] * nu
+            w_u += [0.0] * nu
+            wq_l += [0.0] * nu
+            wq_u += [0.0] * nu
+        sense += [DAQP_SOFT if s else 0 for s in rows.soft]
+        w_l += list(rows.w_lin)
+        w_u += list(rows.w_lin)
+        wq_l += list(rows.w_quad)
+        wq_u += list(rows.w_quad)
+    sr, pr = fns.state_rows, fns.path_rows
+    model = generate_stage_functions(fns, th, p, single)
+    s_arg, s_res, s_iw, s_w = model.sizes[STAGE]
+    t_arg, t_res, t_iw, t_w = model.sizes[TERMINAL]
+    th_hash = hashlib.sha256(np.ascontiguousarray(th, dtype="<f8").tobytes()).hexdigest()[:16]
+
+    def arr(a: np.ndarray | list[float]) -> str:
+        return c_array(np.asarray(a, dtype=float), single)
+
+    fields = {
+        "name": fns.name,
+        "summary": (f"problem hash {fns.problem_hash[:16]}, theta sha256 {th_hash}, {precision}, "
+                    f"N={fns.horizon}, nz={fns.horizon * nu}, constraints={len(sense)}"),
+        "nx": str(fns.nx), "nu": str(nu), "horizon": str(fns.horizon),
+        "single": "1" if single else "0", "real": "float" if single else "double",
+        "nhs": str(sr.n), "nhp": str(pr.n), "m": str(len(sense)),
+        "nw": str(fns.horizon * nu + sum(1 for s in sense if s & DAQP_SOFT)),
+        "stage_iw": str(s_iw), "stage_w": str(s_w), "terminal_iw": str(t_iw), "terminal_w": str(t_w),
+        "K": arr(K), "u_lb": arr(fns.u_lb), "u_ub": arr(fns.u_ub),
+        "h_lb": arr(np.concatenate([sr.lb, pr.lb])), "h_ub": arr(np.concatenate([sr.ub, pr.ub])),
+        "discount": arr(fns.discount ** np.arange(fns.horizon)),
+        "sense": ", ".join(str(s) for s in sense),
+        "w_l": arr(w_l), "w_u": arr(w_u), "wq_l": arr(wq_l), "wq_u": arr(wq_u),
+        "l1_weight": c_number(L1_LDP_WEIGHT[precision], single),
+        "cycle_tol": str(CYCLE_TOL), "iter_limit": str(ITER_LIMIT),
+        **{k: c_number(v, single) for k, v in SETTINGS.items()},
+    }
+    assert s_arg <= 3 and s_res <= 7 and t_arg <= 1 and t_res <= 4
+    files = {name: Template((TEMPLATES / f"{name}.in").read_text()).substitute(fields)
+             for name in RTI_FILES}
+    files["rlmpc_model.c"] = model.source
+    return files, K, len(sense)
+
+
+def generate_rti(fns: ProblemFunctions, out_dir: str | Path, theta: ParameterValues | None = None,
+                 p: ParameterValues | None = None, precision: str = "float32") -> GeneratedRti:
+    """Write the RTI solver, its model functions and DAQP into ``out_dir`` (a build folder)."""
+    files, K, m = render_rti(fns, theta, p, precision)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / name).write_text(text)
+    copy_daqp(out)
+    return GeneratedRti(out, precision, K, m)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from toolkit.registry import PROBLEMS
+    from toolkit.theta_file import load_theta
+
+    parser = argparse.ArgumentParser(prog="python -m codegen.mcu.generate_rti", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--problem", choices=sorted(PROBLEMS), help="problem at its default θ")
+    parser.add_argument("--theta", help="θ file from `rlmpc train` (names the problem)")
+    parser.add_argument("--out", required=True, help="output folder (outside the repository)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
+    args = parser.parse_args(argv)
+    if (args.problem is None) == (args.theta is None):
+        parser.error("give exactly one of --problem and --theta")
+    if args.theta is not None:
+        tf = load_theta(args.theta)
+        fns, theta = tf.fns, tf.values
+    else:
+        fns, theta = PROBLEMS[args.problem]().build(), None
+    gen = generate_rti(fns, args.out, theta, precision=args.precision)
+    print(f"{gen.directory}: RTI solver, {fns.horizon * fns.nu} variables, {gen.n_rows} rows, "
+          f"{args.precision}")
+
+
+if __name__ == "__main__":
+    main()

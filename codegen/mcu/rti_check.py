@@ -1,0 +1,183 @@
+"""Host verification of the generated RTI solver against acados ``SQP_RTI`` (Gauss-Newton).
+
+* One real-time iteration from the same guess: the C solver's ``rlmpc_set_guess``
+  and acados' iterate are set to the same trajectory (the converged plan of a
+  nearby state, or zero), and u0 and the plans are compared.
+* Closed loops on the problem's own dynamics: the C solver (guess = shifted
+  previous plan) against acados SQP_RTI (its own, unshifted warm start) and
+  against the converged acados SQP controller.
+
+``python -m codegen.mcu.rti_check --problem cartpole`` prints the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from codegen.mcu.generate import PRECISIONS
+from codegen.mcu.generate_rti import GeneratedRti, generate_rti
+from codegen.mcu.host_check import CLOSED_LOOP_SCALE, HostSolver, closed_loop_cost, random_states
+from codegen.mcu.toolchain import (
+    FORBIDDEN,
+    HOST_FLAGS,
+    Footprint,
+    arm_available,
+    build_host_harness,
+    compile_objects,
+    cortex_m4_footprint,
+    forbidden_symbols,
+)
+from toolkit.mpc import MPC, MpcSolution
+from toolkit.options import SolverOptions
+from toolkit.parameters import FloatArray, ParameterValues
+from toolkit.problem import ProblemFunctions
+
+RTI_HARNESS = Path(__file__).parent / "c" / "rti_harness.c"
+RTI_OPTIONS = SolverOptions(nlp_solver="SQP_RTI", hessian="GAUSS_NEWTON", tol=1e-9)
+SQP_OPTIONS = SolverOptions(tol=1e-8)  # full Gauss-Newton SQP for a nonlinear problem (as in tests)
+GUESS_NOISE = 0.05  # guesses are converged plans of the state plus this much noise
+STEPS = 100
+
+
+class RtiHostSolver(HostSolver):
+    """The RTI harness: also sets the guess and reads the plan."""
+
+    def set_guess(self, x: FloatArray, u: FloatArray) -> None:
+        values = np.concatenate([np.ravel(x), np.ravel(u)])
+        self._ask("g " + " ".join(repr(float(v)) for v in values))
+
+    def plan(self, nx: int, nu: int, horizon: int) -> tuple[FloatArray, FloatArray]:
+        flat = np.array([float(v) for v in self._ask("p").split()])
+        nxp = (horizon + 1) * nx
+        return flat[:nxp].reshape(horizon + 1, nx), flat[nxp:].reshape(horizon, nu)
+
+
+@dataclass
+class RtiPrecisionReport:
+    """Agreement of one precision with acados."""
+
+    precision: str
+    u0_error: float = 0.0  # one RTI step from the same guess
+    plan_error: float = 0.0  # max over the plans' states and inputs
+    statuses: list[int] = field(default_factory=list)
+    iterations: list[int] = field(default_factory=list)
+    ratio_rti: list[float] = field(default_factory=list)  # closed loop: C / acados SQP_RTI
+    ratio_sqp: list[float] = field(default_factory=list)  # closed loop: C / acados SQP
+
+
+@dataclass
+class RtiReport:
+    problem: str
+    n_states: int
+    precisions: list[RtiPrecisionReport]
+    forbidden: set[str]
+    footprint: Footprint | None
+
+    def lines(self) -> list[str]:
+        out = [f"{self.problem}: one RTI step from {self.n_states} guesses (and the zero guess)"]
+        for r in self.precisions:
+            it = np.asarray(r.iterations)
+            out.append(
+                f"{r.precision}: max |u0 err| {r.u0_error:.2e}, max plan err {r.plan_error:.2e}; "
+                f"QP iterations median {np.median(it):.0f} max {it.max()}; closed-loop cost / "
+                f"acados SQP_RTI {min(r.ratio_rti):.5f}..{max(r.ratio_rti):.5f}, / acados SQP "
+                f"{min(r.ratio_sqp):.5f}..{max(r.ratio_sqp):.5f} ({len(r.ratio_rti)} loops); "
+                f"failures {sum(s <= 0 for s in r.statuses)}")
+        out.append(f"heap/stdio symbols: {sorted(self.forbidden) or 'none'}")
+        if self.footprint is not None:
+            fp = self.footprint
+            out.append(f"cortex-m4f float32: linked (gc-sections) text {fp.linked_text} data "
+                       f"{fp.linked_data} bss {fp.linked_bss} -> flash {fp.flash} B, RAM {fp.ram} B; "
+                       f"needs {', '.join(fp.undefined) or 'nothing'}")
+        return out
+
+
+def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | None = None,
+              p: ParameterValues | None = None, n_states: int = 24, n_loops: int = 20,
+              steps: int = STEPS, precisions: tuple[str, ...] = PRECISIONS,
+              footprint: bool = True, seed: int = 0) -> RtiReport:
+    """Generate, compile and compare the RTI solver with acados (see the module docstring)."""
+    th = fns.theta.flatten(theta)
+    pv = fns.params.flatten(p, check_bounds=False)
+    rti = MPC(fns, RTI_OPTIONS, theta=th, p=pv)
+    sqp = MPC(fns, SQP_OPTIONS, theta=th, p=pv)
+    rng = np.random.default_rng(seed)
+    states = random_states(fns, n_states, seed)
+    cases: list[tuple[FloatArray, MpcSolution | None, MpcSolution]] = []  # state, guess, acados
+    for s in states:
+        sqp.reset()
+        guess = sqp.value(s + rng.normal(0.0, GUESS_NOISE, fns.nx))
+        rti.load_warm_start_state({"V": guess.iterate})
+        cases.append((s, guess, rti.value(s)))
+    rti.reset()
+    cases.append((states[0], None, rti.value(states[0])))
+    loops = random_states(fns, n_loops, seed + 1, CLOSED_LOOP_SCALE)
+    ref_rti, ref_sqp = [], []
+    for x0 in loops:
+        rti.reset()
+        ref_rti.append(closed_loop_cost(fns, th, pv, rti.policy, x0, steps))
+        sqp.reset()
+        ref_sqp.append(closed_loop_cost(fns, th, pv, sqp.policy, x0, steps))
+
+    reports, forbidden, fp = [], set(), None
+    for prec in precisions:
+        gen: GeneratedRti = generate_rti(fns, work_dir / prec, th, pv, prec)
+        exe = build_host_harness(gen, work_dir / prec / "harness", RTI_HARNESS)
+        forbidden |= forbidden_symbols(compile_objects(gen, work_dir / prec / "obj", "gcc", HOST_FLAGS))
+        rep = RtiPrecisionReport(prec)
+        with RtiHostSolver(exe) as solver:
+            for s, start, ref in cases:
+                if start is None:
+                    solver.reset()
+                else:
+                    solver.set_guess(start.x, start.u)
+                res = solver.solve(s)
+                x, u = solver.plan(fns.nx, fns.nu, fns.horizon)
+                rep.u0_error = max(rep.u0_error, float(np.max(np.abs(res.u0 - ref.u0))))
+                rep.plan_error = max(rep.plan_error, float(np.max(np.abs(x - ref.x))),
+                                     float(np.max(np.abs(u - ref.u))))
+                rep.statuses.append(res.status)
+                rep.iterations.append(res.iterations)
+
+            def policy(x: FloatArray, sv: RtiHostSolver = solver,
+                       r: RtiPrecisionReport = rep) -> FloatArray:
+                res = sv.solve(x)
+                r.statuses.append(res.status)
+                r.iterations.append(res.iterations)
+                return res.u0
+
+            for x0, c_rti, c_sqp in zip(loops, ref_rti, ref_sqp, strict=True):
+                solver.reset()
+                cost = closed_loop_cost(fns, th, pv, policy, x0, steps)
+                rep.ratio_rti.append(cost / c_rti)
+                rep.ratio_sqp.append(cost / c_sqp)
+        reports.append(rep)
+        if footprint and prec == "float32" and arm_available():
+            fp = cortex_m4_footprint(gen, work_dir / prec / "arm")
+            forbidden |= set(fp.undefined) & set(FORBIDDEN)
+    return RtiReport(fns.name, n_states, reports, forbidden, fp)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from toolkit.registry import PROBLEMS
+
+    parser = argparse.ArgumentParser(prog="python -m codegen.mcu.rti_check", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--problem", choices=sorted(PROBLEMS), default="cartpole")
+    parser.add_argument("--out", help="work folder (default: a temporary folder)")
+    parser.add_argument("--states", type=int, default=24)
+    parser.add_argument("--loops", type=int, default=20)
+    args = parser.parse_args(argv)
+    fns = PROBLEMS[args.problem]().build()
+    with tempfile.TemporaryDirectory(prefix="rlmpc-rti-") as tmp:
+        report = check_rti(fns, Path(args.out or tmp), n_states=args.states, n_loops=args.loops)
+    print("\n".join(report.lines()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""``rlmpc export --target cortex-m4``: the bare-metal solver of a θ file, with its manifest.
+
+A linear MPC (``is_qp``) becomes the condensed QP with DAQP (:mod:`codegen.mcu.generate`), a
+nonlinear one the real-time iteration (:mod:`codegen.mcu.generate_rti`).  The folder holds
+the C sources (solver and the DAQP files it needs) and ``manifest.json``; it is built by the
+firmware (issue #5).  ``--check`` compiles it on the host and compares it with acados.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import casadi as cs
+
+import toolkit
+from codegen.bundle import check_destination
+from codegen.manifest import theta_hash, write_manifest
+from toolkit.acados_runtime import acados_version
+from toolkit.theta_file import ThetaFile, load_theta
+
+MCU_TARGET = "cortex-m4"
+PRECISIONS = ("float32", "float64")
+
+
+def _manifest(tf: ThetaFile, precision: str, kind: str) -> dict[str, Any]:
+    fns = tf.fns
+    return {
+        "target": MCU_TARGET,
+        "precision": precision,
+        "solver": {"kind": kind, "qp_solver": "DAQP (static workspace)",
+                   "condensing": "dense, around an LQR feedback u = -K x + v"},
+        "problem": {"name": tf.problem, "params": tf.problem_params, "hash": fns.problem_hash},
+        "theta": {"names": fns.theta.names, "labels": fns.theta.labels(),
+                  "values": {k: v.tolist() for k, v in fns.theta.unflatten(tf.values).items()},
+                  "flat": [float(v) for v in tf.values], "hash": theta_hash(tf.values)},
+        "dims": {"nx": fns.nx, "nu": fns.nu, "np": fns.np, "N": fns.horizon, "ntheta": fns.ntheta},
+        "sampling_time": fns.dt,
+        "versions": {"toolkit": toolkit.__version__, "acados": acados_version(),
+                     "casadi": cs.CasadiMeta.version()},
+    }
+
+
+def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "float32") -> Path:
+    """Write the bare-metal solver of the θ file into ``out_dir`` (new, empty or a bundle)."""
+    from codegen.mcu.generate import generate
+    from codegen.mcu.generate_rti import generate_rti
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {list(PRECISIONS)}, got {precision!r}")
+    tf = load_theta(theta_path)
+    out = Path(out_dir).resolve()
+    check_destination(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        if tf.fns.is_qp:
+            generate(tf.fns, staging, tf.values, precision=precision)
+            kind = "condensed QP (linear MPC, matrices precomputed)"
+        else:
+            generate_rti(tf.fns, staging, tf.values, precision=precision)
+            kind = "real-time iteration (nonlinear MPC, Gauss-Newton, one QP per step)"
+        write_manifest(staging, _manifest(tf, precision, kind))
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return out
+
+
+def check_mcu(theta_path: str | Path, work_dir: Path) -> list[str]:
+    """Compile the solver on the host (float64 and float32) and compare it with acados."""
+    from codegen.mcu.host_check import check
+    from codegen.mcu.rti_check import check_rti
+
+    tf = load_theta(theta_path)
+    if tf.fns.is_qp:
+        return check(tf.fns, work_dir, tf.values).lines()
+    return check_rti(tf.fns, work_dir, tf.values).lines()

@@ -1,0 +1,169 @@
+"""The generated bare-metal MPC solver (codegen.mcu) against acados, natively compiled."""
+
+from __future__ import annotations
+
+import filecmp
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codegen.mcu.condense import condense
+from codegen.mcu.generate import generate, render
+from codegen.mcu.generate_rti import render_rti
+from codegen.mcu.host_check import HostReport, HostSolver, check
+from codegen.mcu.linear_cartpole import linear_cartpole_mpc
+from codegen.mcu.linearise import linearise
+from codegen.mcu.rti_check import RtiReport, check_rti
+from codegen.mcu.toolchain import arm_available, build_host_harness
+from toolkit.problem import ParametricMPC
+from toolkit.problems import cartpole_mpc, lti_mpc
+
+BUILDERS: dict[str, Callable[[], ParametricMPC]] = {
+    "lti": lti_mpc, "linear_cartpole": linear_cartpole_mpc}
+FLASH_LIMIT, RAM_LIMIT = 32 * 1024, 16 * 1024
+
+
+@pytest.fixture(scope="module", params=sorted(BUILDERS))
+def report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> HostReport:
+    fns = BUILDERS[request.param]().build()
+    return check(fns, tmp_path_factory.mktemp(request.param), n_states=24, n_loops=20,
+                 footprint=True)
+
+
+def test_reference_states_exercise_the_constraints(report: HostReport) -> None:
+    assert report.n_input_active >= 1
+    assert report.n_state_active >= 1
+
+
+@pytest.mark.parametrize(("precision", "tol"), [("float64", 1e-6), ("float32", 1e-3)])
+def test_u0_matches_acados(report: HostReport, precision: str, tol: float) -> None:
+    rep = next(r for r in report.precisions if r.precision == precision)
+    assert rep.u0_error_warm <= tol, report.lines()
+    assert rep.u0_error_cold <= tol, report.lines()
+    assert all(status > 0 for status in rep.statuses), rep.statuses
+
+
+def test_closed_loop_cost_within_one_percent(report: HostReport) -> None:
+    for rep in report.precisions:
+        assert len(rep.cost_ratios) == 20
+        assert rep.worst_cost_deviation <= 0.01, report.lines()
+
+
+def test_no_heap_or_stdio(report: HostReport) -> None:
+    assert report.forbidden == set()
+
+
+def test_cortex_m4_footprint(report: HostReport) -> None:
+    """The goal (cart-pole, N=20): flash <= 32 KB, RAM <= 16 KB; the LTI solver is smaller.
+    arm-none-eabi-gcc is installed by the set-up, so its absence is a failure, not a skip."""
+    assert arm_available(), "arm-none-eabi-gcc missing: run make setup"
+    fp = report.footprint
+    assert fp is not None
+    assert fp.flash <= FLASH_LIMIT and fp.ram <= RAM_LIMIT, report.lines()
+    assert not {"malloc", "free", "printf", "calloc"} & set(fp.undefined)
+
+
+def test_lqr_condensing_is_well_conditioned() -> None:
+    fns = linear_cartpole_mpc().build()
+    lqr = condense(linearise(fns))
+    plain = condense(linearise(fns), K=np.zeros((fns.nu, fns.nx)))
+    assert lqr.cond_h < 100 < plain.cond_h
+    assert np.all(np.linalg.eigvalsh(lqr.H) > 0)
+
+
+def test_one_sided_rows_of_the_same_expression_are_merged() -> None:
+    qp = condense(linearise(lti_mpc().build()))
+    # per stage: the input bound and one two-sided row per state component
+    assert qp.m == 10 + 2 * 10
+    assert np.all(np.isfinite(qp.lower[qp.soft])) and np.all(np.isfinite(qp.upper[qp.soft]))
+
+
+def test_generated_sources_are_reproducible(tmp_path: Path) -> None:
+    fns = linear_cartpole_mpc().build()
+    first, _, _ = render(fns)
+    second, _, _ = render(linear_cartpole_mpc().build())
+    assert first == second
+    a = generate(fns, tmp_path / "a")
+    b = generate(fns, tmp_path / "b")
+    files = sorted(p.relative_to(a.directory) for p in a.directory.rglob("*") if p.is_file())
+    assert files and Path("daqp/LICENSE") in files
+    match, mismatch, errors = filecmp.cmpfiles(a.directory, b.directory, files, shallow=False)
+    assert not mismatch and not errors and len(match) == len(files)
+
+
+def test_invalid_state_is_rejected(tmp_path: Path) -> None:
+    gen = generate(lti_mpc().build(), tmp_path / "lti", precision="float64")
+    with HostSolver(build_host_harness(gen, tmp_path / "harness")) as solver:
+        bad = solver.solve(np.array([np.nan, 0.0]))
+        good = solver.solve(np.array([0.5, -0.3]))
+    assert bad.status == -100 and np.all(bad.u0 == 0)
+    assert good.status > 0
+
+
+def test_nonlinear_problem_is_refused() -> None:
+    with pytest.raises(ValueError, match="linear MPC"):
+        render(cartpole_mpc().build())
+
+
+# --- milestone 2: real-time iteration of the nonlinear cart-pole -------------------------
+
+
+@pytest.fixture(scope="module")
+def rti_report(tmp_path_factory: pytest.TempPathFactory) -> RtiReport:
+    return check_rti(cartpole_mpc().build(), tmp_path_factory.mktemp("rti"), n_states=12,
+                     n_loops=10, footprint=arm_available())
+
+
+def test_rti_step_matches_acados_sqp_rti(rti_report: RtiReport) -> None:
+    rep = next(r for r in rti_report.precisions if r.precision == "float64")
+    assert rep.u0_error <= 1e-6 and rep.plan_error <= 1e-6, rti_report.lines()
+    for r in rti_report.precisions:
+        assert all(status > 0 for status in r.statuses), rti_report.lines()
+
+
+def test_rti_closed_loop_close_to_converged_sqp(rti_report: RtiReport) -> None:
+    for rep in rti_report.precisions:
+        assert max(abs(r - 1.0) for r in rep.ratio_sqp) <= 0.01, rti_report.lines()
+
+
+def test_rti_has_no_heap_or_stdio(rti_report: RtiReport) -> None:
+    assert rti_report.forbidden == set()
+
+
+def test_rti_sources_are_reproducible() -> None:
+    first, _, _ = render_rti(cartpole_mpc().build(), precision="float32")
+    second, _, _ = render_rti(cartpole_mpc().build(), precision="float32")
+    assert first == second
+    assert "sinf(" in first["rlmpc_model.c"] and "sin(" not in first["rlmpc_model.c"]
+
+
+def test_rti_general_problem(tmp_path: Path) -> None:
+    """Two inputs (one unbounded), a hard state row, soft path rows on (x, u), a fixed p."""
+    from test_general_problem import general_problem
+
+    report = check_rti(general_problem().build(), tmp_path, n_states=8, n_loops=3, steps=40,
+                       precisions=("float64",), footprint=False)
+    rep = report.precisions[0]
+    assert rep.u0_error <= 1e-6 and rep.plan_error <= 1e-6, report.lines()
+    assert all(status > 0 for status in rep.statuses)
+
+
+def test_export_cortex_m4_bundle_from_theta_file(tmp_path: Path) -> None:
+    import json
+
+    from codegen.mcu_export import export_mcu
+    from toolkit.theta_file import save_theta, theta_document
+
+    fns = lti_mpc().build()
+    theta_path = tmp_path / "theta.json"
+    save_theta(theta_path, theta_document("lti", {}, fns, fns.theta.default()))
+    out = export_mcu(theta_path, tmp_path / "bundle")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["target"] == "cortex-m4" and manifest["precision"] == "float32"
+    assert manifest["problem"]["hash"] == fns.problem_hash
+    assert (out / "rlmpc_solver.c").is_file() and (out / "daqp").is_dir()
+    with pytest.raises(ValueError, match="precision: expected one of"):
+        export_mcu(theta_path, tmp_path / "other", precision="float16")
+    assert not (tmp_path / "other").exists()
