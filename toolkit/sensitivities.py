@@ -161,11 +161,10 @@ class Sensitivities:
             minus.append(lam_index(0, "lbx", i))
             scale.append(1.0)
         for k in range(N):  # x_{k+1} - F = 0
-            for i, idx in enumerate(layout.index("pi", k)):
+            for idx in layout.index("pi", k):
                 plus.append(int(idx))
                 minus.append(zero)
                 scale.append(PI_SIGN)
-                del i
         if is_q:  # u_0 - a = 0
             for i in range(nu):
                 plus.append(lam_index(0, "ubu", i))
