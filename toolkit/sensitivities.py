@@ -109,6 +109,17 @@ class _Evaluators:
         )
 
 
+def _pinning_rows(J: FloatArray, J_theta: FloatArray) -> np.ndarray:
+    """For each constraint row: the variable it pins (one nonzero, no θ-dependence), else -1."""
+    out = np.full(J.shape[0], -1)
+    if J.shape[0] == 0:
+        return out
+    nonzero = J != 0.0
+    single = (nonzero.sum(axis=1) == 1) & ~np.any(J_theta != 0.0, axis=1)
+    out[single] = np.argmax(nonzero[single], axis=1)
+    return out
+
+
 class Sensitivities:
     """∇θV, ∇θQ, ∇θπ, ∇sV, ∇aQ and Hessians of Q in θ for one problem."""
 
@@ -244,24 +255,60 @@ class Sensitivities:
 
     def kkt_sensitivity(self, sol: MpcSolution,
                         blocks: list[FloatArray] | None = None) -> KktSensitivity:
-        """Solve the KKT system on the active set for d(w, μ, λ_A)/dθ."""
+        """Solve the KKT system on the active set for d(w, μ, λ_A)/dθ.
+
+        Variables pinned by a θ-independent simple bound or equality (x_0 = s, an active
+        input bound, a slack at zero) have dw = 0: they and their pinning rows are
+        eliminated before the dense solve, and the derivatives of those rows'
+        multipliers are recovered afterwards from the stationarity of the pinned
+        variable.  This shrinks the system several-fold (exact, not an approximation).
+        """
         H, Jeq, Jin, Hwt, Jeq_t, Jin_t, _ = blocks or self._kkt_blocks(sol)
         _, _, lam = self.unpack(sol)
         active = np.where(lam > ACTIVE_TOL)[0]
         JA, JA_t = Jin[active], Jin_t[active]
         nw, neq, na = H.shape[0], Jeq.shape[0], active.size
-        K = np.zeros((nw + neq + na, nw + neq + na))
-        K[:nw, :nw] = H
-        K[:nw, nw:nw + neq] = Jeq.T
-        K[:nw, nw + neq:] = JA.T
-        K[nw:nw + neq, :nw] = Jeq
-        K[nw + neq:, :nw] = JA
-        rhs = -np.vstack([Hwt, Jeq_t, JA_t])
+        eq_pin = _pinning_rows(Jeq, Jeq_t)
+        in_pin = _pinning_rows(JA, JA_t)
+        pinned = np.zeros(nw, dtype=bool)
+        pinned[eq_pin[eq_pin >= 0]] = True
+        pinned[in_pin[in_pin >= 0]] = True
+        keep_w = np.where(~pinned)[0]
+        keep_eq = np.where(eq_pin < 0)[0]
+        keep_in = np.where(in_pin < 0)[0]
+        Hr = H[np.ix_(keep_w, keep_w)]
+        Er, Ar = Jeq[np.ix_(keep_eq, keep_w)], JA[np.ix_(keep_in, keep_w)]
+        n1, n2, n3 = keep_w.size, keep_eq.size, keep_in.size
+        K = np.zeros((n1 + n2 + n3, n1 + n2 + n3))
+        K[:n1, :n1] = Hr
+        K[:n1, n1:n1 + n2] = Er.T
+        K[:n1, n1 + n2:] = Ar.T
+        K[n1:n1 + n2, :n1] = Er
+        K[n1 + n2:, :n1] = Ar
+        rhs = -np.vstack([Hwt[keep_w], Jeq_t[keep_eq], JA_t[keep_in]])
         try:
             dz = np.linalg.solve(K, rhs)
         except np.linalg.LinAlgError:
             dz = np.linalg.lstsq(K, rhs, rcond=None)[0]
-        return KktSensitivity(dz[:nw], dz[nw:nw + neq], dz[nw + neq:], active)
+        dw = np.zeros((nw, rhs.shape[1]))
+        dw[keep_w] = dz[:n1]
+        dmu = np.zeros((neq, rhs.shape[1]))
+        dmu[keep_eq] = dz[n1:n1 + n2]
+        dlam = np.zeros((na, rhs.shape[1]))
+        dlam[keep_in] = dz[n1 + n2:]
+        # multipliers of the pinning rows, from stationarity in the pinned variable
+        residual = H @ dw + Jeq.T @ dmu + JA.T @ dlam + Hwt  # rows of pinned variables
+        claimed = np.zeros(nw, dtype=bool)
+        for rows, J, dmult in ((np.where(eq_pin >= 0)[0], Jeq, dmu),
+                               (np.where(in_pin >= 0)[0], JA, dlam)):
+            pins = eq_pin if J is Jeq else in_pin
+            for r in rows:
+                j = pins[r]
+                if claimed[j]:
+                    continue  # a variable pinned twice: degenerate, leave the second at zero
+                claimed[j] = True
+                dmult[r] = -residual[j] / J[r, j]
+        return KktSensitivity(dw, dmu, dlam, active)
 
     def policy_jacobian(self, sol: MpcSolution) -> FloatArray:
         """∇θπ(s) = ∂u_0/∂θ, shape (nu, nθ), from a V solution."""
