@@ -1,4 +1,4 @@
-"""The ``rlmpc`` command line."""
+"""rlmpc: learn MPC parameters with reinforcement learning, export C code for targets."""
 
 from __future__ import annotations
 
@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     doctor = sub.add_parser("doctor", help="check the acados and CasADi installation")
     doctor.set_defaults(func=_doctor)
-    demo = sub.add_parser("demo", help="the MPC core on a cart-pole, then Q-learning on the LTI task")
+    demo = sub.add_parser("demo", help="MPC core on a cart-pole, Q-learning on the LTI task, "
+                          "export to linux-aarch64 checked under qemu")
     demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     demo.set_defaults(func=_demo)
     train = sub.add_parser("train", help="learn θ of an MPC from interaction with a plant")
