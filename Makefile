@@ -3,7 +3,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint doctor bench clean
+.PHONY: setup demo test lint doctor bench fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -24,6 +24,9 @@ test: doctor lint
 bench: setup
 	@$(PY) bench/mpc_core.py
 	@$(PY) bench/learning.py
+
+fuzz: setup
+	@bash firmware_templates/protocol/fuzz/run_fuzz.sh 1000000
 
 clean:
 	rm -rf build runs .pytest_cache .mypy_cache .ruff_cache

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(make gcc
   gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
-  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+  clang libclang-rt-14-dev)
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 STAMP="$VENV/.rlmpc-setup"
