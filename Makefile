@@ -24,6 +24,7 @@ test: doctor lint
 bench: setup
 	@$(PY) bench/mpc_core.py
 	@$(PY) bench/learning.py
+	@$(PY) bench/mcu_solver.py
 
 fuzz: setup
 	@bash firmware_templates/protocol/fuzz/run_fuzz.sh 1000000
