@@ -37,6 +37,7 @@ def _manifest(tf: ThetaFile, precision: str, kind: str) -> dict[str, Any]:
                   "values": {k: v.tolist() for k, v in fns.theta.unflatten(tf.values).items()},
                   "flat": [float(v) for v in tf.values], "hash": theta_hash(tf.values)},
         "dims": {"nx": fns.nx, "nu": fns.nu, "np": fns.np, "N": fns.horizon, "ntheta": fns.ntheta},
+        "input_bounds": {"lb": [float(v) for v in fns.u_lb], "ub": [float(v) for v in fns.u_ub]},
         "sampling_time": fns.dt,
         "versions": {"toolkit": toolkit.__version__, "acados": acados_version(),
                      "casadi": cs.CasadiMeta.version()},

@@ -178,7 +178,7 @@ def build_firmware(units: Sequence[Unit], out_dir: Path, name: str = "bench") ->
     objects: list[str] = []
     for unit in (board, *units):
         warn = WARNINGS if unit.strict else ["-std=c99", "-w"]
-        incs = [f"-I{d}" for d in (*unit.include_dirs, BOARD_DIR)]
+        incs = [f"-I{d}" for d in (*unit.include_dirs, BOARD_DIR, BOARD_DIR.parent)]
         for src in unit.sources:
             obj = obj_dir / f"{len(objects):02d}_{src.stem}.o"
             _run([ARM_GCC, *CORTEX_M4F, *warn, *unit.cflags, *incs, "-c", str(src), "-o", str(obj)])

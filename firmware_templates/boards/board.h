@@ -1,6 +1,6 @@
 /* Board support API of the rlmpc firmware: what a board offers to the control loop,
- * the serial protocol and the benchmarks.  Every board (mps2-an386 here; later an
- * STM32F405 on netduinoplus2 or a POSIX host build) implements exactly these functions.
+ * the serial protocol and the benchmarks.  Every board (boards/mps2-an386, boards/host;
+ * later an STM32F405 on netduinoplus2) implements exactly these functions.
  *
  * Single-threaded use: call everything from the main loop, never from an interrupt.
  */
@@ -27,7 +27,8 @@ size_t board_uart_read_nonblocking(uint8_t *buf, size_t cap);
 
 /* Free-running 32-bit counter; differences (unsigned, modulo 2^32) measure elapsed time.
  * Its unit is board-specific (mps2-an386: nanoseconds of the 25 MHz SysTick clock, which
- * under QEMU -icount shift=0 are exactly instructions; see board.c). */
+ * under QEMU -icount shift=0 are exactly instructions; host: nanoseconds of
+ * CLOCK_MONOTONIC). */
 uint32_t board_cycles(void);
 
 /* End the program with an exit code (on emulated boards: ends the emulator).  Does not return. */

@@ -1,0 +1,74 @@
+"""A minimal host side of the serial protocol for tests and tools: one request in flight.
+
+``FirmwareLink(pyserial_port)`` sends a request and waits for the reply with its seq (replies
+with another seq are dropped, as docs/protocol.md asks); :meth:`FirmwareLink.hello` repeats
+HELLO until INFO arrives and then uses the device's precision.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from hil.protocol import DecodeError, Frame, FrameError, FrameParser, Hello, Info, Message, decode, encode
+from hil.protocol_spec import Precision
+
+
+class LinkError(RuntimeError):
+    """No (valid) reply in time."""
+
+
+class FirmwareLink:
+    """Request/reply over an open pyserial port (``serial_for_url(url, timeout=...)``)."""
+
+    def __init__(self, port: Any, precision: Precision = Precision.F32) -> None:
+        self.port = port
+        self.precision = precision
+        self.parser = FrameParser()
+        self.seq = 0
+        self.info: Info | None = None
+
+    def send_raw(self, data: bytes) -> None:
+        self.port.write(data)
+        self.port.flush()
+
+    def receive(self, seq: int | None, timeout: float) -> Message | DecodeError | FrameError:
+        """The next reply with ``seq`` (any seq if None), decoded; a FrameError if the device's
+        bytes did not parse."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for result in self.parser.feed(self.port.read(max(1, self.port.in_waiting))):
+                if isinstance(result, FrameError):
+                    return result
+                if seq is None or result.seq == seq:
+                    return decode(result, self.precision)
+        raise LinkError(f"no reply within {timeout:.1f} s")
+
+    def request(self, msg: Message, timeout: float = 2.0) -> Message | DecodeError | FrameError:
+        """Send ``msg`` with the next seq and return its reply."""
+        self.seq = (self.seq + 1) % 256
+        self.send_raw(encode(msg, self.seq, self.precision))
+        return self.receive(self.seq, timeout)
+
+    def request_frame(self, frame: bytes, seq: int,
+                      timeout: float = 2.0) -> Message | DecodeError | FrameError:
+        """Send prepared (e.g. corrupted) bytes and return the reply carrying ``seq``."""
+        self.send_raw(frame)
+        return self.receive(seq, timeout)
+
+    def hello(self, attempts: int = 30, interval: float = 0.1) -> Info:
+        """HELLO until INFO (emulated UARTs may drop bytes at start); adopt the device's precision."""
+        for _ in range(attempts):
+            try:
+                reply = self.request(Hello(), timeout=interval)
+            except LinkError:
+                self.parser.reset()
+                continue
+            if isinstance(reply, Info):
+                self.info = reply
+                self.precision = Precision(reply.precision)
+                return reply
+        raise LinkError(f"no INFO after {attempts} HELLO frames")
+
+
+__all__ = ["FirmwareLink", "Frame", "LinkError"]
