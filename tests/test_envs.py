@@ -293,3 +293,15 @@ def test_gym_plant_default_state_is_observation() -> None:
 def test_gym_plant_rejects_discrete_actions() -> None:
     with pytest.raises(ValueError, match=r"GymPlant: expected a continuous \(Box\) action space"):
         GymPlant(gym.make("CartPole-v1"))
+
+
+def test_wrong_action_and_state_shapes_are_refused() -> None:
+    env = LtiGrosZanon()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"LtiGrosZanon: expected an action of shape \(1,\)"):
+        env.step(np.zeros(2))
+    with pytest.raises(ValueError, match=r"LtiGrosZanon: expected a state of shape \(2,\)"):
+        env.reset(options={"state": [1.0, 2.0, 3.0]})
+    cart = CartPole()
+    with pytest.raises(ValueError, match=r"CartPole: expected a state of shape \(4,\)"):
+        cart.reset(options={"state": [0.0]})

@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from toolkit.envs.checks import as_vector
 from toolkit.problems.cartpole import CART_LIMIT, FORCE_LIMIT, cartpole_dynamics
 
 STATE_WEIGHTS = np.array([1.0, 5.0, 0.1, 0.1])
@@ -100,22 +101,15 @@ class CartPole(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
         if state is None:
             self._x = self.np_random.uniform(-INIT_HALF_WIDTH, INIT_HALF_WIDTH)
         else:
-            arr = np.array(state, dtype=np.float64).reshape(-1)
-            if arr.shape != (self.nx,):
-                raise ValueError(f"CartPole: expected a state of shape ({self.nx},), "
-                                 f"got {np.shape(state)}")
-            self._x = arr
+            self._x = as_vector("CartPole", "a state", state, self.nx)
         return self._x.copy(), {}
 
     def step(
         self, action: ArrayLike
     ) -> tuple[NDArray[np.float64], float, bool, bool, dict[str, Any]]:
         """Apply the clipped force for ``dt`` seconds."""
-        a_arr = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a_arr.shape != (self.nu,):
-            raise ValueError(f"CartPole: expected an action of shape ({self.nu},), "
-                             f"got {np.shape(action)}")
-        u = float(np.clip(a_arr[0], -FORCE_LIMIT, FORCE_LIMIT))
+        u = float(np.clip(as_vector("CartPole", "an action", action, self.nu)[0],
+                          -FORCE_LIMIT, FORCE_LIMIT))
         x = self._x
         cost = self.stage_cost(x, u)
         violation = self.violation(x)

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from toolkit.envs.checks import as_vector
 from toolkit.problems.lti import A_TRUE, B_TRUE, U_BOUND, VIOLATION_WEIGHT, X_LB, X_UB
 
 NOISE_BOUNDS = (-0.1, 0.0)
@@ -56,11 +57,7 @@ class LtiGrosZanon(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
         return self._x.copy()
 
     def _as_state(self, x: ArrayLike) -> NDArray[np.float64]:
-        arr = np.array(x, dtype=np.float64).reshape(-1)
-        if arr.shape != (self.nx,):
-            raise ValueError(f"LtiGrosZanon: expected a state of shape ({self.nx},), "
-                             f"got {np.shape(x)}")
-        return arr
+        return as_vector("LtiGrosZanon", "a state", x, self.nx)
 
     def violation(self, x: ArrayLike) -> float:
         """Summed violation of the state bounds X_LB ≤ x ≤ X_UB."""
@@ -85,11 +82,7 @@ class LtiGrosZanon(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
         self, action: ArrayLike
     ) -> tuple[NDArray[np.float64], float, bool, bool, dict[str, Any]]:
         """Apply ``action`` (shape (1,) or scalar); cost is that of the pre-step state."""
-        a_arr = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a_arr.shape != (self.nu,):
-            raise ValueError(f"LtiGrosZanon: expected an action of shape ({self.nu},), "
-                             f"got {np.shape(action)}")
-        a = float(a_arr[0])
+        a = float(as_vector("LtiGrosZanon", "an action", action, self.nu)[0])
         x = self._x
         cost = self.stage_cost(x, a)
         violation = self.violation(x)
