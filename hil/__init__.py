@@ -1,6 +1,8 @@
 """Hardware-in-the-loop validation over a serial line.
 
-So far: the serial protocol (``docs/protocol.md``), defined once in :mod:`hil.protocol_spec`,
-with the Python codec :mod:`hil.protocol` and the generator of the firmware's C header
-:mod:`hil.codegen_protocol`.  The HIL runner, transports and reports are issue #6.
+The serial protocol (``docs/protocol.md``) is defined once in :mod:`hil.protocol_spec`, with the
+Python codec :mod:`hil.protocol` and the generator of the firmware's C header
+:mod:`hil.codegen_protocol`.  HIL runs: :mod:`hil.transport` (links, ``Device``),
+:func:`hil.runner.run_hil`, :func:`hil.verdict.evaluate`, :func:`hil.report.write_report`; the
+command ``rlmpc hil`` (:mod:`hil.cli`).
 """

@@ -193,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="build the bundle for its target and compare its test program with the MPC")
     export.set_defaults(func=_export)
     add_firmware_commands(sub)
+    from hil.cli import add_hil_command
+
+    add_hil_command(sub)
     return parser
 
 

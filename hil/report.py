@@ -1,0 +1,198 @@
+"""Artifacts of a HIL run: ``hil.json``, ``summary.md``, PNG plots, ``serial.log``, ``junit.xml``.
+
+:func:`write_report` writes them all into one folder and returns their paths by kind.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hil.runner import HilRun
+from hil.verdict import Verdict
+
+FILES = {"json": "hil.json", "markdown": "summary.md", "junit": "junit.xml", "serial_log": "serial.log",
+         "states_png": "states.png", "actions_png": "actions.png", "action_error_png": "action_error.png",
+         "device_cost_png": "device_cost.png"}
+
+
+def _finite(values: np.ndarray) -> list[Any]:
+    return [None if (isinstance(v, float) and not np.isfinite(v)) else v for v in values.tolist()]
+
+
+def metrics(run: HilRun) -> dict[str, Any]:
+    ok = ~run.lost
+    lat = run.latency[ok]
+    link_time = float(np.sum(lat)) if lat.size else float("nan")
+    return {
+        "steps": run.steps,
+        "max_action_error": float(np.max(run.action_error[ok])) if ok.any() else None,
+        "total_cost": run.total_cost,
+        "ref_total_cost": run.ref_total_cost,
+        "cost_ratio": run.total_cost / run.ref_total_cost if run.ref_total_cost else None,
+        "max_state_deviation": float(np.max(np.abs(run.states - run.ref_states))),
+        "violation": float(np.sum(run.violation)),
+        "ref_violation": float(np.sum(run.ref_violation)),
+        "device_cost_unit": run.cost_unit,
+        "device_cost_max": int(np.max(run.device_cost[ok])) if ok.any() else None,
+        "device_cost_mean": float(np.mean(run.device_cost[ok])) if ok.any() else None,
+        "iterations_max": int(np.max(run.iterations)), "qp_iterations_max": int(np.max(run.qp_iterations)),
+        "latency_mean_ms": float(np.mean(lat) * 1e3) if lat.size else None,
+        "latency_max_ms": float(np.max(lat) * 1e3) if lat.size else None,
+        "link_steps_per_second": run.steps / link_time if lat.size and link_time > 0 else None,
+        "loop_steps_per_second": run.steps_per_second,
+        "lost_steps": int(np.sum(run.lost)),
+        "wall_time_s": run.wall_time,
+    }
+
+
+def to_json(run: HilRun, verdict: Verdict) -> dict[str, Any]:
+    return {
+        "format": "rlmpc-hil/1",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": platform.node(),
+        "board": run.board, "precision": run.precision, "seed": run.seed,
+        "identity": run.identity, "link": run.link,
+        **verdict.as_dict(),
+        "metrics": metrics(run),
+        "trace": {
+            "states": run.states.tolist(), "actions": run.actions.tolist(),
+            "actions_ref_same_state": run.actions_ref_same_state.tolist(),
+            "ref_states": run.ref_states.tolist(), "ref_actions": run.ref_actions.tolist(),
+            "stage_cost": run.stage_cost.tolist(), "ref_stage_cost": run.ref_stage_cost.tolist(),
+            "violation": run.violation.tolist(), "ref_violation": run.ref_violation.tolist(),
+            "flags": run.flags.tolist(), "solver_status": run.solver_status.tolist(),
+            "iterations": run.iterations.tolist(), "qp_iterations": run.qp_iterations.tolist(),
+            "device_cost": run.device_cost.tolist(), "latency_s": _finite(run.latency),
+            "retries": run.retries.tolist(), "lost": run.lost.tolist(),
+        },
+    }
+
+
+def to_markdown(run: HilRun, verdict: Verdict) -> str:
+    m = metrics(run)
+
+    def fmt(v: Any) -> str:
+        return "–" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+
+    lines = [f"# HIL run on `{run.board}`: **{verdict.label}**", "",
+             f"{run.steps} closed-loop steps, seed {run.seed}, precision float{8 * run.precision}, "
+             f"θ hash `{run.identity.get('theta_hash', '')}`.", ""]
+    if verdict.reasons:
+        lines += ["## Reasons", "", *[f"- {r}" for r in verdict.reasons], ""]
+    lines += ["## Checks", "", "| check | result | value | limit |", "|---|---|---|---|"]
+    lines += [f"| {c.name} | {'pass' if c.passed else 'FAIL'} | {c.value:.4g} | {c.limit:.4g} |"
+              for c in verdict.checks]
+    lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {fmt(v)} |" for k, v in m.items()]
+    lines += ["", "## Link", "", *[f"- {k}: {v}" for k, v in run.link.items() if k != "errors"]]
+    if run.link.get("errors"):
+        lines += ["- errors:", *[f"  - {e}" for e in run.link["errors"]]]
+    lines += ["", "Plots: " + ", ".join(f"`{FILES[k]}`" for k in FILES if k.endswith("_png")) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def to_junit(run: HilRun, verdict: Verdict) -> str:
+    suite = ET.Element("testsuite", name=f"hil.{run.board}", tests=str(len(verdict.checks)),
+                       failures=str(sum(not c.passed for c in verdict.checks)), errors="0",
+                       time=f"{run.wall_time:.3f}")
+    for i, c in enumerate(verdict.checks):
+        case = ET.SubElement(suite, "testcase", classname=f"hil.{run.board}", name=f"{i:02d}_{c.name}")
+        if not c.passed:
+            ET.SubElement(case, "failure", message=c.message, type="threshold").text = c.message
+        else:
+            ET.SubElement(case, "system-out").text = c.message
+    root = ET.Element("testsuites")
+    root.append(suite)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def plot(run: HilRun, out: Path) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths: dict[str, Path] = {}
+    k = np.arange(run.steps + 1)
+    nx = run.states.shape[1]
+    fig, axes = plt.subplots(nx, 1, figsize=(7, 2.2 * nx), sharex=True, squeeze=False)
+    for i, ax in enumerate(axes[:, 0]):
+        ax.plot(k, run.ref_states[:, i], "k-", lw=2, alpha=0.4, label="workstation")
+        ax.plot(k, run.states[:, i], "C0.-", ms=3, label=f"device ({run.board})")
+        ax.set_ylabel(f"x[{i}]")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    axes[-1, 0].set_xlabel("step")
+    fig.suptitle("states")
+    paths["states_png"] = _save(fig, out / FILES["states_png"])
+
+    ks = np.arange(run.steps)
+    nu = run.actions.shape[1]
+    fig, axes = plt.subplots(nu, 1, figsize=(7, 2.2 * nu + 0.5), sharex=True, squeeze=False)
+    for i, ax in enumerate(axes[:, 0]):
+        ax.step(ks, run.ref_actions[:, i], "k-", where="post", lw=2, alpha=0.4, label="workstation")
+        ax.step(ks, run.actions[:, i], "C1-", where="post", label=f"device ({run.board})")
+        if run.lost.any():
+            ax.plot(ks[run.lost], run.actions[run.lost, i], "rx", label="lost step")
+        ax.set_ylabel(f"u[{i}]")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    axes[-1, 0].set_xlabel("step")
+    fig.suptitle("actions")
+    paths["actions_png"] = _save(fig, out / FILES["actions_png"])
+
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    err = np.where(run.lost, np.nan, run.action_error)
+    ax.semilogy(ks, np.maximum(err, 1e-17), "C3.-", ms=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("max |u_dev − u_ref|")
+    ax.set_title("action error on the same states")
+    ax.grid(alpha=0.3, which="both")
+    paths["action_error_png"] = _save(fig, out / FILES["action_error_png"])
+
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    ax.bar(ks, np.where(run.lost, 0, run.device_cost), color="C2", width=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel(run.cost_unit)
+    ax.set_title(f"per-step device cost ({run.cost_unit})")
+    ax.grid(alpha=0.3, axis="y")
+    paths["device_cost_png"] = _save(fig, out / FILES["device_cost_png"])
+    return paths
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_serial_log(run: HilRun, path: Path) -> Path:
+    path.write_text("".join(f"{t:.6f} {d} {b.hex()}\n" for t, d, b in run.serial_log), encoding="ascii")
+    return path
+
+
+def write_report(run: HilRun, verdict: Verdict, out_dir: str | Path, *,
+                 plots: bool = True) -> dict[str, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / FILES["json"], "markdown": out / FILES["markdown"], "junit": out / FILES["junit"]}
+    paths["json"].write_text(json.dumps(to_json(run, verdict), indent=1) + "\n", encoding="utf-8")
+    paths["markdown"].write_text(to_markdown(run, verdict), encoding="utf-8")
+    paths["junit"].write_text(to_junit(run, verdict) + "\n", encoding="utf-8")
+    paths["serial_log"] = write_serial_log(run, out / FILES["serial_log"])
+    if plots:
+        paths.update(plot(run, out))
+    return paths
+
+
+__all__ = ["FILES", "metrics", "plot", "to_json", "to_junit", "to_markdown", "write_report"]

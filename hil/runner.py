@@ -1,0 +1,200 @@
+"""The HIL closed loop: plant on the workstation, controller on the device, reference alongside.
+
+:func:`run_hil` resets the device and the plant (seeded), then per step sends the plant state,
+receives the device's action and applies it to the plant.  On the same states it evaluates the
+workstation policy at the same θ (→ max |u_dev − u_ref|), and afterwards runs the workstation
+closed loop from the same initial state with the same seed (same disturbance sequence) as the
+reference trajectory.  Everything is collected in a :class:`HilRun`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hil.protocol import hash_prefix
+from hil.protocol_spec import CostUnit, Precision, StatusFlag
+from hil.transport import Device, TransportError
+
+Policy = Callable[[np.ndarray], np.ndarray]
+
+
+def as_policy(reference: Any) -> Policy:
+    """A callable ``x -> u`` from a :class:`toolkit.mpc.MPC` (``.value(x).u0``) or a callable."""
+    if hasattr(reference, "value"):
+        return lambda x: np.asarray(reference.value(x).u0, dtype=float).ravel()
+    if callable(reference):
+        return lambda x: np.asarray(reference(x), dtype=float).ravel()
+    raise TypeError("reference: expected an MPC (with .value(x).u0) or a callable x -> u")
+
+
+@dataclass
+class HilRun:
+    """The record of one HIL run (arrays over steps; ``states`` has ``steps + 1`` rows)."""
+
+    board: str
+    precision: int
+    cost_unit: str
+    steps: int
+    seed: int
+    states: np.ndarray  # plant under the device
+    actions: np.ndarray  # device u applied
+    actions_ref_same_state: np.ndarray  # workstation policy on the device loop's states
+    ref_states: np.ndarray  # workstation closed loop
+    ref_actions: np.ndarray
+    stage_cost: np.ndarray
+    ref_stage_cost: np.ndarray
+    violation: np.ndarray
+    ref_violation: np.ndarray
+    flags: np.ndarray
+    solver_status: np.ndarray
+    iterations: np.ndarray
+    qp_iterations: np.ndarray
+    device_cost: np.ndarray  # per step, in cost_unit (instructions, cycles, µs)
+    latency: np.ndarray  # s; NaN for lost steps
+    retries: np.ndarray
+    lost: np.ndarray  # bool: no valid ACTION, the safe action was applied
+    input_bounds: tuple[list[float], list[float]] | None
+    link: dict[str, Any]
+    identity: dict[str, Any]  # INFO fields and, with a manifest, whether the hashes match
+    wall_time: float
+    serial_log: list[tuple[float, str, bytes]] = field(default_factory=list)
+
+    @property
+    def action_error(self) -> np.ndarray:
+        """|u_dev − u_ref| on the same states, per step (max over inputs)."""
+        return np.max(np.abs(self.actions - self.actions_ref_same_state), axis=1)
+
+    @property
+    def total_cost(self) -> float:
+        return float(np.sum(self.stage_cost))
+
+    @property
+    def ref_total_cost(self) -> float:
+        return float(np.sum(self.ref_stage_cost))
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.wall_time if self.wall_time > 0 else float("nan")
+
+
+def _identity(info: Any, manifest: dict[str, Any] | None) -> dict[str, Any]:
+    ident: dict[str, Any] = {
+        "board": info.board_name, "protocol_version": info.protocol_version,
+        "firmware": f"{info.fw_major}.{info.fw_minor}.{info.fw_patch}",
+        "precision": int(info.precision), "cost_unit": CostUnit(info.cost_unit).name.lower(),
+        "nx": info.nx, "nu": info.nu, "np": info.np,
+        "theta_hash": info.theta_hash.hex(), "problem_hash": info.problem_hash.hex(),
+        "manifest_hash": info.manifest_hash.hex(),
+    }
+    if manifest is not None:
+        ident["theta_matches_manifest"] = info.theta_hash == hash_prefix(manifest["theta"]["hash"])
+        ident["problem_matches_manifest"] = info.problem_hash == hash_prefix(manifest["problem"]["hash"])
+        ident["dims_match_manifest"] = (info.nx, info.nu) == (manifest["dims"]["nx"], manifest["dims"]["nu"])
+    return ident
+
+
+def _reset_plant(env: Any, seed: int, x0: npt.ArrayLike | None) -> np.ndarray:
+    options = None if x0 is None else {"state": np.asarray(x0, dtype=float)}
+    obs, _ = env.reset(seed=seed, options=options)
+    return np.asarray(obs, dtype=float).ravel()
+
+
+def _plant_step(env: Any, u: np.ndarray) -> tuple[np.ndarray, float, float]:
+    obs, reward, _, _, info = env.step(u)
+    cost = float(info.get("cost", -reward))
+    return np.asarray(obs, dtype=float).ravel(), cost, float(info.get("violation", 0.0))
+
+
+def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed: int = 0, *,
+            x0: npt.ArrayLike | None = None, manifest: dict[str, Any] | None = None,
+            safe_action: Sequence[float] | None = None,
+            progress: Callable[[int], None] | None = None) -> HilRun:
+    """Run ``steps`` closed-loop steps of ``plant_env`` under ``device`` (see the module doc).
+
+    ``reference_mpc``: a :class:`toolkit.mpc.MPC` at the bundle's θ or a callable ``x -> u``.
+    ``manifest``: the bundle's ``manifest.json`` (identity checks, input bounds, safe action).
+    ``safe_action``: applied for a lost step (default: zero clipped to the input bounds).
+    """
+    if steps < 1:
+        raise ValueError("steps: expected >= 1")
+    policy = as_policy(reference_mpc)
+    info = device.info()
+    nu = info.nu
+    bounds = None
+    if manifest is not None and "input_bounds" in manifest:
+        bounds = (list(manifest["input_bounds"]["lb"]), list(manifest["input_bounds"]["ub"]))
+    if safe_action is None:
+        safe = np.zeros(nu) if bounds is None else np.clip(np.zeros(nu), bounds[0], bounds[1])
+    else:
+        safe = np.asarray(safe_action, dtype=float).ravel()
+    device.reset()
+    stats0 = device.stats.as_dict()
+
+    # device loop
+    x = _reset_plant(plant_env, seed, x0)
+    nx = x.size
+    states = np.zeros((steps + 1, nx))
+    states[0] = x
+    actions, u_same = np.zeros((steps, nu)), np.zeros((steps, nu))
+    cost, viol = np.zeros(steps), np.zeros(steps)
+    flags, status, iters, qp_iters, dev_cost, retries = (np.zeros(steps, dtype=np.int64) for _ in range(6))
+    latency = np.full(steps, np.nan)
+    lost = np.zeros(steps, dtype=bool)
+    t_start = time.perf_counter()
+    for k in range(steps):
+        retries_before = device.stats.retries
+        try:
+            r = device.step(x)
+            u = np.asarray(r.u, dtype=float)
+            flags[k], status[k] = r.flags, r.solver_status
+            iters[k], qp_iters[k] = r.iterations, r.qp_iterations
+            dev_cost[k], latency[k] = r.cost, r.latency
+        except TransportError:
+            lost[k] = True
+            u = safe.copy()
+            flags[k] = int(StatusFlag.FALLBACK)
+        retries[k] = device.stats.retries - retries_before
+        actions[k] = u
+        u_same[k] = policy(x)
+        x, cost[k], viol[k] = _plant_step(plant_env, u)
+        states[k + 1] = x
+        if progress is not None:
+            progress(k)
+    wall = time.perf_counter() - t_start
+
+    # workstation reference loop, same x0 and seed (same disturbances)
+    xr = _reset_plant(plant_env, seed, x0)
+    ref_states = np.zeros((steps + 1, nx))
+    ref_states[0] = xr
+    ref_actions = np.zeros((steps, nu))
+    ref_cost, ref_viol = np.zeros(steps), np.zeros(steps)
+    for k in range(steps):
+        ref_actions[k] = policy(xr)
+        xr, ref_cost[k], ref_viol[k] = _plant_step(plant_env, ref_actions[k])
+        ref_states[k + 1] = xr
+
+    stats1 = device.stats.as_dict()
+    link = {key: stats1[key] - stats0[key] for key in ("requests", "retries", "resyncs", "lost_steps")}
+    link["errors"] = stats1["errors"][len(stats0["errors"]):]
+    port = device.port
+    log = list(getattr(port, "log", []))
+    link["bytes_tx"] = sum(len(b) for _, d, b in log if d == "tx")
+    link["bytes_rx"] = sum(len(b) for _, d, b in log if d == "rx")
+    return HilRun(
+        board=info.board_name, precision=int(info.precision),
+        cost_unit=CostUnit(info.cost_unit).name.lower(), steps=steps, seed=seed,
+        states=states, actions=actions, actions_ref_same_state=u_same,
+        ref_states=ref_states, ref_actions=ref_actions, stage_cost=cost, ref_stage_cost=ref_cost,
+        violation=viol, ref_violation=ref_viol, flags=flags, solver_status=status,
+        iterations=iters, qp_iterations=qp_iters, device_cost=dev_cost, latency=latency,
+        retries=retries, lost=lost, input_bounds=bounds, link=link,
+        identity=_identity(info, manifest), wall_time=wall, serial_log=log)
+
+
+__all__ = ["HilRun", "Precision", "as_policy", "run_hil"]

@@ -1,0 +1,141 @@
+"""PASS/FAIL of a :class:`hil.runner.HilRun` against thresholds, with one reason per failed check.
+
+Defaults (:class:`Thresholds`): max |u_dev − u_ref| ≤ 1e-3 for a float32 device (1e-6 for
+float64); closed-loop cost within 1 % of the workstation reference; inputs inside the bundle's
+bounds and the state-constraint violation no larger than the reference's, both up to
+``constraint_tol``; per-step device cost (instructions / cycles / µs) ≤ ``cost_budget`` if set;
+no lost step (``max_lost_steps``); no fallback action unless allowed; the device's θ and
+problem hashes equal the manifest's when a manifest was given.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hil.protocol_spec import Precision, StatusFlag
+from hil.runner import HilRun
+
+ACTION_TOL_DEFAULT = {int(Precision.F32): 1e-3, int(Precision.F64): 1e-6}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    max_action_error: float | None = None  # None: by precision (ACTION_TOL_DEFAULT)
+    cost_rel_tol: float = 0.01
+    constraint_tol: float = 1e-5
+    cost_budget: float | None = None  # per step, in the device's cost unit
+    max_lost_steps: int = 0
+    allow_fallback: bool = False
+    check_identity: bool = True
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Thresholds:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"thresholds: unknown keys {unknown}; expected some of {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Thresholds:
+        """From a JSON file (an object, optionally under the key ``"thresholds"``)."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls.from_dict(data.get("thresholds", data))
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str  # the threshold's name
+    passed: bool
+    value: float
+    limit: float
+    message: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    checks: list[Check]
+    thresholds: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [c.message for c in self.checks if not c.passed]
+
+    @property
+    def label(self) -> str:
+        return "PASS" if self.passed else "FAIL"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"verdict": self.label, "reasons": self.reasons, "thresholds": self.thresholds,
+                "checks": [asdict(c) for c in self.checks]}
+
+
+def _check(name: str, value: float, limit: float, what: str, unit: str = "") -> Check:
+    ok = bool(value <= limit) and not math.isnan(value)
+    rel = "≤" if ok else ">"
+    return Check(name, ok, float(value), float(limit),
+                 f"{name}: {what} = {value:.3g}{unit} {rel} {limit:.3g}{unit}")
+
+
+def evaluate(run: HilRun, thresholds: Thresholds | None = None) -> Verdict:
+    th = thresholds or Thresholds()
+    checks: list[Check] = []
+    ok_steps = ~run.lost
+
+    tol = th.max_action_error
+    if tol is None:
+        tol = ACTION_TOL_DEFAULT.get(run.precision, 1e-3)
+    err = float(np.max(run.action_error[ok_steps])) if ok_steps.any() else float("nan")
+    checks.append(_check("max_action_error", err, tol, "max |u_dev - u_ref| on the same states"))
+
+    ref = run.ref_total_cost
+    rel = abs(run.total_cost - ref) / max(abs(ref), 1e-12)
+    checks.append(_check("cost_rel_tol", rel, th.cost_rel_tol,
+                         f"closed-loop cost {run.total_cost:.6g} vs reference {ref:.6g}, "
+                         "relative difference"))
+
+    if run.input_bounds is not None:
+        lb, ub = (np.asarray(b, dtype=float) for b in run.input_bounds)
+        over = float(np.max(np.maximum(lb - run.actions, 0.0) + np.maximum(run.actions - ub, 0.0)))
+        checks.append(_check("constraint_tol", over, th.constraint_tol, "input bound violation"))
+    excess = float(np.sum(run.violation) - np.sum(run.ref_violation))
+    checks.append(_check("constraint_tol", excess, th.constraint_tol,
+                         "state-constraint violation beyond the reference's"))
+
+    if th.cost_budget is not None:
+        peak = float(np.max(run.device_cost[ok_steps])) if ok_steps.any() else float("nan")
+        checks.append(_check("cost_budget", peak, th.cost_budget, "max per-step device cost",
+                             f" {run.cost_unit}"))
+    overruns = int(np.sum((run.flags & int(StatusFlag.OVERRUN)) != 0))
+    checks.append(_check("cost_budget" if th.cost_budget is not None else "overrun", overruns, 0,
+                         "steps flagged OVERRUN by the firmware"))
+
+    lost = int(np.sum(run.lost))
+    checks.append(_check("max_lost_steps", lost, th.max_lost_steps,
+                         f"steps without a valid ACTION (link: {run.link.get('retries', 0)} retries, "
+                         f"{run.link.get('resyncs', 0)} resyncs)"))
+
+    if not th.allow_fallback:
+        fb = int(np.sum(((run.flags & int(StatusFlag.FALLBACK)) != 0) & ok_steps))
+        bad = int(np.sum(((run.flags & int(StatusFlag.SOLVER_OK)) == 0) & ok_steps))
+        checks.append(_check("allow_fallback", fb + bad, 0,
+                             "device steps with FALLBACK or without SOLVER_OK"))
+
+    if th.check_identity:
+        mism = [k for k in ("theta_matches_manifest", "problem_matches_manifest", "dims_match_manifest")
+                if run.identity.get(k) is False]
+        checks.append(Check("check_identity", not mism, float(len(mism)), 0.0,
+                            "check_identity: device and manifest agree" if not mism
+                            else f"check_identity: device differs from the manifest: {', '.join(mism)}"))
+
+    return Verdict(all(c.passed for c in checks), checks, {**asdict(th), "max_action_error": tol})
+
+
+__all__ = ["ACTION_TOL_DEFAULT", "Check", "Thresholds", "Verdict", "evaluate"]
