@@ -9,6 +9,10 @@
 * ``mps2-an386``: an ELF and a raw BIN for QEMU's Cortex-M4F (arm-none-eabi-gcc, the flags of
   :mod:`codegen.mcu.qemu_bench`) with a size report; ``ACTION.cost`` in instructions
   (``-icount shift=0``).
+* ``stm32f405``: the same for an STM32F405 (1 MB flash at 0x08000000, 128 KB SRAM), run in
+  QEMU ``-M netduinoplus2`` (USART1 on the first ``-serial``); ``ACTION.cost`` in core clock
+  cycles (SysTick at 168 MHz; under ``-icount shift=0`` one cycle ≈ 5.95 instructions).
+  Not in :data:`BOARDS` (the boards every firmware test runs on) yet: see :data:`ALL_BOARDS`.
 
 The INFO constants (firmware version, hashes, dimensions, board) are generated from the
 bundle's ``manifest.json`` into ``bundle_info.h`` in the build folder.  :func:`start_emulator`
@@ -46,6 +50,12 @@ DAQP_ITERLIMIT = -4  # DAQP_EXIT_ITERLIMIT
 SOLVER_HEADERS = ("rlmpc_solver.h", "rlmpc_rti.h")
 QEMU_MACHINE_FLAGS = ("-M", "mps2-an386", "-display", "none", "-monitor", "none", "-icount", "shift=0",
                       "-semihosting-config", "enable=on,target=native")
+_QEMU_COMMON = QEMU_MACHINE_FLAGS[2:]
+# QEMU flags of each emulated board; the UART is the machine's first -serial
+QEMU_MACHINES = {
+    "mps2-an386": QEMU_MACHINE_FLAGS,  # CMSDK UART0
+    "stm32f405": ("-M", "netduinoplus2", *_QEMU_COMMON),  # USART1
+}
 
 
 @dataclass(frozen=True)
@@ -75,10 +85,16 @@ def _board(name: str) -> Board:
                      (*LINK_FLAGS, "-T", str(bdir / "link.ld"), "-lm"),
                      (bdir / "startup.c", bdir / "board.c", APP_DIR / "main.c"),
                      CostUnit.INSTRUCTIONS, 1)
-    raise ValueError(f"board: expected one of {list(BOARDS)}, got {name!r}")
+    if name == "stm32f405":  # QEMU netduinoplus2; board_cycles(): 168 MHz core clock ticks
+        return Board(name, ARM_GCC, tuple(CORTEX_M4F),
+                     (*LINK_FLAGS, "-T", str(bdir / "link.ld"), "-lm"),
+                     (bdir / "startup.c", bdir / "board.c", APP_DIR / "main.c"),
+                     CostUnit.CYCLES, 1)
+    raise ValueError(f"board: expected one of {list(ALL_BOARDS)}, got {name!r}")
 
 
 BOARDS = ("host", "mps2-an386")
+ALL_BOARDS = (*BOARDS, "stm32f405")
 
 
 # ---- the bundle ---------------------------------------------------------------------------
@@ -193,8 +209,9 @@ def build_firmware(bundle_dir: str | Path, board: str, out_dir: str | Path, *,
                    safe: Sequence[float] | None = None, budget: int = 0) -> Path:
     """Compile the controller firmware of a bundle for ``board`` into ``out_dir``; its program.
 
-    ``host``: ``out_dir/controller`` (native).  ``mps2-an386``: ``out_dir/controller.elf`` with
-    ``controller.bin``, ``controller.map`` and ``size.txt`` (``arm-none-eabi-size``).
+    ``host``: ``out_dir/controller`` (native).  ``mps2-an386``, ``stm32f405``:
+    ``out_dir/controller.elf`` with ``controller.bin``, ``controller.map`` and ``size.txt``
+    (``arm-none-eabi-size``).
     """
     b = _board(board)
     bundle = Bundle.load(bundle_dir)
@@ -304,12 +321,12 @@ def start_emulator(elf: str | Path, board: str, timeout: float = 10.0) -> Emulat
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         os.close(master)
         return Emulator(proc, os.ttyname(slave), board, [slave])  # the slave stays open: no EIO
-    if board != "mps2-an386":
-        raise ValueError(f"board: expected one of {list(BOARDS)}, got {board!r}")
+    if board not in QEMU_MACHINES:
+        raise ValueError(f"board: expected one of {list(ALL_BOARDS)}, got {board!r}")
     last = ""
     for _ in range(3):  # the port may be taken between choosing and binding it
         port = _free_port()
-        cmd = [QEMU, *QEMU_MACHINE_FLAGS,
+        cmd = [QEMU, *QEMU_MACHINES[board],
                "-chardev", f"socket,id=s0,host=127.0.0.1,port={port},server=on,wait=off,nodelay=on",
                "-serial", "chardev:s0", "-kernel", str(elf)]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -25,7 +25,8 @@ def add_hil_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     where = hil.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", help="serial port of a running firmware (pyserial URL or device path)")
     where.add_argument("--program", help="firmware build to start (controller.elf or host controller)")
-    hil.add_argument("--board", choices=["host", "mps2-an386"], help="board of --program")
+    hil.add_argument("--board", choices=["host", "mps2-an386", "stm32f405"],
+                     help="board of --program")
     hil.add_argument("--steps", type=int, default=100, help="closed-loop steps (default 100)")
     hil.add_argument("--seed", type=int, default=0, help="plant seed (default 0)")
     hil.add_argument("--plant", default=None, help="plant name (default: by the bundle's problem)")

@@ -110,6 +110,9 @@ def _export_mcu(args: argparse.Namespace) -> int:
     return 0
 
 
+FIRMWARE_BOARDS = ("host", "mps2-an386", "stm32f405")  # codegen.firmware.ALL_BOARDS
+
+
 def _build(args: argparse.Namespace) -> int:
     from codegen.firmware import build_firmware
     from codegen.mcu.toolchain import ToolchainError
@@ -132,9 +135,9 @@ def _flash(args: argparse.Namespace) -> int:
     """Emulated boards: start the firmware and serve until Ctrl-C (EXIT frame, SIGTERM, SIGKILL)."""
     import time
 
-    from codegen.firmware import start_emulator
+    from codegen.firmware import QEMU_MACHINES, start_emulator
 
-    if args.board not in ("host", "mps2-an386"):
+    if args.board not in ("host", *QEMU_MACHINES):
         print(f"rlmpc: error: flashing a real {args.board!r} is not implemented yet", file=sys.stderr)
         return 2
     def stop_on_sigterm(*_: object) -> None:
@@ -157,12 +160,12 @@ def add_firmware_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     """The firmware sub-commands: build and flash."""
     build = sub.add_parser("build", help="build the controller firmware of a bare-metal bundle for a board")
     build.add_argument("bundle", help="folder written by rlmpc export --target cortex-m4")
-    build.add_argument("--board", required=True, choices=["host", "mps2-an386"])
+    build.add_argument("--board", required=True, choices=list(FIRMWARE_BOARDS))
     build.add_argument("--out", default=None, help="build folder (default: build/firmware/BUNDLE-BOARD)")
     build.set_defaults(func=_build)
     flash = sub.add_parser("flash", help="run a firmware build: emulator (mps2-an386) or host program")
     flash.add_argument("program", help="controller.elf (mps2-an386) or controller (host)")
-    flash.add_argument("--board", required=True, choices=["host", "mps2-an386"])
+    flash.add_argument("--board", required=True, choices=list(FIRMWARE_BOARDS))
     flash.set_defaults(func=_flash)
 
 

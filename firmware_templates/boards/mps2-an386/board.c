@@ -52,7 +52,7 @@
 #define ADP_STOPPED_APPLICATION_EXIT 0x20026u
 #define ADP_STOPPED_RUNTIME_ERROR_UNKNOWN 0x20023u
 
-#define RX_SIZE 256u /* power of two */
+#define RX_SIZE 2048u /* power of two */
 
 static volatile uint8_t rx_buf[RX_SIZE];
 static volatile uint32_t rx_head; /* advanced by the interrupt only */
