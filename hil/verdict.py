@@ -2,8 +2,11 @@
 
 Defaults (:class:`Thresholds`): max |u_dev − u_ref| ≤ 1e-3 for a float32 device (1e-6 for
 float64); closed-loop cost within 1 % of the workstation reference; inputs inside the bundle's
-bounds and the state-constraint violation no larger than the reference's, both up to
-``constraint_tol``; per-step device cost (instructions / cycles / µs) ≤ ``cost_budget`` if set;
+bounds up to ``constraint_tol``, and the summed state-constraint violation no larger than the
+reference's by more than ``constraint_tol`` plus ``violation_rel_tol`` (1 %) of the reference's
+(two closed loops on a noisy plant that rides a soft bound drift apart from float32-level
+differences: an absolute margin alone fails correct devices over a few hundred steps);
+per-step device cost (instructions / cycles / µs) ≤ ``cost_budget`` if set;
 no lost step (``max_lost_steps``); no fallback action unless allowed; the device's θ and
 problem hashes equal the manifest's when a manifest was given.
 """
@@ -29,6 +32,7 @@ class Thresholds:
     max_action_error: float | None = None  # None: by precision (ACTION_TOL_DEFAULT)
     cost_rel_tol: float = 0.01
     constraint_tol: float = 1e-5
+    violation_rel_tol: float = 0.01
     cost_budget: float | None = None  # per step, in the device's cost unit
     max_lost_steps: int = 0
     allow_fallback: bool = False
@@ -105,9 +109,11 @@ def evaluate(run: HilRun, thresholds: Thresholds | None = None) -> Verdict:
         lb, ub = (np.asarray(b, dtype=float) for b in run.input_bounds)
         over = float(np.max(np.maximum(lb - run.actions, 0.0) + np.maximum(run.actions - ub, 0.0)))
         checks.append(_check("constraint_tol", over, th.constraint_tol, "input bound violation"))
-    excess = float(np.sum(run.violation) - np.sum(run.ref_violation))
-    checks.append(_check("constraint_tol", excess, th.constraint_tol,
-                         "state-constraint violation beyond the reference's"))
+    ref_violation = float(np.sum(run.ref_violation))
+    excess = float(np.sum(run.violation)) - ref_violation
+    checks.append(_check("constraint_tol", excess,
+                         th.constraint_tol + th.violation_rel_tol * ref_violation,
+                         f"state-constraint violation beyond the reference's ({ref_violation:.3g})"))
 
     if th.cost_budget is not None:
         peak = float(np.max(run.device_cost[ok_steps])) if ok_steps.any() else float("nan")
