@@ -221,5 +221,3 @@ def test_long_run_of_a_correct_device_passes(setup: Setup) -> None:
     verdict = evaluate(run, Thresholds())
     assert verdict.passed, verdict.reasons
     assert float(np.max(run.action_error)) < 1e-5
-    strict = evaluate(run, Thresholds(violation_rel_tol=0.0))
-    assert not strict.passed  # the drift is real: without the margin this run fails
