@@ -136,7 +136,7 @@ def test_random_states_and_theta_lti(lti: MPC, data: st.DataObject) -> None:
     _check_random_point(lti, data, state_box=np.array([1.0, 1.0]), spread=0.3)
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_random_states_and_theta_cartpole(cartpole: MPC, data: st.DataObject) -> None:
     _check_random_point(cartpole, data, state_box=np.array([0.5, 0.2, 0.3, 0.3]), spread=0.3)
