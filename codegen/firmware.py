@@ -45,6 +45,7 @@ from hil.protocol_spec import BOARD_LEN, HASH_LEN, Capability, CostUnit
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = REPO_ROOT / "firmware_templates"
 APP_DIR = TEMPLATES / "app"
+CORTEX_M_DIR = TEMPLATES / "boards" / "cortex-m"  # shared start-up and exit of the Cortex-M boards
 FW_VERSION = (0, 1, 0)
 DAQP_ITERLIMIT = -4  # DAQP_EXIT_ITERLIMIT
 SOLVER_HEADERS = ("rlmpc_solver.h", "rlmpc_rti.h")
@@ -83,12 +84,14 @@ def _board(name: str) -> Board:
     if name == "mps2-an386":
         return Board(name, ARM_GCC, tuple(CORTEX_M4F),
                      (*LINK_FLAGS, "-T", str(bdir / "link.ld"), "-lm"),
-                     (bdir / "startup.c", bdir / "board.c", APP_DIR / "main.c"),
+                     (bdir / "startup.c", bdir / "board.c", CORTEX_M_DIR / "cortex_m.c",
+                      APP_DIR / "main.c"),
                      CostUnit.INSTRUCTIONS, 1)
     if name == "stm32f405":  # QEMU netduinoplus2; board_cycles(): 168 MHz core clock ticks
         return Board(name, ARM_GCC, tuple(CORTEX_M4F),
                      (*LINK_FLAGS, "-T", str(bdir / "link.ld"), "-lm"),
-                     (bdir / "startup.c", bdir / "board.c", APP_DIR / "main.c"),
+                     (bdir / "startup.c", bdir / "board.c", CORTEX_M_DIR / "cortex_m.c",
+                      APP_DIR / "main.c"),
                      CostUnit.CYCLES, 1)
     raise ValueError(f"board: expected one of {list(ALL_BOARDS)}, got {name!r}")
 
@@ -221,7 +224,7 @@ def build_firmware(bundle_dir: str | Path, board: str, out_dir: str | Path, *,
     obj_dir.mkdir(parents=True, exist_ok=True)
     codegen_protocol.generate(gen_dir)
     (gen_dir / "bundle_info.h").write_text(bundle_info_header(bundle, b, safe_action(bundle, safe), budget))
-    incs = [f"-I{d}" for d in (gen_dir, APP_DIR, b.directory, b.directory.parent,
+    incs = [f"-I{d}" for d in (gen_dir, APP_DIR, b.directory, b.directory.parent, CORTEX_M_DIR,
                                codegen_protocol.C_SOURCES_DIR,
                                *bundle.include_dirs)]
     defs = [f"-DRLMPC_PROTO_PRECISION={bundle.precision_bytes}", *bundle.cflags]

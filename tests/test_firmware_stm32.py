@@ -139,7 +139,8 @@ def test_real_board_clock_tree_compiles(tmp_path: Path) -> None:
     """The HSE -> PLL -> 168 MHz set-up (for real boards only, unused in QEMU) builds warning-free."""
     for hse in (8_000_000, 25_000_000):
         subprocess.run([ARM_GCC, *CORTEX_M4F, *WARNINGS, f"-DRLMPC_STM32_HSE_HZ={hse}",
-                        f"-I{BOARD_DIR.parent}", "-c", str(BOARD_DIR / "board.c"),
+                        f"-I{BOARD_DIR.parent}", f"-I{BOARD_DIR.parent / 'cortex-m'}", "-c",
+                        str(BOARD_DIR / "board.c"),
                         "-o", str(tmp_path / f"board_{hse}.o")], check=True)
 
 

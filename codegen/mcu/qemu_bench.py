@@ -25,7 +25,8 @@ from toolkit.parameters import FloatArray
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BOARD_DIR = REPO_ROOT / "firmware_templates" / "boards" / "mps2-an386"
 BENCH_DIR = REPO_ROOT / "firmware_templates" / "bench"
-BOARD_SOURCES = (BOARD_DIR / "startup.c", BOARD_DIR / "board.c")
+CORTEX_M_DIR = BOARD_DIR.parent / "cortex-m"
+BOARD_SOURCES = (BOARD_DIR / "startup.c", BOARD_DIR / "board.c", CORTEX_M_DIR / "cortex_m.c")
 QEMU = "qemu-system-arm"
 QEMU_FLAGS = ("-M", "mps2-an386", "-nographic", "-icount", "shift=0",
               "-semihosting-config", "enable=on,target=native")
@@ -178,7 +179,7 @@ def build_firmware(units: Sequence[Unit], out_dir: Path, name: str = "bench") ->
     objects: list[str] = []
     for unit in (board, *units):
         warn = WARNINGS if unit.strict else ["-std=c99", "-w"]
-        incs = [f"-I{d}" for d in (*unit.include_dirs, BOARD_DIR, BOARD_DIR.parent)]
+        incs = [f"-I{d}" for d in (*unit.include_dirs, BOARD_DIR, BOARD_DIR.parent, CORTEX_M_DIR)]
         for src in unit.sources:
             obj = obj_dir / f"{len(objects):02d}_{src.stem}.o"
             _run([ARM_GCC, *CORTEX_M4F, *warn, *unit.cflags, *incs, "-c", str(src), "-o", str(obj)])

@@ -13,6 +13,7 @@
  *   the BKPT instruction faults instead.
  */
 #include "board.h"
+#include "cortex_m.h"
 
 #define REG(addr) (*(volatile uint32_t *)(addr))
 
@@ -46,12 +47,6 @@
 #define BAUD_RATE 115200u
 #define NS_PER_TICK 40u /* 1e9 / SYSCLK_HZ */
 
-/* semihosting (ARM "Semihosting for AArch32 and AArch64", v2) */
-#define SYS_EXIT 0x18
-#define SYS_EXIT_EXTENDED 0x20
-#define ADP_STOPPED_APPLICATION_EXIT 0x20026u
-#define ADP_STOPPED_RUNTIME_ERROR_UNKNOWN 0x20023u
-
 #define RX_SIZE 2048u /* power of two */
 
 static volatile uint8_t rx_buf[RX_SIZE];
@@ -61,7 +56,7 @@ static volatile uint32_t rx_dropped;
 static volatile uint32_t systick_wraps;
 
 void UART0RX_IRQHandler(void);
-void SysTick_Handler(void);
+
 
 void UART0RX_IRQHandler(void)
 {
@@ -135,24 +130,7 @@ uint32_t board_cycles(void)
     return ((wraps << 24) + (SYST_MAX - val)) * NS_PER_TICK;
 }
 
-static int semihost(int op, void *arg)
-{
-    register int r0 __asm__("r0") = op;
-    register void *r1 __asm__("r1") = arg;
-    __asm__ volatile("bkpt 0xab" : "+r"(r0) : "r"(r1) : "memory");
-    return r0;
-}
-
 void board_exit(int code)
 {
-    uint32_t block[2];
-    block[0] = ADP_STOPPED_APPLICATION_EXIT;
-    block[1] = (uint32_t)code;
-    (void)semihost(SYS_EXIT_EXTENDED, block);
-    /* a host without SYS_EXIT_EXTENDED: plain SYS_EXIT tells success from failure */
-    (void)semihost(SYS_EXIT, (void *)(code == 0 ? ADP_STOPPED_APPLICATION_EXIT
-                                                : ADP_STOPPED_RUNTIME_ERROR_UNKNOWN));
-    for (;;) {
-        __asm__ volatile("wfi");
-    }
+    cortex_m_semihosting_exit(code);
 }

@@ -10,29 +10,16 @@
 #include <stdint.h>
 
 #include "board.h"
+#include "cortex_m.h"
 
-#define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
-#define CPACR_CP10_CP11_FULL (0xFu << 20)
 #define N_IRQ 32 /* QEMU's mps2-an385/an386 NVIC */
 
 /* from link.ld */
-extern uint32_t _sidata[], _sdata[], _edata[], _sbss[], _ebss[], _estack[];
+extern uint32_t _estack[];
 
-int main(void);
-void Reset_Handler(void);
-void Default_Handler(void);
-
-/* Handlers a program may define; the default ends the program. */
-#define WEAK_DEFAULT __attribute__((weak, alias("Default_Handler")))
-void NMI_Handler(void) WEAK_DEFAULT;
-void HardFault_Handler(void) WEAK_DEFAULT;
-void MemManage_Handler(void) WEAK_DEFAULT;
-void BusFault_Handler(void) WEAK_DEFAULT;
-void UsageFault_Handler(void) WEAK_DEFAULT;
-void SVC_Handler(void) WEAK_DEFAULT;
-void DebugMon_Handler(void) WEAK_DEFAULT;
-void PendSV_Handler(void) WEAK_DEFAULT;
-void SysTick_Handler(void) WEAK_DEFAULT;
+/* Device interrupts a program may define; unused ones end the program (cortex_m.h). */
+#define WEAK_DEFAULT __attribute__((weak, alias("Unused_IRQHandler")))
+void Unused_IRQHandler(void);
 void UART0RX_IRQHandler(void) WEAK_DEFAULT;   /* IRQ 0 */
 void UART0TX_IRQHandler(void) WEAK_DEFAULT;   /* IRQ 1 */
 void UART1RX_IRQHandler(void) WEAK_DEFAULT;   /* IRQ 2 */
@@ -79,20 +66,7 @@ __attribute__((section(".isr_vector"), used)) static const vector vectors[16 + N
     [16 + 31] = Default_Handler,
 };
 
-/* Plain word loops: keep GCC from turning them into memcpy/memset calls. */
-__attribute__((noreturn, optimize("no-tree-loop-distribute-patterns"))) void Reset_Handler(void)
+void Unused_IRQHandler(void)
 {
-    uint32_t *src, *dst;
-    SCB_CPACR |= CPACR_CP10_CP11_FULL; /* CP10/CP11 (FPU): full access */
-    __asm__ volatile("dsb\n\tisb" ::: "memory");
-    for (src = _sidata, dst = _sdata; dst < _edata;) *dst++ = *src++;
-    for (dst = _sbss; dst < _ebss;) *dst++ = 0u;
-    board_exit(main());
-}
-
-void Default_Handler(void)
-{
-    uint32_t ipsr;
-    __asm__ volatile("mrs %0, ipsr" : "=r"(ipsr));
-    board_exit(128 + (int)(ipsr & 0xFFu));
+    Default_Handler();
 }

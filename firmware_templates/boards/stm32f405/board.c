@@ -34,6 +34,7 @@
  *   the HSI is kept and the baud rate computed for it.
  */
 #include "board.h"
+#include "cortex_m.h"
 
 #define REG(addr) (*(volatile uint32_t *)(addr))
 
@@ -108,12 +109,6 @@
 #define BAUD_RATE 115200u
 #define READY_WAIT 100000u /* polls of an RCC ready bit before giving up */
 
-/* semihosting (ARM "Semihosting for AArch32 and AArch64", v2) */
-#define SYS_EXIT 0x18
-#define SYS_EXIT_EXTENDED 0x20
-#define ADP_STOPPED_APPLICATION_EXIT 0x20026u
-#define ADP_STOPPED_RUNTIME_ERROR_UNKNOWN 0x20023u
-
 /* Receive ring: a power of two holding more than a whole request frame (MAX_FRAME = 522
  * bytes) with room to spare.  Under QEMU the emulated USART hands over the next byte as soon
  * as DR is read, so a burst can interrupt the main loop back to back; with 256 bytes a
@@ -127,7 +122,7 @@ static volatile uint32_t rx_dropped;
 static volatile uint32_t systick_wraps;
 
 void USART1_IRQHandler(void);
-void SysTick_Handler(void);
+
 
 void USART1_IRQHandler(void)
 {
@@ -253,27 +248,11 @@ uint32_t board_cycles(void)
     return (wraps << 24) + (SYST_MAX - val);
 }
 
-static int semihost(int op, void *arg)
-{
-    register int r0 __asm__("r0") = op;
-    register void *r1 __asm__("r1") = arg;
-    __asm__ volatile("bkpt 0xab" : "+r"(r0) : "r"(r1) : "memory");
-    return r0;
-}
-
 void board_exit(int code)
 {
-    uint32_t block[2], i;
+    uint32_t i;
     /* let the last byte (e.g. EXIT's ACK) leave the shift register; bounded if the USART is off */
     for (i = 0; i < READY_WAIT && !(USART_SR & USART_SR_TC); i++) {
     }
-    block[0] = ADP_STOPPED_APPLICATION_EXIT;
-    block[1] = (uint32_t)code;
-    (void)semihost(SYS_EXIT_EXTENDED, block);
-    /* a host without SYS_EXIT_EXTENDED: plain SYS_EXIT tells success from failure */
-    (void)semihost(SYS_EXIT, (void *)(code == 0 ? ADP_STOPPED_APPLICATION_EXIT
-                                                : ADP_STOPPED_RUNTIME_ERROR_UNKNOWN));
-    for (;;) {
-        __asm__ volatile("wfi");
-    }
+    cortex_m_semihosting_exit(code);
 }
