@@ -67,6 +67,7 @@ def _manifest(tf: ThetaFile, baked: ProblemFunctions, options: SolverOptions, ta
               "flat": [float(v) for v in baked.params.default()]},
         "dims": {"nx": fns.nx, "nu": fns.nu, "np": fns.np, "N": fns.horizon, "ntheta": fns.ntheta,
                  "np_stage": settings.np_stage},
+        "input_bounds": {"lb": [float(v) for v in fns.u_lb], "ub": [float(v) for v in fns.u_ub]},
         "sampling_time": fns.dt,
         "discount": fns.discount,
         "solver": {**options.as_dict(), "nlp_solver_resolved": resolve_nlp_solver(baked, options),

@@ -65,6 +65,9 @@ void rlmpc_controller_prediction(rlmpc_controller *c, double *x, double *u);
 /* SQP iterations of the last solve. */
 int rlmpc_controller_iterations(rlmpc_controller *c);
 
+/* QP solver iterations of the last solve, summed over its SQP iterations. */
+int rlmpc_controller_qp_iterations(rlmpc_controller *c);
+
 #endif /* RLMPC_CONTROLLER_H_ */
 """
 
@@ -197,6 +200,20 @@ int rlmpc_controller_iterations(rlmpc_controller *c) {{
     int iterations = 0;
     ocp_nlp_get(c->config, c->solver, "sqp_iter", &iterations);
     return iterations;
+}}
+
+int rlmpc_controller_qp_iterations(rlmpc_controller *c) {{
+    /* acados' statistics, row k = SQP iteration k (row 0: before the first QP); columns
+     * SQP: res_stat, res_eq, res_ineq, res_comp, qp_stat, qp_iter, alpha; SQP_RTI: qp_stat, qp_iter */
+    int stat_m = 0, stat_n = 0, sqp_iter = rlmpc_controller_iterations(c), total = 0;
+    double *stat = NULL;
+    ocp_nlp_get(c->config, c->solver, "stat_m", &stat_m);
+    ocp_nlp_get(c->config, c->solver, "stat_n", &stat_n);
+    ocp_nlp_get(c->config, c->solver, "stat", &stat);
+    if (stat == NULL || stat_n < 2) return 0;
+    int column = stat_n >= 7 ? 5 : 1;
+    for (int k = 1; k <= sqp_iter && k < stat_m; k++) total += (int)stat[k * stat_n + column];
+    return total;
 }}
 """
 

@@ -5,14 +5,21 @@
 :func:`codegen.mcu_export.export_mcu`) and the board support into one program:
 
 * ``host``: a native executable (gcc) serving the protocol on a file descriptor or a path
-  (software in the loop); ``ACTION.cost`` in microseconds (``clock_gettime``);
+  (software in the loop); ``ACTION.cost`` in microseconds (``clock_gettime``).  Builds
+  bare-metal bundles and ``linux-x86_64`` acados bundles;
 * ``mps2-an386``: an ELF and a raw BIN for QEMU's Cortex-M4F (arm-none-eabi-gcc, the flags of
   :mod:`codegen.mcu.qemu_bench`) with a size report; ``ACTION.cost`` in instructions
   (``-icount shift=0``).
 * ``stm32f405``: the same for an STM32F405 (1 MB flash at 0x08000000, 128 KB SRAM), run in
   QEMU ``-M netduinoplus2`` (USART1 on the first ``-serial``); ``ACTION.cost`` in core clock
   cycles (SysTick at 168 MHz; under ``-icount shift=0`` one cycle ≈ 5.95 instructions).
-  Not in :data:`BOARDS` (the boards every firmware test runs on) yet: see :data:`ALL_BOARDS`.
+* ``linux-aarch64``: the embedded-Linux controller: the acados solver of a ``linux-aarch64``
+  bundle (:mod:`codegen.bundle`) behind the same control loop, cross-compiled with
+  ``aarch64-linux-gnu-gcc`` against the aarch64 acados libraries; serial on a termios port
+  (``--serial /dev/ttyS0 --baud 115200``), run here under ``qemu-aarch64`` on a pty;
+  ``ACTION.cost`` in microseconds.
+
+:data:`MCU_BOARDS` are the boards of bare-metal bundles; :data:`ALL_BOARDS` adds ``linux-aarch64``.
 
 The INFO constants (firmware version, hashes, dimensions, board) are generated from the
 bundle's ``manifest.json`` into ``bundle_info.h`` in the build folder.  :func:`start_emulator`
@@ -27,6 +34,7 @@ import hashlib
 import json
 import os
 import pty
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codegen import toolchain as linux_toolchain
 from codegen.mcu.qemu_bench import LINK_FLAGS, QEMU
 from codegen.mcu.toolchain import ARM_GCC, CORTEX_M4F, WARNINGS, ToolchainError
 from hil import codegen_protocol
@@ -46,9 +55,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = REPO_ROOT / "firmware_templates"
 APP_DIR = TEMPLATES / "app"
 CORTEX_M_DIR = TEMPLATES / "boards" / "cortex-m"  # shared start-up and exit of the Cortex-M boards
+POSIX_DIR = TEMPLATES / "boards" / "posix"  # serial on a file descriptor: host and linux-aarch64
+ACADOS_SOLVER_HEADER = "rlmpc_acados_solver.h"  # the solver API over an acados bundle (app/)
+MCU_TARGET = "cortex-m4"
 FW_VERSION = (0, 1, 0)
 DAQP_ITERLIMIT = -4  # DAQP_EXIT_ITERLIMIT
 SOLVER_HEADERS = ("rlmpc_solver.h", "rlmpc_rti.h")
+ACADOS_ITERLIMIT = -2  # ACADOS_MAXITER, negated by rlmpc_acados_solver.c
 QEMU_MACHINE_FLAGS = ("-M", "mps2-an386", "-display", "none", "-monitor", "none", "-icount", "shift=0",
                       "-semihosting-config", "enable=on,target=native")
 _QEMU_COMMON = QEMU_MACHINE_FLAGS[2:]
@@ -70,41 +83,44 @@ class Board:
     sources: tuple[Path, ...]
     cost_unit: CostUnit
     cost_divisor: int  # board_cycles() units per cost unit
-
-    @property
-    def directory(self) -> Path:
-        return TEMPLATES / "boards" / self.name
+    bundle_targets: tuple[str, ...]  # the bundle targets whose solver runs on this board
+    directory: Path
 
 
 def _board(name: str) -> Board:
     bdir = TEMPLATES / "boards" / name
+    posix = (POSIX_DIR / "board.c", POSIX_DIR / "main.c")
     if name == "host":
-        return Board(name, "gcc", ("-O2",), ("-lm",), (bdir / "board.c", bdir / "main_host.c"),
-                     CostUnit.MICROSECONDS, 1000)
-    if name == "mps2-an386":
+        return Board(name, "gcc", ("-O2",), ("-lm",), posix, CostUnit.MICROSECONDS, 1000,
+                     (MCU_TARGET, "linux-x86_64"), POSIX_DIR)
+    if name == "linux-aarch64":  # board_cycles(): CLOCK_MONOTONIC ns (emulated wall time under qemu)
+        return Board(name, linux_toolchain.CROSS_CC, ("-O2",), ("-lm",), posix, CostUnit.MICROSECONDS,
+                     1000, ("linux-aarch64",), POSIX_DIR)
+    if name in ("mps2-an386", "stm32f405"):
+        # mps2-an386: instructions (25 MHz SysTick, -icount shift=0); stm32f405: 168 MHz core cycles
+        unit = CostUnit.INSTRUCTIONS if name == "mps2-an386" else CostUnit.CYCLES
         return Board(name, ARM_GCC, tuple(CORTEX_M4F),
                      (*LINK_FLAGS, "-T", str(bdir / "link.ld"), "-lm"),
                      (bdir / "startup.c", bdir / "board.c", CORTEX_M_DIR / "cortex_m.c",
                       APP_DIR / "main.c"),
-                     CostUnit.INSTRUCTIONS, 1)
-    if name == "stm32f405":  # QEMU netduinoplus2; board_cycles(): 168 MHz core clock ticks
-        return Board(name, ARM_GCC, tuple(CORTEX_M4F),
-                     (*LINK_FLAGS, "-T", str(bdir / "link.ld"), "-lm"),
-                     (bdir / "startup.c", bdir / "board.c", CORTEX_M_DIR / "cortex_m.c",
-                      APP_DIR / "main.c"),
-                     CostUnit.CYCLES, 1)
+                     unit, 1, (MCU_TARGET,), bdir)
     raise ValueError(f"board: expected one of {list(ALL_BOARDS)}, got {name!r}")
 
 
-BOARDS = ("host", "mps2-an386")
-ALL_BOARDS = (*BOARDS, "stm32f405")
+MCU_BOARDS = ("host", "mps2-an386", "stm32f405")  # boards of bare-metal bundles
+ALL_BOARDS = (*MCU_BOARDS, "linux-aarch64")
 
 
 # ---- the bundle ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Bundle:
-    """A bare-metal solver bundle folder and what the firmware needs from it."""
+    """A solver bundle folder and what the firmware needs from it.
+
+    Bare-metal bundles (target ``cortex-m4``, :mod:`codegen.mcu_export`) bring the
+    malloc-free solver and DAQP; acados bundles (``linux-*``, :mod:`codegen.bundle`) bring the
+    acados solver, linked against the acados libraries of their target.
+    """
 
     directory: Path
     manifest: dict[str, Any]
@@ -113,11 +129,25 @@ class Bundle:
     @classmethod
     def load(cls, directory: str | Path) -> Bundle:
         d = Path(directory)
-        raw = (d / "manifest.json").read_bytes()
-        doc = json.loads(raw)
-        if doc.get("target") != "cortex-m4":
-            raise ValueError(f"{d}: not a bare-metal solver bundle (target {doc.get('target')!r})")
+        try:
+            raw = (d / "manifest.json").read_bytes()
+            doc = json.loads(raw)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{d / 'manifest.json'}: not a readable bundle manifest ({exc})") from None
+        targets = (MCU_TARGET, *linux_toolchain.TARGETS)
+        if not isinstance(doc, dict) or doc.get("target") not in targets:
+            got = doc.get("target") if isinstance(doc, dict) else None
+            raise ValueError(f"{d / 'manifest.json'}: target: expected one of {list(targets)}, got {got!r}")
         return cls(d, doc, hashlib.sha256(raw).hexdigest())
+
+    @property
+    def target(self) -> str:
+        return str(self.manifest["target"])
+
+    @property
+    def is_acados(self) -> bool:
+        """An acados bundle (embedded Linux) rather than a bare-metal solver."""
+        return self.target != MCU_TARGET
 
     @property
     def precision_bytes(self) -> int:
@@ -125,15 +155,39 @@ class Bundle:
 
     @property
     def solver_header(self) -> str:
+        if self.is_acados:
+            return ACADOS_SOLVER_HEADER
         return next(h for h in SOLVER_HEADERS if (self.directory / h).is_file())
 
     @property
+    def has_plan(self) -> bool:
+        """The solver offers ``rlmpc_get_plan`` (the fallback uses the previous plan)."""
+        if self.is_acados:
+            return True
+        return "rlmpc_get_plan(" in (self.directory / self.solver_header).read_text()
+
+    @property
+    def is_rti(self) -> bool:
+        """A real-time iteration solver (one Gauss-Newton step per control step)."""
+        return not self.is_acados and self.solver_header == "rlmpc_rti.h"
+
+    @property
+    def iteration_limit_status(self) -> int:
+        """The solver status that means 'iteration limit reached'."""
+        return ACADOS_ITERLIMIT if self.is_acados else DAQP_ITERLIMIT
+
+    @property
     def sources(self) -> list[Path]:
+        if self.is_acados:  # the bundle's C files but its test program, and the adapter
+            names = [s for s in self.manifest["build"]["sources"] if not s.endswith("rlmpc_test_main.c")]
+            return [self.directory / s for s in names] + [APP_DIR / "rlmpc_acados_solver.c"]
         daqp = sorted((self.directory / "daqp" / "src").glob("*.c"))
         return sorted(self.directory.glob("rlmpc_*.c")) + daqp
 
     @property
     def include_dirs(self) -> list[Path]:
+        if self.is_acados:
+            return [self.directory / d for d in self.manifest["build"]["include_dirs"]]
         return [self.directory, self.directory / "daqp" / "include"]
 
     @property
@@ -148,6 +202,15 @@ class Bundle:
             raise ValueError(f"{self.directory / 'manifest.json'}: input_bounds: missing "
                              "(re-export the bundle with this toolkit)")
         return [float(v) for v in bounds["lb"]], [float(v) for v in bounds["ub"]]
+
+    def test_vectors(self) -> list[tuple[list[float], list[float]]]:
+        """The reference test vectors (state, u0 of the workstation solver at the same θ)."""
+        name = self.manifest.get("test_vectors", {}).get("json")
+        if not name:
+            raise ValueError(f"{self.directory / 'manifest.json'}: test_vectors: missing "
+                             "(re-export the bundle with this toolkit)")
+        doc = json.loads((self.directory / name).read_text())
+        return [([float(v) for v in t["x0"]], [float(v) for v in t["u0"]]) for t in doc["vectors"]]
 
 
 def _c_bytes(data: bytes) -> str:
@@ -168,8 +231,11 @@ def safe_action(bundle: Bundle, override: Sequence[float] | None = None) -> list
     return [min(max(v, lo), hi) for v, lo, hi in zip(u, lb, ub, strict=True)]
 
 
+STARTUP_ITERATIONS = 10  # RTI solvers: SQP iterations of the first step after start-up or RESET
+
+
 def bundle_info_header(bundle: Bundle, board: Board, safe_u: Sequence[float], budget: int = 0) -> str:
-    """``bundle_info.h``: the INFO constants, the solver header and the safe action."""
+    """``bundle_info.h``: the INFO constants, the solver header, the safe action, the fallback."""
     m = bundle.manifest
     dims = m["dims"]
     if not board.name.isascii() or len(board.name) > BOARD_LEN:
@@ -183,8 +249,10 @@ def bundle_info_header(bundle: Bundle, board: Board, safe_u: Sequence[float], bu
         f"#define RLMPC_FW_PATCH {FW_VERSION[2]}u",
         f"#define RLMPC_BUNDLE_NP {int(dims['np'])}u",
         f"#define RLMPC_BUNDLE_CAPABILITIES {caps}u",
-        f"#define RLMPC_BUNDLE_ITERLIMIT ({DAQP_ITERLIMIT})",
+        f"#define RLMPC_BUNDLE_ITERLIMIT ({bundle.iteration_limit_status})",
         f"#define RLMPC_BUNDLE_BUDGET {int(budget)}u /* ACTION.cost above this sets OVERRUN; 0: none */",
+        f"#define RLMPC_BUNDLE_HAS_PLAN {int(bundle.has_plan)} /* fallback: the previous plan, shifted */",
+        f"#define RLMPC_BUNDLE_STARTUP_ITERATIONS {STARTUP_ITERATIONS if bundle.is_rti else 1}",
         f"#define RLMPC_BOARD_COST_UNIT {int(board.cost_unit)}u",
         f"#define RLMPC_BOARD_COST_DIVISOR {int(board.cost_divisor)}u",
         f"#define RLMPC_BUNDLE_BOARD {_c_bytes(board.name.encode().ljust(BOARD_LEN, bytes(1)))}",
@@ -208,16 +276,41 @@ def _run(cmd: Sequence[str]) -> str:
     return proc.stdout
 
 
+def _check_compatible(bundle: Bundle, board: Board) -> None:
+    if bundle.target not in board.bundle_targets:
+        fit = [name for name in ALL_BOARDS if bundle.target in _board(name).bundle_targets]
+        raise ValueError(f"{bundle.directory / 'manifest.json'}: target {bundle.target!r} does not run on "
+                         f"board {board.name!r}; boards for this bundle: {fit}")
+
+
+def _runtime_libraries(tools: linux_toolchain.Toolchain, out: Path) -> list[str]:
+    """Where an acados controller finds libacados at run time; its linker flags.
+
+    linux-aarch64: the target's libraries are copied to ``out/lib`` and found through
+    ``RPATH=$ORIGIN/lib``, so the build folder is what goes onto the controller.  x86-64 (a
+    workstation build): the installed wheel's folder.
+    """
+    if tools.target != "linux-aarch64":
+        return [f"-Wl,-rpath,{tools.library_dir}"]
+    lib = out / "lib"
+    lib.mkdir(parents=True, exist_ok=True)
+    for so in sorted(tools.library_dir.glob("*.so*")):
+        shutil.copy2(so, lib / so.name)
+    return ["-Wl,--disable-new-dtags", "-Wl,-rpath,$ORIGIN/lib"]  # RPATH also serves libacados' own needs
+
+
 def build_firmware(bundle_dir: str | Path, board: str, out_dir: str | Path, *,
                    safe: Sequence[float] | None = None, budget: int = 0) -> Path:
     """Compile the controller firmware of a bundle for ``board`` into ``out_dir``; its program.
 
-    ``host``: ``out_dir/controller`` (native).  ``mps2-an386``, ``stm32f405``:
-    ``out_dir/controller.elf`` with ``controller.bin``, ``controller.map`` and ``size.txt``
-    (``arm-none-eabi-size``).
+    ``host``, ``linux-aarch64``: ``out_dir/controller`` (native / aarch64 Linux executable)
+    with ``size.txt``; for linux-aarch64 also ``out_dir/lib`` (the acados libraries it loads:
+    copy the folder onto the controller).  ``mps2-an386``, ``stm32f405``: ``out_dir/controller.elf`` with
+    ``controller.bin``, ``controller.map`` and ``size.txt`` (``arm-none-eabi-size``).
     """
     b = _board(board)
     bundle = Bundle.load(bundle_dir)
+    _check_compatible(bundle, b)
     out = Path(out_dir)
     gen_dir = out / "gen"
     obj_dir = out / "obj"
@@ -228,15 +321,26 @@ def build_firmware(bundle_dir: str | Path, board: str, out_dir: str | Path, *,
                                codegen_protocol.C_SOURCES_DIR,
                                *bundle.include_dirs)]
     defs = [f"-DRLMPC_PROTO_PRECISION={bundle.precision_bytes}", *bundle.cflags]
+    link_extra: list[str] = []
+    acados_sources: set[Path] = set()
+    if bundle.is_acados:
+        tools = linux_toolchain.toolchain(bundle.target)
+        incs += list(tools.include_flags)
+        link_extra = [*tools.link_flags, *_runtime_libraries(tools, out)]
+        acados_sources = {p for p in bundle.sources if p.parent != APP_DIR}
     sources = [APP_DIR / "controller.c", *codegen_protocol.c_sources(), *b.sources, *bundle.sources]
     objects = []
     for i, src in enumerate(sources):
         obj = obj_dir / f"{i:02d}_{src.stem}.o"
-        _run([b.cc, *b.cflags, *WARNINGS, *defs, *incs, "-c", str(src), "-o", str(obj)])
+        # acados-generated code is compiled as acados' own Makefile does (no -Werror -pedantic)
+        flags = list(linux_toolchain.CFLAGS) if src in acados_sources else [*b.cflags, *WARNINGS]
+        _run([b.cc, *flags, *defs, *incs, "-c", str(src), "-o", str(obj)])
         objects.append(str(obj))
-    if board == "host":
+    if board in ("host", "linux-aarch64"):
         exe = out / "controller"
-        _run([b.cc, *b.cflags, *objects, "-o", str(exe), *b.ldflags])
+        _run([b.cc, *b.cflags, *objects, "-o", str(exe), *link_extra, *b.ldflags])
+        size = "aarch64-linux-gnu-size" if board == "linux-aarch64" else "size"
+        (out / "size.txt").write_text(_run([size, str(exe)]))
         return exe
     elf = out / "controller.elf"
     _run([b.cc, *b.cflags, *objects, "-o", str(elf), f"-Wl,-Map={out / 'controller.map'}", *b.ldflags])
@@ -316,11 +420,15 @@ def _wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float) ->
 
 def start_emulator(elf: str | Path, board: str, timeout: float = 10.0) -> Emulator:
     """Start a build: QEMU with the UART on a TCP socket (``socket://127.0.0.1:P``), or the
-    host program on a pty (the slave's path)."""
-    if board == "host":
+    host / linux-aarch64 (under ``qemu-aarch64``) program on a pty (the slave's path)."""
+    if board in ("host", "linux-aarch64"):
         master, slave = pty.openpty()
         tty.setraw(slave)
-        proc = subprocess.Popen([str(elf), "--fd", str(master)], pass_fds=(master,),
+        prefix: list[str] = []
+        if board == "linux-aarch64":
+            qemu = linux_toolchain.toolchain("linux-aarch64").run_prefix[0]
+            prefix = [qemu, "-L", str(linux_toolchain.AARCH64_SYSROOT)]  # libacados: RPATH $ORIGIN/lib
+        proc = subprocess.Popen([*prefix, str(elf), "--fd", str(master)], pass_fds=(master,),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         os.close(master)
         return Emulator(proc, os.ttyname(slave), board, [slave])  # the slave stays open: no EIO

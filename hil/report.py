@@ -36,6 +36,7 @@ def metrics(run: HilRun) -> dict[str, Any]:
         "total_cost": run.total_cost,
         "ref_total_cost": run.ref_total_cost,
         "cost_ratio": run.total_cost / run.ref_total_cost if run.ref_total_cost else None,
+        "reference_segment": run.segment,
         "max_state_deviation": float(np.max(np.abs(run.states - run.ref_states))),
         "violation": float(np.sum(run.violation)),
         "ref_violation": float(np.sum(run.ref_violation)),
@@ -83,7 +84,9 @@ def to_markdown(run: HilRun, verdict: Verdict) -> str:
 
     lines = [f"# HIL run on `{run.board}`: **{verdict.label}**", "",
              f"{run.steps} closed-loop steps, seed {run.seed}, precision float{8 * run.precision}, "
-             f"θ hash `{run.identity.get('theta_hash', '')}`.", ""]
+             f"θ hash `{run.identity.get('theta_hash', '')}`.  The workstation reference closed loop "
+             f"has the same disturbances and restarts from the device's state every {run.segment} steps.",
+             ""]
     if verdict.reasons:
         lines += ["## Reasons", "", *[f"- {r}" for r in verdict.reasons], ""]
     lines += ["## Checks", "", "| check | result | value | limit |", "|---|---|---|---|"]

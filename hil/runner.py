@@ -3,12 +3,17 @@
 :func:`run_hil` resets the device and the plant (seeded), then per step sends the plant state,
 receives the device's action and applies it to the plant.  On the same states it evaluates the
 workstation policy at the same θ (→ max |u_dev − u_ref|), and afterwards runs the workstation
-closed loop from the same initial state with the same seed (same disturbance sequence) as the
-reference trajectory.  Everything is collected in a :class:`HilRun`.
+closed loop with the same disturbance sequence as the reference trajectory.  That reference is
+restarted from the device loop's state every ``segment`` steps (a copy of the plant taken
+during the device loop, so the same state *and* the same future disturbances): two correct
+controllers that differ in the last float32 digit drift apart over hundreds of steps on a plant
+riding a constraint, and a cost comparison of the two whole trajectories would then judge the
+drift, not the device.  Everything is collected in a :class:`HilRun`.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +27,7 @@ from hil.protocol_spec import CostUnit, Precision, StatusFlag
 from hil.transport import Device, TransportError
 
 Policy = Callable[[np.ndarray], np.ndarray]
+DEFAULT_SEGMENT = 100  # steps between restarts of the reference from the device's state
 
 
 def as_policy(reference: Any) -> Policy:
@@ -63,6 +69,7 @@ class HilRun:
     link: dict[str, Any]
     identity: dict[str, Any]  # INFO fields and, with a manifest, whether the hashes match
     wall_time: float
+    segment: int = 0  # the reference restarts from the device's state every `segment` steps
     serial_log: list[tuple[float, str, bytes]] = field(default_factory=list)
 
     @property
@@ -113,16 +120,21 @@ def _plant_step(env: Any, u: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed: int = 0, *,
             x0: npt.ArrayLike | None = None, manifest: dict[str, Any] | None = None,
-            safe_action: Sequence[float] | None = None,
+            safe_action: Sequence[float] | None = None, segment: int | None = DEFAULT_SEGMENT,
             progress: Callable[[int], None] | None = None) -> HilRun:
     """Run ``steps`` closed-loop steps of ``plant_env`` under ``device`` (see the module doc).
 
     ``reference_mpc``: a :class:`toolkit.mpc.MPC` at the bundle's θ or a callable ``x -> u``.
     ``manifest``: the bundle's ``manifest.json`` (identity checks, input bounds, safe action).
     ``safe_action``: applied for a lost step (default: zero clipped to the input bounds).
+    ``segment``: restart the reference from the device's state (and plant copy) every this many
+    steps; ``None``: one reference closed loop from the initial state.
     """
     if steps < 1:
         raise ValueError("steps: expected >= 1")
+    if segment is not None and segment < 1:
+        raise ValueError("segment: expected >= 1 or None")
+    seg = steps if segment is None else min(segment, steps)
     policy = as_policy(reference_mpc)
     info = device.info()
     nu = info.nu
@@ -146,8 +158,11 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
     flags, status, iters, qp_iters, dev_cost, retries = (np.zeros(steps, dtype=np.int64) for _ in range(6))
     latency = np.full(steps, np.nan)
     lost = np.zeros(steps, dtype=bool)
+    snapshots: dict[int, Any] = {}
     t_start = time.perf_counter()
     for k in range(steps):
+        if k % seg == 0 and k > 0:
+            snapshots[k] = copy.deepcopy(plant_env)  # state and disturbance generator
         retries_before = device.stats.retries
         try:
             r = device.step(x)
@@ -168,15 +183,18 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
             progress(k)
     wall = time.perf_counter() - t_start
 
-    # workstation reference loop, same x0 and seed (same disturbances)
+    # workstation reference loop, same x0 and seed (same disturbances), restarted per segment
     xr = _reset_plant(plant_env, seed, x0)
+    env = plant_env
     ref_states = np.zeros((steps + 1, nx))
     ref_states[0] = xr
     ref_actions = np.zeros((steps, nu))
     ref_cost, ref_viol = np.zeros(steps), np.zeros(steps)
     for k in range(steps):
+        if k in snapshots:
+            env, xr = snapshots.pop(k), states[k].copy()
         ref_actions[k] = policy(xr)
-        xr, ref_cost[k], ref_viol[k] = _plant_step(plant_env, ref_actions[k])
+        xr, ref_cost[k], ref_viol[k] = _plant_step(env, ref_actions[k])
         ref_states[k + 1] = xr
 
     stats1 = device.stats.as_dict()
@@ -194,7 +212,7 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
         violation=viol, ref_violation=ref_viol, flags=flags, solver_status=status,
         iterations=iters, qp_iterations=qp_iters, device_cost=dev_cost, latency=latency,
         retries=retries, lost=lost, input_bounds=bounds, link=link,
-        identity=_identity(info, manifest), wall_time=wall, serial_log=log)
+        identity=_identity(info, manifest), wall_time=wall, segment=seg, serial_log=log)
 
 
 __all__ = ["HilRun", "Precision", "as_policy", "run_hil"]

@@ -128,7 +128,7 @@ def _export_mcu(args: argparse.Namespace) -> int:
     return 0
 
 
-FIRMWARE_BOARDS = ("host", "mps2-an386", "stm32f405")  # codegen.firmware.ALL_BOARDS
+FIRMWARE_BOARDS = ("host", "mps2-an386", "stm32f405", "linux-aarch64")  # codegen.firmware.ALL_BOARDS
 
 
 def _build(args: argparse.Namespace) -> int:

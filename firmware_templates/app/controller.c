@@ -102,6 +102,69 @@ static uint32_t cost_of(uint32_t t0, uint32_t t1)
     return d / RLMPC_BOARD_COST_DIVISOR + (d % RLMPC_BOARD_COST_DIVISOR != 0u ? 1u : 0u);
 }
 
+#if RLMPC_BUNDLE_HAS_PLAN
+/* the plan of the last successful solve, for the fallback: its input k steps later */
+static rlmpc_real plan_x[(RLMPC_HORIZON + 1) * NX];
+static rlmpc_real plan_u[RLMPC_HORIZON * NU];
+static int plan_valid = 0, plan_age = 0;
+#endif
+static int cold = 1; /* no solve since start-up or RESET */
+
+static void controller_reset(void)
+{
+    rlmpc_reset();
+    cold = 1;
+#if RLMPC_BUNDLE_HAS_PLAN
+    plan_valid = 0;
+#endif
+}
+
+/* The fallback input: the previous plan shifted to this step if there is one, else the
+ * configured safe action.  Returns 1 if it came from the plan. */
+static int fallback_action(rlmpc_real u[NU])
+{
+    int i;
+#if RLMPC_BUNDLE_HAS_PLAN
+    if (plan_valid && plan_age < RLMPC_HORIZON) {
+        int finite = 1;
+        for (i = 0; i < NU; i++) finite = finite && is_finite(plan_u[plan_age * NU + i]);
+        if (finite) {
+            for (i = 0; i < NU; i++) u[i] = plan_u[plan_age * NU + i];
+            return 1;
+        }
+    }
+#endif
+    for (i = 0; i < NU; i++) u[i] = safe_u[i];
+    return 0;
+}
+
+/* The solve of one step.  After start-up or RESET the solver has no guess: real-time
+ * iteration solvers then iterate RLMPC_BUNDLE_STARTUP_ITERATIONS times at this state
+ * (SQP to convergence) instead of once. */
+static int solve(const rlmpc_real x[NX], rlmpc_real u[NU], rlmpc_solver_info *info, int *sqp)
+{
+    int status = rlmpc_solve(x, u, info);
+    *sqp = 1;
+#if RLMPC_BUNDLE_STARTUP_ITERATIONS > 1 && RLMPC_BUNDLE_HAS_PLAN
+    if (cold) {
+        int qp = info->iterations;
+        while (status > 0 && *sqp < RLMPC_BUNDLE_STARTUP_ITERATIONS) {
+            rlmpc_get_plan(plan_x, plan_u);
+            rlmpc_set_guess(plan_x, plan_u);
+            status = rlmpc_solve(x, u, info);
+            qp += info->iterations;
+            *sqp += 1;
+        }
+        info->iterations = qp;
+    }
+#endif
+#ifdef RLMPC_SOLVER_REPORTS_SQP
+    *sqp = info->sqp_iterations;
+#endif
+    cold = 0;
+    return status;
+}
+
 static void answer_step(const rlmpc_event *ev)
 {
     rlmpc_msg_step step;
@@ -109,7 +172,7 @@ static void answer_step(const rlmpc_event *ev)
     rlmpc_real x[NX], u[NU], p[RLMPC_BUNDLE_NP > 0 ? RLMPC_BUNDLE_NP : 1];
     rlmpc_solver_info info;
     uint16_t detail = 0, flags = 0;
-    int i, status = 0, finite = 1;
+    int i, status = 0, finite = 1, sqp = 0, use_fallback = 0;
     uint32_t t0, t1;
     uint8_t err = rlmpc_decode_step(ev, NX, RLMPC_BUNDLE_NP, &step, x, p, &detail);
     if (err != 0u) {
@@ -121,34 +184,48 @@ static void answer_step(const rlmpc_event *ev)
         return;
     }
     info.iterations = 0;
+#ifdef RLMPC_SOLVER_REPORTS_SQP
+    info.sqp_iterations = 0;
+#endif
     for (i = 0; i < NX; i++) finite = finite && is_finite(x[i]);
     t0 = board_cycles();
-    if (finite) status = rlmpc_solve(x, u, &info);
+    if (finite) status = solve(x, u, &info, &sqp);
     t1 = board_cycles();
+    action.cost = cost_of(t0, t1);
     if (!finite) {
         flags = RLMPC_STATUS_INVALID_INPUT | RLMPC_STATUS_FALLBACK;
         status = RLMPC_INVALID_STATE;
+        use_fallback = 1;
     } else {
         flags = status_flags(status);
+        /* a failed solve's own input (e.g. the clipped LQR input) is kept if finite */
+        for (i = 0; i < NU; i++) use_fallback = use_fallback || !is_finite(u[i]);
     }
-    for (i = 0; i < NU; i++) {
-        if (!finite || !is_finite(u[i])) {
-            int j;
-            for (j = 0; j < NU; j++) u[j] = safe_u[j];
-            flags = (uint16_t)((flags & ~RLMPC_STATUS_SOLVER_OK) | RLMPC_STATUS_FALLBACK);
-            break;
-        }
+#if RLMPC_BUNDLE_BUDGET > 0
+    if (action.cost > RLMPC_BUNDLE_BUDGET) { /* too late: apply what was planned for now */
+        flags |= RLMPC_STATUS_OVERRUN;
+        use_fallback = 1;
     }
+#endif
+    if (use_fallback) {
+        (void)fallback_action(u);
+        flags = (uint16_t)((flags & ~RLMPC_STATUS_SOLVER_OK) | RLMPC_STATUS_FALLBACK);
+    }
+#if RLMPC_BUNDLE_HAS_PLAN
+    if (!use_fallback && (flags & RLMPC_STATUS_SOLVER_OK) != 0u) {
+        rlmpc_get_plan(plan_x, plan_u);
+        plan_valid = 1;
+        plan_age = 1; /* the next step's fallback is the plan's second input */
+    } else if (plan_valid) {
+        plan_age++;
+    }
+#endif
     action.step = step.step;
     action.flags = flags;
     action.solver_status = (int16_t)(status < -32768 ? -32768 : (status > 32767 ? 32767 : status));
-    action.sqp_iterations = finite ? 1u : 0u;
+    action.sqp_iterations = (uint16_t)(sqp < 0 ? 0 : sqp);
     action.qp_iterations = (uint16_t)(info.iterations < 0 ? 0 : (info.iterations > 65535 ? 65535 : info.iterations));
-    action.cost = cost_of(t0, t1);
     action.n_u = NU;
-#if RLMPC_BUNDLE_BUDGET > 0
-    if (action.cost > RLMPC_BUNDLE_BUDGET) action.flags |= RLMPC_STATUS_OVERRUN;
-#endif
     send(rlmpc_encode_action(tx, ev->seq, &action, u));
 }
 
@@ -161,7 +238,7 @@ static void dispatch(const rlmpc_event *ev)
     case RLMPC_MSG_HELLO: answer_hello(ev); break;
     case RLMPC_MSG_STEP: answer_step(ev); break;
     case RLMPC_MSG_RESET:
-        rlmpc_reset();
+        controller_reset();
         send(rlmpc_encode_ack(tx, ev->seq, ev->type));
         break;
     case RLMPC_MSG_PING: send(rlmpc_encode_pong(tx, ev->seq, ev->payload, ev->len)); break;
@@ -185,7 +262,7 @@ void rlmpc_controller_run(void)
     uint8_t rx[READ_CHUNK];
     board_init();
     rlmpc_parser_init(&parser);
-    rlmpc_reset();
+    controller_reset();
     for (;;) {
         size_t n = board_uart_read_nonblocking(rx, sizeof rx), i;
         for (i = 0; i < n; i++) {

@@ -1,7 +1,8 @@
-/* Board support of the POSIX host build (see board.h): serial on a file descriptor,
- * board_cycles() from clock_gettime(CLOCK_MONOTONIC) in nanoseconds. */
-#define _POSIX_C_SOURCE 200809L
-#include "board_host.h"
+/* Board support of the POSIX builds (see board.h, board_posix.h): the native host program and
+ * the embedded-Linux controller (linux-aarch64).  Serial on a file descriptor (raw termios on
+ * a tty), board_cycles() from clock_gettime(CLOCK_MONOTONIC) in nanoseconds. */
+#define _DEFAULT_SOURCE /* cfsetspeed, B230400 and above */
+#include "board_posix.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -15,10 +16,30 @@
 #define LINGER_NS 50000000L /* 50 ms */
 
 static int serial_fd = -1;
+static speed_t serial_speed = 0;
 
-void board_host_set_serial(int fd)
+static const struct {
+    long baud;
+    speed_t speed;
+} SPEEDS[] = {
+    {9600, B9600}, {19200, B19200}, {38400, B38400}, {57600, B57600}, {115200, B115200},
+    {230400, B230400}, {460800, B460800}, {921600, B921600}, {1000000, B1000000},
+    {2000000, B2000000},
+};
+
+int board_posix_set_serial(int fd, long baud)
 {
+    size_t i;
     serial_fd = fd;
+    serial_speed = 0;
+    if (baud == 0) return 0;
+    for (i = 0; i < sizeof SPEEDS / sizeof SPEEDS[0]; i++) {
+        if (SPEEDS[i].baud == baud) {
+            serial_speed = SPEEDS[i].speed;
+            return 0;
+        }
+    }
+    return -1;
 }
 
 void board_init(void)
@@ -33,6 +54,11 @@ void board_init(void)
         t.c_cflag |= CS8;
         t.c_cc[VMIN] = 1;
         t.c_cc[VTIME] = 0;
+        if (serial_speed != 0) {
+            t.c_cflag &= ~(tcflag_t)(CSTOPB | CRTSCTS);
+            t.c_cflag |= CLOCAL | CREAD;
+            (void)cfsetspeed(&t, serial_speed);
+        }
         (void)tcsetattr(serial_fd, TCSANOW, &t);
     }
 }

@@ -1,0 +1,218 @@
+"""The other firmware targets end to end: LTI on the embedded-Linux controller (the acados
+bundle cross-compiled for linux-aarch64, under qemu-aarch64 on a pty), the nonlinear cart-pole
+RTI on the STM32F405 (QEMU netduinoplus2), the acados x86-64 bundle on the host board, and
+the firmware's fallback (previous plan shifted, safe action) and overrun flag.
+
+aarch64-linux-gnu-gcc, qemu-aarch64, arm-none-eabi-gcc and qemu-system-arm are installed by
+the set-up: their absence is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codegen.bundle import export_bundle
+from codegen.firmware import STARTUP_ITERATIONS, Bundle, build_firmware, start_emulator
+from codegen.mcu_export import export_mcu
+from hil.protocol import hash_prefix
+from hil.protocol_spec import StatusFlag
+from hil.runner import HilRun, run_hil
+from hil.transport import Device, open_link
+from hil.verdict import Thresholds, evaluate
+from toolkit import MPC, SolverOptions
+from toolkit.registry import make_env, make_problem
+from toolkit.theta_file import save_theta, theta_document
+
+STEPS = 60
+
+
+@dataclass(frozen=True)
+class Target:
+    bundle: Bundle
+    program: Path
+    board: str
+    reference: MPC
+
+
+def _theta_file(root: Path, name: str) -> Path:
+    fns = make_problem(name, {}).build()
+    theta = fns.theta.default() + (0.01 if name == "lti" else 0.0)
+    path = root / f"{name}.json"
+    save_theta(path, theta_document(name, {}, fns, theta))
+    return path
+
+
+def _reference(bundle: Bundle) -> MPC:
+    fns = make_problem(bundle.manifest["problem"]["name"], {}).build()
+    return MPC(fns, SolverOptions(tol=1e-9), theta=np.array(bundle.manifest["theta"]["flat"]))
+
+
+@pytest.fixture(scope="module")
+def lti_aarch64(tmp_path_factory: pytest.TempPathFactory) -> Target:
+    root = tmp_path_factory.mktemp("a64")
+    bundle = Bundle.load(export_bundle(_theta_file(root, "lti"), "linux-aarch64", root / "bundle"))
+    program = build_firmware(bundle.directory, "linux-aarch64", root / "fw")
+    return Target(bundle, program, "linux-aarch64", _reference(bundle))
+
+
+@pytest.fixture(scope="module")
+def cartpole_stm32(tmp_path_factory: pytest.TempPathFactory) -> Target:
+    root = tmp_path_factory.mktemp("cp")
+    bundle = Bundle.load(export_mcu(_theta_file(root, "cartpole"), root / "bundle"))
+    program = build_firmware(bundle.directory, "stm32f405", root / "fw")
+    return Target(bundle, program, "stm32f405", _reference(bundle))
+
+
+def _hil(target: Target, plant: str, steps: int = STEPS, seed: int = 3) -> HilRun:
+    with start_emulator(target.program, target.board) as emu:
+        port = open_link(emu.serial_url)
+        try:
+            device = Device(port)
+            device.connect()
+            return run_hil(device, make_env(plant, {}), target.reference, steps, seed,
+                           manifest=target.bundle.manifest)
+        finally:
+            emu.stop(port)
+            port.close()
+
+
+# ---- linux-aarch64: the acados bundle as the controller ------------------------------------
+
+def test_aarch64_build_carries_its_acados_libraries(lti_aarch64: Target) -> None:
+    fw = lti_aarch64.program.parent
+    assert {"libacados.so", "libhpipm.so", "libblasfeo.so"} <= {p.name for p in (fw / "lib").iterdir()}
+    header = subprocess.run(["aarch64-linux-gnu-readelf", "-h", "-d", str(lti_aarch64.program)],
+                            capture_output=True, text=True, check=True).stdout
+    assert "AArch64" in header and "(RPATH)" in header and "[$ORIGIN/lib]" in header
+    assert "text" in (fw / "size.txt").read_text()
+
+
+def test_aarch64_hello_and_reference_test_vectors(lti_aarch64: Target) -> None:
+    """HELLO gives the bundle's hashes; every test vector (cold start after RESET) matches
+    the workstation's u0 to 1e-9 (acados on ARM vs x86-64: a different BLASFEO kernel path)."""
+    bundle = lti_aarch64.bundle
+    with start_emulator(lti_aarch64.program, "linux-aarch64") as emu:
+        port = open_link(emu.serial_url)
+        try:
+            device = Device(port)
+            info = device.connect()
+            assert info.board_name == "linux-aarch64" and info.precision == 8
+            assert info.manifest_hash == hash_prefix(bundle.manifest_hash)
+            assert info.theta_hash == hash_prefix(bundle.manifest["theta"]["hash"])
+            assert info.problem_hash == hash_prefix(bundle.manifest["problem"]["hash"])
+            vectors = bundle.test_vectors()
+            assert len(vectors) >= 10
+            errors = []
+            for k, (x0, u0) in enumerate(vectors):
+                device.reset()
+                r = device.step(np.array(x0))
+                assert r.flags & StatusFlag.SOLVER_OK and r.iterations == 1 and r.qp_iterations > 0
+                errors.append(float(np.max(np.abs(np.array(r.u) - u0))))
+                assert r.step == k or r.step >= 0
+            assert max(errors) <= 1e-9, max(errors)
+        finally:
+            emu.stop(port)
+            port.close()
+    assert emu.process.returncode == 0
+
+
+def test_aarch64_lti_hil_passes(lti_aarch64: Target) -> None:
+    run = _hil(lti_aarch64, "LtiGrosZanon")
+    verdict = evaluate(run, Thresholds())
+    assert verdict.passed, verdict.reasons
+    assert run.board == "linux-aarch64" and run.cost_unit == "microseconds"
+    assert run.identity["theta_matches_manifest"] and not run.lost.any()
+    assert np.max(run.action_error) < 1e-8  # double precision, the same acados solver
+    assert abs(run.total_cost / run.ref_total_cost - 1) < 1e-6
+
+
+def test_acados_bundle_refuses_a_bare_metal_board(lti_aarch64: Target, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"target 'linux-aarch64' does not run on board 'mps2-an386'.*"
+                                         r"\['linux-aarch64'\]"):
+        build_firmware(lti_aarch64.bundle.directory, "mps2-an386", tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+# ---- stm32f405: the nonlinear cart-pole RTI ------------------------------------------------
+
+def test_cartpole_rti_hil_on_stm32f405(cartpole_stm32: Target) -> None:
+    """The float32 RTI reproduces the converged workstation MPC within 1e-3 along the closed
+    loop: the first step after RESET iterates to convergence (start-up iterations), the others
+    are one Gauss-Newton iteration each."""
+    run = _hil(cartpole_stm32, "CartPole", steps=100)
+    verdict = evaluate(run, Thresholds())
+    assert verdict.passed, verdict.reasons
+    assert run.board == "stm32f405" and run.cost_unit == "cycles" and run.precision == 4
+    assert np.max(run.action_error) <= 1e-3
+    assert abs(run.total_cost / run.ref_total_cost - 1) < 1e-3
+    assert run.iterations[0] == STARTUP_ITERATIONS and np.all(run.iterations[1:] == 1)
+    assert run.device_cost[0] > 3 * np.median(run.device_cost[1:]) > 0
+
+
+# ---- the acados x86-64 bundle on the host board, and the fallback ---------------------------
+
+@pytest.fixture(scope="module")
+def lti_x86(tmp_path_factory: pytest.TempPathFactory) -> Target:
+    root = tmp_path_factory.mktemp("x86")
+    bundle = Bundle.load(export_bundle(_theta_file(root, "lti"), "linux-x86_64", root / "bundle"))
+    program = build_firmware(bundle.directory, "host", root / "fw")
+    return Target(bundle, program, "host", _reference(bundle))
+
+
+def test_x86_acados_bundle_on_the_host_board_is_bit_exact(lti_x86: Target) -> None:
+    with start_emulator(lti_x86.program, "host") as emu:
+        port = open_link(emu.serial_url)
+        try:
+            device = Device(port)
+            device.connect()
+            for x0, u0 in lti_x86.bundle.test_vectors():
+                device.reset()
+                assert list(device.step(np.array(x0)).u) == u0
+        finally:
+            emu.stop(port)
+            port.close()
+
+
+def test_invalid_state_falls_back_to_the_previous_plan_shifted(lti_x86: Target) -> None:
+    x = np.array([0.3, -0.1])
+    prediction = lti_x86.reference.value(x).stage  # u_k of the workstation's plan from x
+    with start_emulator(lti_x86.program, "host") as emu:
+        port = open_link(emu.serial_url)
+        try:
+            device = Device(port)
+            device.connect()
+            device.reset()
+            first = device.step(x)
+            assert first.flags & StatusFlag.SOLVER_OK
+            for k in (1, 2, 3):  # no finite state: the plan's input for this instant
+                r = device.step(np.array([math.nan, 0.0]))
+                assert r.flags & StatusFlag.FALLBACK and r.flags & StatusFlag.INVALID_INPUT
+                assert not r.flags & StatusFlag.SOLVER_OK
+                assert abs(r.u[0] - float(prediction("u", k)[0])) < 1e-8
+            device.reset()  # no plan: the safe action (zero, inside |u| <= 1)
+            assert device.step(np.array([math.inf, 0.0])).u == (0.0,)
+        finally:
+            emu.stop(port)
+            port.close()
+
+
+def test_overrun_flags_and_falls_back(lti_x86: Target, tmp_path: Path) -> None:
+    program = build_firmware(lti_x86.bundle.directory, "host", tmp_path / "fw", budget=1, safe=[0.25])
+    with start_emulator(program, "host") as emu:
+        port = open_link(emu.serial_url)
+        try:
+            device = Device(port)
+            device.connect()
+            for _ in range(3):  # every solve takes more than 1 µs: late, so never applied
+                r = device.step(np.array([0.3, -0.1]))
+                assert r.flags & StatusFlag.OVERRUN and r.flags & StatusFlag.FALLBACK
+                assert r.cost > 1 and r.u == (0.25,)
+        finally:
+            emu.stop(port)
+            port.close()
