@@ -1,32 +1,79 @@
 """``rlmpc hil``: close the loop through a firmware, judge it and write the report.
 
-Either ``--url`` (a running firmware: ``/dev/ttyACM0``, a pty, ``socket://host:port``,
-``rfc2217://…``) or ``--program`` with ``--board`` (start the emulator / host program, stop it
-afterwards).  The reference policy is the workstation MPC of the bundle's manifest at its θ.
-Exit code 0 on PASS, 1 on FAIL, 2 on a usage or link error.
+Where the controller is:
 
-Hooked into ``toolkit/cli.py`` with :func:`add_hil_command`.
+* ``--target BOARD`` (``host``, ``mps2-an386``, ``stm32f405``, ``linux-aarch64``): the emulated
+  board (or the host program) is started here and stopped afterwards.  The firmware is built
+  from the bundle into ``OUT/firmware`` unless ``--program`` names a build;
+* ``--port /dev/ttyACM0 --baud 115200`` (or any pyserial URL: a pty, ``socket://host:port``,
+  ``rfc2217://…``): a board that is already running (flashed with ``rlmpc flash``).
+
+The reference policy is the workstation MPC of the bundle's manifest at its θ.  Exit code 0 on
+PASS, 1 on FAIL, 2 on a usage or link error.  Hooked into ``toolkit/cli.py`` with
+:func:`add_hil_command`; :func:`connected_device` is shared with ``rlmpc bench-target``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 PLANTS = {"lti": "LtiGrosZanon", "cartpole": "CartPole", "pendulum": "Pendulum-v1"}
+TARGETS = ("host", "mps2-an386", "stm32f405", "linux-aarch64")  # codegen.firmware.ALL_BOARDS
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--target``/``--program`` (emulated) or ``--port``/``--baud`` (running board)."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--target", "--board", dest="target", choices=list(TARGETS),
+                       help="emulated board (or the host program) to start and stop")
+    where.add_argument("--port", "--url", dest="port",
+                       help="serial port of a running board: /dev/ttyACM0, a pty, socket://host:port, …")
+    parser.add_argument("--program", default=None,
+                        help="with --target: this firmware build instead of building it from the bundle")
+    parser.add_argument("--baud", type=int, default=115200, help="with --port: line speed (default 115200)")
+
+
+@contextlib.contextmanager
+def connected_device(args: argparse.Namespace, bundle_dir: str | Path, build_dir: Path) -> Iterator[Any]:
+    """A connected :class:`hil.transport.Device` for the arguments of :func:`add_device_arguments`.
+
+    With ``--target`` the firmware is built (unless ``--program``) into ``build_dir``, started,
+    and stopped on exit (EXIT frame, SIGTERM, SIGKILL).  Raises ``TransportError`` or
+    ``ValueError`` with a one-line message.
+    """
+    from codegen.firmware import build_firmware, start_emulator
+    from hil.transport import Device, open_link
+
+    with contextlib.ExitStack() as stack:
+        emu = None
+        if args.target:
+            program = args.program
+            if program is None:
+                print(f"building the firmware for {args.target} → {build_dir}", flush=True)
+                program = build_firmware(bundle_dir, args.target, build_dir)
+            emu = stack.enter_context(start_emulator(program, args.target))
+            url = emu.serial_url
+        else:
+            url = args.port
+        port = open_link(url, baudrate=args.baud)
+        stack.callback(port.close)
+        if emu is not None:
+            stack.callback(emu.stop, port)  # EXIT frame first, then signals
+        device = Device(port)
+        device.connect()
+        yield device
 
 
 def add_hil_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     hil = sub.add_parser("hil", help="hardware-in-the-loop run of a controller firmware against the plant")
-    hil.add_argument("bundle", help="bare-metal bundle folder (its manifest.json gives problem and θ)")
-    where = hil.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", help="serial port of a running firmware (pyserial URL or device path)")
-    where.add_argument("--program", help="firmware build to start (controller.elf or host controller)")
-    hil.add_argument("--board", choices=["host", "mps2-an386", "stm32f405"],
-                     help="board of --program")
+    hil.add_argument("bundle", help="bundle folder (its manifest.json gives problem and θ)")
+    add_device_arguments(hil)
     hil.add_argument("--steps", type=int, default=100, help="closed-loop steps (default 100)")
     hil.add_argument("--seed", type=int, default=0, help="plant seed (default 0)")
     hil.add_argument("--plant", default=None, help="plant name (default: by the bundle's problem)")
@@ -37,55 +84,48 @@ def add_hil_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     hil.set_defaults(func=run_command)
 
 
-def run_command(args: argparse.Namespace) -> int:
-    import contextlib
-
+def reference_and_plant(manifest: dict[str, Any], plant: str | None) -> tuple[Any, Any]:
+    """The workstation MPC at the bundle's θ, and the plant environment."""
     import numpy as np
 
-    from codegen.firmware import Bundle, start_emulator
-    from hil.report import write_report
-    from hil.runner import run_hil
-    from hil.transport import Device, TransportError, open_link
-    from hil.verdict import Thresholds, evaluate
     from toolkit import MPC, SolverOptions
     from toolkit.registry import make_env, make_problem
 
-    if args.program and not args.board:
-        print("rlmpc hil: error: --program needs --board", file=sys.stderr)
-        return 2
-    bundle = Bundle.load(args.bundle)
-    manifest: dict[str, Any] = bundle.manifest
-    th = Thresholds.load(args.thresholds) if args.thresholds else Thresholds()
-    if args.cost_budget is not None:
-        th = Thresholds(**{**th.__dict__, "cost_budget": args.cost_budget})
     name = manifest["problem"]["name"]
     fns = make_problem(name, manifest["problem"].get("params", {})).build()
     reference = MPC(fns, SolverOptions(tol=1e-9), theta=np.array(manifest["theta"]["flat"]))
-    plant = make_env(args.plant or PLANTS[name], {})
-    with contextlib.ExitStack() as stack:
-        url = args.url
-        emu = None
-        if args.program:
-            emu = stack.enter_context(start_emulator(args.program, args.board))
-            url = emu.serial_url
-        try:
-            port = open_link(url)
-        except TransportError as exc:
-            print(f"rlmpc hil: error: {exc}", file=sys.stderr)
-            return 2
-        stack.callback(port.close)
-        if emu is not None:
-            stack.callback(emu.stop, port)  # EXIT frame first, then signals
-        try:
-            device = Device(port)
-            device.connect()
-            run = run_hil(device, plant, reference, args.steps, args.seed, manifest=manifest)
-        except TransportError as exc:
-            print(f"rlmpc hil: error: {exc}", file=sys.stderr)
-            return 2
+    if plant is None and name not in PLANTS:
+        raise ValueError(f"--plant: no default plant for problem {name!r}; name one")
+    return reference, make_env(plant or PLANTS[name], {})
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from codegen.firmware import Bundle
+    from codegen.mcu.toolchain import ToolchainError
+    from hil.report import write_report
+    from hil.runner import run_hil
+    from hil.transport import TransportError
+    from hil.verdict import Thresholds, evaluate
+
+    if args.program and not args.target:
+        print("rlmpc hil: error: --program needs --target", file=sys.stderr)
+        return 2
+    bundle = Bundle.load(args.bundle)
+    th = Thresholds.load(args.thresholds) if args.thresholds else Thresholds()
+    if args.cost_budget is not None:
+        th = Thresholds(**{**th.__dict__, "cost_budget": args.cost_budget})
+    reference, plant = reference_and_plant(bundle.manifest, args.plant)
+    out = Path(args.out)
+    try:
+        with connected_device(args, bundle.directory, out / "firmware") as device:
+            run = run_hil(device, plant, reference, args.steps, args.seed, manifest=bundle.manifest)
+    except (TransportError, ToolchainError) as exc:
+        print(f"rlmpc hil: error: {exc}", file=sys.stderr)
+        return 2
     verdict = evaluate(run, th)
-    paths = write_report(run, verdict, Path(args.out))
+    paths = write_report(run, verdict, out)
     m = json.loads(paths["json"].read_text())["metrics"]
+
     def g(key: str, spec: str) -> str:
         return "–" if m.get(key) is None else format(m[key], spec)
 
@@ -97,4 +137,5 @@ def run_command(args: argparse.Namespace) -> int:
     return 0 if verdict.passed else 1
 
 
-__all__ = ["add_hil_command", "run_command"]
+__all__ = ["TARGETS", "add_device_arguments", "add_hil_command", "connected_device",
+           "reference_and_plant", "run_command"]

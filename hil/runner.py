@@ -27,7 +27,7 @@ from hil.protocol_spec import CostUnit, Precision, StatusFlag
 from hil.transport import Device, TransportError
 
 Policy = Callable[[np.ndarray], np.ndarray]
-DEFAULT_SEGMENT = 100  # steps between restarts of the reference from the device's state
+DEFAULT_SEGMENT = 20  # steps between restarts of the reference from the device's state (~ a horizon)
 
 
 def as_policy(reference: Any) -> Policy:

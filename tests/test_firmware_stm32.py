@@ -242,6 +242,6 @@ def test_float64_bundle(build: Build, tmp_path: Path) -> None:
 
 def test_cli_board_choices_match_the_firmware_builder() -> None:
     from codegen.firmware import ALL_BOARDS
-    from toolkit.cli import FIRMWARE_BOARDS
+    from codegen.firmware_cli import FIRMWARE_BOARDS
 
     assert tuple(FIRMWARE_BOARDS) == tuple(ALL_BOARDS)

@@ -128,65 +128,6 @@ def _export_mcu(args: argparse.Namespace) -> int:
     return 0
 
 
-FIRMWARE_BOARDS = ("host", "mps2-an386", "stm32f405", "linux-aarch64")  # codegen.firmware.ALL_BOARDS
-
-
-def _build(args: argparse.Namespace) -> int:
-    from codegen.firmware import build_firmware
-    from codegen.mcu.toolchain import ToolchainError
-
-    default = Path("build") / "firmware" / f"{Path(args.bundle).name}-{args.board}"
-    out = Path(args.out) if args.out else default
-    try:
-        program = build_firmware(args.bundle, args.board, out)
-    except ToolchainError as exc:
-        print(f"rlmpc: error: {exc}", file=sys.stderr)
-        return 1
-    print(f"firmware ({args.board}): {program}")
-    size = out / "size.txt"
-    if size.is_file():
-        print(size.read_text().rstrip())
-    return 0
-
-
-def _flash(args: argparse.Namespace) -> int:
-    """Emulated boards: start the firmware and serve until Ctrl-C (EXIT frame, SIGTERM, SIGKILL)."""
-    import time
-
-    from codegen.firmware import QEMU_MACHINES, start_emulator
-
-    if args.board not in ("host", *QEMU_MACHINES):
-        print(f"rlmpc: error: flashing a real {args.board!r} is not implemented yet", file=sys.stderr)
-        return 2
-    def stop_on_sigterm(*_: object) -> None:
-        raise KeyboardInterrupt  # so that the emulator is stopped in the finally below
-
-    import signal
-
-    signal.signal(signal.SIGTERM, stop_on_sigterm)
-    with start_emulator(args.program, args.board) as emu:
-        print(f"serial: {emu.serial_url}  (pid {emu.process.pid}; Ctrl-C stops it)", flush=True)
-        try:
-            while emu.process.poll() is None:
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
-    return int(emu.process.returncode or 0)
-
-
-def add_firmware_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The firmware sub-commands: build and flash."""
-    build = sub.add_parser("build", help="build the controller firmware of a bare-metal bundle for a board")
-    build.add_argument("bundle", help="folder written by rlmpc export --target cortex-m4")
-    build.add_argument("--board", required=True, choices=list(FIRMWARE_BOARDS))
-    build.add_argument("--out", default=None, help="build folder (default: build/firmware/BUNDLE-BOARD)")
-    build.set_defaults(func=_build)
-    flash = sub.add_parser("flash", help="run a firmware build: emulator (mps2-an386) or host program")
-    flash.add_argument("program", help="controller.elf (mps2-an386) or controller (host)")
-    flash.add_argument("--board", required=True, choices=list(FIRMWARE_BOARDS))
-    flash.set_defaults(func=_flash)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlmpc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -213,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--check", action="store_true",
                         help="build the bundle for its target and compare its test program with the MPC")
     export.set_defaults(func=_export)
+    from codegen.firmware_cli import add_firmware_commands
+
     add_firmware_commands(sub)
     from hil.cli import add_hil_command
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from codegen.toolchain import ToolchainError  # one error type for every toolchain failure
+
 HARNESS = Path(__file__).parent / "c" / "host_harness.c"
 WARNINGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 HOST_FLAGS = ["-O2", *WARNINGS]
@@ -18,10 +20,6 @@ ARM_GCC = "arm-none-eabi-gcc"
 # symbols a bare-metal solver must not need
 FORBIDDEN = ("malloc", "calloc", "realloc", "free", "printf", "fprintf", "sprintf", "puts",
              "putchar", "exit", "abort")
-
-
-class ToolchainError(RuntimeError):
-    """A compiler or binutils call failed."""
 
 
 class SolverSources(Protocol):

@@ -1,0 +1,133 @@
+"""The firmware sub-commands of ``rlmpc``: ``build``, ``flash`` and ``bench-target``.
+
+``rlmpc build BUNDLE --board B`` compiles the controller firmware (:mod:`codegen.firmware`).
+``rlmpc flash BUNDLE_OR_PROGRAM --board B`` builds it first when given a bundle, then either
+runs it on the emulated board (QEMU, or the host / ``qemu-aarch64`` program on a pty) and
+prints the serial URL until Ctrl-C, or with ``--probe`` programs a real board through a debug
+probe (:mod:`codegen.flash_probe`).  ``rlmpc bench-target`` is :mod:`hil.bench_target`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+FIRMWARE_BOARDS = ("host", "mps2-an386", "stm32f405", "linux-aarch64")  # codegen.firmware.ALL_BOARDS
+
+
+def default_build_dir(bundle: str | Path, board: str) -> Path:
+    return Path("build") / "firmware" / f"{Path(bundle).resolve().name}-{board}"
+
+
+def _build(args: argparse.Namespace) -> int:
+    from codegen.firmware import build_firmware
+    from codegen.mcu.toolchain import ToolchainError
+
+    out = Path(args.out) if args.out else default_build_dir(args.bundle, args.board)
+    try:
+        program = build_firmware(args.bundle, args.board, out, budget=args.budget or 0)
+    except ToolchainError as exc:
+        print(f"rlmpc: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"firmware ({args.board}): {program}")
+    size = out / "size.txt"
+    if size.is_file():
+        print(size.read_text().rstrip())
+    return 0
+
+
+def _program_of(args: argparse.Namespace) -> Path:
+    """The firmware to flash: the given program, or the build of the given bundle."""
+    from codegen.firmware import build_firmware
+
+    path = Path(args.firmware)
+    if path.is_dir():
+        if not (path / "manifest.json").is_file():
+            raise ValueError(f"{path}: expected a bundle folder (with manifest.json) or a firmware program")
+        out = default_build_dir(path, args.board)
+        print(f"building the firmware for {args.board} → {out}", flush=True)
+        return build_firmware(path, args.board, out)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such bundle folder or firmware program")
+    return path
+
+
+def _flash_real(args: argparse.Namespace, program: Path) -> int:
+    from codegen.flash_probe import FlashError, FlashFailure, flash_real
+
+    probe = None if args.probe == "auto" else args.probe
+    try:
+        result = flash_real(program, args.board, probe, serial=args.probe_serial,
+                            interface=args.probe_interface, extra_args=args.probe_arg or (),
+                            timeout=args.probe_timeout)
+    except FlashError as exc:
+        print(f"rlmpc flash: error: {exc}", file=sys.stderr)
+        return 2 if exc.kind is FlashFailure.UNSUPPORTED else 1
+    print(result.summary())
+    return 0
+
+
+def _flash(args: argparse.Namespace) -> int:
+    """Real board with ``--probe``; otherwise the emulator, serving until Ctrl-C."""
+    from codegen.firmware import start_emulator
+    from codegen.mcu.toolchain import ToolchainError
+
+    try:
+        program = _program_of(args)
+    except ToolchainError as exc:
+        print(f"rlmpc flash: error: {exc}", file=sys.stderr)
+        return 1
+    if args.probe:
+        return _flash_real(args, program)
+
+    def stop_on_sigterm(*_: object) -> None:
+        raise KeyboardInterrupt  # so that the emulator is stopped in the finally below
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    with start_emulator(program, args.board) as emu:
+        print(f"serial: {emu.serial_url}  (pid {emu.process.pid}; Ctrl-C stops it)", flush=True)
+        try:
+            while emu.process.poll() is None:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+    return int(emu.process.returncode or 0)
+
+
+def add_firmware_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``build``, ``flash`` and ``bench-target``."""
+    from codegen.flash_probe import DEFAULT_TIMEOUT, PROBES
+    from hil.bench_target import add_bench_target_command
+
+    build = sub.add_parser("build", help="build the controller firmware of a bundle for a board")
+    build.add_argument("bundle", help="folder written by rlmpc export (cortex-m4 for the MCU boards and "
+                       "host, linux-aarch64 for linux-aarch64, linux-x86_64 for host)")
+    build.add_argument("--board", required=True, choices=list(FIRMWARE_BOARDS))
+    build.add_argument("--out", default=None, help="build folder (default: build/firmware/BUNDLE-BOARD)")
+    build.add_argument("--budget", type=int, default=None,
+                       help="per-step cost above which the firmware flags OVERRUN and sends the fallback")
+    build.set_defaults(func=_build)
+
+    flash = sub.add_parser("flash", help="run a firmware on its emulated board, or program a real "
+                           "board through a debug probe (--probe)")
+    flash.add_argument("firmware", help="a bundle folder (built first) or a firmware build "
+                       "(controller.elf, or the host / linux-aarch64 controller)")
+    flash.add_argument("--board", required=True, choices=list(FIRMWARE_BOARDS))
+    flash.add_argument("--probe", choices=["auto", *PROBES], default=None,
+                       help="program a real board with this tool (auto: the first installed of "
+                       f"{', '.join(PROBES)}); without it the emulated board runs")
+    flash.add_argument("--probe-serial", default=None, help="serial number of the probe to use")
+    flash.add_argument("--probe-interface", default=None,
+                       help="openocd adapter (stlink, cmsis-dap, … or a .cfg path; default stlink)")
+    flash.add_argument("--probe-timeout", type=float, default=DEFAULT_TIMEOUT,
+                       help=f"seconds before the tool is killed (default {DEFAULT_TIMEOUT:.0f})")
+    flash.add_argument("--probe-arg", action="append", default=None,
+                       help="extra argument for the tool (repeatable)")
+    flash.set_defaults(func=_flash)
+    add_bench_target_command(sub)
+
+
+__all__ = ["FIRMWARE_BOARDS", "add_firmware_commands", "default_build_dir"]

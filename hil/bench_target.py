@@ -1,0 +1,161 @@
+"""``rlmpc bench-target``: the device's own cost per control step over closed loops.
+
+Every ACTION frame carries what the step cost on the device (``INFO.cost_unit``: instructions on
+``mps2-an386`` under ``-icount shift=0``, core cycles on ``stm32f405``, microseconds on the
+POSIX boards).  This command closes ``--episodes`` loops of ``--steps`` steps around the plant
+(as ``rlmpc hil`` does, seeds ``seed, seed+1, …``) and prints the distribution: all steps, the
+start-up steps (the first after RESET, which may iterate more) and the steady ones, with the
+steps over an optional ``--budget``.  Writes ``bench_target.json`` and a histogram
+``bench_target.png`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hil.cli import add_device_arguments, connected_device, reference_and_plant
+
+PERCENTILES = (50, 90, 99)
+
+
+@dataclass(frozen=True)
+class CostSummary:
+    """Distribution of the per-step cost of a set of steps."""
+
+    count: int
+    minimum: float
+    median: float
+    p90: float
+    p99: float
+    maximum: float
+    mean: float
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> CostSummary | None:
+        if values.size == 0:
+            return None
+        p50, p90, p99 = (float(v) for v in np.percentile(values, PERCENTILES))
+        return cls(int(values.size), float(values.min()), p50, p90, p99, float(values.max()),
+                   float(values.mean()))
+
+    def line(self, label: str) -> str:
+        return (f"  {label:<16} n={self.count:<5} min {self.minimum:>10,.0f}  median {self.median:>10,.0f}  "
+                f"p90 {self.p90:>10,.0f}  p99 {self.p99:>10,.0f}  max {self.maximum:>10,.0f}")
+
+
+def summarize(costs: np.ndarray, startup: np.ndarray, budget: float | None) -> dict[str, Any]:
+    """The summaries of all, start-up and steady steps, and the steps over ``budget``."""
+    out: dict[str, Any] = {}
+    for key, values in (("all", costs), ("startup", costs[startup]), ("steady", costs[~startup])):
+        s = CostSummary.of(values)
+        out[key] = None if s is None else s.__dict__
+    out["budget"] = budget
+    out["over_budget"] = None if budget is None else int(np.sum(costs > budget))
+    return out
+
+
+def _histogram(costs: np.ndarray, startup: np.ndarray, unit: str, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    bins: list[float] | int = (np.linspace(costs.min(), costs.max(), 40).tolist()
+                               if costs.max() > costs.min() else 10)
+    ax.hist([costs[~startup], costs[startup]], bins=bins, stacked=True,
+            label=["steady steps", "start-up steps"], color=["tab:blue", "tab:orange"])
+    ax.set_xlabel(f"cost per control step [{unit}]")
+    ax.set_ylabel("steps")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_bench_target(args: argparse.Namespace) -> int:
+    from codegen.firmware import Bundle
+    from codegen.mcu.toolchain import ToolchainError
+    from hil.runner import run_hil
+    from hil.transport import TransportError
+
+    if args.episodes < 1 or args.steps < 1:
+        print("rlmpc bench-target: error: --episodes and --steps: expected >= 1", file=sys.stderr)
+        return 2
+    if args.program and not args.target:
+        print("rlmpc bench-target: error: --program needs --target", file=sys.stderr)
+        return 2
+    bundle = Bundle.load(args.bundle)
+    reference, plant = reference_and_plant(bundle.manifest, args.plant)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    costs: list[np.ndarray] = []
+    startup: list[np.ndarray] = []
+    errors: list[float] = []
+    lost = 0
+    try:
+        with connected_device(args, bundle.directory, out / "firmware") as device:
+            board, unit = device.info().board_name, device.cost_unit.name.lower()
+            from tqdm import tqdm
+
+            for e in tqdm(range(args.episodes), desc="closed loops", unit="loop", file=sys.stderr):
+                run = run_hil(device, plant, reference, args.steps, args.seed + e, manifest=bundle.manifest)
+                ok = ~run.lost
+                lost += int(run.lost.sum())
+                first = np.zeros(run.steps, dtype=bool)
+                first[0] = True
+                costs.append(run.device_cost[ok].astype(float))
+                startup.append(first[ok])
+                if ok.any():
+                    errors.append(float(np.max(run.action_error[ok])))
+    except (TransportError, ToolchainError) as exc:
+        print(f"rlmpc bench-target: error: {exc}", file=sys.stderr)
+        return 2
+    c, s = np.concatenate(costs), np.concatenate(startup)
+    if c.size == 0:
+        print("rlmpc bench-target: error: no step was answered", file=sys.stderr)
+        return 2
+    summary = summarize(c, s, args.budget)
+    doc = {"format": "rlmpc-bench-target/1", "board": board, "unit": unit, "episodes": args.episodes,
+           "steps": args.steps, "seed": args.seed, "lost_steps": lost,
+           "max_action_error": max(errors) if errors else None, "summary": summary,
+           "costs": c.tolist(), "startup": s.tolist()}
+    (out / "bench_target.json").write_text(json.dumps(doc, indent=1) + "\n")
+    title = f"{board}: {bundle.manifest['problem']['name']}, {args.episodes} × {args.steps} steps"
+    _histogram(c, s, unit, out / "bench_target.png", title)
+    print(f"bench-target {board}: {unit} per control step, {args.episodes} closed loops × {args.steps} "
+          f"steps (seeds {args.seed}…{args.seed + args.episodes - 1})")
+    for key, label in (("all", "all steps"), ("startup", "start-up steps"), ("steady", "steady steps")):
+        if summary[key] is not None:
+            print(CostSummary(**summary[key]).line(label))
+    if args.budget is not None:
+        print(f"  over the budget of {args.budget:,.0f}: {summary['over_budget']} steps")
+    print(f"  lost steps {lost}; max |u_dev - u_ref| {doc['max_action_error']:.3g}")
+    print(f"written: {out / 'bench_target.json'}, {out / 'bench_target.png'}")
+    return 0
+
+
+def add_bench_target_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("bench-target", help="distribution of the device's cost per control step "
+                       "(instructions / cycles / µs) over closed loops")
+    p.add_argument("bundle", help="bundle folder (its manifest.json gives problem and θ)")
+    add_device_arguments(p)
+    p.add_argument("--episodes", type=int, default=5, help="closed loops (default 5)")
+    p.add_argument("--steps", type=int, default=100, help="steps per loop (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="plant seed of the first loop (default 0)")
+    p.add_argument("--plant", default=None, help="plant name (default: by the bundle's problem)")
+    p.add_argument("--budget", type=float, default=None, help="count the steps above this cost")
+    p.add_argument("--out", default="runs/bench-target", help="output folder (default runs/bench-target)")
+    p.set_defaults(func=run_bench_target)
+
+
+__all__ = ["CostSummary", "add_bench_target_command", "run_bench_target", "summarize"]
