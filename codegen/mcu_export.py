@@ -2,12 +2,15 @@
 
 A linear MPC (``is_qp``) becomes the condensed QP with DAQP (:mod:`codegen.mcu.generate`), a
 nonlinear one the real-time iteration (:mod:`codegen.mcu.generate_rti`).  The folder holds
-the C sources (solver and the DAQP files it needs) and ``manifest.json``; it is built by the
-firmware (issue #5).  ``--check`` compiles it on the host and compares it with acados.
+the C sources (solver and the DAQP files it needs), ``test_vectors.json`` (cold-start states →
+u0 and the predicted trajectory of the workstation MPC at the same θ, converged; the device
+must reproduce u0 within the manifest's ``tolerance_u0``) and ``manifest.json``; it is built by
+the firmware (:mod:`codegen.firmware`).  ``--check`` compiles it on the host and compares it with acados.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,14 +21,20 @@ import casadi as cs
 import toolkit
 from codegen.bundle import check_destination
 from codegen.manifest import theta_hash, write_manifest
+from codegen.test_vectors import compute_test_vectors
 from toolkit.acados_runtime import acados_version
+from toolkit.options import SolverOptions
+from toolkit.problem import fix_theta
 from toolkit.theta_file import ThetaFile, load_theta
 
 MCU_TARGET = "cortex-m4"
 PRECISIONS = ("float32", "float64")
+# how close the device's u0 must come to the test vectors' (the workstation's, converged)
+TOLERANCES_U0 = {"float32": 1e-3, "float64": 1e-6}
+VECTORS_JSON = "test_vectors.json"
 
 
-def _manifest(tf: ThetaFile, precision: str, kind: str) -> dict[str, Any]:
+def _manifest(tf: ThetaFile, precision: str, kind: str, vectors: dict[str, Any]) -> dict[str, Any]:
     fns = tf.fns
     return {
         "target": MCU_TARGET,
@@ -41,6 +50,9 @@ def _manifest(tf: ThetaFile, precision: str, kind: str) -> dict[str, Any]:
         "sampling_time": fns.dt,
         "versions": {"toolkit": toolkit.__version__, "acados": acados_version(),
                      "casadi": cs.CasadiMeta.version()},
+        "test_vectors": {"json": VECTORS_JSON, "count": len(vectors["vectors"]), "start": "cold",
+                         "reference": "toolkit.mpc.MPC (acados, tol 1e-9) at the same θ, converged",
+                         "tolerance_u0": TOLERANCES_U0[precision]},
     }
 
 
@@ -54,6 +66,7 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
     tf = load_theta(theta_path)
     out = Path(out_dir).resolve()
     check_destination(out)
+    vectors = compute_test_vectors(fix_theta(tf.fns, tf.values), SolverOptions(tol=1e-9))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
@@ -63,7 +76,8 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
         else:
             generate_rti(tf.fns, staging, tf.values, precision=precision)
             kind = "real-time iteration (nonlinear MPC, Gauss-Newton, one QP per step)"
-        write_manifest(staging, _manifest(tf, precision, kind))
+        (staging / VECTORS_JSON).write_text(json.dumps(vectors, indent=1) + "\n", encoding="utf-8")
+        write_manifest(staging, _manifest(tf, precision, kind, vectors))
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
