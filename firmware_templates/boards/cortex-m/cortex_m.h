@@ -1,8 +1,18 @@
 /* What every Cortex-M board of the rlmpc firmware shares: the reset handler, the default
- * handler of unexpected exceptions, the core exception handlers (weak), and the semihosting
- * exit.  A board's startup.c keeps only its vector table and its device interrupts. */
+ * handler of unexpected exceptions, the core exception handlers (weak), the SysTick counter,
+ * the UART receive ring and the semihosting exit.  A board's startup.c keeps only its vector
+ * table and its device interrupts; its board.c only its clocks and UART registers. */
 #ifndef RLMPC_CORTEX_M_H
 #define RLMPC_CORTEX_M_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Size of the UART receive ring: a power of two holding more than a whole request frame
+ * (MAX_FRAME = 522 bytes) with room to spare.  Under QEMU an emulated UART hands over the next
+ * byte as soon as the data register is read, so a burst interrupts the main loop back to back;
+ * with 256 bytes a 512-byte PING overflowed the STM32 ring now and then (12 of 100 lost). */
+#define CORTEX_M_RX_SIZE 2048u
 
 /* Enable the FPU (CPACR), copy .data from its load address, zero .bss, call main(); its
  * return value ends the program through board_exit().  Symbols from the board's link.ld:
@@ -22,7 +32,21 @@ void UsageFault_Handler(void);
 void SVC_Handler(void);
 void DebugMon_Handler(void);
 void PendSV_Handler(void);
+
+/* SysTick as a free-running counter of core clock ticks: reload 2^24 - 1, its interrupt
+ * (SysTick_Handler, defined here) counts the wraps.  Call once from board_init(). */
+void cortex_m_counter_start(void);
 void SysTick_Handler(void);
+
+/* Core clock ticks since cortex_m_counter_start(), modulo 2^32 (differences stay exact);
+ * safe against a wrap between reading the wrap count and the counter. */
+uint32_t cortex_m_counter_ticks(void);
+
+/* The receive ring: the UART's receive interrupt pushes (a full ring drops the byte and
+ * counts it), the main loop pops.  Single producer, single consumer: no lock needed. */
+void cortex_m_rx_push(uint8_t byte);
+size_t cortex_m_rx_pop(uint8_t *buf, size_t cap);
+uint32_t cortex_m_rx_dropped(void);
 
 /* End the program through ARM semihosting (SYS_EXIT_EXTENDED with the code, then plain
  * SYS_EXIT telling success from failure); QEMU needs -semihosting-config

@@ -34,29 +34,13 @@
 #define UART0_RX_IRQN 0u
 
 /* Cortex-M4 system registers */
-#define SYST_CSR REG(0xE000E010u)
-#define SYST_RVR REG(0xE000E014u)
-#define SYST_CVR REG(0xE000E018u)
-#define SYST_CSR_ENABLE_TICKINT_CORECLK 7u
-#define SYST_MAX 0x00FFFFFFu
 #define NVIC_ISER0 REG(0xE000E100u)
-#define SCB_ICSR REG(0xE000ED04u)
-#define SCB_ICSR_PENDSTSET (1u << 26)
 
 #define SYSCLK_HZ 25000000u
 #define BAUD_RATE 115200u
 #define NS_PER_TICK 40u /* 1e9 / SYSCLK_HZ */
 
-#define RX_SIZE 2048u /* power of two */
-
-static volatile uint8_t rx_buf[RX_SIZE];
-static volatile uint32_t rx_head; /* advanced by the interrupt only */
-static volatile uint32_t rx_tail; /* advanced by the main loop only */
-static volatile uint32_t rx_dropped;
-static volatile uint32_t systick_wraps;
-
 void UART0RX_IRQHandler(void);
-
 
 void UART0RX_IRQHandler(void)
 {
@@ -65,20 +49,9 @@ void UART0RX_IRQHandler(void)
     UART_INT = UART_INT_RX;
     while (UART_STATE & UART_STATE_RXFULL) {
         uint8_t byte = (uint8_t)UART_DATA;
-        uint32_t head = rx_head;
-        if (head - rx_tail < RX_SIZE) {
-            rx_buf[head % RX_SIZE] = byte;
-            rx_head = head + 1u;
-        } else {
-            rx_dropped = rx_dropped + 1u;
-        }
+        cortex_m_rx_push(byte);
     }
     UART_STATE = UART_STATE_OVERRUNS;
-}
-
-void SysTick_Handler(void)
-{
-    systick_wraps = systick_wraps + 1u;
 }
 
 void board_init(void)
@@ -86,9 +59,7 @@ void board_init(void)
     UART_BAUDDIV = SYSCLK_HZ / BAUD_RATE;
     UART_CTRL = UART_CTRL_TX_EN | UART_CTRL_RX_EN | UART_CTRL_RX_INTEN;
     NVIC_ISER0 = 1u << UART0_RX_IRQN;
-    SYST_RVR = SYST_MAX;
-    SYST_CVR = 0u;
-    SYST_CSR = SYST_CSR_ENABLE_TICKINT_CORECLK;
+    cortex_m_counter_start();
     __asm__ volatile("cpsie i" ::: "memory");
 }
 
@@ -104,30 +75,12 @@ void board_uart_write(const uint8_t *data, size_t len)
 
 size_t board_uart_read_nonblocking(uint8_t *buf, size_t cap)
 {
-    size_t n = 0;
-    uint32_t tail = rx_tail;
-    const uint32_t head = rx_head;
-    while (n < cap && tail != head) {
-        buf[n++] = rx_buf[tail % RX_SIZE];
-        tail++;
-    }
-    rx_tail = tail;
-    return n;
+    return cortex_m_rx_pop(buf, cap);
 }
 
 uint32_t board_cycles(void)
 {
-    uint32_t primask, wraps, val;
-    __asm__ volatile("mrs %0, primask\n\tcpsid i" : "=r"(primask)::"memory");
-    wraps = systick_wraps;
-    val = SYST_CVR;
-    if (SCB_ICSR & SCB_ICSR_PENDSTSET) { /* wrapped, interrupt not taken yet */
-        val = SYST_CVR;
-        wraps++;
-    }
-    __asm__ volatile("msr primask, %0" ::"r"(primask) : "memory");
-    /* modulo 2^32 throughout: differences stay exact */
-    return ((wraps << 24) + (SYST_MAX - val)) * NS_PER_TICK;
+    return cortex_m_counter_ticks() * NS_PER_TICK; /* modulo 2^32: differences stay exact */
 }
 
 void board_exit(int code)

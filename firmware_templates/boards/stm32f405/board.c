@@ -95,53 +95,22 @@
 #define USART1_IRQN 37u
 
 /* Cortex-M4 system registers */
-#define SYST_CSR REG(0xE000E010u)
-#define SYST_RVR REG(0xE000E014u)
-#define SYST_CVR REG(0xE000E018u)
-#define SYST_CSR_ENABLE_TICKINT_CORECLK 7u
-#define SYST_MAX 0x00FFFFFFu
 #define NVIC_ISER(n) REG(0xE000E100u + 4u * (n))
-#define SCB_ICSR REG(0xE000ED04u)
-#define SCB_ICSR_PENDSTSET (1u << 26)
 
 #define HSI_HZ 16000000u
 #define PLL_SYSCLK_HZ 168000000u
 #define BAUD_RATE 115200u
 #define READY_WAIT 100000u /* polls of an RCC ready bit before giving up */
 
-/* Receive ring: a power of two holding more than a whole request frame (MAX_FRAME = 522
- * bytes) with room to spare.  Under QEMU the emulated USART hands over the next byte as soon
- * as DR is read, so a burst can interrupt the main loop back to back; with 256 bytes a
- * 512-byte PING overflowed the ring now and then (measured: 12 of 100 lost). */
-#define RX_SIZE 2048u
-
-static volatile uint8_t rx_buf[RX_SIZE];
-static volatile uint32_t rx_head; /* advanced by the interrupt only */
-static volatile uint32_t rx_tail; /* advanced by the main loop only */
-static volatile uint32_t rx_dropped;
-static volatile uint32_t systick_wraps;
-
 void USART1_IRQHandler(void);
-
 
 void USART1_IRQHandler(void)
 {
     /* SR then DR: reading DR takes the byte, clears RXNE (and ORE) and so the request. */
     while (USART_SR & (USART_SR_RXNE | USART_SR_ORE)) {
         uint8_t byte = (uint8_t)USART_DR;
-        uint32_t head = rx_head;
-        if (head - rx_tail < RX_SIZE) {
-            rx_buf[head % RX_SIZE] = byte;
-            rx_head = head + 1u;
-        } else {
-            rx_dropped = rx_dropped + 1u;
-        }
+        cortex_m_rx_push(byte);
     }
-}
-
-void SysTick_Handler(void)
-{
-    systick_wraps = systick_wraps + 1u;
 }
 
 static int wait_set(volatile uint32_t *reg, uint32_t mask, uint32_t value)
@@ -204,9 +173,7 @@ void board_init(void)
     USART_CR1 = USART_CR1_UE | USART_CR1_TE | USART_CR1_RE | USART_CR1_RXNEIE; /* 8N1 */
     NVIC_ISER(USART1_IRQN / 32u) = 1u << (USART1_IRQN % 32u);
 
-    SYST_RVR = SYST_MAX;
-    SYST_CVR = 0u;
-    SYST_CSR = SYST_CSR_ENABLE_TICKINT_CORECLK;
+    cortex_m_counter_start();
     __asm__ volatile("cpsie i" ::: "memory");
 }
 
@@ -222,30 +189,12 @@ void board_uart_write(const uint8_t *data, size_t len)
 
 size_t board_uart_read_nonblocking(uint8_t *buf, size_t cap)
 {
-    size_t n = 0;
-    uint32_t tail = rx_tail;
-    const uint32_t head = rx_head;
-    while (n < cap && tail != head) {
-        buf[n++] = rx_buf[tail % RX_SIZE];
-        tail++;
-    }
-    rx_tail = tail;
-    return n;
+    return cortex_m_rx_pop(buf, cap);
 }
 
 uint32_t board_cycles(void)
 {
-    uint32_t primask, wraps, val;
-    __asm__ volatile("mrs %0, primask\n\tcpsid i" : "=r"(primask)::"memory");
-    wraps = systick_wraps;
-    val = SYST_CVR;
-    if (SCB_ICSR & SCB_ICSR_PENDSTSET) { /* wrapped, interrupt not taken yet */
-        val = SYST_CVR;
-        wraps++;
-    }
-    __asm__ volatile("msr primask, %0" ::"r"(primask) : "memory");
-    /* core clock ticks, modulo 2^32 throughout: differences stay exact */
-    return (wraps << 24) + (SYST_MAX - val);
+    return cortex_m_counter_ticks(); /* core clock ticks */
 }
 
 void board_exit(int code)
