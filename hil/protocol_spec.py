@@ -96,8 +96,8 @@ class StatusFlag(IntFlag):
 
 STATUS_DOCS: dict[StatusFlag, str] = {
     StatusFlag.SOLVER_OK: "the solver succeeded: u is the MPC input",
-    StatusFlag.FALLBACK: "u comes from the fallback law (e.g. clipped LQR), not the solver",
-    StatusFlag.OVERRUN: "the step took longer than the firmware's real-time budget",
+    StatusFlag.FALLBACK: "u is the fallback, not a solution: see *Fallback* below",
+    StatusFlag.OVERRUN: "the step took longer than the firmware's budget: u is the fallback",
     StatusFlag.SOFT_VIOLATION: "solved, but a soft constraint is violated in the plan",
     StatusFlag.INEXACT: "solved to reduced accuracy",
     StatusFlag.MAX_ITER: "the iteration limit was reached",
