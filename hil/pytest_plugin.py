@@ -4,12 +4,12 @@
 Load it with ``-p hil.pytest_plugin`` or ``pytest_plugins = ["hil.pytest_plugin"]`` (or the
 ``pytest11`` entry point ``rlmpc_hil``).
 
-* ``--hil-target host|mps2-an386|stm32f405`` (default ``host``): the board to build for and
-  start when no port is given.
-* ``--hil-port URL``: a real or already-running device (any pyserial URL); nothing is built or
-  started and the device is not stopped afterwards.
-* ``--hil-bundle DIR``: a bare-metal bundle folder; default: an LTI bundle at the default θ,
-  exported once per session into a temporary folder.
+* ``--hil-target host|mps2-an386|stm32f405|linux-aarch64`` (default ``host``): the board to
+  build for and start when no port is given.
+* ``--hil-port URL`` (and ``--hil-baud``): a real or already-running device (any pyserial URL);
+  nothing is built or started and the device is not stopped afterwards.
+* ``--hil-bundle DIR``: a bundle folder; default: an LTI bundle at the default θ, exported once
+  per session into a temporary folder (bare metal; for ``linux-aarch64`` the acados bundle).
 
 Fixtures:
 
@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-TARGETS = ("host", "mps2-an386", "stm32f405")
+TARGETS = ("host", "mps2-an386", "stm32f405", "linux-aarch64")
 PLANTS = {"lti": "LtiGrosZanon", "cartpole": "CartPole", "pendulum": "Pendulum-v1"}
 LOG_KEY = "hil_serial_log"
 REPORT_KEY = "hil_report"
@@ -47,6 +47,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="board to build and start when no --hil-port is given (default host)")
     group.addoption("--hil-port", default=None,
                     help="serial URL of a real or already-running device (nothing is started)")
+    group.addoption("--hil-baud", type=int, default=115200, help="line speed of --hil-port (default 115200)")
     group.addoption("--hil-bundle", default=None,
                     help="bare-metal bundle folder (default: an LTI bundle built once per session)")
 
@@ -72,7 +73,7 @@ def hil_target(pytestconfig: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
-def hil_bundle(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def hil_bundle(pytestconfig: pytest.Config, hil_target: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
     from codegen.firmware import Bundle
 
     given = pytestconfig.getoption("hil_bundle")
@@ -85,6 +86,10 @@ def hil_bundle(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFac
     root = tmp_path_factory.mktemp("hil_bundle")
     fns = lti_mpc().build()
     save_theta(root / "theta.json", theta_document("lti", {}, fns, fns.theta.default()))
+    if hil_target == "linux-aarch64":
+        from codegen.bundle import export_bundle
+
+        return Bundle.load(export_bundle(root / "theta.json", "linux-aarch64", root / "bundle"))
     return Bundle.load(export_mcu(root / "theta.json", root / "bundle"))
 
 
@@ -125,7 +130,7 @@ def hil_device(pytestconfig: pytest.Config, hil_program: Path | None, hil_target
             emu = start_emulator(hil_program, hil_target)
             stack.callback(emu.stop)  # runs last: signals if the EXIT below did not stop it
             url = emu.serial_url
-        port = open_link(url)
+        port = open_link(url, baudrate=int(pytestconfig.getoption("hil_baud")))
         stack.callback(port.close)
         if emu is not None:
             stack.callback(emu.stop, port)  # EXIT frame first

@@ -135,3 +135,18 @@ def test_plugin_options_are_listed(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*--hil-target*", "*--hil-port*", "*--hil-bundle*"])
     bad = pytester.runpytest(*_plugin_args(), "--hil-target", "nonsense")
     assert bad.ret != 0
+
+
+def test_plugin_on_the_linux_aarch64_controller(pytester: pytest.Pytester) -> None:
+    """--hil-target linux-aarch64: the plugin exports the acados bundle, cross-builds it and
+    runs it under qemu-aarch64."""
+    pytester.makepyfile(test_inner='''
+def test_on_aarch64(dut, hil_bundle, hil_run):
+    info = dut.info()
+    assert info.board_name == "linux-aarch64" and info.precision == 8
+    assert hil_bundle.manifest["target"] == "linux-aarch64"
+    res = hil_run(steps=30, seed=2)
+    assert res.passed and res.run.action_error.max() < 1e-8
+''')
+    result = pytester.runpytest(*_plugin_args(), "--hil-target", "linux-aarch64", "-rA")
+    result.assert_outcomes(passed=1)
