@@ -64,13 +64,15 @@ def _demo(args: argparse.Namespace) -> int:
     elf = build_firmware(mcu, "mps2-an386", out / "firmware_mps2-an386")
     print(f"bare-metal bundle: {mcu}\nfirmware: {elf}\n"
           f"{(elf.parent / 'size.txt').read_text().rstrip()}")
-    hil_args = argparse.Namespace(bundle=str(mcu), url=None, program=str(elf), board="mps2-an386",
-                                  steps=100, seed=3, plant=None, thresholds=None, cost_budget=None,
-                                  out=str(out / "hil"))
+    hil_args = argparse.Namespace(bundle=str(mcu), port=None, baud=115200, program=str(elf),
+                                  target="mps2-an386", steps=100, seed=3, plant=None, thresholds=None,
+                                  cost_budget=None, out=str(out / "hil"))
     verdict_code = run_command(hil_args)
     print(f"HIL plots: {out / 'hil'}/*.png")
-    print("\nNot yet part of the demo: fault injection and the other boards' HIL runs "
-          "(open issues).")
+    print(f"\nNext: the same on the other boards (rlmpc hil {mcu} --target stm32f405 | host; an "
+          f"acados bundle with --target linux-aarch64), a real board (rlmpc flash … --probe auto, "
+          f"rlmpc hil … --port /dev/ttyACM0), the cost per step (rlmpc bench-target {mcu} --target "
+          f"mps2-an386).")
     return 0 if report.passed and verdict_code == 0 else 1
 
 
