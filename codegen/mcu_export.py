@@ -21,6 +21,7 @@ import casadi as cs
 import toolkit
 from codegen.bundle import check_destination
 from codegen.manifest import theta_hash, write_manifest
+from codegen.mcu.toolchain import CORTEX_M4F, Footprint, SolverSources, cortex_m4_footprint
 from codegen.test_vectors import compute_test_vectors
 from toolkit.acados_runtime import acados_version
 from toolkit.options import SolverOptions
@@ -32,9 +33,13 @@ PRECISIONS = ("float32", "float64")
 # how close the device's u0 must come to the test vectors' (the workstation's, converged)
 TOLERANCES_U0 = {"float32": 1e-3, "float64": 1e-6}
 VECTORS_JSON = "test_vectors.json"
+# static RAM (data + bss) the solver may take: the smallest board's SRAM (STM32F405: 128 KB, its
+# 64 KB CCM aside) less what the firmware needs besides (stack, protocol and receive buffers)
+DEFAULT_RAM_LIMIT = 112 * 1024
 
 
-def _manifest(tf: ThetaFile, precision: str, kind: str, vectors: dict[str, Any]) -> dict[str, Any]:
+def _manifest(tf: ThetaFile, precision: str, kind: str, vectors: dict[str, Any],
+              footprint: Footprint) -> dict[str, Any]:
     fns = tf.fns
     return {
         "target": MCU_TARGET,
@@ -53,11 +58,28 @@ def _manifest(tf: ThetaFile, precision: str, kind: str, vectors: dict[str, Any])
         "test_vectors": {"json": VECTORS_JSON, "count": len(vectors["vectors"]), "start": "cold",
                          "reference": "toolkit.mpc.MPC (acados, tol 1e-9) at the same θ, converged",
                          "tolerance_u0": TOLERANCES_U0[precision]},
+        "footprint": {"toolchain": "arm-none-eabi-gcc " + " ".join(CORTEX_M4F) + ", --gc-sections",
+                      "text": footprint.linked_text, "data": footprint.linked_data,
+                      "bss": footprint.linked_bss, "flash": footprint.flash, "ram": footprint.ram},
     }
 
 
-def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "float32") -> Path:
-    """Write the bare-metal solver of the θ file into ``out_dir`` (new, empty or a bundle)."""
+def _check_ram(tf: ThetaFile, footprint: Footprint, limit: int) -> None:
+    if footprint.ram > limit:
+        fns = tf.fns
+        raise ValueError(
+            f"problem {tf.problem!r} (N={fns.horizon}, nx={fns.nx}, nu={fns.nu}): the solver needs "
+            f"{footprint.ram / 1024:.1f} KB of static RAM on a Cortex-M4F, more than the target's "
+            f"{limit / 1024:.1f} KB (--ram-limit); shorten the horizon or raise the limit for a larger part")
+
+
+def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "float32",
+               ram_limit: int = DEFAULT_RAM_LIMIT) -> Path:
+    """Write the bare-metal solver of the θ file into ``out_dir`` (new, empty or a bundle).
+
+    The solver is compiled for a Cortex-M4F first: if its static RAM exceeds ``ram_limit``
+    bytes, a one-line ValueError is raised and nothing is written.
+    """
     from codegen.mcu.generate import generate
     from codegen.mcu.generate_rti import generate_rti
 
@@ -70,14 +92,18 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     try:
+        gen: SolverSources
         if tf.fns.is_qp:
-            generate(tf.fns, staging, tf.values, precision=precision)
+            gen = generate(tf.fns, staging, tf.values, precision=precision)
             kind = "condensed QP (linear MPC, matrices precomputed)"
         else:
-            generate_rti(tf.fns, staging, tf.values, precision=precision)
+            gen = generate_rti(tf.fns, staging, tf.values, precision=precision)
             kind = "real-time iteration (nonlinear MPC, Gauss-Newton, one QP per step)"
+        with tempfile.TemporaryDirectory(prefix="rlmpc-footprint-") as tmp:
+            footprint = cortex_m4_footprint(gen, Path(tmp))
+        _check_ram(tf, footprint, ram_limit)
         (staging / VECTORS_JSON).write_text(json.dumps(vectors, indent=1) + "\n", encoding="utf-8")
-        write_manifest(staging, _manifest(tf, precision, kind, vectors))
+        write_manifest(staging, _manifest(tf, precision, kind, vectors, footprint))
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -121,8 +122,12 @@ def _export_mcu(args: argparse.Namespace) -> int:
 
     from codegen.mcu_export import check_mcu, export_mcu
 
-    out = export_mcu(args.theta, args.out, precision=args.precision)
-    print(f"bare-metal solver ({args.precision}): {out} (manifest.json, rlmpc_solver.*, DAQP sources)")
+    out = export_mcu(args.theta, args.out, precision=args.precision, ram_limit=int(args.ram_limit * 1024))
+    fp = json.loads((out / "manifest.json").read_text())["footprint"]
+    print(f"bare-metal solver ({args.precision}): {out} (manifest.json, solver sources, DAQP sources, "
+          f"test_vectors.json)\nCortex-M4F footprint of the solver: text {fp['text']} B, "
+          f"data {fp['data']} B, bss {fp['bss']} B (flash {fp['flash'] / 1024:.1f} KB, "
+          f"RAM {fp['ram'] / 1024:.1f} KB)")
     if args.check:
         with tempfile.TemporaryDirectory(prefix="rlmpc-mcu-check-") as tmp:
             for line in check_mcu(args.theta, Path(tmp)):
@@ -149,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--theta", required=True, help="θ file written by rlmpc train")
     export.add_argument("--target", required=True,
                         help="linux-x86_64, linux-aarch64 (acados) or cortex-m4 (bare metal)")
+    export.add_argument("--ram-limit", type=float, default=112.0,
+                        help="cortex-m4: static RAM the solver may take, KB (default 112: an STM32F405's "
+                        "128 KB SRAM less the firmware's own needs)")
     export.add_argument("--precision", default="float32", choices=["float32", "float64"],
                         help="floating point type of the bare-metal solver (cortex-m4)")
     export.add_argument("--out", required=True,

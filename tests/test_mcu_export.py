@@ -1,0 +1,50 @@
+"""``rlmpc export --target cortex-m4``: the footprint in the manifest, and a problem too large for
+the target's RAM refused in one line before anything is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codegen.mcu_export import DEFAULT_RAM_LIMIT, export_mcu
+from toolkit.cli import main
+from toolkit.registry import make_problem
+from toolkit.theta_file import save_theta, theta_document
+
+
+def _theta(path: Path, **params: int) -> Path:
+    fns = make_problem("lti", dict(params)).build()
+    save_theta(path, theta_document("lti", dict(params), fns, fns.theta.default()))
+    return path
+
+
+def test_manifest_reports_the_cortex_m4_footprint(tmp_path: Path) -> None:
+    import json
+
+    out = export_mcu(_theta(tmp_path / "t.json"), tmp_path / "b")
+    fp = json.loads((out / "manifest.json").read_text())["footprint"]
+    assert fp["flash"] == fp["text"] + fp["data"] and fp["ram"] == fp["data"] + fp["bss"]
+    assert 4_000 < fp["flash"] < 32 * 1024 and 0 < fp["ram"] < 16 * 1024
+    assert "-mcpu=cortex-m4" in fp["toolchain"] and "-mfloat-abi=hard" in fp["toolchain"]
+
+
+def test_too_large_for_the_ram_is_refused_before_writing(tmp_path: Path) -> None:
+    theta = _theta(tmp_path / "big.json", horizon=120)
+    with pytest.raises(ValueError, match=r"^problem 'lti' \(N=120, nx=2, nu=1\): the solver needs "
+                                         r"\d+\.\d KB of static RAM on a Cortex-M4F, more than the "
+                                         r"target's 112\.0 KB \(--ram-limit\)"):
+        export_mcu(theta, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.json"]  # no bundle, no staging left
+    assert DEFAULT_RAM_LIMIT == 112 * 1024
+
+
+def test_cli_ram_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    theta = _theta(tmp_path / "t.json")
+    code = main(["export", "--theta", str(theta), "--target", "cortex-m4", "--out", str(tmp_path / "b"),
+                 "--ram-limit", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "more than the target's 1.0 KB (--ram-limit)" in err[0]
+    assert not (tmp_path / "b").exists()
+    assert main(["export", "--theta", str(theta), "--target", "cortex-m4", "--out", str(tmp_path / "b")]) == 0
+    assert "Cortex-M4F footprint of the solver: text" in capsys.readouterr().out
