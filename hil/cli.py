@@ -80,6 +80,12 @@ def add_hil_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     hil.add_argument("--thresholds", default=None, help="JSON file with verdict thresholds")
     hil.add_argument("--cost-budget", type=float, default=None,
                      help="per-step device cost limit (instructions / cycles / µs)")
+    hil.add_argument("--measurement-noise", type=float, nargs="+", default=[0.0], metavar="STD",
+                     help="Gaussian noise on the state sent to the controller (one σ or one per state)")
+    hil.add_argument("--input-disturbance", type=float, nargs="+", default=[0.0], metavar="STD",
+                     help="Gaussian noise added to the controller's action (one σ or one per input)")
+    hil.add_argument("--realtime", action="store_true",
+                     help="pace the loop at the bundle's sampling time; count the late steps")
     hil.add_argument("--out", default="runs/hil", help="report folder (default runs/hil)")
     hil.set_defaults(func=run_command)
 
@@ -102,6 +108,7 @@ def reference_and_plant(manifest: dict[str, Any], plant: str | None) -> tuple[An
 def run_command(args: argparse.Namespace) -> int:
     from codegen.firmware import Bundle
     from codegen.mcu.toolchain import ToolchainError
+    from hil.conditions import Conditions
     from hil.report import write_report
     from hil.runner import run_hil
     from hil.transport import TransportError
@@ -115,10 +122,13 @@ def run_command(args: argparse.Namespace) -> int:
     if args.cost_budget is not None:
         th = Thresholds(**{**th.__dict__, "cost_budget": args.cost_budget})
     reference, plant = reference_and_plant(bundle.manifest, args.plant)
+    noise, dist = (v[0] if len(v) == 1 else v for v in (args.measurement_noise, args.input_disturbance))
+    conditions = Conditions(noise, dist, float(bundle.manifest["sampling_time"]) if args.realtime else None)
     out = Path(args.out)
     try:
         with connected_device(args, bundle.directory, out / "firmware") as device:
-            run = run_hil(device, plant, reference, args.steps, args.seed, manifest=bundle.manifest)
+            run = run_hil(device, plant, reference, args.steps, args.seed, manifest=bundle.manifest,
+                          conditions=conditions)
     except (TransportError, ToolchainError) as exc:
         print(f"rlmpc hil: error: {exc}", file=sys.stderr)
         return 2

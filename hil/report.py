@@ -37,6 +37,7 @@ def metrics(run: HilRun) -> dict[str, Any]:
         "ref_total_cost": run.ref_total_cost,
         "cost_ratio": run.total_cost / run.ref_total_cost if run.ref_total_cost else None,
         "reference_segment": run.segment,
+        "late_steps": int(run.late.sum()) if run.conditions.get("period") is not None else None,
         "max_state_deviation": float(np.max(np.abs(run.states - run.ref_states))),
         "violation": float(np.sum(run.violation)),
         "ref_violation": float(np.sum(run.ref_violation)),
@@ -59,7 +60,7 @@ def to_json(run: HilRun, verdict: Verdict) -> dict[str, Any]:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": platform.node(),
         "board": run.board, "precision": run.precision, "seed": run.seed,
-        "identity": run.identity, "link": run.link,
+        "identity": run.identity, "link": run.link, "conditions": run.conditions,
         **verdict.as_dict(),
         "metrics": metrics(run),
         "trace": {
@@ -76,6 +77,17 @@ def to_json(run: HilRun, verdict: Verdict) -> dict[str, Any]:
     }
 
 
+def _conditions_text(c: dict[str, Any]) -> str:
+    parts = []
+    if any(c.get("measurement_noise") or []):
+        parts.append(f"measurement noise σ = {c['measurement_noise']}")
+    if any(c.get("input_disturbance") or []):
+        parts.append(f"input disturbance σ = {c['input_disturbance']}")
+    if c.get("period") is not None:
+        parts.append(f"paced at {c['period']:g} s per step")
+    return ", ".join(parts) if parts else "ideal (no added noise, not paced)"
+
+
 def to_markdown(run: HilRun, verdict: Verdict) -> str:
     m = metrics(run)
 
@@ -86,7 +98,7 @@ def to_markdown(run: HilRun, verdict: Verdict) -> str:
              f"{run.steps} closed-loop steps, seed {run.seed}, precision float{8 * run.precision}, "
              f"θ hash `{run.identity.get('theta_hash', '')}`.  The workstation reference closed loop "
              f"has the same disturbances and restarts from the device's state every {run.segment} steps.",
-             ""]
+             f"Conditions: {_conditions_text(run.conditions)}.", ""]
     if verdict.reasons:
         lines += ["## Reasons", "", *[f"- {r}" for r in verdict.reasons], ""]
     lines += ["## Checks", "", "| check | result | value | limit |", "|---|---|---|---|"]

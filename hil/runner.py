@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from hil.conditions import Conditions
 from hil.protocol import hash_prefix
 from hil.protocol_spec import CostUnit, Precision, StatusFlag
 from hil.transport import Device, TransportError
@@ -70,6 +71,8 @@ class HilRun:
     identity: dict[str, Any]  # INFO fields and, with a manifest, whether the hashes match
     wall_time: float
     segment: int = 0  # the reference restarts from the device's state every `segment` steps
+    late: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # paced steps over their tick
+    conditions: dict[str, Any] = field(default_factory=dict)  # hil.conditions.Conditions.as_dict()
     serial_log: list[tuple[float, str, bytes]] = field(default_factory=list)
 
     @property
@@ -121,6 +124,7 @@ def _plant_step(env: Any, u: np.ndarray) -> tuple[np.ndarray, float, float]:
 def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed: int = 0, *,
             x0: npt.ArrayLike | None = None, manifest: dict[str, Any] | None = None,
             safe_action: Sequence[float] | None = None, segment: int | None = DEFAULT_SEGMENT,
+            conditions: Conditions | None = None,
             progress: Callable[[int], None] | None = None) -> HilRun:
     """Run ``steps`` closed-loop steps of ``plant_env`` under ``device`` (see the module doc).
 
@@ -129,6 +133,8 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
     ``safe_action``: applied for a lost step (default: zero clipped to the input bounds).
     ``segment``: restart the reference from the device's state (and plant copy) every this many
     steps; ``None``: one reference closed loop from the initial state.
+    ``conditions``: measurement noise, input disturbances and real-time pacing
+    (:class:`hil.conditions.Conditions`); the reference loop gets the same realisations.
     """
     if steps < 1:
         raise ValueError("steps: expected >= 1")
@@ -147,10 +153,13 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
         safe = np.asarray(safe_action, dtype=float).ravel()
     device.reset()
     stats0 = device.stats.as_dict()
+    cond = conditions or Conditions()
 
     # device loop
     x = _reset_plant(plant_env, seed, x0)
     nx = x.size
+    noise, dist = cond.draw(seed, steps, nx, nu)
+    late = np.zeros(steps, dtype=bool)
     states = np.zeros((steps + 1, nx))
     states[0] = x
     actions, u_same = np.zeros((steps, nu)), np.zeros((steps, nu))
@@ -164,8 +173,9 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
         if k % seg == 0 and k > 0:
             snapshots[k] = copy.deepcopy(plant_env)  # state and disturbance generator
         retries_before = device.stats.retries
+        y = x + noise[k]  # what the controller measures
         try:
-            r = device.step(x)
+            r = device.step(y)
             u = np.asarray(r.u, dtype=float)
             flags[k], status[k] = r.flags, r.solver_status
             iters[k], qp_iters[k] = r.iterations, r.qp_iterations
@@ -176,9 +186,14 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
             flags[k] = int(StatusFlag.FALLBACK)
         retries[k] = device.stats.retries - retries_before
         actions[k] = u
-        u_same[k] = policy(x)
-        x, cost[k], viol[k] = _plant_step(plant_env, u)
+        u_same[k] = policy(y)
+        x, cost[k], viol[k] = _plant_step(plant_env, u + dist[k])
         states[k + 1] = x
+        if cond.period is not None:  # real-time pacing: the next step starts on its tick
+            wait = t_start + (k + 1) * cond.period - time.perf_counter()
+            late[k] = wait < 0
+            if wait > 0:
+                time.sleep(wait)
         if progress is not None:
             progress(k)
     wall = time.perf_counter() - t_start
@@ -193,8 +208,8 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
     for k in range(steps):
         if k in snapshots:
             env, xr = snapshots.pop(k), states[k].copy()
-        ref_actions[k] = policy(xr)
-        xr, ref_cost[k], ref_viol[k] = _plant_step(env, ref_actions[k])
+        ref_actions[k] = policy(xr + noise[k])
+        xr, ref_cost[k], ref_viol[k] = _plant_step(env, ref_actions[k] + dist[k])
         ref_states[k + 1] = xr
 
     stats1 = device.stats.as_dict()
@@ -212,7 +227,8 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
         violation=viol, ref_violation=ref_viol, flags=flags, solver_status=status,
         iterations=iters, qp_iterations=qp_iters, device_cost=dev_cost, latency=latency,
         retries=retries, lost=lost, input_bounds=bounds, link=link,
-        identity=_identity(info, manifest), wall_time=wall, segment=seg, serial_log=log)
+        identity=_identity(info, manifest), wall_time=wall, segment=seg, late=late,
+        conditions=cond.as_dict(nx, nu), serial_log=log)
 
 
 __all__ = ["HilRun", "Precision", "as_policy", "run_hil"]

@@ -35,6 +35,7 @@ class Thresholds:
     violation_rel_tol: float = 0.01
     cost_budget: float | None = None  # per step, in the device's cost unit
     max_lost_steps: int = 0
+    max_late_steps: int | None = None  # real-time pacing: steps over their tick (None: not judged)
     allow_fallback: bool = False
     check_identity: bool = True
 
@@ -127,6 +128,10 @@ def evaluate(run: HilRun, thresholds: Thresholds | None = None) -> Verdict:
     checks.append(_check("max_lost_steps", lost, th.max_lost_steps,
                          f"steps without a valid ACTION (link: {run.link.get('retries', 0)} retries, "
                          f"{run.link.get('resyncs', 0)} resyncs)"))
+
+    if th.max_late_steps is not None and run.late.size:
+        checks.append(_check("max_late_steps", int(np.sum(run.late)), th.max_late_steps,
+                             "paced steps that missed their tick"))
 
     if not th.allow_fallback:
         fb = int(np.sum(((run.flags & int(StatusFlag.FALLBACK)) != 0) & ok_steps))
