@@ -17,7 +17,9 @@ NOISE_SEED_OFFSET = 0x51D0  # the noise generator's seed is the plant seed plus 
 
 
 def _std(name: str, value: float | Sequence[float], n: int) -> np.ndarray:
-    arr = np.full(n, float(value)) if np.ndim(value) == 0 else np.asarray(value, dtype=float)
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
     if arr.shape != (n,):
         raise ValueError(f"{name}: expected one standard deviation or {n}, got {np.shape(value)}")
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):
