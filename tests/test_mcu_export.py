@@ -48,3 +48,13 @@ def test_cli_ram_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert not (tmp_path / "b").exists()
     assert main(["export", "--theta", str(theta), "--target", "cortex-m4", "--out", str(tmp_path / "b")]) == 0
     assert "Cortex-M4F footprint of the solver: text" in capsys.readouterr().out
+
+
+def test_exports_are_byte_identical(tmp_path: Path) -> None:
+    theta = _theta(tmp_path / "t.json")
+    a, b = export_mcu(theta, tmp_path / "a"), export_mcu(theta, tmp_path / "b")
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert Path("test_vectors.json") in files and Path("manifest.json") in files
+    for f in files:
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
