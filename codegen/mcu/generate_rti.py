@@ -2,9 +2,13 @@
 
 Like acados ``SQP_RTI`` with the Gauss-Newton Hessian: every call linearises the
 CasADi model (generated C, :mod:`codegen.mcu.casadi_functions`) along the
-previous plan shifted by one stage, condenses around a fixed LQR gain (from the
-linearisation at the origin) and solves the QP with DAQP from the previous
-working set.  Files: ``rlmpc_rti.h``, ``rlmpc_rti.c``, ``rlmpc_model.c`` and
+previous plan shifted by one stage, from the last stage to the first, with a
+Riccati recursion on the way.  Its feedback u = −K̂ₖ xₖ + k̂ₖ + Lₖ⁻ᵀ wₖ (R̂ₖ = Lₖ Lₖᵀ)
+turns the QP into DAQP's least-distance problem in w with the identity Hessian;
+a forward pass forms its normalised rows (the closed-loop sensitivities of xₖ to
+w), and DAQP solves it from the previous working set (not called when w = 0 is
+feasible).  The fixed LQR gain (from the linearisation at the origin) only gives
+the fallback input.  Files: ``rlmpc_rti.h``, ``rlmpc_rti.c``, ``rlmpc_model.c`` and
 ``daqp/`` (see :mod:`codegen.mcu.generate`).  Identical inputs give identical files.
 """
 
