@@ -234,7 +234,8 @@ def safe_action(bundle: Bundle, override: Sequence[float] | None = None) -> list
 STARTUP_ITERATIONS = 10  # RTI solvers: SQP iterations of the first step after start-up or RESET
 
 
-def bundle_info_header(bundle: Bundle, board: Board, safe_u: Sequence[float], budget: int = 0) -> str:
+def bundle_info_header(bundle: Bundle, board: Board, safe_u: Sequence[float], budget: int = 0,
+                       sqp_iterations: int = 1) -> str:
     """``bundle_info.h``: the INFO constants, the solver header, the safe action, the fallback."""
     m = bundle.manifest
     dims = m["dims"]
@@ -253,6 +254,7 @@ def bundle_info_header(bundle: Bundle, board: Board, safe_u: Sequence[float], bu
         f"#define RLMPC_BUNDLE_BUDGET {int(budget)}u /* ACTION.cost above this sets OVERRUN; 0: none */",
         f"#define RLMPC_BUNDLE_HAS_PLAN {int(bundle.has_plan)} /* fallback: the previous plan, shifted */",
         f"#define RLMPC_BUNDLE_STARTUP_ITERATIONS {STARTUP_ITERATIONS if bundle.is_rti else 1}",
+        f"#define RLMPC_BUNDLE_SQP_ITERATIONS {int(sqp_iterations) if bundle.is_rti else 1}",
         f"#define RLMPC_BOARD_COST_UNIT {int(board.cost_unit)}u",
         f"#define RLMPC_BOARD_COST_DIVISOR {int(board.cost_divisor)}u",
         f"#define RLMPC_BUNDLE_BOARD {_c_bytes(board.name.encode().ljust(BOARD_LEN, bytes(1)))}",
@@ -300,8 +302,12 @@ def _runtime_libraries(tools: linux_toolchain.Toolchain, out: Path) -> list[str]
 
 
 def build_firmware(bundle_dir: str | Path, board: str, out_dir: str | Path, *,
-                   safe: Sequence[float] | None = None, budget: int = 0) -> Path:
+                   safe: Sequence[float] | None = None, budget: int = 0, sqp_iterations: int = 1) -> Path:
     """Compile the controller firmware of a bundle for ``board`` into ``out_dir``; its program.
+
+    ``safe``: the fallback input when there is no plan (default zero, clipped to the bounds);
+    ``budget``: ACTION.cost above it sets OVERRUN and sends the fallback (0: no budget);
+    ``sqp_iterations``: Gauss-Newton iterations per step of a real-time-iteration solver.
 
     ``host``, ``linux-aarch64``: ``out_dir/controller`` (native / aarch64 Linux executable)
     with ``size.txt``; for linux-aarch64 also ``out_dir/lib`` (the acados libraries it loads:
@@ -316,7 +322,10 @@ def build_firmware(bundle_dir: str | Path, board: str, out_dir: str | Path, *,
     obj_dir = out / "obj"
     obj_dir.mkdir(parents=True, exist_ok=True)
     codegen_protocol.generate(gen_dir)
-    (gen_dir / "bundle_info.h").write_text(bundle_info_header(bundle, b, safe_action(bundle, safe), budget))
+    if not 1 <= sqp_iterations <= 100:
+        raise ValueError(f"sqp_iterations: expected 1 to 100, got {sqp_iterations}")
+    (gen_dir / "bundle_info.h").write_text(
+        bundle_info_header(bundle, b, safe_action(bundle, safe), budget, sqp_iterations))
     incs = [f"-I{d}" for d in (gen_dir, APP_DIR, b.directory, b.directory.parent, CORTEX_M_DIR,
                                codegen_protocol.C_SOURCES_DIR,
                                *bundle.include_dirs)]

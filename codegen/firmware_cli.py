@@ -28,7 +28,8 @@ def _build(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else default_build_dir(args.bundle, args.board)
     try:
-        program = build_firmware(args.bundle, args.board, out, budget=args.budget or 0)
+        program = build_firmware(args.bundle, args.board, out, budget=args.budget or 0,
+                                 sqp_iterations=args.sqp_iterations)
     except ToolchainError as exc:
         print(f"rlmpc: error: {exc}", file=sys.stderr)
         return 1
@@ -109,6 +110,8 @@ def add_firmware_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     build.add_argument("--out", default=None, help="build folder (default: build/firmware/BUNDLE-BOARD)")
     build.add_argument("--budget", type=int, default=None,
                        help="per-step cost above which the firmware flags OVERRUN and sends the fallback")
+    build.add_argument("--sqp-iterations", type=int, default=1,
+                       help="nonlinear (RTI) solvers: Gauss-Newton iterations per step (default 1)")
     build.set_defaults(func=_build)
 
     flash = sub.add_parser("flash", help="run a firmware on its emulated board, or program a real "

@@ -216,3 +216,19 @@ def test_overrun_flags_and_falls_back(lti_x86: Target, tmp_path: Path) -> None:
         finally:
             emu.stop(port)
             port.close()
+
+
+def test_more_gauss_newton_iterations_per_step(cartpole_stm32: Target, tmp_path: Path) -> None:
+    """On a transient where one real-time iteration is 1e-3 from the converged MPC (seed 8: the
+    cart runs into its bound), two iterations per step (``sqp_iterations=2``) are within 1e-4."""
+    errors = {}
+    for k in (1, 2):
+        program = build_firmware(cartpole_stm32.bundle.directory, "host", tmp_path / f"k{k}",
+                                 sqp_iterations=k)
+        run = _hil(Target(cartpole_stm32.bundle, program, "host", cartpole_stm32.reference), "CartPole",
+                   steps=30, seed=8)
+        assert np.all(run.iterations[1:] == k) and run.iterations[0] == STARTUP_ITERATIONS
+        errors[k] = float(np.max(run.action_error))
+    assert errors[1] > 5e-4 and errors[2] < 1e-4, errors
+    with pytest.raises(ValueError, match=r"sqp_iterations: expected 1 to 100, got 0"):
+        build_firmware(cartpole_stm32.bundle.directory, "host", tmp_path / "k0", sqp_iterations=0)

@@ -138,17 +138,18 @@ static int fallback_action(rlmpc_real u[NU])
     return 0;
 }
 
-/* The solve of one step.  After start-up or RESET the solver has no guess: real-time
- * iteration solvers then iterate RLMPC_BUNDLE_STARTUP_ITERATIONS times at this state
- * (SQP to convergence) instead of once. */
+/* The solve of one step: RLMPC_BUNDLE_SQP_ITERATIONS Gauss-Newton iterations of a real-time-
+ * iteration solver at this state (1: plain RTI), RLMPC_BUNDLE_STARTUP_ITERATIONS after start-up
+ * or RESET (no guess yet: SQP to convergence); other solvers solve once. */
 static int solve(const rlmpc_real x[NX], rlmpc_real u[NU], rlmpc_solver_info *info, int *sqp)
 {
     int status = rlmpc_solve(x, u, info);
     *sqp = 1;
-#if RLMPC_BUNDLE_STARTUP_ITERATIONS > 1 && RLMPC_BUNDLE_HAS_PLAN
-    if (cold) {
+#if (RLMPC_BUNDLE_STARTUP_ITERATIONS > 1 || RLMPC_BUNDLE_SQP_ITERATIONS > 1) && RLMPC_BUNDLE_HAS_PLAN
+    {
+        const int iterations = cold ? RLMPC_BUNDLE_STARTUP_ITERATIONS : RLMPC_BUNDLE_SQP_ITERATIONS;
         int qp = info->iterations;
-        while (status > 0 && *sqp < RLMPC_BUNDLE_STARTUP_ITERATIONS) {
+        while (status > 0 && *sqp < iterations) {
             rlmpc_get_plan(plan_x, plan_u);
             rlmpc_set_guess(plan_x, plan_u);
             status = rlmpc_solve(x, u, info);
