@@ -53,12 +53,15 @@ def _reference(bundle: Bundle) -> MPC:
     return MPC(fns, SolverOptions(tol=1e-9), theta=np.array(bundle.manifest["theta"]["flat"]))
 
 
+def _acados_lti(root: Path, target: str, board: str) -> Target:
+    """The LTI acados bundle for ``target`` built as the firmware of ``board``."""
+    bundle = Bundle.load(export_bundle(_theta_file(root, "lti"), target, root / "bundle"))
+    return Target(bundle, build_firmware(bundle.directory, board, root / "fw"), board, _reference(bundle))
+
+
 @pytest.fixture(scope="module")
 def lti_aarch64(tmp_path_factory: pytest.TempPathFactory) -> Target:
-    root = tmp_path_factory.mktemp("a64")
-    bundle = Bundle.load(export_bundle(_theta_file(root, "lti"), "linux-aarch64", root / "bundle"))
-    program = build_firmware(bundle.directory, "linux-aarch64", root / "fw")
-    return Target(bundle, program, "linux-aarch64", _reference(bundle))
+    return _acados_lti(tmp_path_factory.mktemp("a64"), "linux-aarch64", "linux-aarch64")
 
 
 @pytest.fixture(scope="module")
@@ -159,10 +162,7 @@ def test_cartpole_rti_hil_on_stm32f405(cartpole_stm32: Target) -> None:
 
 @pytest.fixture(scope="module")
 def lti_x86(tmp_path_factory: pytest.TempPathFactory) -> Target:
-    root = tmp_path_factory.mktemp("x86")
-    bundle = Bundle.load(export_bundle(_theta_file(root, "lti"), "linux-x86_64", root / "bundle"))
-    program = build_firmware(bundle.directory, "host", root / "fw")
-    return Target(bundle, program, "host", _reference(bundle))
+    return _acados_lti(tmp_path_factory.mktemp("x86"), "linux-x86_64", "host")
 
 
 def test_x86_acados_bundle_on_the_host_board_is_bit_exact(lti_x86: Target) -> None:
