@@ -1,11 +1,14 @@
 """Write the malloc-free C99 MPC solver (``rlmpc_solver.c/.h``) of a linear MPC at fixed θ.
 
 The output folder is self-contained: the solver, the DAQP sources it needs
-(``daqp/src``, ``daqp/include``, with DAQP's licence) and nothing else.  Build it
-with the sources and defines of :class:`GeneratedSolver`, e.g. for float32::
+(``daqp/src``, ``daqp/include``, with DAQP's licence; patched to use the precomputed
+Gram matrix, see :mod:`codegen.mcu.daqp_patch`) and nothing else.  Build it with the
+sources and defines of :class:`GeneratedSolver`, e.g. for float32::
 
     cc -std=c99 -DDAQP_SINGLE_PRECISION -fsingle-precision-constant -Idaqp/include \\
        -c rlmpc_solver.c daqp/src/daqp.c daqp/src/auxiliary.c daqp/src/factorization.c
+
+and link with ``-lm`` (``fmaf``, which a Cortex-M4F build inlines as VFMA).
 
 Identical inputs give byte-identical files.  Command line::
 
@@ -24,9 +27,10 @@ from string import Template
 import numpy as np
 
 from codegen.mcu.condense import CondensedQP, condense
+from codegen.mcu.daqp_patch import copy_patched_daqp
 from codegen.mcu.daqp_sources import LICENSE_NAME, SOLVER_HEADERS, SOLVER_SOURCES, daqp_sources
 from codegen.mcu.ldp import DAQP_INF, LdpData, ldp_data
-from codegen.mcu.linearise import linearise
+from codegen.mcu.linearise import LinearisedOcp, linearise
 from toolkit.parameters import ParameterValues
 from toolkit.problem import ProblemFunctions
 
@@ -39,6 +43,9 @@ SETTINGS = {"primal_tol": 1e-6, "dual_tol": 1e-12, "zero_tol": 1e-11, "pivot_tol
             "progress_tol": 1e-14, "sing_tol": 3.7e-11, "refactor_tol": 1e-9, "rho_default": 1e-6}
 CYCLE_TOL = 10
 ITER_LIMIT = 1000
+# M Mᵀ (m² numbers in flash) replaces DAQP's products of M up to this size; larger problems
+# keep DAQP's own products (same results up to rounding, more instructions)
+GRAM_MAX_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,35 @@ def _summary(fns: ProblemFunctions, theta: np.ndarray, qp: CondensedQP, precisio
             f"N={qp.horizon}, nz={qp.nz}, constraints={qp.m}, cond(H)={qp.cond_h:.3g}")
 
 
+def _gram_fields(ldp: LdpData, single: bool) -> dict[str, str]:
+    """The Gram matrix's declaration and the workspace's pointer to it (none if too large)."""
+    if ldp.m * ldp.m * (4 if single else 8) > GRAM_MAX_BYTES:
+        return {"gram_decl": "/* no GRAM: M M' would exceed GRAM_MAX_BYTES of flash */\n",
+                "gram_ref": "0"}
+    return {"gram_decl": f"static const c_float GRAM[NC * NC] = {{{c_array(ldp.gram, single)}}};\n",
+            "gram_ref": "GRAM"}
+
+
+def _fma_dot(n: int) -> str:
+    """C expression of dx[0..n) · xl[0..n) as a chain of fused multiply-adds."""
+    expr = "dx[0] * xl[0]"
+    for j in range(1, n):
+        expr = f"FMA(dx[{j}], xl[{j}], {expr})"
+    return expr
+
+
+def plan_dynamics(ocp: LinearisedOcp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(A, B, c) stacked per stage, or only once if every stage has the same dynamics."""
+    stages = ocp.stages[: ocp.horizon]
+    A = np.array([s.A for s in stages])
+    B = np.array([s.B for s in stages])
+    c = np.array([np.ravel(s.c) for s in stages])
+    if all(np.array_equal(a, A[0]) for a in A) and all(np.array_equal(b, B[0]) for b in B) \
+            and all(np.array_equal(v, c[0]) for v in c):
+        return A[:1], B[:1], c[:1]
+    return A, B, c
+
+
 def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
            p: ParameterValues | None = None,
            precision: str = "float32") -> tuple[dict[str, str], CondensedQP, LdpData]:
@@ -102,8 +138,10 @@ def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
                          "constraints, quadratic cost); for a nonlinear one use codegen.mcu.generate_rti")
     single = precision == "float32"
     theta_flat = fns.theta.flatten(theta)
-    qp = condense(linearise(fns, theta_flat, p))
+    ocp = linearise(fns, theta_flat, p)
+    qp = condense(ocp)
     ldp = ldp_data(qp, precision)
+    dyn_a, dyn_b, dyn_c = plan_dynamics(ocp)
 
     def arr(a: np.ndarray) -> str:
         return c_array(a, single)
@@ -119,6 +157,10 @@ def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
         "sense": ", ".join(str(int(s)) for s in ldp.sense),
         "rho_l": arr(ldp.rho_soft[:, 0]), "rho_u": arr(ldp.rho_soft[:, 1]),
         "w_l": arr(ldp.w_soft[:, 0]), "w_u": arr(ldp.w_soft[:, 1]),
+        **_gram_fields(ldp, single), "u0m": arr(ldp.M @ ldp.U0u.T), "u0c": arr(ldp.u0c), "u0x": arr(ldp.U0x),
+        "dx_dot": _fma_dot(qp.nx),
+        "ndyn": str(dyn_a.shape[0]),
+        "dyn_a": arr(dyn_a), "dyn_b": arr(dyn_b), "dyn_c": arr(dyn_c),
         "cycle_tol": str(CYCLE_TOL), "iter_limit": str(ITER_LIMIT),
         **{k: c_number(v, single) for k, v in SETTINGS.items()},
     }
@@ -135,7 +177,7 @@ def generate(fns: ProblemFunctions, out_dir: str | Path, theta: ParameterValues 
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (out / name).write_text(text)
-    copy_daqp(out)
+    copy_patched_daqp(out)
     return GeneratedSolver(out, precision, qp, ldp)
 
 

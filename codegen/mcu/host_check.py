@@ -92,6 +92,14 @@ class HostSolver:
     def reset(self) -> None:
         self._ask("r")
 
+    def plan(self, nx: int, nu: int, horizon: int) -> tuple[FloatArray, FloatArray]:
+        """The plan of the last successful solve: states (N+1, nx) and inputs (N, nu)."""
+        flat = np.array([float(v) for v in self._ask("p").split()])
+        nxp = (horizon + 1) * nx
+        if flat.size != nxp + horizon * nu:
+            raise RuntimeError(f"plan: expected {nxp + horizon * nu} numbers, got {flat.size}")
+        return flat[:nxp].reshape(horizon + 1, nx), flat[nxp:].reshape(horizon, nu)
+
     def close(self) -> None:
         if self._proc.poll() is None:
             assert self._proc.stdin is not None

@@ -5,7 +5,11 @@ DAQP solves ``min ½‖u‖²  s.t.  dlower ≤ M u ≤ dupper`` with ``H = Rᵀ
 ``d = S (b − E x_0) + M v`` and recovers ``z = R⁻¹(u − v)``.  Everything but the
 x_0-dependent parts is constant, so the MCU only evaluates::
 
-    v(x_0) = v0 + Vx x_0,   dupper(x_0) = du0 + Dx x_0,   dlower(x_0) = dl0 + Dx x_0
+    dupper(x_0) = du0 + Dx x_0,   dlower(x_0) = dl0 + Dx x_0,
+    u_0 = −K x_0 + z_0 = U0u u + u0c + U0x x_0        (the first rows of z = R⁻¹(u − v))
+
+``gram = M Mᵀ`` replaces DAQP's products of M (see :mod:`codegen.mcu.daqp_patch`);
+``v(x_0) = v0 + Vx x_0`` is only needed for the whole plan.
 
 The arrays follow DAQP 0.11's workspace layout: R⁻¹ packed upper triangular by
 rows, M row-major, per-constraint soft weights ``w`` (linear) and ``rho``
@@ -56,6 +60,10 @@ class LdpData:
     sense: np.ndarray  # (m,) int
     w_soft: FloatArray  # (m, 2) linear soft weight of the lower, upper side (0: none)
     rho_soft: FloatArray  # (m, 2) reciprocal quadratic soft weight (0 for hard rows)
+    gram: FloatArray  # (m, m) M Mᵀ
+    U0u: FloatArray  # (nu, n): u_0 = U0u u + u0c + U0x x_0
+    u0c: FloatArray  # (nu,)
+    U0x: FloatArray  # (nu, nx)
 
     @property
     def n_soft(self) -> int:
@@ -89,4 +97,5 @@ def ldp_data(qp: CondensedQP, precision: str = "float64") -> LdpData:
         n=qp.nz, m=qp.m, nx=qp.nx, nu=qp.nu, K=qp.K, Rinv=packed_upper(Rinv), M=M,
         scaling=scaling, v0=v0, Vx=Vx, du0=side(qp.upper, DAQP_INF), dl0=side(qp.lower, -DAQP_INF),
         Dx=Dx, sense=np.where(qp.soft, DAQP_SOFT, 0).astype(int),
-        w_soft=np.where(soft, qp.w_lin, 0.0), rho_soft=np.where(soft, 1.0 / quad, 0.0))
+        w_soft=np.where(soft, qp.w_lin, 0.0), rho_soft=np.where(soft, 1.0 / quad, 0.0),
+        gram=M @ M.T, U0u=Rinv[:qp.nu], u0c=-Rinv[:qp.nu] @ v0, U0x=-(Rinv[:qp.nu] @ Vx + qp.K))

@@ -103,6 +103,14 @@ static uint32_t cost_of(uint32_t t0, uint32_t t1)
 }
 
 #if RLMPC_BUNDLE_HAS_PLAN
+/* A solver whose plan survives failed solves (RLMPC_PLAN_KEEPS_LAST_SUCCESS) is asked for it
+ * only when a fallback needs it, unless an overrun is possible (budget set): the late solve
+ * replaces the solver's plan, so the previous one is copied after every successful solve. */
+#if defined(RLMPC_PLAN_KEEPS_LAST_SUCCESS) && RLMPC_BUNDLE_BUDGET == 0
+#define PLAN_ON_DEMAND 1
+#else
+#define PLAN_ON_DEMAND 0
+#endif
 /* the plan of the last successful solve, for the fallback: its input k steps later */
 static rlmpc_real plan_x[(RLMPC_HORIZON + 1) * NX];
 static rlmpc_real plan_u[RLMPC_HORIZON * NU];
@@ -127,6 +135,9 @@ static int fallback_action(rlmpc_real u[NU])
 #if RLMPC_BUNDLE_HAS_PLAN
     if (plan_valid && plan_age < RLMPC_HORIZON) {
         int finite = 1;
+#if PLAN_ON_DEMAND
+        rlmpc_get_plan(plan_x, plan_u); /* the last successful solve's plan */
+#endif
         for (i = 0; i < NU; i++) finite = finite && is_finite(plan_u[plan_age * NU + i]);
         if (finite) {
             for (i = 0; i < NU; i++) u[i] = plan_u[plan_age * NU + i];
@@ -214,7 +225,9 @@ static void answer_step(const rlmpc_event *ev)
     }
 #if RLMPC_BUNDLE_HAS_PLAN
     if (!use_fallback && (flags & RLMPC_STATUS_SOLVER_OK) != 0u) {
+#if !PLAN_ON_DEMAND
         rlmpc_get_plan(plan_x, plan_u);
+#endif
         plan_valid = 1;
         plan_age = 1; /* the next step's fallback is the plan's second input */
     } else if (plan_valid) {
