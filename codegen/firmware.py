@@ -312,7 +312,8 @@ def build_firmware(bundle_dir: str | Path, board: str, out_dir: str | Path, *,
     ``host``, ``linux-aarch64``: ``out_dir/controller`` (native / aarch64 Linux executable)
     with ``size.txt``; for linux-aarch64 also ``out_dir/lib`` (the acados libraries it loads:
     copy the folder onto the controller).  ``mps2-an386``, ``stm32f405``: ``out_dir/controller.elf`` with
-    ``controller.bin``, ``controller.map`` and ``size.txt`` (``arm-none-eabi-size``).
+    ``controller.bin``, ``controller.hex`` (Intel HEX), ``controller.map`` and ``size.txt``
+    (``arm-none-eabi-size``).
     """
     b = _board(board)
     bundle = Bundle.load(bundle_dir)
@@ -354,6 +355,7 @@ def build_firmware(bundle_dir: str | Path, board: str, out_dir: str | Path, *,
     elf = out / "controller.elf"
     _run([b.cc, *b.cflags, *objects, "-o", str(elf), f"-Wl,-Map={out / 'controller.map'}", *b.ldflags])
     _run(["arm-none-eabi-objcopy", "-O", "binary", str(elf), str(out / "controller.bin")])
+    _run(["arm-none-eabi-objcopy", "-O", "ihex", str(elf), str(out / "controller.hex")])
     (out / "size.txt").write_text(_run(["arm-none-eabi-size", str(elf)]))
     return elf
 

@@ -133,6 +133,14 @@ def test_image_layout(build: Build) -> None:
     size = (build.elf.parent / "size.txt").read_text().splitlines()[1].split()
     text, data, bss = (int(v) for v in size[:3])
     assert text + data < 64 * 1024 and data + bss + 32 * 1024 <= 128 * 1024
+    # the Intel HEX image holds the same bytes as the BIN, at the flash address
+    hex_lines = (build.elf.parent / "controller.hex").read_text().splitlines()
+    assert hex_lines[0] == ":020000040800F2" and hex_lines[-1] == ":00000001FF"  # upper address 0x0800
+    first = bytes.fromhex(hex_lines[1][9:-2])
+    assert hex_lines[1][3:7] == "0000" and raw.startswith(first)
+    for line in hex_lines:
+        record = bytes.fromhex(line[1:])
+        assert sum(record) % 256 == 0  # every record's checksum
 
 
 def test_real_board_clock_tree_compiles(tmp_path: Path) -> None:

@@ -93,10 +93,11 @@ def _properties(junit: Path) -> dict[str, dict[str, list[str]]]:
     return out
 
 
-def test_plugin_builds_starts_and_logs_per_test(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("target", ["host", "mps2-an386"])
+def test_plugin_builds_starts_and_logs_per_test(pytester: pytest.Pytester, target: str) -> None:
     pytester.makepyfile(test_inner=INNER)
     junit = pytester.path / "junit.xml"
-    result = pytester.runpytest(*_plugin_args(), "--hil-target", "host",
+    result = pytester.runpytest(*_plugin_args(), "--hil-target", target,
                                 f"--junitxml={junit}", "-o", "junit_family=xunit1")
     result.assert_outcomes(passed=4)
     props = _properties(junit)
