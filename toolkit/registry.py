@@ -8,14 +8,18 @@ from typing import Any
 import gymnasium as gym
 
 from toolkit.envs import CartPole, GymPlant, LtiGrosZanon, pendulum_plant
+from toolkit.envs.cartpole_incline import CartPoleIncline
 from toolkit.problem import ParametricMPC
 from toolkit.problems import cartpole_mpc, lti_mpc, pendulum_mpc
+from toolkit.problems.cartpole_incline import cartpole_incline_mpc
 
 PROBLEMS: dict[str, Callable[..., ParametricMPC]] = {
-    "lti": lti_mpc, "cartpole": cartpole_mpc, "pendulum": pendulum_mpc}
+    "lti": lti_mpc, "cartpole": cartpole_mpc, "pendulum": pendulum_mpc,
+    "cartpole_incline": cartpole_incline_mpc}
 ENVS: dict[str, Callable[..., gym.Env[Any, Any]]] = {
     "LtiGrosZanon": LtiGrosZanon,
     "CartPole": CartPole,
+    "CartPoleIncline": CartPoleIncline,
     "Pendulum-v1": pendulum_plant,
 }
 

@@ -46,19 +46,26 @@ class CartPole(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
     nx = 4
     nu = 1
 
+    name = "CartPole"
+
     def __init__(self, m_cart: float = 1.0, m_pole: float = 0.1, length: float = 0.8,
                  friction: float = 0.0, dt: float = 0.05, substeps: int = 4) -> None:
         super().__init__()
         if dt <= 0.0 or substeps < 1:
-            raise ValueError("CartPole: need dt > 0 and substeps ≥ 1")
+            raise ValueError(f"{self.name}: need dt > 0 and substeps ≥ 1")
         self.m_cart, self.m_pole = float(m_cart), float(m_pole)
         self.length, self.friction = float(length), float(friction)
         self.dt, self.substeps = float(dt), int(substeps)
+        self.x_eq = np.zeros(self.nx)
+        """The upright equilibrium the cost is measured from."""
+        self.u_eq = 0.0
+        """The force that holds it."""
+        self.init_half_width = INIT_HALF_WIDTH.copy()
 
         x = cs.SX.sym("x", self.nx)
         u = cs.SX.sym("u", self.nu)
-        xdot = cartpole_dynamics(x, u, self.m_cart, self.m_pole, self.length, self.friction)
-        self.dynamics = cs.Function("cartpole_ode", [x, u], [xdot], ["x", "u"], ["xdot"])
+        self.dynamics = cs.Function(f"{self.name.lower()}_ode", [x, u], [self._ode(x, u)], ["x", "u"],
+                                    ["xdot"])
         """Continuous dynamics ẋ = f(x, u) as a CasADi function."""
         h = self.dt / self.substeps
         xk = x
@@ -68,12 +75,17 @@ class CartPole(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
             k3 = self.dynamics(xk + h / 2 * k2, u)
             k4 = self.dynamics(xk + h * k3, u)
             xk = xk + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-        self.discrete_dynamics = cs.Function("cartpole_rk4", [x, u], [xk], ["x", "u"], ["x_next"])
+        self.discrete_dynamics = cs.Function(f"{self.name.lower()}_rk4", [x, u], [xk], ["x", "u"],
+                                             ["x_next"])
         """One sampling interval x⁺ = F(x, u) (RK4, ``substeps`` steps) as a CasADi function."""
 
         self.action_space = gym.spaces.Box(-FORCE_LIMIT, FORCE_LIMIT, (self.nu,), np.float64)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.nx,), np.float64)
         self._x = np.zeros(self.nx)
+
+    def _ode(self, x: cs.SX, u: cs.SX) -> cs.SX:
+        """ẋ = f(x, u) of this plant (a subclass may change the physics)."""
+        return cartpole_dynamics(x, u, self.m_cart, self.m_pole, self.length, self.friction)
 
     @property
     def state(self) -> NDArray[np.float64]:
@@ -85,36 +97,35 @@ class CartPole(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
         """max(0, |cart position| − CART_LIMIT)."""
         return max(0.0, abs(float(np.asarray(x, dtype=np.float64)[0])) - CART_LIMIT)
 
-    @staticmethod
-    def stage_cost(x: ArrayLike, u: float) -> float:
-        """xᵀQx + R u² + 100·max(0, |x₀| − CART_LIMIT)."""
+    def stage_cost(self, x: ArrayLike, u: float) -> float:
+        """(x − x_eq)ᵀQ(x − x_eq) + R (u − u_eq)² + 100·max(0, |x₀| − CART_LIMIT)."""
         x = np.asarray(x, dtype=np.float64)
-        return float(STATE_WEIGHTS @ x**2 + INPUT_WEIGHT * u**2
-                     + CART_VIOLATION_WEIGHT * CartPole.violation(x))
+        return float(STATE_WEIGHTS @ (x - self.x_eq) ** 2 + INPUT_WEIGHT * (u - self.u_eq) ** 2
+                     + CART_VIOLATION_WEIGHT * self.violation(x))
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[NDArray[np.float64], dict[str, Any]]:
-        """Uniform initial state in ±INIT_HALF_WIDTH, or ``options["state"]`` if given."""
+        """x_eq plus a uniform draw in ±init_half_width, or ``options["state"]`` if given."""
         super().reset(seed=seed)
         state = None if options is None else options.get("state")
         if state is None:
-            self._x = self.np_random.uniform(-INIT_HALF_WIDTH, INIT_HALF_WIDTH)
+            self._x = self.x_eq + self.np_random.uniform(-self.init_half_width, self.init_half_width)
         else:
-            self._x = as_vector("CartPole", "a state", state, self.nx)
+            self._x = as_vector(self.name, "a state", state, self.nx)
         return self._x.copy(), {}
 
     def step(
         self, action: ArrayLike
     ) -> tuple[NDArray[np.float64], float, bool, bool, dict[str, Any]]:
         """Apply the clipped force for ``dt`` seconds."""
-        u = float(np.clip(as_vector("CartPole", "an action", action, self.nu)[0],
+        u = float(np.clip(as_vector(self.name, "an action", action, self.nu)[0],
                           -FORCE_LIMIT, FORCE_LIMIT))
         x = self._x
         cost = self.stage_cost(x, u)
         violation = self.violation(x)
         x_next = np.asarray(self.discrete_dynamics(x, u), dtype=np.float64).reshape(self.nx)
         self._x = x_next
-        terminated = bool(abs(x_next[1]) > FALL_ANGLE)
+        terminated = bool(abs(x_next[1] - self.x_eq[1]) > FALL_ANGLE)
         info = {"cost": cost, "violation": violation, "force": u}
         return x_next.copy(), -cost, terminated, False, info
