@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import sys
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +38,7 @@ def _load(built: BuiltSolver) -> ctypes.CDLL:
             "rlmpc_constraints_set": ([vp, ip, cp, dp], None),
             "rlmpc_cost_set": ([vp, ip, cp, dp], None),
             "rlmpc_solve": ([vp, dp, dp, dp, dp], ip),
+            "rlmpc_solve_full": ([vp, dp, dp, dp, dp, dp, ip], ip),
             "rlmpc_get_iterate": ([vp, dp], None),
             "rlmpc_set_iterate": ([vp, dp], None),
             "rlmpc_reset": ([vp], ip),
@@ -97,20 +100,27 @@ class AcadosInstance:
         self._lib.rlmpc_stage_sizes(handle, sizes.ctypes.data_as(ctypes.POINTER(ctypes.c_int)))
         self.layout = IterateLayout.from_sizes(sizes.reshape(self.horizon + 1, len(FIELDS)))
         self._iterate = np.zeros(self.layout.total)
-        self._stats = np.zeros(4)
+        self._stats = np.zeros(5)  # status, sqp_iter, time_tot, cost, bytes printed (solve_full)
         # persistent buffers with cached pointers: ctypes' data_as costs microseconds per call
         nx = int(self.layout.sizes[0, 0])
         nu = int(self.layout.sizes[0, 1])
         self._x0, self._lbu0, self._ubu0 = np.zeros(nx), np.zeros(nu), np.zeros(nu)
         self._p_x0, self._p_lbu0, self._p_ubu0 = _ptr(self._x0), _ptr(self._lbu0), _ptr(self._ubu0)
         self._p_stats, self._p_iterate = _ptr(self._stats), _ptr(self._iterate)
-        self._trap = acados_runtime.StdoutTrap()
+        self._params_buf: FloatArray | None = None
+        self._p_params: object = None
+        # the solves redirect file descriptor 1 in C, to this file (cf. acados_runtime.StdoutTrap)
+        self._trap_file = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - lives with us
+        self._trap_fd = self._trap_file.fileno()
         self.last_output = ""
 
     def close(self) -> None:
         if getattr(self, "_handle", None):
             self._lib.rlmpc_free(self._handle)
             self._handle = None
+        trap_file = getattr(self, "_trap_file", None)
+        if trap_file is not None:
+            trap_file.close()
 
     def __del__(self) -> None:
         self.close()
@@ -118,7 +128,12 @@ class AcadosInstance:
     def set_params_all(self, p_all: FloatArray) -> None:
         """Set stage parameters; ``p_all`` has one row per stage 0..N."""
         arr = np.ascontiguousarray(p_all, dtype=float)
-        status = self._lib.rlmpc_set_params_all(self._handle, _ptr(arr), arr.shape[1])
+        buf = self._params_buf
+        if buf is None or buf.shape != arr.shape:  # a persistent buffer with a cached pointer
+            buf = self._params_buf = np.empty(arr.shape)
+            self._p_params = _ptr(buf)
+        buf[...] = arr
+        status = self._lib.rlmpc_set_params_all(self._handle, self._p_params, arr.shape[1])
         if status != 0:
             raise RuntimeError(f"acados rejected the stage parameters (status {status})")
 
@@ -135,15 +150,28 @@ class AcadosInstance:
 
         What acados prints during the solve is kept in :attr:`last_output`.
         """
+        return self.solve_full(x0, lbu0, ubu0)[0]
+
+    def solve_full(self, x0: FloatArray, lbu0: FloatArray,
+                   ubu0: FloatArray) -> tuple[SolveStats, FloatArray]:
+        """:meth:`solve`, then :meth:`get_iterate`, in one C call (the learning loop's path)."""
         self._x0[:] = x0
         self._lbu0[:] = lbu0
         self._ubu0[:] = ubu0
-        with self._trap:
-            self._lib.rlmpc_solve(self._handle, self._p_x0, self._p_lbu0, self._p_ubu0,
-                                  self._p_stats)
-        self.last_output = self._trap.take()
-        st = self._stats
-        return SolveStats(int(st[0]), int(st[1]), float(st[2]), float(st[3]))
+        sys.stdout.flush()
+        self._lib.rlmpc_solve_full(self._handle, self._p_x0, self._p_lbu0, self._p_ubu0,
+                                   self._p_stats, self._p_iterate, self._trap_fd)
+        status, sqp_iter, time_tot, cost, printed = self._stats.tolist()
+        self.last_output = self._take_output() if printed > 0.0 else ""
+        return SolveStats(int(status), int(sqp_iter), time_tot, cost), self._iterate.copy()
+
+    def _take_output(self) -> str:
+        f = self._trap_file
+        f.seek(0)
+        text = f.read().decode(errors="replace")
+        f.seek(0)
+        f.truncate()
+        return text
 
     def get_iterate(self) -> FloatArray:
         """The full primal-dual iterate (copy), laid out as in :class:`IterateLayout`."""

@@ -43,6 +43,17 @@ class FastFunction:
         for i, out in enumerate(self._outputs):
             self._buf.set_res(i, memoryview(out))  # type: ignore[call-arg, arg-type]
 
+    @property
+    def inputs(self) -> list[FloatArray]:
+        """The input buffers (each input flattened column-major): write into them in place and
+        call :meth:`evaluate` to skip the argument copies of ``__call__``."""
+        return self._inputs
+
+    def evaluate(self) -> list[FloatArray]:
+        """Evaluate on the current contents of :attr:`inputs`."""
+        self._eval()
+        return self._views
+
     def __call__(self, *args: FloatArray) -> list[FloatArray]:
         if len(args) != len(self._inputs):
             raise ValueError(f"{self.fn.name()}: expected {len(self._inputs)} arguments, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -9,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from toolkit.acados_build import build_solver, resolve_nlp_solver
-from toolkit.acados_instance import AcadosInstance, IterateLayout
+from toolkit.acados_instance import AcadosInstance, IterateLayout, SolveStats
 from toolkit.options import SolverOptions
 from toolkit.parameters import FloatArray, ParameterValues
 from toolkit.problem import ParametricMPC, ProblemFunctions
@@ -64,10 +65,14 @@ class MpcSolution:
 
     @property
     def u0(self) -> FloatArray:
-        return self.stage("u", 0).copy()
+        start = int(self.layout.offsets[0, 1])  # = self.stage("u", 0), without the index array
+        return self.iterate[start:start + int(self.layout.sizes[0, 1])].copy()
 
 
 def _vector(name: str, value: npt.ArrayLike, n: int) -> FloatArray:
+    if (type(value) is np.ndarray and value.dtype == np.float64 and value.shape == (n,)
+            and value.flags.c_contiguous and np.isfinite(value).all()):
+        return value  # fast path: what the general path returns (a view) for such input
     arr = np.asarray(value, dtype=float)
     if arr.size != n or arr.ndim > 2:
         raise ValueError(f"{name}: expected a vector of {n} entries, got shape {np.shape(value)}")
@@ -104,6 +109,12 @@ class MPC:
         settings = startup_settings(fns, self._theta, self._p)
         self._lbu = np.ascontiguousarray(settings.lbu)
         self._ubu = np.ascontiguousarray(settings.ubu)
+        # rows [θ; p; γ^k] per stage, kept up to date in place: recomputing the startup
+        # settings on every θ update (as learning does each step) costs ~0.2 ms
+        self._stage_parameters = np.array(settings.stage_parameters, dtype=float, order="C")
+        self._ntheta = self._theta.size
+        self._theta_lb = fns.theta.lower()
+        self._theta_ub = fns.theta.upper()
         self._instances: dict[str, AcadosInstance] = {}
         self._sens: Sensitivities | None = None
         self.failures = 0
@@ -115,8 +126,17 @@ class MPC:
 
     @theta.setter
     def theta(self, value: ParameterValues) -> None:
-        self._theta = self.fns.theta.flatten(value)
+        self._theta = self._flatten_theta(value)
         self._push_parameters()
+
+    def _flatten_theta(self, value: ParameterValues) -> FloatArray:
+        """``fns.theta.flatten(value)``, with a fast path for valid flat vectors."""
+        if not isinstance(value, Mapping):
+            flat = np.asarray(value, dtype=float).ravel()
+            if (flat.size == self._ntheta and np.isfinite(flat).all()
+                    and not ((flat < self._theta_lb) | (flat > self._theta_ub)).any()):
+                return flat
+        return self.fns.theta.flatten(value)  # the general path, with its error messages
 
     @property
     def p(self) -> FloatArray:
@@ -134,7 +154,10 @@ class MPC:
         return startup_settings(self.fns, self._theta, self._p)
 
     def _push_parameters(self) -> None:
-        p_all = self._settings().stage_parameters
+        # the same rows as ``self._settings().stage_parameters``, updated in place
+        p_all = self._stage_parameters
+        p_all[:, :self._ntheta] = self._theta
+        p_all[:, self._ntheta:self._ntheta + self._p.size] = self._p
         for inst in self._instances.values():
             inst.set_params_all(p_all)
 
@@ -162,11 +185,15 @@ class MPC:
 
     # --- evaluation ---------------------------------------------------------------------
     def _solve(self, kind: str, s: FloatArray, a: FloatArray | None) -> MpcSolution:
-        inst = self._instance(kind)
+        inst = self._instances.get(kind) or self._instance(kind)
         if not self.options.warm_start:
             inst.reset()
-        stats = inst.solve(s, self._lbu, self._ubu) if a is None else inst.solve(s, a, a)
-        iterate = inst.get_iterate()
+        stats, iterate = (inst.solve_full(s, self._lbu, self._ubu) if a is None
+                          else inst.solve_full(s, a, a))
+        return self._solution(inst, stats, iterate, s, a)
+
+    def _solution(self, inst: AcadosInstance, stats: SolveStats, iterate: FloatArray,
+                  s: FloatArray, a: FloatArray | None) -> MpcSolution:
         if stats.status != 0:
             self.failures += 1
             if stats.status in (1, 4) or not np.all(np.isfinite(iterate)):

@@ -24,6 +24,7 @@ and finite differences):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import casadi as cs
 import numpy as np
@@ -80,24 +81,39 @@ class Regularity:
 
 class _Evaluators:
     """Fast evaluators of one transcription (V or Q), all with arguments
-    ``(w, μ, λ, s, a, θ, p)``."""
+    ``(w, μ, λ, s, a, θ, p)``; each is generated on first use (the KKT blocks take the
+    longest, and second-order Q-learning never needs them)."""
 
     def __init__(self, tr: Transcription) -> None:
         mu = cs.SX.sym("mu", tr.g_eq.shape[0])
         lam = cs.SX.sym("lam", tr.g_in.shape[0])
         lag = tr.lagrangian(mu, lam)
-        args = [tr.w, mu, lam, tr.s, tr.a, tr.theta, tr.p]
-        grad_th = cs.gradient(lag, tr.theta)
-        grad_w = cs.gradient(lag, tr.w)
+        self._tr, self._lag = tr, lag
+        self._args = [tr.w, mu, lam, tr.s, tr.a, tr.theta, tr.p]
+        self._grad_th = cs.gradient(lag, tr.theta)
+        self._grad_w = cs.gradient(lag, tr.w)
 
-        def fast(name: str, *outs: cs.SX) -> FastFunction:
-            return FastFunction(cs.Function(name, args, list(outs)))
+    def _fast(self, name: str, *outs: cs.SX) -> FastFunction:
+        return FastFunction(cs.Function(name, self._args, list(outs)))
 
-        self.first_order = fast("first_order", grad_th, cs.gradient(lag, tr.s),
-                                cs.gradient(lag, tr.a))
-        self.stationarity = fast("stationarity", grad_w, tr.g_in)
-        self.hess_theta = fast("hess_theta", grad_th, cs.jacobian(grad_th, tr.theta))
-        self.kkt = fast(
+    @cached_property
+    def first_order(self) -> FastFunction:
+        tr, lag = self._tr, self._lag
+        return self._fast("first_order", self._grad_th, cs.gradient(lag, tr.s),
+                          cs.gradient(lag, tr.a))
+
+    @cached_property
+    def stationarity(self) -> FastFunction:
+        return self._fast("stationarity", self._grad_w, self._tr.g_in)
+
+    @cached_property
+    def hess_theta(self) -> FastFunction:
+        return self._fast("hess_theta", self._grad_th, cs.jacobian(self._grad_th, self._tr.theta))
+
+    @cached_property
+    def kkt(self) -> FastFunction:
+        tr, grad_w, grad_th = self._tr, self._grad_w, self._grad_th
+        return self._fast(
             "kkt",
             cs.jacobian(grad_w, tr.w),  # ∇²_ww L
             cs.jacobian(tr.g_eq, tr.w),
@@ -128,6 +144,7 @@ class Sensitivities:
         self.transcriptions = {False: transcribe(fns, False), True: transcribe(fns, True)}
         self._evaluators: dict[bool, _Evaluators] = {}
         self._maps: dict[tuple[bool, int], _MultiplierMap] = {}
+        self._fused: dict[tuple[bool, int], FastFunction] = {}
 
     def _eval(self, is_q: bool) -> _Evaluators:
         if is_q not in self._evaluators:
@@ -213,7 +230,7 @@ class Sensitivities:
     # --- first order -----------------------------------------------------------------------
     def grad_theta(self, sol: MpcSolution) -> FloatArray:
         """∇θV(s) or ∇θQ(s,a) = ∂L/∂θ at the primal-dual solution."""
-        return self._eval(sol.a is not None).first_order(*self._args(sol))[0].copy()
+        return self.grad_and_hessian_theta(sol)[0]
 
     def grad_state(self, sol: MpcSolution) -> FloatArray:
         """∇sV(s) (or ∇sQ(s,a))."""
@@ -236,8 +253,45 @@ class Sensitivities:
 
     def grad_and_hessian_theta(self, sol: MpcSolution) -> tuple[FloatArray, FloatArray]:
         """(∂L/∂θ, ∂²L/∂θ²) in one evaluation: what second-order LSTD needs per step."""
-        g, h = self._eval(sol.a is not None).hess_theta(*self._args(sol))
+        fn = self._fused_hess_theta(sol.a is not None, sol.layout)
+        it, s, a, theta, p = fn.inputs
+        it[:-1] = sol.iterate  # it[-1] stays 0: the appended zero of `unpack`
+        s[:] = sol.s
+        if sol.a is not None:
+            a[:] = sol.a
+        theta[:] = sol.theta
+        p[:] = sol.p
+        g, h = fn.evaluate()
         return g.copy(), h.copy()
+
+    def _fused_hess_theta(self, is_q: bool, layout: IterateLayout) -> FastFunction:
+        """(∂L/∂θ, ∂²L/∂θ²) straight from the acados iterate: `unpack` (gather, the x_0
+        multiplier from stationarity) and `hess_theta` in one generated function.
+
+        The same operations as the two-call path, so the same numbers: the gathered
+        entries go through the same arithmetic, and the zeroed x_0 multipliers are the
+        iterate's appended zero rather than constants CasADi would fold away.
+        """
+        key = (is_q, id(layout))
+        fn = self._fused.get(key)
+        if fn is not None:
+            return fn
+        m = self._map(is_q, layout)
+        ev, tr, fns = self._eval(is_q), self.transcriptions[is_q], self.fns
+        it = cs.SX.sym("it", layout.total + 1)
+        s, a = cs.SX.sym("s", tr.s.shape[0]), cs.SX.sym("a", tr.a.shape[0])
+        theta, p = cs.SX.sym("theta", tr.theta.shape[0]), cs.SX.sym("p", tr.p.shape[0])
+        w, lam = it[m.w.tolist()], it[m.lam.tolist()]
+        mu = cs.DM(m.mu_scale) * (it[m.mu_plus.tolist()] - it[m.mu_minus.tolist()])
+        nx, zero = fns.nx, it[layout.total]
+        rest = mu[nx:]
+        mu_zeroed = cs.vertcat(*([zero] * nx), rest)
+        grad_w = ev.stationarity.fn(w, mu_zeroed, lam, s, a, theta, p)[0]
+        mu_full = cs.vertcat(-grad_w[tr.x_index[0].tolist()], rest)
+        g, h = ev.hess_theta.fn(w, mu_full, lam, s, a, theta, p)
+        fn = FastFunction(cs.Function("hess_theta_fused", [it, s, a, theta, p], [g, h]))
+        self._fused[key] = fn
+        return fn
 
     def regularity(self, sol: MpcSolution, tol: float = 1e-5) -> Regularity:
         """Check strict complementarity and LICQ at the solution (diagnostics)."""

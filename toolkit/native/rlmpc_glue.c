@@ -10,9 +10,12 @@
  *   x_0..x_N | u_0..u_{N-1} | sl_0..sl_N | su_0..su_N | pi_0..pi_{N-1} | lam_0..lam_N
  * with per-stage sizes as reported by rlmpc_stage_sizes.
  */
+#define _POSIX_C_SOURCE 200809L /* dup, dup2, fstat under -std=c99 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "acados_c/ocp_nlp_interface.h"
 #include RLMPC_HEADER
@@ -143,6 +146,37 @@ static void copy_iterate(rlmpc_handle *h, double *buf, int to_solver) {
 }
 
 void rlmpc_get_iterate(void *handle, double *buf) { copy_iterate((rlmpc_handle *)handle, buf, 0); }
+
+/*
+ * rlmpc_solve, then rlmpc_get_iterate, in one call.  With trap_fd >= 0, file
+ * descriptor 1 is redirected to trap_fd during the solve (what acados prints goes
+ * there); stats[4] is then the size of that file afterwards (0: nothing printed).
+ * stats: [status, sqp_iter, time_tot, cost, trapped bytes]
+ */
+int rlmpc_solve_full(void *handle, double *x0, double *lbu0, double *ubu0, double *stats,
+                     double *iterate, int trap_fd) {
+    int saved = -1;
+    if (trap_fd >= 0) {
+        fflush(stdout);
+        saved = dup(1);
+        if (saved >= 0 && dup2(trap_fd, 1) < 0) {
+            close(saved);
+            saved = -1;
+        }
+    }
+    int status = rlmpc_solve(handle, x0, lbu0, ubu0, stats); /* ends with fflush(stdout) */
+    if (saved >= 0) {
+        dup2(saved, 1);
+        close(saved);
+    }
+    stats[4] = 0.0;
+    if (trap_fd >= 0) {
+        struct stat st;
+        if (fstat(trap_fd, &st) == 0) stats[4] = (double)st.st_size;
+    }
+    copy_iterate((rlmpc_handle *)handle, iterate, 0);
+    return status;
+}
 
 void rlmpc_set_iterate(void *handle, double *buf) { copy_iterate((rlmpc_handle *)handle, buf, 1); }
 

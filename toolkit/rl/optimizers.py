@@ -27,6 +27,7 @@ Configuration (`optimizer_from_config`); ``learning_rate`` is a number or a sche
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -117,6 +118,9 @@ class Optimizer(ABC):
         return self.lb.size
 
     def _vector(self, value: npt.ArrayLike, name: str) -> FloatArray:
+        if (type(value) is np.ndarray and value.dtype == np.float64 and value.shape == (self.lb.size,)
+                and np.isfinite(value).all()):
+            return value  # fast path, for valid flat vectors (not copied: only read)
         arr = as_array(value, name).reshape(-1)
         if arr.size != self.size:
             raise ValueError(f"{name}: expected {self.size} entries (the size of lb), got {arr.size}")
@@ -124,10 +128,14 @@ class Optimizer(ABC):
 
     def step_bounds(self, theta: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
         """The box ``lo <= d <= hi`` of admissible steps from ``theta`` (which must lie in [lb, ub])."""
-        th = self._vector(theta, "theta")
-        if (th < self.lb).any() or (th > self.ub).any():
-            raise ValueError(f"theta: expected values within [lb, ub], got {th} (lb={self.lb}, ub={self.ub})")
+        return self._step_bounds(self._vector(theta, "theta"))
+
+    def _step_bounds(self, th: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """`step_bounds` of an already validated flat θ."""
         lo, hi = self.lb - th, self.ub - th
+        # lb - θ > 0 exactly when θ < lb (and ub - θ < 0 when θ > ub), infinite bounds included
+        if lo.size and (lo.max() > 0.0 or hi.min() < 0.0):
+            raise ValueError(f"theta: expected values within [lb, ub], got {th} (lb={self.lb}, ub={self.ub})")
         if self.max_relative_step is not None:
             radius = self.max_relative_step * np.maximum(np.abs(th), self.relative_floor)
             lo, hi = np.maximum(lo, -radius), np.minimum(hi, radius)
@@ -143,7 +151,7 @@ class Optimizer(ABC):
         """
         th = self._vector(theta, "theta")
         g = self._vector(grad, "grad")
-        lo, hi = self.step_bounds(th)
+        lo, hi = self._step_bounds(th)
         lr = self.lr(self.k)
         if lr < 0.0:
             raise ValueError(f"learning_rate: expected a non-negative value, got {lr} at k={self.k}")
@@ -268,26 +276,115 @@ def make_positive_definite(hessian: npt.ArrayLike, damping: float) -> FloatArray
     If the Cholesky factorisation still fails (rounding, ``damping == 0``), the shift is increased
     until it succeeds.
     """
+    return _positive_definite_factor(hessian, damping)[0]
+
+
+try:  # the kernels behind numpy.linalg.cholesky / eigvalsh, without their ~3 µs wrappers
+    from numpy.linalg import _umath_linalg
+
+    _CHOLESKY_LO: Any = _umath_linalg.cholesky_lo
+    _EIGVALSH_LO: Any = _umath_linalg.eigvalsh_lo
+except (ImportError, AttributeError):  # pragma: no cover - another numpy layout
+    _CHOLESKY_LO = _EIGVALSH_LO = None
+
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def _cholesky(a: FloatArray) -> FloatArray | None:
+    """The lower Cholesky factor of ``a`` (`numpy.linalg.cholesky`), or None if not positive definite.
+
+    With the raw kernel a failure fills the result with NaN (numpy's wrapper turns that into
+    LinAlgError), so ``a`` must be finite; call it under ``np.errstate(invalid="ignore")``.
+    """
+    if _CHOLESKY_LO is not None and a.dtype == np.float64 and a.size:
+        L: FloatArray = _CHOLESKY_LO(a, signature="d->d")
+        return None if math.isnan(L[-1, -1]) else L
+    try:
+        return np.asarray(np.linalg.cholesky(a), dtype=np.float64)
+    except np.linalg.LinAlgError:
+        return None
+
+
+def _min_eigenvalue(a: FloatArray) -> float:
+    """``numpy.linalg.eigvalsh(a)[0]`` for a finite symmetric float64 matrix (same errstate)."""
+    if _EIGVALSH_LO is not None and a.dtype == np.float64:
+        lam = float(_EIGVALSH_LO(a, signature="d->d")[0])
+        if not math.isnan(lam):
+            return lam
+    return float(np.linalg.eigvalsh(a)[0])  # raises numpy's error on non-convergence
+
+
+def _positive_definite_factor(hessian: npt.ArrayLike, damping: float) -> tuple[FloatArray, FloatArray]:
+    """`make_positive_definite` and the Cholesky factor it has computed anyway: ``(Hpd, L)``."""
     H = np.asarray(hessian, dtype=np.float64)
     H = 0.5 * (H + H.T)
     n = H.shape[0]
     if n == 0:
-        return H
-    try:  # fast path: H already positive definite, so λ_min > 0 and the shift is `damping`
-        np.linalg.cholesky(H)
-        return H + damping * np.eye(n)
-    except np.linalg.LinAlgError:
-        pass
-    shift = damping + max(0.0, -float(np.linalg.eigvalsh(H)[0]))
-    floor = np.finfo(np.float64).eps * max(1.0, float(np.abs(H).max()))
+        return H, H
+    if not np.isfinite(H).all():  # the raw kernels signal failure by NaN: keep them to finite H
+        raise ValueError(f"hessian: expected finite numbers, got {hessian!r}")
+    eye = _eye(n)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
+        # The smallest eigenvalue decides the shift.  Clearly indefinite (λ_min below the
+        # rounding margin), the Cholesky attempt on H itself would fail: skip it; otherwise
+        # try it first, so that "H positive definite" means exactly "it factorises".
+        # (a diagonal entry <= 0 makes that pivot <= 0: the factorisation fails for sure).
+        # Margin: a successful factorisation has a backward error below n²(n+1)ε‖H‖ and
+        # eigvalsh an error below n²ε max|H_ij|, so λ_min < -4n³ε max|H_ij| rules it out.
+        lam_min = _min_eigenvalue(H)
+        margin = -4.0 * n**3 * _EPS  # times the scale max(1, max|H_ij|), computed if needed
+        if ((lam_min >= margin or lam_min >= margin * _scale(H)) and H.diagonal().min() > 0.0
+                and _cholesky(H) is not None):
+            # H positive definite, so λ_min > 0 and the shift is `damping`
+            Hpd = H + damping * eye
+            Lpd = _cholesky(Hpd)
+            if Lpd is not None:
+                return Hpd, Lpd
+            return _shifted_factor(H, eye, damping)  # pragma: no cover - rounding only
+        return _shifted_factor(H, eye, damping + max(0.0, -lam_min))
+
+
+def _scale(H: FloatArray) -> float:
+    return max(1.0, float(np.abs(H).max()))
+
+
+_EYES: dict[int, FloatArray] = {}
+
+
+def _eye(n: int) -> FloatArray:
+    """``np.eye(n)``, cached (read only)."""
+    eye = _EYES.get(n)
+    if eye is None:
+        eye = _EYES[n] = np.eye(n)
+        eye.flags.writeable = False
+    return eye
+
+
+def _shifted_factor(H: FloatArray, eye: FloatArray, shift: float) -> tuple[FloatArray, FloatArray]:
+    """``H + shift·I`` and its Cholesky factor, doubling the shift until it is positive definite."""
     for _ in range(200):
-        Hpd = H + shift * np.eye(n)
-        try:
-            np.linalg.cholesky(Hpd)
-            return Hpd
-        except np.linalg.LinAlgError:
-            shift = max(2.0 * shift, floor)
+        Hpd = H + shift * eye
+        L = _cholesky(Hpd)
+        if L is not None:
+            return Hpd, L
+        shift = max(2.0 * shift, _EPS * _scale(H))
     raise ValueError("hessian: could not be made positive definite")  # pragma: no cover
+
+
+def _potrs(L: FloatArray, b: FloatArray, finite_factor: bool = False) -> FloatArray:
+    """``scipy.linalg.cho_solve((L, True), b)`` (the same LAPACK call) without its input checks
+    (``finite_factor``: L is known to be finite)."""
+    potrs = _POTRS.get(b.dtype.char)
+    if potrs is None or not (np.isfinite(b).all() and (finite_factor or np.isfinite(L).all())):
+        return np.asarray(scipy.linalg.cho_solve((L, True), b))
+    x, info = potrs(L, b, lower=1)
+    if info != 0:  # pragma: no cover - an invalid argument; cho_solve raises the error
+        return np.asarray(scipy.linalg.cho_solve((L, True), b))
+    return x
+
+
+_POTRS = {"d": scipy.linalg.get_lapack_funcs("potrs", dtype=np.float64)}
 
 
 def solve_box_qp(H: FloatArray, c: FloatArray, lo: FloatArray, hi: FloatArray) -> FloatArray:
@@ -297,17 +394,33 @@ def solve_box_qp(H: FloatArray, c: FloatArray, lo: FloatArray, hi: FloatArray) -
     rest is feasible it is returned, otherwise the bounded least-squares form
     ``min ½‖Lᵀd + L⁻¹c‖²`` (``H = L Lᵀ``) is solved by BVLS.
     """
-    d = np.zeros(c.size)
+    return _solve_box_qp(H, c, lo, hi, None)
+
+
+def _solve_box_qp(H: FloatArray, c: FloatArray, lo: FloatArray, hi: FloatArray,
+                  factor: FloatArray | None) -> FloatArray:
+    """`solve_box_qp`; ``factor``: the Cholesky factor of ``H`` if already known."""
     fixed = lo == hi
+    if not fixed.any():  # the common case, without the (empty) fixed block
+        if factor is not None:  # the factor of `_positive_definite_factor`: finite
+            return _box_qp_free(factor, c + 0.0, lo, hi, finite_factor=True)
+        return _box_qp_free(np.asarray(np.linalg.cholesky(H), dtype=np.float64), c + 0.0, lo, hi)
+    d = np.zeros(c.size)
     d[fixed] = lo[fixed]
     free = ~fixed
     if not free.any():
         return d
     Hf = H[np.ix_(free, free)]
     cf = c[free] + H[np.ix_(free, fixed)] @ d[fixed]
-    lof, hif = lo[free], hi[free]
-    L = np.linalg.cholesky(Hf)
-    x = -scipy.linalg.cho_solve((L, True), cf)
+    d[free] = _box_qp_free(np.asarray(np.linalg.cholesky(Hf), dtype=np.float64), cf,
+                           lo[free], hi[free])
+    return d
+
+
+def _box_qp_free(L: FloatArray, cf: FloatArray, lof: FloatArray, hif: FloatArray,
+                 finite_factor: bool = False) -> FloatArray:
+    """Minimiser of ``½ xᵀ L Lᵀ x + cfᵀ x`` subject to ``lof <= x <= hif``."""
+    x = -_potrs(L, cf, finite_factor)
     if (x < lof).any() or (x > hif).any():
         b = -scipy.linalg.solve_triangular(L, cf, lower=True)
         # BVLS's default iteration limit (n) is too small; it typically needs about 2n
@@ -317,8 +430,7 @@ def solve_box_qp(H: FloatArray, c: FloatArray, lo: FloatArray, hi: FloatArray) -
         if res.status == 0:  # pragma: no cover - not seen in practice
             raise RuntimeError(f"box-constrained Newton step: BVLS did not converge ({res.message})")
         x = np.clip(res.x, lof, hif)
-    d[free] = x
-    return d
+    return x
 
 
 class NewtonMethod(Optimizer):
@@ -347,10 +459,12 @@ class NewtonMethod(Optimizer):
     ) -> FloatArray:
         if hessian is None:
             raise ValueError("hessian: the Newton method needs a Hessian, got None")
-        H = as_array(hessian, "hessian")
+        fast = type(hessian) is np.ndarray and hessian.dtype == np.float64
+        H: FloatArray = hessian if fast else as_array(hessian, "hessian")  # type: ignore[assignment]
         if H.shape != (self.size, self.size):
             raise ValueError(f"hessian: expected shape {(self.size, self.size)}, got {H.shape}")
-        return solve_box_qp(make_positive_definite(H, self.damping), lr * grad, lo, hi)
+        Hpd, L = _positive_definite_factor(H, self.damping)  # (raises if H is not finite)
+        return _solve_box_qp(Hpd, lr * grad, lo, hi, L)
 
 
 # ---------------------------------------------------------------- configuration

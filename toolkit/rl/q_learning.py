@@ -56,6 +56,7 @@ class LstdQLearning(MpcAgent):
         self.hessian = hessian
         self.update_every = update_every
         self.replay = replay
+        _ = mpc.sensitivities  # transcribe the NLP now (~50 ms), not in the first learning step
 
     def observe(self, s: FloatArray, a: FloatArray, cost: float, s_next: FloatArray,
                 terminated: bool) -> tuple[FloatArray, dict[str, float]]:
@@ -77,7 +78,8 @@ class LstdQLearning(MpcAgent):
                     hess_q = sens.hessian_theta(q, full=True)
                 else:
                     grad, hess_q = sens.grad_and_hessian_theta(q)
-                sample = {"g": -td * grad, "H": np.outer(grad, grad) - td * hess_q}
+                # grad[:, None] * grad[None, :] is np.outer(grad, grad), without its wrapper
+                sample = {"g": -td * grad, "H": grad[:, None] * grad[None, :] - td * hess_q}
             elif self.order == 2:
                 grad = sens.grad_theta(q)
                 sample = {"g": -td * grad, "H": np.outer(grad, grad)}
@@ -89,8 +91,12 @@ class LstdQLearning(MpcAgent):
         self.steps += 1
         if self.steps % self.update_every == 0 and len(self.replay):
             batch = self.replay.sample(self.rng)
-            grad = np.mean([b["g"] for b in batch], axis=0)
-            hess = np.mean([b["H"] for b in batch], axis=0) if self.order == 2 else None
+            if len(batch) == 1:  # the default replay: the mean of one sample is that sample
+                grad = batch[0]["g"]
+                hess = batch[0]["H"] if self.order == 2 else None
+            else:
+                grad = np.mean([b["g"] for b in batch], axis=0)
+                hess = np.mean([b["H"] for b in batch], axis=0) if self.order == 2 else None
             self._update(grad, hess)
         next_action = self._action_from(v, explore=True)
         return next_action, info

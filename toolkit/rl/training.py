@@ -191,7 +191,8 @@ class Trainer:
                     bar.update(cfg.steps - pr.t + 1 if terminated else 1)
                 else:
                     bar.update(1)
-                if bar.n % 50 == 0 or pr.state is None:
+                # (a disabled bar never advances bar.n: without this guard, every step)
+                if self.progress_bar and (bar.n % 50 == 0 or pr.state is None):
                     td = self.history.td_error[-1]
                     bar.set_postfix(episode=pr.episode + (pr.state is not None), cost=f"{cost:.3g}",
                                     td=f"{td:.2e}", failures=self.agent.failures.total)
