@@ -104,3 +104,23 @@ def test_without_learning_the_cost_does_not_drop(tmp_path: Path) -> None:
     agent = dataclasses.replace(cfg.agent, optimizer={"type": "sgd", "learning_rate": 0.0})
     summary = Trainer(dataclasses.replace(cfg, agent=agent), progress_bar=False).run()
     assert summary["greedy_cost_ratio"] == pytest.approx(1.0)
+
+
+def test_sensitivities_of_a_single_learnable_parameter() -> None:
+    """θ with one entry: ∇θπ is (nu, 1) and matches central finite differences, ∂²L/∂θ² is
+    (1, 1) (a Jacobian with one column must stay 2-D; it once came back 1-D and broke the
+    KKT elimination)."""
+    fns = cartpole_incline_mpc(m_pole=MODEL_MASS, learn=["m_pole"]).build()
+    mpc = MPC(fns, SolverOptions(tol=1e-9))
+    s = np.array([0.05, -0.1, 0.0, 0.0])
+    sol = mpc.value(s)
+    jac = mpc.sensitivities.policy_jacobian(sol)
+    g, h = mpc.sensitivities.grad_and_hessian_theta(sol)
+    assert jac.shape == (1, 1) and g.shape == (1,) and h.shape == (1, 1)
+    assert mpc.sensitivities.hessian_theta(sol, full=True).shape == (1, 1)
+    theta, eps = fns.theta.default(), 1e-5
+    u = []
+    for d in (eps, -eps):
+        mpc.theta = theta + d
+        u.append(float(mpc.value(s).u0[0]))
+    assert jac[0, 0] == pytest.approx((u[0] - u[1]) / (2 * eps), rel=1e-4, abs=1e-7)

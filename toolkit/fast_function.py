@@ -8,6 +8,8 @@ memory: about a microsecond of overhead.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import casadi as cs
 import numpy as np
 
@@ -18,11 +20,12 @@ class FastFunction:
     """A CasADi function evaluated through its buffer interface.
 
     Inputs are copied into preallocated float64 arrays; outputs are dense
-    arrays (column vectors become 1-D) that the next call overwrites, so copy a
+    arrays (column vectors become 1-D, except the outputs listed in ``matrix_outputs``,
+    e.g. a Jacobian that may have one column) that the next call overwrites, so copy a
     result you want to keep.
     """
 
-    def __init__(self, fn: cs.Function) -> None:
+    def __init__(self, fn: cs.Function, matrix_outputs: Collection[int] = ()) -> None:
         if not fn.is_a("SXFunction"):
             raise ValueError(f"FastFunction: expected an SX function, got {fn.class_name()}")
         inputs = fn.sx_in()
@@ -36,7 +39,7 @@ class FastFunction:
             rows, cols = self.fn.size_out(i)
             raw = np.zeros((cols, rows))  # CasADi stores column-major
             self._outputs.append(raw)
-            self._views.append(raw.T if cols > 1 else raw.reshape(rows))
+            self._views.append(raw.T if cols > 1 or i in matrix_outputs else raw.reshape(rows))
         # the SWIG typemap takes (buffer, size) from one memoryview argument
         for i, arr in enumerate(self._inputs):
             self._buf.set_arg(i, memoryview(arr))  # type: ignore[call-arg, arg-type]

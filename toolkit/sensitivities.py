@@ -93,8 +93,8 @@ class _Evaluators:
         self._grad_th = cs.gradient(lag, tr.theta)
         self._grad_w = cs.gradient(lag, tr.w)
 
-    def _fast(self, name: str, *outs: cs.SX) -> FastFunction:
-        return FastFunction(cs.Function(name, self._args, list(outs)))
+    def _fast(self, name: str, *outs: cs.SX, matrices: tuple[int, ...] = ()) -> FastFunction:
+        return FastFunction(cs.Function(name, self._args, list(outs)), matrix_outputs=matrices)
 
     @cached_property
     def first_order(self) -> FastFunction:
@@ -108,7 +108,8 @@ class _Evaluators:
 
     @cached_property
     def hess_theta(self) -> FastFunction:
-        return self._fast("hess_theta", self._grad_th, cs.jacobian(self._grad_th, self._tr.theta))
+        return self._fast("hess_theta", self._grad_th, cs.jacobian(self._grad_th, self._tr.theta),
+                          matrices=(1,))
 
     @cached_property
     def kkt(self) -> FastFunction:
@@ -122,6 +123,7 @@ class _Evaluators:
             cs.jacobian(tr.g_eq, tr.theta),
             cs.jacobian(tr.g_in, tr.theta),
             cs.jacobian(grad_th, tr.theta),  # ∇²_θθ L
+            matrices=tuple(range(7)),  # a single θ or constraint still gives 2-D blocks
         )
 
 
@@ -289,7 +291,7 @@ class Sensitivities:
         grad_w = ev.stationarity.fn(w, mu_zeroed, lam, s, a, theta, p)[0]
         mu_full = cs.vertcat(-grad_w[tr.x_index[0].tolist()], rest)
         g, h = ev.hess_theta.fn(w, mu_full, lam, s, a, theta, p)
-        fn = FastFunction(cs.Function("hess_theta_fused", [it, s, a, theta, p], [g, h]))
+        fn = FastFunction(cs.Function("hess_theta_fused", [it, s, a, theta, p], [g, h]), matrix_outputs=(1,))
         self._fused[key] = fn
         return fn
 
