@@ -30,7 +30,8 @@ def lti(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bundle, Path, MPC]:
     save_theta(root / "theta.json", theta_document("lti", {}, fns, fns.theta.default()))
     bundle = Bundle.load(export_mcu(root / "theta.json", root / "bundle"))
     program = build_firmware(bundle.directory, "host", root / "host")
-    return bundle, program, MPC(fns, SolverOptions(tol=1e-9), theta=np.array(bundle.manifest["theta"]["flat"]))
+    reference = MPC(fns, SolverOptions(tol=1e-9), theta=np.array(bundle.manifest["theta"]["flat"]))
+    return bundle, program, reference
 
 
 def _run(lti: tuple[Bundle, Path, MPC], steps: int, conditions: Conditions | None) -> HilRun:
