@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from codegen.bundle import export_bundle  # noqa: E402
 from codegen.firmware import build_firmware  # noqa: E402
 from codegen.mcu_export import export_mcu  # noqa: E402
-from hil.cli import run_command  # noqa: E402
+from hil.cli import parse_hil_args, run_command  # noqa: E402
 from toolkit.problems import lti_mpc  # noqa: E402
 from toolkit.theta_file import save_theta, theta_document  # noqa: E402
 
@@ -50,9 +50,8 @@ def main() -> None:
             bundle = bundles["acados" if board == "linux-aarch64" else "mcu"]
             elf = build_firmware(bundle, board, work / f"fw-{board}")
             out = work / f"hil-{board}"
-            ns = argparse.Namespace(bundle=str(bundle), port=None, baud=115200, program=str(elf),
-                                    target=board, steps=args.steps, seed=3, plant=None, thresholds=None,
-                                    cost_budget=None, out=str(out))
+            ns = parse_hil_args([str(bundle), "--target", board, "--program", str(elf),
+                                 "--steps", str(args.steps), "--seed", "3", "--out", str(out)])
             code = run_command(ns)
             metrics = json.loads((out / "hil.json").read_text())["metrics"]
             link = metrics["link_steps_per_second"]

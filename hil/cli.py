@@ -90,6 +90,13 @@ def add_hil_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     hil.set_defaults(func=run_command)
 
 
+def parse_hil_args(argv: list[str]) -> argparse.Namespace:
+    """The arguments of ``rlmpc hil ARGV…`` with every default filled in (for callers in Python)."""
+    parser = argparse.ArgumentParser(prog="rlmpc")
+    add_hil_command(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["hil", *argv])
+
+
 def reference_and_plant(manifest: dict[str, Any], plant: str | None) -> tuple[Any, Any]:
     """The workstation MPC at the bundle's θ, and the plant environment."""
     import numpy as np
@@ -147,5 +154,5 @@ def run_command(args: argparse.Namespace) -> int:
     return 0 if verdict.passed else 1
 
 
-__all__ = ["TARGETS", "add_device_arguments", "add_hil_command", "connected_device",
+__all__ = ["TARGETS", "add_device_arguments", "add_hil_command", "connected_device", "parse_hil_args",
            "reference_and_plant", "run_command"]

@@ -59,15 +59,14 @@ def _demo(args: argparse.Namespace) -> int:
           "link against the workstation policy")
     from codegen.firmware import build_firmware
     from codegen.mcu_export import export_mcu
-    from hil.cli import run_command
+    from hil.cli import parse_hil_args, run_command
 
     mcu = export_mcu(run_dir / "theta.json", out / "lti_mcu")
     elf = build_firmware(mcu, "mps2-an386", out / "firmware_mps2-an386")
     print(f"bare-metal bundle: {mcu}\nfirmware: {elf}\n"
           f"{(elf.parent / 'size.txt').read_text().rstrip()}")
-    hil_args = argparse.Namespace(bundle=str(mcu), port=None, baud=115200, program=str(elf),
-                                  target="mps2-an386", steps=100, seed=3, plant=None, thresholds=None,
-                                  cost_budget=None, out=str(out / "hil"))
+    hil_args = parse_hil_args([str(mcu), "--target", "mps2-an386", "--program", str(elf), "--steps", "100",
+                               "--seed", "3", "--out", str(out / "hil")])
     verdict_code = run_command(hil_args)
     print(f"HIL plots: {out / 'hil'}/*.png")
     print(f"\nNext: the same on the other boards (rlmpc hil {mcu} --target stm32f405 | host; an "
