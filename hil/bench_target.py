@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from hil.cli import add_device_arguments, connected_device, reference_and_plant
+from hil.cli import add_device_arguments, add_plant_arguments, connected_device, reference_and_plant
 
 PERCENTILES = (50, 90, 99)
 
@@ -95,7 +95,7 @@ def run_bench_target(args: argparse.Namespace) -> int:
         print("rlmpc bench-target: error: --program needs --target", file=sys.stderr)
         return 2
     bundle = Bundle.load(args.bundle)
-    reference, plant = reference_and_plant(bundle.manifest, args.plant)
+    reference, plant = reference_and_plant(bundle.manifest, args.plant, args.plant_params)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     costs: list[np.ndarray] = []
@@ -152,7 +152,7 @@ def add_bench_target_command(sub: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("--episodes", type=int, default=5, help="closed loops (default 5)")
     p.add_argument("--steps", type=int, default=100, help="steps per loop (default 100)")
     p.add_argument("--seed", type=int, default=0, help="plant seed of the first loop (default 0)")
-    p.add_argument("--plant", default=None, help="plant name (default: by the bundle's problem)")
+    add_plant_arguments(p)
     p.add_argument("--budget", type=float, default=None, help="count the steps above this cost")
     p.add_argument("--out", default="runs/bench-target", help="output folder (default runs/bench-target)")
     p.set_defaults(func=run_bench_target)

@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-PLANTS = {"lti": "LtiGrosZanon", "cartpole": "CartPole", "pendulum": "Pendulum-v1"}
+PLANTS = {"lti": "LtiGrosZanon", "cartpole": "CartPole", "pendulum": "Pendulum-v1",
+          "cartpole_incline": "CartPoleIncline"}  # the default plant of each problem
 TARGETS = ("host", "mps2-an386", "stm32f405", "linux-aarch64")  # codegen.firmware.ALL_BOARDS
 
 
@@ -76,7 +77,7 @@ def add_hil_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_device_arguments(hil)
     hil.add_argument("--steps", type=int, default=100, help="closed-loop steps (default 100)")
     hil.add_argument("--seed", type=int, default=0, help="plant seed (default 0)")
-    hil.add_argument("--plant", default=None, help="plant name (default: by the bundle's problem)")
+    add_plant_arguments(hil)
     hil.add_argument("--thresholds", default=None, help="JSON file with verdict thresholds")
     hil.add_argument("--cost-budget", type=float, default=None,
                      help="per-step device cost limit (instructions / cycles / µs)")
@@ -90,6 +91,25 @@ def add_hil_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     hil.set_defaults(func=run_command)
 
 
+def add_plant_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--plant NAME`` and ``--plant-params JSON`` (e.g. the true physical parameters)."""
+    parser.add_argument("--plant", default=None, help="plant name (default: by the bundle's problem)")
+    parser.add_argument("--plant-params", default=None, metavar="JSON",
+                        help='plant parameters as a JSON object, e.g. \'{"m_pole": 0.65}\'')
+
+
+def _plant_params(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--plant-params: not valid JSON ({exc.msg}); expected an object") from None
+    if not isinstance(params, dict):
+        raise ValueError(f"--plant-params: expected a JSON object, got {type(params).__name__}")
+    return params
+
+
 def parse_hil_args(argv: list[str]) -> argparse.Namespace:
     """The arguments of ``rlmpc hil ARGV…`` with every default filled in (for callers in Python)."""
     parser = argparse.ArgumentParser(prog="rlmpc")
@@ -97,19 +117,21 @@ def parse_hil_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(["hil", *argv])
 
 
-def reference_and_plant(manifest: dict[str, Any], plant: str | None) -> tuple[Any, Any]:
-    """The workstation MPC at the bundle's θ, and the plant environment."""
+def reference_and_plant(manifest: dict[str, Any], plant: str | None,
+                        plant_params: str | None = None) -> tuple[Any, Any]:
+    """The workstation MPC at the bundle's θ, and the plant environment (``plant_params``: JSON)."""
     import numpy as np
 
     from toolkit import MPC, SolverOptions
     from toolkit.registry import make_env, make_problem
 
+    params = _plant_params(plant_params)  # the user's input first, before anything is built
     name = manifest["problem"]["name"]
     fns = make_problem(name, manifest["problem"].get("params", {})).build()
     reference = MPC(fns, SolverOptions(tol=1e-9), theta=np.array(manifest["theta"]["flat"]))
     if plant is None and name not in PLANTS:
         raise ValueError(f"--plant: no default plant for problem {name!r}; name one")
-    return reference, make_env(plant or PLANTS[name], {})
+    return reference, make_env(plant or PLANTS[name], params)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -128,7 +150,7 @@ def run_command(args: argparse.Namespace) -> int:
     th = Thresholds.load(args.thresholds) if args.thresholds else Thresholds()
     if args.cost_budget is not None:
         th = Thresholds(**{**th.__dict__, "cost_budget": args.cost_budget})
-    reference, plant = reference_and_plant(bundle.manifest, args.plant)
+    reference, plant = reference_and_plant(bundle.manifest, args.plant, args.plant_params)
     noise, dist = (v[0] if len(v) == 1 else v for v in (args.measurement_noise, args.input_disturbance))
     conditions = Conditions(noise, dist, float(bundle.manifest["sampling_time"]) if args.realtime else None)
     out = Path(args.out)
@@ -154,5 +176,14 @@ def run_command(args: argparse.Namespace) -> int:
     return 0 if verdict.passed else 1
 
 
-__all__ = ["TARGETS", "add_device_arguments", "add_hil_command", "connected_device", "parse_hil_args",
-           "reference_and_plant", "run_command"]
+__all__ = [
+    "PLANTS",
+    "TARGETS",
+    "add_device_arguments",
+    "add_hil_command",
+    "add_plant_arguments",
+    "connected_device",
+    "parse_hil_args",
+    "reference_and_plant",
+    "run_command",
+]

@@ -36,7 +36,6 @@ from typing import Any
 import pytest
 
 TARGETS = ("host", "mps2-an386", "stm32f405", "linux-aarch64")
-PLANTS = {"lti": "LtiGrosZanon", "cartpole": "CartPole", "pendulum": "Pendulum-v1"}
 LOG_KEY = "hil_serial_log"
 REPORT_KEY = "hil_report"
 
@@ -175,6 +174,8 @@ def hil_run(request: pytest.FixtureRequest, dut: Any, hil_bundle: Any, hil_refer
             plant: Any = None, out: str | Path | None = None, **kwargs: Any) -> HilResult:
         dev = dut if device is None else device
         name = hil_bundle.manifest["problem"]["name"]
+        from hil.cli import PLANTS
+
         env = plant if plant is not None else make_env(PLANTS[name], {})
         if isinstance(env, str):
             env = make_env(env, {})

@@ -144,3 +144,23 @@ def test_flash_refuses_what_is_not_a_bundle_or_program(tmp_path: Path,
     assert "no such bundle folder or firmware program" in capsys.readouterr().err
     assert main(["flash", str(tmp_path), "--board", "host"]) == 2
     assert "expected a bundle folder (with manifest.json)" in capsys.readouterr().err
+
+
+def test_plant_params_reach_the_plant(lti_bundle: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from hil.cli import reference_and_plant
+    from toolkit.envs.cartpole_incline import CartPoleIncline
+
+    manifest = {"problem": {"name": "cartpole_incline", "params": {"m_pole": 0.5}},
+                "theta": {"flat": [0.0]}}
+    with pytest.raises(ValueError, match=r"--plant-params: expected a JSON object, got list"):
+        reference_and_plant(manifest, None, "[1]")
+    with pytest.raises(ValueError, match=r"--plant-params: not valid JSON"):
+        reference_and_plant(manifest, None, "{m_pole: 1}")
+    code = main(["hil", str(lti_bundle), "--target", "host", "--steps", "5", "--plant-params",
+                 '{"mass": 1}', "--out", str(tmp_path / "h")])
+    assert code == 2 and "env.params:" in capsys.readouterr().err  # LtiGrosZanon has no 'mass'
+    from toolkit.registry import make_env
+
+    plant = make_env("CartPoleIncline", {"m_pole": 0.65, "slope": 0.12})
+    assert isinstance(plant, CartPoleIncline) and plant.m_pole == 0.65
