@@ -17,9 +17,11 @@ The same inputs give byte-identical files.  Build and check one with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,22 @@ def check_destination(out: Path) -> None:
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise ValueError(f"{out}: output folder: not empty and not a bundle (no {MANIFEST}); "
                          "expected a new, empty or bundle folder")
+
+
+@contextlib.contextmanager
+def staged_bundle(out: Path) -> Iterator[Path]:
+    """A hidden staging folder next to ``out``; on success it replaces ``out`` (an earlier
+    bundle) in one rename, on any error it is removed and ``out`` is left untouched."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        yield staging
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
 
 
 def _manifest(tf: ThetaFile, baked: ProblemFunctions, options: SolverOptions, target: str,
@@ -128,9 +146,7 @@ def export_bundle(theta_path: str | Path, target: str, out_dir: str | Path,
     summary = (f"problem {tf.problem} ({tf.fns.problem_hash[:12]}), theta sha256 "
                f"{theta_hash(tf.values)[:12]} baked in, target {target}")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    try:
+    with staged_bundle(out) as staging:
         export_solver_sources(baked, options, baked.name, staging / "solver")
         _write_text(staging / "src" / "rlmpc_controller.h",
                     render_header(baked.name, baked.nx, baked.nu, baked.horizon, summary))
@@ -141,10 +157,4 @@ def export_bundle(theta_path: str | Path, target: str, out_dir: str | Path,
         _write_text(staging / "test_vectors.json", json.dumps(vectors, indent=1) + "\n")
         _write_text(staging / "test_vectors.txt", vectors_text(vectors))
         write_manifest(staging, _manifest(tf, baked, options, target, settings, sources, vectors))
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return out

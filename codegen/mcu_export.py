@@ -11,7 +11,6 @@ the firmware (:mod:`codegen.firmware`).  ``--check`` compiles it on the host and
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import casadi as cs
 
 import toolkit
-from codegen.bundle import check_destination
+from codegen.bundle import check_destination, staged_bundle
 from codegen.manifest import theta_hash, write_manifest
 from codegen.mcu.toolchain import CORTEX_M4F, Footprint, SolverSources, cortex_m4_footprint
 from codegen.test_vectors import compute_test_vectors
@@ -89,9 +88,7 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
     out = Path(out_dir).resolve()
     check_destination(out)
     vectors = compute_test_vectors(fix_theta(tf.fns, tf.values), SolverOptions(tol=1e-9))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    try:
+    with staged_bundle(out) as staging:
         gen: SolverSources
         if tf.fns.is_qp:
             gen = generate(tf.fns, staging, tf.values, precision=precision)
@@ -104,12 +101,6 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
         _check_ram(tf, footprint, ram_limit)
         (staging / VECTORS_JSON).write_text(json.dumps(vectors, indent=1) + "\n", encoding="utf-8")
         write_manifest(staging, _manifest(tf, precision, kind, vectors, footprint))
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return out
 
 
