@@ -19,7 +19,7 @@
   (``--serial /dev/ttyS0 --baud 115200``), run here under ``qemu-aarch64`` on a pty;
   ``ACTION.cost`` in microseconds.
 
-:data:`MCU_BOARDS` are the boards of bare-metal bundles; :data:`ALL_BOARDS` adds ``linux-aarch64``.
+The board names: :mod:`codegen.boards`.
 
 The INFO constants (firmware version, hashes, dimensions, board) are generated from the
 bundle's ``manifest.json`` into ``bundle_info.h`` in the build folder.  :func:`start_emulator`
@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from codegen import toolchain as linux_toolchain
+from codegen.boards import ALL_BOARDS
 from codegen.mcu.qemu_bench import LINK_FLAGS, QEMU
 from codegen.mcu.toolchain import ARM_GCC, CORTEX_M4F, WARNINGS, ToolchainError
 from hil import codegen_protocol
@@ -107,8 +108,6 @@ def _board(name: str) -> Board:
     raise ValueError(f"board: expected one of {list(ALL_BOARDS)}, got {name!r}")
 
 
-MCU_BOARDS = ("host", "mps2-an386", "stm32f405")  # boards of bare-metal bundles
-ALL_BOARDS = (*MCU_BOARDS, "linux-aarch64")
 
 
 # ---- the bundle ---------------------------------------------------------------------------

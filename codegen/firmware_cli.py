@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-FIRMWARE_BOARDS = ("host", "mps2-an386", "stm32f405", "linux-aarch64")  # codegen.firmware.ALL_BOARDS
+from codegen.boards import ALL_BOARDS as FIRMWARE_BOARDS
 
 
 def default_build_dir(bundle: str | Path, board: str) -> Path:

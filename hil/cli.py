@@ -23,9 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from codegen.boards import ALL_BOARDS as TARGETS
+
 PLANTS = {"lti": "LtiGrosZanon", "cartpole": "CartPole", "pendulum": "Pendulum-v1",
           "cartpole_incline": "CartPoleIncline"}  # the default plant of each problem
-TARGETS = ("host", "mps2-an386", "stm32f405", "linux-aarch64")  # codegen.firmware.ALL_BOARDS
 
 
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:

@@ -35,7 +35,8 @@ from typing import Any
 
 import pytest
 
-TARGETS = ("host", "mps2-an386", "stm32f405", "linux-aarch64")
+from codegen.boards import ALL_BOARDS as TARGETS
+
 LOG_KEY = "hil_serial_log"
 REPORT_KEY = "hil_report"
 

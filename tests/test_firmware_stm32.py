@@ -17,9 +17,8 @@ import numpy as np
 import pytest
 import serial
 
+from codegen.boards import ALL_BOARDS, MCU_BOARDS
 from codegen.firmware import (
-    ALL_BOARDS,
-    MCU_BOARDS,
     QEMU_MACHINES,
     TEMPLATES,
     Bundle,
@@ -250,7 +249,8 @@ def test_float64_bundle(build: Build, tmp_path: Path) -> None:
 
 
 def test_cli_board_choices_match_the_firmware_builder() -> None:
-    from codegen.firmware import ALL_BOARDS
     from codegen.firmware_cli import FIRMWARE_BOARDS
+    from hil.cli import TARGETS
+    from hil.pytest_plugin import TARGETS as PLUGIN_TARGETS
 
-    assert tuple(FIRMWARE_BOARDS) == tuple(ALL_BOARDS)
+    assert FIRMWARE_BOARDS == TARGETS == PLUGIN_TARGETS == ALL_BOARDS
