@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import serial
+from processes import alive
 
 from codegen.firmware import Bundle, Emulator, build_firmware, safe_action, start_emulator
 from codegen.firmware_link import FirmwareLink
@@ -54,14 +55,6 @@ class Builds:
     states: np.ndarray  # float32-exact reference states
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def _processes_running(path: Path) -> list[int]:
     """Pids whose command line mentions ``path`` (QEMU with the ELF, or the host program)."""
     pids = []
@@ -71,7 +64,7 @@ def _processes_running(path: Path) -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if str(path).encode() in cmdline and _alive(int(entry.name)):
+            if str(path).encode() in cmdline and alive(int(entry.name)):
                 pids.append(int(entry.name))
     return pids
 
@@ -104,7 +97,7 @@ def device(request: pytest.FixtureRequest, builds: Builds) -> Iterator[tuple[str
         emu.stop(port)
         if port is not None:
             port.close()
-        assert not _alive(emu.process.pid)
+        assert not alive(emu.process.pid)
 
 
 def test_hello_answers_info_from_the_manifest(builds: Builds, device: tuple[str, Emulator, FirmwareLink]
@@ -194,7 +187,7 @@ def test_exit_ends_the_firmware(builds: Builds, board: str) -> None:
         emu.stop()
         if port is not None:
             port.close()
-    assert not _alive(emu.process.pid)
+    assert not alive(emu.process.pid)
     assert emu._fds == []  # the pty is closed
 
 

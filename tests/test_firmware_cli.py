@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import serial
+from processes import alive
 
 from codegen.firmware import build_firmware
 from codegen.firmware_link import FirmwareLink
@@ -93,7 +94,7 @@ def test_flash_a_bundle_runs_it_until_sigterm(lti_bundle: Path, tmp_path: Path) 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert not alive(pid)
     assert (tmp_path / "build" / "firmware" / "lti_mcu-host" / "controller").is_file()
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import serial
+from processes import alive
 
 from codegen.boards import ALL_BOARDS, MCU_BOARDS
 from codegen.firmware import (
@@ -51,14 +52,6 @@ class Build:
     states: np.ndarray  # float32-exact reference states
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def _processes_running(path: Path) -> list[int]:
     """Pids whose command line mentions ``path`` (QEMU with the ELF)."""
     pids = []
@@ -68,7 +61,7 @@ def _processes_running(path: Path) -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if str(path).encode() in cmdline and _alive(int(entry.name)):
+            if str(path).encode() in cmdline and alive(int(entry.name)):
                 pids.append(int(entry.name))
     return pids
 
@@ -100,7 +93,7 @@ def device(build: Build) -> Iterator[tuple[Emulator, FirmwareLink]]:
         emu.stop(port)
         if port is not None:
             port.close()
-        assert not _alive(emu.process.pid)
+        assert not alive(emu.process.pid)
 
 
 def test_board_registration() -> None:
@@ -222,7 +215,7 @@ def test_exit_ends_qemu(build: Build) -> None:
         emu.stop()
         if port is not None:
             port.close()
-    assert not _alive(emu.process.pid)
+    assert not alive(emu.process.pid)
     assert _processes_running(build.elf) == []
 
 
@@ -245,7 +238,7 @@ def test_float64_bundle(build: Build, tmp_path: Path) -> None:
         emu.stop(port)
         if port is not None:
             port.close()
-    assert not _alive(emu.process.pid)
+    assert not alive(emu.process.pid)
 
 
 def test_cli_board_choices_match_the_firmware_builder() -> None:

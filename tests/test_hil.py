@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from processes import alive
 
 from codegen.firmware import Bundle, build_firmware, start_emulator
 from codegen.mcu.qemu_bench import qemu_available
@@ -39,14 +40,6 @@ class Setup:
     bundle: Bundle
     programs: dict[str, Path]
     reference: MPC
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +67,7 @@ def _run(setup: Setup, board: str, steps: int = STEPS, wrap: Any = None,
         emu.stop(port)
         if port is not None:
             port.close()
-    assert not _alive(emu.process.pid), "the firmware survived"
+    assert not alive(emu.process.pid), "the firmware survived"
     return run, emu.process.pid
 
 
