@@ -1,1 +1,2 @@
-"""Export of learned θ with C solver code for targets (acados bundles; bare-metal in progress)."""
+"""Export of learned θ with C solver code (acados bundles for embedded Linux, the malloc-free
+bare-metal solver), the controller firmware for each board, and flashing."""
