@@ -132,16 +132,20 @@ class Activity:
     """Which constraints the acados plan of a state has active."""
 
     input_active: bool
-    state_active: bool
+    state_active: bool  # at or beyond a bound
+    state_violation: float = 0.0  # largest amount by which the plan exceeds a state row's bounds
 
 
 def plan_activity(fns: ProblemFunctions, theta: FloatArray, p: FloatArray, x: FloatArray,
                   u: FloatArray) -> Activity:
     near = np.minimum(np.abs(u - fns.u_lb), np.abs(u - fns.u_ub))
-    h = np.array([np.asarray(fns.h_state(xk, theta, p)).ravel() for xk in x[1:]])
     sr = fns.state_rows
-    state = bool(sr.n) and bool(np.any((h <= sr.lb + ACTIVE_TOL) | (h >= sr.ub - ACTIVE_TOL)))
-    return Activity(bool(np.any(near < ACTIVE_TOL)), state)
+    if not sr.n:
+        return Activity(bool(np.any(near < ACTIVE_TOL)), False)
+    h = np.array([np.asarray(fns.h_state(xk, theta, p)).ravel() for xk in x[1:]])
+    state = bool(np.any((h <= sr.lb + ACTIVE_TOL) | (h >= sr.ub - ACTIVE_TOL)))
+    violation = float(np.max(np.maximum(sr.lb - h, h - sr.ub), initial=0.0))
+    return Activity(bool(np.any(near < ACTIVE_TOL)), state, max(violation, 0.0))
 
 
 def closed_loop_cost(fns: ProblemFunctions, theta: FloatArray, p: FloatArray,
