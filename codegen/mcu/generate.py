@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -32,7 +33,7 @@ from codegen.mcu.daqp_sources import LICENSE_NAME, SOLVER_HEADERS, SOLVER_SOURCE
 from codegen.mcu.ldp import DAQP_INF, LdpData, ldp_data
 from codegen.mcu.linearise import LinearisedOcp, linearise
 from toolkit.parameters import ParameterValues
-from toolkit.problem import ProblemFunctions
+from toolkit.problem import ParametricMPC, ProblemFunctions
 
 TEMPLATES = Path(__file__).parent / "c"
 PRECISIONS = ("float32", "float64")
@@ -191,13 +192,15 @@ def copy_daqp(out: Path) -> None:
     shutil.copyfile(src / LICENSE_NAME, out / "daqp" / LICENSE_NAME)
 
 
-def main(argv: list[str] | None = None) -> None:
-    from codegen.mcu.linear_cartpole import linear_cartpole_mpc
-    from toolkit.registry import PROBLEMS
+ProblemBuilders = dict[str, Callable[[], ParametricMPC]]
+
+
+def parse_developer_args(prog: str, description: str | None, problems: ProblemBuilders, argv: list[str] | None
+                         ) -> tuple[ProblemFunctions, np.ndarray | None, argparse.Namespace]:
+    """The developer command line of a generator: ``--problem``/``--theta``, ``--out``, ``--precision``."""
     from toolkit.theta_file import load_theta
 
-    problems = {**PROBLEMS, "linear_cartpole": linear_cartpole_mpc}
-    parser = argparse.ArgumentParser(prog="python -m codegen.mcu.generate", description=__doc__,
+    parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--problem", choices=sorted(problems), help="problem at its default θ")
     parser.add_argument("--theta", help="θ file from `rlmpc train` (names the problem)")
@@ -208,13 +211,20 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("give exactly one of --problem and --theta")
     if args.theta is not None:
         tf = load_theta(args.theta)
-        fns, theta = tf.fns, tf.values
-    else:
-        fns, theta = problems[args.problem]().build(), None
+        return tf.fns, tf.values, args
+    return problems[args.problem]().build(), None, args
+
+
+def main(argv: list[str] | None = None) -> None:
+    from codegen.mcu.linear_cartpole import linear_cartpole_mpc
+    from toolkit.registry import PROBLEMS
+
+    fns, theta, args = parse_developer_args("python -m codegen.mcu.generate", __doc__,
+                                            {**PROBLEMS, "linear_cartpole": linear_cartpole_mpc}, argv)
     try:
         gen = generate(fns, args.out, theta, precision=args.precision)
     except ValueError as exc:
-        parser.exit(2, f"error: {exc}\n")
+        raise SystemExit(f"error: {exc}") from exc
     print(f"{gen.directory}: {gen.qp.nz} variables, {gen.qp.m} constraints, "
           f"cond(H) = {gen.qp.cond_h:.3g}, {args.precision}")
 

@@ -23,7 +23,6 @@ input.  Files: ``rlmpc_rti.h``, ``rlmpc_rti.c``, ``rlmpc_model.c`` and ``daqp/``
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from codegen.mcu.generate import (
     c_array,
     c_number,
     copy_daqp,
+    parse_developer_args,
 )
 from codegen.mcu.ldp import DAQP_SOFT, L1_LDP_WEIGHT
 from codegen.mcu.linearise import linearise
@@ -174,22 +174,8 @@ def generate_rti(fns: ProblemFunctions, out_dir: str | Path, theta: ParameterVal
 
 def main(argv: list[str] | None = None) -> None:
     from toolkit.registry import PROBLEMS
-    from toolkit.theta_file import load_theta
 
-    parser = argparse.ArgumentParser(prog="python -m codegen.mcu.generate_rti", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--problem", choices=sorted(PROBLEMS), help="problem at its default θ")
-    parser.add_argument("--theta", help="θ file from `rlmpc train` (names the problem)")
-    parser.add_argument("--out", required=True, help="output folder (outside the repository)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
-    args = parser.parse_args(argv)
-    if (args.problem is None) == (args.theta is None):
-        parser.error("give exactly one of --problem and --theta")
-    if args.theta is not None:
-        tf = load_theta(args.theta)
-        fns, theta = tf.fns, tf.values
-    else:
-        fns, theta = PROBLEMS[args.problem]().build(), None
+    fns, theta, args = parse_developer_args("python -m codegen.mcu.generate_rti", __doc__, PROBLEMS, argv)
     gen = generate_rti(fns, args.out, theta, precision=args.precision)
     print(f"{gen.directory}: RTI solver, {fns.horizon * fns.nu} variables, {gen.n_rows} rows, "
           f"{args.precision}")

@@ -37,7 +37,6 @@ from toolkit.options import SolverOptions
 from toolkit.parameters import FloatArray, ParameterValues
 from toolkit.problem import ProblemFunctions
 
-RTI_HARNESS = Path(__file__).parent / "c" / "rti_harness.c"
 RTI_OPTIONS = SolverOptions(nlp_solver="SQP_RTI", hessian="GAUSS_NEWTON", tol=1e-9)
 SQP_OPTIONS = SolverOptions(tol=1e-8)  # full Gauss-Newton SQP for a nonlinear problem (as in tests)
 GUESS_NOISE = 0.05  # guesses are converged plans of the state plus this much noise
@@ -127,7 +126,7 @@ def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | No
     reports, forbidden, fp = [], set(), None
     for prec in precisions:
         gen: GeneratedRti = generate_rti(fns, work_dir / prec, th, pv, prec)
-        exe = build_host_harness(gen, work_dir / prec / "harness", RTI_HARNESS)
+        exe = build_host_harness(gen, work_dir / prec / "harness", rti=True)
         forbidden |= forbidden_symbols(compile_objects(gen, work_dir / prec / "obj", "gcc", HOST_FLAGS))
         rep = RtiPrecisionReport(prec)
         with RtiHostSolver(exe) as solver:

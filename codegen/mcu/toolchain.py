@@ -47,11 +47,12 @@ def _includes(gen: SolverSources) -> list[str]:
     return [f"-I{d}" for d in gen.include_dirs]
 
 
-def build_host_harness(gen: SolverSources, exe: Path, harness: Path = HARNESS,
-                       cc: str = "gcc") -> Path:
-    """The solver with a harness (default :file:`c/host_harness.c`) as a native program."""
+def build_host_harness(gen: SolverSources, exe: Path, rti: bool = False, cc: str = "gcc") -> Path:
+    """The solver with the line harness :file:`c/host_harness.c` as a native program
+    (``rti``: of an RTI solver, with its ``g`` command)."""
     exe.parent.mkdir(parents=True, exist_ok=True)
-    _run([cc, *HOST_FLAGS, *gen.cflags, *_includes(gen), *map(str, gen.sources), str(harness),
+    define = ["-DRLMPC_HARNESS_RTI"] if rti else []
+    _run([cc, *HOST_FLAGS, *gen.cflags, *define, *_includes(gen), *map(str, gen.sources), str(HARNESS),
           "-o", str(exe), "-lm"])
     return exe
 
