@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import serial
-from processes import alive
+from processes import alive, connected, lti_bundle, processes_running
 
 from codegen.firmware import Bundle, Emulator, build_firmware, safe_action, start_emulator
 from codegen.firmware_link import FirmwareLink
 from codegen.manifest import theta_hash
-from codegen.mcu.host_check import HostSolver, random_states
+from codegen.mcu.host_check import HostSolver
 from codegen.mcu.qemu_bench import RESOLUTION, qemu_available
 from codegen.mcu.toolchain import build_host_harness
 from codegen.mcu_export import export_mcu
@@ -39,8 +39,6 @@ from hil.protocol import (
     hash_prefix,
 )
 from hil.protocol_spec import CostUnit, ErrorCode, MsgType, Precision, StatusFlag
-from toolkit.problems import lti_mpc
-from toolkit.theta_file import save_theta, theta_document
 
 N_STATES = 12
 
@@ -55,49 +53,21 @@ class Builds:
     states: np.ndarray  # float32-exact reference states
 
 
-def _processes_running(path: Path) -> list[int]:
-    """Pids whose command line mentions ``path`` (QEMU with the ELF, or the host program)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if str(path).encode() in cmdline and alive(int(entry.name)):
-                pids.append(int(entry.name))
-    return pids
-
-
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builds]:
     assert qemu_available(), "qemu-system-arm / arm-none-eabi-gcc missing: run make setup"
     root = tmp_path_factory.mktemp("firmware")
-    fns = lti_mpc().build()
-    save_theta(root / "theta.json", theta_document("lti", {}, fns, fns.theta.default()))
-    bundle = Bundle.load(export_mcu(root / "theta.json", root / "bundle"))
-    programs = {b: build_firmware(bundle.directory, b, root / b) for b in BOARDS}
-    reference = build_host_harness(bundle, root / "reference" / "harness")
-    states = np.vstack([random_states(fns, N_STATES - 2, 0), [[0.9, 0.9], [0.05, -0.6]]])
-    yield Builds(bundle, programs, reference, states.astype(np.float32).astype(float))
-    assert _processes_running(root) == [], "a firmware process survived the tests"
+    lti = lti_bundle(root, N_STATES)
+    programs = {b: build_firmware(lti.bundle.directory, b, root / b) for b in BOARDS}
+    yield Builds(lti.bundle, programs, lti.reference, lti.states)
+    assert processes_running(root) == [], "a firmware process survived the tests"
 
 
 @pytest.fixture(params=BOARDS)
 def device(request: pytest.FixtureRequest, builds: Builds) -> Iterator[tuple[str, Emulator, FirmwareLink]]:
     board: str = request.param
-    emu = start_emulator(builds.programs[board], board)
-    port = None
-    try:
-        port = serial.serial_for_url(emu.serial_url, timeout=0.01)
-        link = FirmwareLink(port)
-        link.hello()
+    with connected(builds.programs[board], board) as (emu, link):
         yield board, emu, link
-    finally:
-        emu.stop(port)
-        if port is not None:
-            port.close()
-        assert not alive(emu.process.pid)
 
 
 def test_hello_answers_info_from_the_manifest(builds: Builds, device: tuple[str, Emulator, FirmwareLink]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import serial
-from processes import alive
+from processes import alive, connected, lti_bundle, processes_running
 
 from codegen.boards import ALL_BOARDS, MCU_BOARDS
 from codegen.firmware import (
@@ -29,14 +29,12 @@ from codegen.firmware import (
 )
 from codegen.firmware_link import FirmwareLink
 from codegen.manifest import theta_hash
-from codegen.mcu.host_check import HostSolver, random_states
+from codegen.mcu.host_check import HostSolver
 from codegen.mcu.qemu_bench import qemu_available
 from codegen.mcu.toolchain import ARM_GCC, CORTEX_M4F, WARNINGS, build_host_harness
 from codegen.mcu_export import export_mcu
 from hil.protocol import Ack, Action, Exit, Hello, Info, Ping, Pong, Reset, Step, encode, hash_prefix
 from hil.protocol_spec import CostUnit, MsgType, Precision, StatusFlag
-from toolkit.problems import lti_mpc
-from toolkit.theta_file import save_theta, theta_document
 
 BOARD = "stm32f405"
 BOARD_DIR = TEMPLATES / "boards" / BOARD
@@ -52,48 +50,20 @@ class Build:
     states: np.ndarray  # float32-exact reference states
 
 
-def _processes_running(path: Path) -> list[int]:
-    """Pids whose command line mentions ``path`` (QEMU with the ELF)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if str(path).encode() in cmdline and alive(int(entry.name)):
-                pids.append(int(entry.name))
-    return pids
-
-
 @pytest.fixture(scope="module")
 def build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Build]:
     assert qemu_available(), "qemu-system-arm / arm-none-eabi-gcc missing: run make setup"
     root = tmp_path_factory.mktemp("firmware_stm32")
-    fns = lti_mpc().build()
-    save_theta(root / "theta.json", theta_document("lti", {}, fns, fns.theta.default()))
-    bundle = Bundle.load(export_mcu(root / "theta.json", root / "bundle"))
-    elf = build_firmware(bundle.directory, BOARD, root / BOARD)
-    reference = build_host_harness(bundle, root / "reference" / "harness")
-    states = np.vstack([random_states(fns, N_STATES - 2, 0), [[0.9, 0.9], [0.05, -0.6]]])
-    yield Build(bundle, elf, reference, states.astype(np.float32).astype(float))
-    assert _processes_running(root) == [], "a QEMU process survived the tests"
+    lti = lti_bundle(root, N_STATES)
+    elf = build_firmware(lti.bundle.directory, BOARD, root / BOARD)
+    yield Build(lti.bundle, elf, lti.reference, lti.states)
+    assert processes_running(root) == [], "a QEMU process survived the tests"
 
 
 @pytest.fixture
 def device(build: Build) -> Iterator[tuple[Emulator, FirmwareLink]]:
-    emu = start_emulator(build.elf, BOARD)
-    port = None
-    try:
-        port = serial.serial_for_url(emu.serial_url, timeout=0.01)
-        link = FirmwareLink(port)
-        link.hello()  # repeated until INFO: QEMU's USART drops bytes sent before it is enabled
+    with connected(build.elf, BOARD) as (emu, link):
         yield emu, link
-    finally:
-        emu.stop(port)
-        if port is not None:
-            port.close()
-        assert not alive(emu.process.pid)
 
 
 def test_board_registration() -> None:
@@ -216,7 +186,7 @@ def test_exit_ends_qemu(build: Build) -> None:
         if port is not None:
             port.close()
     assert not alive(emu.process.pid)
-    assert _processes_running(build.elf) == []
+    assert processes_running(build.elf) == []
 
 
 def test_float64_bundle(build: Build, tmp_path: Path) -> None:

@@ -33,6 +33,14 @@ void SVC_Handler(void);
 void DebugMon_Handler(void);
 void PendSV_Handler(void);
 
+/* A vector table entry, and the 16 entries every Cortex-M table starts with: the initial
+ * stack pointer and the core exceptions (a board's startup.c appends its interrupts). */
+typedef void (*cortex_m_vector)(void);
+#define CORTEX_M_CORE_VECTORS(stack_top)                                                        \
+    (cortex_m_vector)(uintptr_t)(stack_top), Reset_Handler, NMI_Handler, HardFault_Handler,     \
+        MemManage_Handler, BusFault_Handler, UsageFault_Handler, 0, 0, 0, 0, /* reserved */    \
+        SVC_Handler, DebugMon_Handler, 0 /* reserved */, PendSV_Handler, SysTick_Handler
+
 /* SysTick as a free-running counter of core clock ticks: reload 2^24 - 1, its interrupt
  * (SysTick_Handler, defined here) counts the wraps.  Call once from board_init(). */
 void cortex_m_counter_start(void);

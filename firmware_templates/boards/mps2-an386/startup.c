@@ -29,22 +29,8 @@ void TIMER1_IRQHandler(void) WEAK_DEFAULT;    /* IRQ 9 */
 void DUALTIMER_IRQHandler(void) WEAK_DEFAULT; /* IRQ 10 */
 void UARTOVF_IRQHandler(void) WEAK_DEFAULT;   /* IRQ 12: UART 0-2 overruns */
 
-typedef void (*vector)(void);
-
-__attribute__((section(".isr_vector"), used)) static const vector vectors[16 + N_IRQ] = {
-    (vector)(uintptr_t)_estack, /* initial stack pointer */
-    Reset_Handler,
-    NMI_Handler,
-    HardFault_Handler,
-    MemManage_Handler,
-    BusFault_Handler,
-    UsageFault_Handler,
-    0, 0, 0, 0, /* reserved */
-    SVC_Handler,
-    DebugMon_Handler,
-    0, /* reserved */
-    PendSV_Handler,
-    SysTick_Handler,
+__attribute__((section(".isr_vector"), used)) static const cortex_m_vector vectors[16 + N_IRQ] = {
+    CORTEX_M_CORE_VECTORS(_estack),
     /* external interrupts (AN386 numbering); the rest default */
     [16 + 0] = UART0RX_IRQHandler,
     [16 + 1] = UART0TX_IRQHandler,

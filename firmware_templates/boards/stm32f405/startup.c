@@ -33,22 +33,8 @@ void UART4_IRQHandler(void) WEAK_DEFAULT; /* IRQ 52 */
 void UART5_IRQHandler(void) WEAK_DEFAULT; /* IRQ 53 */
 void USART6_IRQHandler(void) WEAK_DEFAULT; /* IRQ 71 */
 
-typedef void (*vector)(void);
-
-__attribute__((section(".isr_vector"), used)) static const vector vectors[16 + N_IRQ] = {
-    (vector)(uintptr_t)_estack, /* initial stack pointer */
-    Reset_Handler,
-    NMI_Handler,
-    HardFault_Handler,
-    MemManage_Handler,
-    BusFault_Handler,
-    UsageFault_Handler,
-    0, 0, 0, 0, /* reserved */
-    SVC_Handler,
-    DebugMon_Handler,
-    0, /* reserved */
-    PendSV_Handler,
-    SysTick_Handler,
+__attribute__((section(".isr_vector"), used)) static const cortex_m_vector vectors[16 + N_IRQ] = {
+    CORTEX_M_CORE_VECTORS(_estack),
     /* external interrupts (STM32F405 numbering) */
     [16 + 0] = Default_Handler, [16 + 1] = Default_Handler, [16 + 2] = Default_Handler,
     [16 + 3] = Default_Handler, [16 + 4] = Default_Handler, [16 + 5] = Default_Handler,
