@@ -47,6 +47,7 @@ from typing import Any
 
 from codegen import toolchain as linux_toolchain
 from codegen.boards import ALL_BOARDS
+from codegen.mcu.generate_rti import STARTUP_ITERATIONS
 from codegen.mcu.qemu_bench import LINK_FLAGS, QEMU
 from codegen.mcu.toolchain import ARM_GCC, CORTEX_M4F, WARNINGS, ToolchainError
 from hil import codegen_protocol
@@ -228,9 +229,6 @@ def safe_action(bundle: Bundle, override: Sequence[float] | None = None) -> list
         raise ValueError(f"safe action: expected {nu} values, got {len(u)}")
     lb, ub = bundle.input_bounds()
     return [min(max(v, lo), hi) for v, lo, hi in zip(u, lb, ub, strict=True)]
-
-
-STARTUP_ITERATIONS = 10  # RTI solvers: SQP iterations of the first step after start-up or RESET
 
 
 def bundle_info_header(bundle: Bundle, board: Board, safe_u: Sequence[float], budget: int = 0,

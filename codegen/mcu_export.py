@@ -73,18 +73,25 @@ def _check_ram(tf: ThetaFile, footprint: Footprint, limit: int) -> None:
 
 
 def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "float32",
-               ram_limit: int = DEFAULT_RAM_LIMIT) -> Path:
+               ram_limit: int = DEFAULT_RAM_LIMIT, rti_warm_start: str | None = None) -> Path:
     """Write the bare-metal solver of the θ file into ``out_dir`` (new, empty or a bundle).
 
     The solver is compiled for a Cortex-M4F first: if its static RAM exceeds ``ram_limit``
-    bytes, a one-line ValueError is raised and nothing is written.
+    bytes, a one-line ValueError is raised and nothing is written.  ``rti_warm_start``
+    (nonlinear problems only): the RTI's next guess, the last plan shifted (default) or as it is.
     """
     from codegen.mcu.generate import generate
-    from codegen.mcu.generate_rti import generate_rti
+    from codegen.mcu.generate_rti import WARM_STARTS, generate_rti
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {list(PRECISIONS)}, got {precision!r}")
+    if rti_warm_start is not None and rti_warm_start not in WARM_STARTS:
+        raise ValueError(f"rti warm start: expected one of {list(WARM_STARTS)}, got {rti_warm_start!r}")
     tf = load_theta(theta_path)
+    if rti_warm_start is not None and tf.fns.is_qp:
+        raise ValueError(f"{theta_path}: problem {tf.problem!r} is linear (a condensed QP, no real-time "
+                         "iteration): --rti-warm-start does not apply")
+    warm = rti_warm_start or WARM_STARTS[0]
     out = Path(out_dir).resolve()
     check_destination(out)
     vectors = compute_test_vectors(fix_theta(tf.fns, tf.values), SolverOptions(tol=1e-9))
@@ -94,8 +101,10 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
             gen = generate(tf.fns, staging, tf.values, precision=precision)
             kind = "condensed QP (linear MPC, matrices precomputed)"
         else:
-            gen = generate_rti(tf.fns, staging, tf.values, precision=precision)
-            kind = "real-time iteration (nonlinear MPC, Gauss-Newton, one QP per step)"
+            gen = generate_rti(tf.fns, staging, tf.values, precision=precision, warm_start=warm)
+            kind = ("real-time iteration (nonlinear MPC, Gauss-Newton, one QP per step, linearised "
+                    + ("at the last plan shifted by one stage)" if warm == "shifted"
+                       else "at the last plan, like acados SQP_RTI)"))
         with tempfile.TemporaryDirectory(prefix="rlmpc-footprint-") as tmp:
             footprint = cortex_m4_footprint(gen, Path(tmp))
         _check_ram(tf, footprint, ram_limit)
@@ -104,12 +113,13 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
     return out
 
 
-def check_mcu(theta_path: str | Path, work_dir: Path) -> list[str]:
+def check_mcu(theta_path: str | Path, work_dir: Path, rti_warm_start: str | None = None) -> list[str]:
     """Compile the solver on the host (float64 and float32) and compare it with acados."""
+    from codegen.mcu.generate_rti import WARM_STARTS
     from codegen.mcu.host_check import check
     from codegen.mcu.rti_check import check_rti
 
     tf = load_theta(theta_path)
     if tf.fns.is_qp:
         return check(tf.fns, work_dir, tf.values).lines()
-    return check_rti(tf.fns, work_dir, tf.values).lines()
+    return check_rti(tf.fns, work_dir, tf.values, warm_start=rti_warm_start or WARM_STARTS[0]).lines()

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from codegen.bundle import export_bundle
-from codegen.firmware import STARTUP_ITERATIONS, Bundle, build_firmware, start_emulator
+from codegen.firmware import Bundle, build_firmware, start_emulator
+from codegen.mcu.generate_rti import STARTUP_ITERATIONS
 from codegen.mcu_export import export_mcu
 from hil.protocol import hash_prefix
 from hil.protocol_spec import StatusFlag

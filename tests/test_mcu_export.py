@@ -3,6 +3,7 @@ the target's RAM refused in one line before anything is written."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,6 @@ def _theta(path: Path, **params: int) -> Path:
 
 
 def test_manifest_reports_the_cortex_m4_footprint(tmp_path: Path) -> None:
-    import json
-
     out = export_mcu(_theta(tmp_path / "t.json"), tmp_path / "b")
     fp = json.loads((out / "manifest.json").read_text())["footprint"]
     assert fp["flash"] == fp["text"] + fp["data"] and fp["ram"] == fp["data"] + fp["bss"]
@@ -58,3 +57,22 @@ def test_exports_are_byte_identical(tmp_path: Path) -> None:
     assert Path("test_vectors.json") in files and Path("manifest.json") in files
     for f in files:
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+def test_rti_warm_start_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lti = _theta(tmp_path / "lti.json")
+    args = ["export", "--theta", str(lti), "--out", str(tmp_path / "x"), "--rti-warm-start", "plan"]
+    assert main([*args, "--target", "cortex-m4"]) == 2
+    assert "problem 'lti' is linear (a condensed QP, no real-time iteration)" in capsys.readouterr().err
+    assert main([*args, "--target", "linux-x86_64"]) == 2
+    assert "only for the bare-metal solver (--target cortex-m4)" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    fns = make_problem("cartpole", {}).build()
+    cp = tmp_path / "cp.json"
+    save_theta(cp, theta_document("cartpole", {}, fns, fns.theta.default()))
+    shift_line = "#define GUESS_SHIFT "
+    for warm, shift in (("plan", "0"), ("shifted", "1")):
+        out = export_mcu(cp, tmp_path / warm, rti_warm_start=warm)
+        assert f"{shift_line}{shift}\n" in (out / "rlmpc_rti.c").read_text()
+        kind = json.loads((out / "manifest.json").read_text())["solver"]["kind"]
+        assert ("like acados SQP_RTI" in kind) == (warm == "plan")

@@ -128,6 +128,13 @@ def test_rti_closed_loop_close_to_converged_sqp(rti_report: RtiReport) -> None:
         assert max(abs(r - 1.0) for r in rep.ratio_sqp) <= 0.01, rti_report.lines()
 
 
+def test_rti_linearised_at_the_plan_reproduces_acados_closed_loops(tmp_path: Path) -> None:
+    # warm_start="plan" is acados SQP_RTI's own method: the same closed loops, to float32
+    rep = check_rti(cartpole_mpc().build(), tmp_path, n_states=2, n_loops=4, precisions=("float32",),
+                    footprint=False, warm_start="plan")
+    assert max(abs(r - 1.0) for r in rep.precisions[0].ratio_rti) <= 1e-4, rep.lines()
+
+
 def test_rti_has_no_heap_or_stdio(rti_report: RtiReport) -> None:
     assert rti_report.forbidden == set()
 

@@ -98,6 +98,9 @@ def _train(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     if args.target == "cortex-m4":
         return _export_mcu(args)
+    if args.rti_warm_start is not None:
+        raise ValueError(f"--rti-warm-start: only for the bare-metal solver (--target cortex-m4), "
+                         f"not for {args.target} (acados SQP_RTI)")
     from codegen.build import BundleBuildError
     from codegen.bundle import export_bundle
     from codegen.run_bundle import BundleRunError, run_bundle
@@ -121,7 +124,8 @@ def _export_mcu(args: argparse.Namespace) -> int:
 
     from codegen.mcu_export import check_mcu, export_mcu
 
-    out = export_mcu(args.theta, args.out, precision=args.precision, ram_limit=int(args.ram_limit * 1024))
+    out = export_mcu(args.theta, args.out, precision=args.precision, ram_limit=int(args.ram_limit * 1024),
+                     rti_warm_start=args.rti_warm_start)
     fp = json.loads((out / "manifest.json").read_text())["footprint"]
     print(f"bare-metal solver ({args.precision}): {out} (manifest.json, solver sources, DAQP sources, "
           f"test_vectors.json)\nCortex-M4F footprint of the solver: text {fp['text']} B, "
@@ -129,7 +133,7 @@ def _export_mcu(args: argparse.Namespace) -> int:
           f"RAM {fp['ram'] / 1024:.1f} KB)")
     if args.check:
         with tempfile.TemporaryDirectory(prefix="rlmpc-mcu-check-") as tmp:
-            for line in check_mcu(args.theta, Path(tmp)):
+            for line in check_mcu(args.theta, Path(tmp), args.rti_warm_start):
                 print(line)
     return 0
 
@@ -158,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "128 KB SRAM less the firmware's own needs)")
     export.add_argument("--precision", default="float32", choices=["float32", "float64"],
                         help="floating point type of the bare-metal solver (cortex-m4)")
+    export.add_argument("--rti-warm-start", choices=["shifted", "plan"], default=None,
+                        help="cortex-m4, nonlinear problem: linearise each step at the last plan shifted "
+                        "by one stage (default: closer to the converged MPC in normal operation) or as it "
+                        "is (acados SQP_RTI's method, its closed loops exactly; steadier in large "
+                        "transients); see docs/benchmarks.md")
     export.add_argument("--out", required=True,
                         help="bundle folder (new, empty, or an earlier bundle)")
     export.add_argument("--check", action="store_true",

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from codegen.mcu.generate import PRECISIONS
 from codegen.mcu.generate_rti import GeneratedRti, generate_rti
-from codegen.mcu.host_check import CLOSED_LOOP_SCALE, HostSolver, closed_loop_cost, random_states
+from codegen.mcu.host_check import CLOSED_LOOP_SCALE, HostResult, HostSolver, closed_loop_cost, random_states
 from codegen.mcu.toolchain import (
     FORBIDDEN,
     HOST_FLAGS,
@@ -50,10 +50,18 @@ class RtiHostSolver(HostSolver):
         values = np.concatenate([np.ravel(x), np.ravel(u)])
         self._ask("g " + " ".join(repr(float(v)) for v in values))
 
-    def plan(self, nx: int, nu: int, horizon: int) -> tuple[FloatArray, FloatArray]:
-        flat = np.array([float(v) for v in self._ask("p").split()])
-        nxp = (horizon + 1) * nx
-        return flat[:nxp].reshape(horizon + 1, nx), flat[nxp:].reshape(horizon, nu)
+    def solve_startup(self, x0: FloatArray, iterations: int, nx: int, nu: int, horizon: int) -> HostResult:
+        """The firmware's first step after start-up or RESET: up to ``iterations`` RTI steps at x0,
+        each linearised at the plan of the one before (QP iterations summed)."""
+        step = self.solve(x0)
+        total = step.iterations
+        for _ in range(iterations - 1):
+            if step.status <= 0:
+                break
+            self.set_guess(*self.plan(nx, nu, horizon))
+            step = self.solve(x0)
+            total += step.iterations
+        return replace(step, iterations=total)
 
 
 @dataclass
@@ -99,8 +107,9 @@ class RtiReport:
 def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | None = None,
               p: ParameterValues | None = None, n_states: int = 24, n_loops: int = 20,
               steps: int = STEPS, precisions: tuple[str, ...] = PRECISIONS,
-              footprint: bool = True, seed: int = 0) -> RtiReport:
-    """Generate, compile and compare the RTI solver with acados (see the module docstring)."""
+              footprint: bool = True, seed: int = 0, warm_start: str = "shifted") -> RtiReport:
+    """Generate, compile and compare the RTI solver with acados (see the module docstring);
+    ``warm_start``: that of the generated solver (codegen.mcu.generate_rti.WARM_STARTS)."""
     th = fns.theta.flatten(theta)
     pv = fns.params.flatten(p, check_bounds=False)
     rti = MPC(fns, RTI_OPTIONS, theta=th, p=pv)
@@ -125,7 +134,7 @@ def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | No
 
     reports, forbidden, fp = [], set(), None
     for prec in precisions:
-        gen: GeneratedRti = generate_rti(fns, work_dir / prec, th, pv, prec)
+        gen: GeneratedRti = generate_rti(fns, work_dir / prec, th, pv, prec, warm_start)
         exe = build_host_harness(gen, work_dir / prec / "harness", rti=True)
         forbidden |= forbidden_symbols(compile_objects(gen, work_dir / prec / "obj", "gcc", HOST_FLAGS))
         rep = RtiPrecisionReport(prec)
