@@ -9,7 +9,8 @@ gives exact instruction counts (resolution 40).
 * ``lti`` (N=10, default θ or ``--theta``) and ``linear_cartpole`` (N=20, |u| ≤ 5, soft
   |x1| ≤ 1): closed loops on the MPC's own linear model, simulated in float32 on the MCU.
 * ``cartpole`` (nonlinear, RTI): closed loops of the host float32 build of the same RTI
-  solver on the nonlinear plant, replayed state by state on the MCU.
+  solver on the nonlinear plant, replayed state by state on the MCU.  As in the firmware, the
+  first step of a loop iterates STARTUP_ITERATIONS times (SQP to convergence: no guess yet).
 
 Initial states are drawn uniformly from the reference box of codegen.mcu.host_check
 (cart-pole: |x1| ≤ 0.95) and kept if the acados controller's own closed loop from them
@@ -45,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from codegen.mcu.generate import generate  # noqa: E402
-from codegen.mcu.generate_rti import generate_rti  # noqa: E402
+from codegen.mcu.generate_rti import STARTUP_ITERATIONS, WARM_STARTS, generate_rti  # noqa: E402
 from codegen.mcu.host_check import REFERENCE_OPTIONS, plan_activity, random_states  # noqa: E402
 from codegen.mcu.linear_cartpole import linear_cartpole_mpc  # noqa: E402
 from codegen.mcu.linearise import LinearisedOcp, linearise  # noqa: E402
@@ -99,7 +100,7 @@ class Result:
     problem: str
     solver: str
     counts: Distribution
-    by_activity: dict[str, Distribution]
+    by_activity: dict[str, Distribution]  # later steps, by the constraints active in acados' plan
     by_start: dict[str, Distribution]  # first step of a loop (cold start) / later steps
     within_limits: Distribution  # later steps whose acados plan needs no soft slack
     over_goal: int  # steps above GOALS[problem] (0 without a goal)
@@ -117,6 +118,7 @@ class Result:
     x1_excess: float | None = None  # max over loops of max|x1| minus that of acados from the same start
     episodes_within: int = 0  # loops in which acados keeps |x1| <= 1
     episodes_violating: int = 0  # ... and this solver does not
+    episodes_unbounded: int = 0  # loops that leave |x| <= BOUNDED (acados' never do: select_starts)
     notes: list[str] = field(default_factory=list)
 
 
@@ -202,6 +204,7 @@ def cart_limit_check(res: Result, run: BenchRun, ref_x1: FloatArray) -> None:
     inside = ref_x1 <= CART_LIMIT + X1_TOL
     res.episodes_within = int(inside.sum())
     res.episodes_violating = int(np.sum(inside & (x1 > CART_LIMIT + X1_TOL)))
+    res.episodes_unbounded = sum(bool(np.max(np.abs(run.x[ep == e])) > BOUNDED) for e in range(ref_x1.size))
 
 
 def baseline(plan: BenchPlan, out: Path) -> Firmware:
@@ -214,13 +217,14 @@ def summarise(problem: str, solver: str, run: BenchRun, acados: Acados, fw: Firm
               host_u: FloatArray | None) -> Result:
     ref_u, kinds = acados.evaluate(run.x)
     counts = run.instructions
-    by = {k: Distribution.of(counts[[i for i, kk in enumerate(kinds) if kk == k]]) for k in KINDS}
     first = np.array([s.step == 0 for s in run.steps])
+    by = {k: Distribution.of(counts[[i for i, kk in enumerate(kinds) if kk == k and not first[i]]])
+          for k in KINDS}  # (the later steps: the first ones are reported on their own)
     goal = GOALS.get(problem, np.iinfo(np.int64).max)
     kept = np.array([k != VIOLATED for k in kinds])
     return Result(
         problem=problem, solver=solver, counts=Distribution.of(counts), by_activity=by,
-        by_start={"first step (cold start)": Distribution.of(counts[first]),
+        by_start={"first step (cold start; RTI: start-up)": Distribution.of(counts[first]),
                   "later steps (warm start)": Distribution.of(counts[~first])},
         within_limits=Distribution.of(counts[~first & kept]),
         over_goal=int(np.sum(counts > goal)), over_goal_within=int(np.sum(counts[~first & kept] > goal)),
@@ -288,7 +292,7 @@ def bench_osqp(ocp: LinearisedOcp, plan: BenchPlan, acados: Acados, x0s: FloatAr
 
 def bench_rti(fns: ProblemFunctions, theta: FloatArray, args: argparse.Namespace, out: Path) -> Result:
     log("cartpole: generating the RTI solver and its host closed loops")
-    gen = generate_rti(fns, out / "rlmpc", theta, precision="float32")
+    gen = generate_rti(fns, out / "rlmpc", theta, precision="float32", warm_start=args.rti_warm_start)
     exe = build_host_harness(gen, out / "host" / "harness", rti=True)
     p = fns.params.flatten(None, check_bounds=False)
     steps = args.steps or STEPS["cartpole"]
@@ -303,9 +307,10 @@ def bench_rti(fns: ProblemFunctions, theta: FloatArray, args: argparse.Namespace
         for x0 in x0s:
             solver.reset()
             x, states = np.float32(x0).astype(float), []
-            for _ in range(steps):
+            for k in range(steps):
                 states.append(x)
-                u = solver.solve(x).u0
+                u = (solver.solve_startup(x, STARTUP_ITERATIONS, fns.nx, fns.nu, fns.horizon) if k == 0
+                     else solver.solve(x)).u0
                 x = np.float32(plant(x, u)).astype(float)
             episodes.append(np.array(states))
     plan = BenchPlan.replay(episodes, fns.nu)
@@ -314,8 +319,9 @@ def bench_rti(fns: ProblemFunctions, theta: FloatArray, args: argparse.Namespace
     t0 = time.perf_counter()
     run = run_bench(fw, plan, args.timeout)
     log(f"cartpole: {plan.n_steps} steps in QEMU in {time.perf_counter() - t0:.1f} s")
-    host_u = host_replay(exe, run)
-    res = summarise("cartpole", "rlmpc RTI (DAQP)", run, acados, fw, base, host_u)
+    host_u = host_replay(exe, run, rti_horizon=fns.horizon)
+    res = summarise("cartpole", f"rlmpc RTI (DAQP; warm start: {args.rti_warm_start})", run, acados, fw, base,
+                    host_u)
     cart_limit_check(res, run, ref_x1)
     res.notes.append("u0 vs acados: one RTI step against the converged SQP (not a solver error)")
     return res
@@ -326,8 +332,10 @@ def report(results: list[Result]) -> list[str]:
     for r in results:
         lines.append(f"== {r.problem}: {r.solver}")
         lines.append(f"  instructions/step: {r.counts}")
-        for kind, d in (*r.by_activity.items(), *r.by_start.items()):
-            lines.append(f"    {kind:32s} {d}")
+        for kind, d in r.by_start.items():
+            lines.append(f"    {kind:38s} {d}")
+        for kind, d in r.by_activity.items():
+            lines.append(f"      {kind:36s} {d}")
         lines.append(f"  iterations: {r.iterations}; failed steps {r.failures}")
         host = "n/a" if r.u0_vs_host is None else f"{r.u0_vs_host:.1e}"
         lines.append(f"  max |Δu0|: vs acados {r.u0_vs_acados:.1e} (median {r.u0_vs_acados_median:.1e}), "
@@ -337,7 +345,8 @@ def report(results: list[Result]) -> list[str]:
         if r.max_abs_x1 is not None:
             lines.append(f"  closed loops: max |x1| {r.max_abs_x1:.4f}, at most {r.x1_excess:+.1e} over "
                          f"acados from the same start; of the {r.episodes_within} loops in which acados "
-                         f"keeps |x1| <= {CART_LIMIT:g}, {r.episodes_violating} violate it")
+                         f"keeps |x1| <= {CART_LIMIT:g}, {r.episodes_violating} violate it; "
+                         f"{r.episodes_unbounded} leave |x| <= {BOUNDED:g} (acados' none)")
         lines += [f"  {n}" for n in r.notes]
         goal = GOALS.get(r.problem)
         if goal is not None and r.solver.startswith("rlmpc"):
@@ -370,6 +379,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--episodes", type=int, default=10, help="closed loops per problem (default 10)")
     ap.add_argument("--steps", type=int, default=0, help="steps per closed loop (default per problem)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rti-warm-start", choices=WARM_STARTS, default=WARM_STARTS[0],
+                    help="cartpole: the RTI's next guess, the last plan shifted (default) or as it is")
     ap.add_argument("--no-osqp", dest="osqp", action="store_false", help="skip the OSQP comparison")
     ap.add_argument("--osqp-settings", default="{}", help="OSQP settings as JSON (default: OSQP's defaults)")
     ap.add_argument("--osqp-venv", type=Path, default=DEFAULT_VENV)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from codegen.mcu.host_check import HostSolver
+from codegen.mcu.generate_rti import STARTUP_ITERATIONS
+from codegen.mcu.rti_check import RtiHostSolver
 from codegen.mcu.toolchain import ARM_GCC, CORTEX_M4F, WARNINGS, SolverSources, ToolchainError
 from toolkit.parameters import FloatArray
 
@@ -299,19 +300,26 @@ RLMPC_ADAPTER = BENCH_DIR / "bench_rlmpc.c"
 
 
 def build_rlmpc_bench(gen: SolverSources, plan: BenchPlan, out_dir: Path, rti: bool = False) -> Firmware:
-    """The benchmark program of a generated float32 rlmpc solver (``rti``: an RTI solver)."""
-    units = bench_units(plan, out_dir, Unit.of(gen), RLMPC_ADAPTER, ["-DBENCH_RTI"] if rti else [])
+    """The benchmark program of a generated float32 rlmpc solver (``rti``: an RTI solver, whose
+    first step after a reset takes STARTUP_ITERATIONS iterations, as in the firmware)."""
+    flags = ["-DBENCH_RTI", f"-DBENCH_STARTUP_ITERATIONS={STARTUP_ITERATIONS}"] if rti else []
+    units = bench_units(plan, out_dir, Unit.of(gen), RLMPC_ADAPTER, flags)
     return build_firmware(units, out_dir)
 
 
-def host_replay(exe: Path, run: BenchRun) -> FloatArray:
-    """u0 of a host build (line harness) on the run's states, resetting where episodes start."""
+def host_replay(exe: Path, run: BenchRun, rti_horizon: int = 0) -> FloatArray:
+    """u0 of a host build (line harness) on the run's states, resetting where episodes start
+    (``rti_horizon`` > 0: an RTI solver with this horizon, first steps as in the firmware)."""
     out = []
-    with HostSolver(exe) as solver:
+    with RtiHostSolver(exe) as solver:  # (its extra commands are only used for an RTI solver)
         for s in run.steps:
             if s.step == 0:
                 solver.reset()
-            out.append(solver.solve(s.x).u0)
+            if s.step == 0 and rti_horizon:
+                nx, nu = s.x.size, s.u.size
+                out.append(solver.solve_startup(s.x, STARTUP_ITERATIONS, nx, nu, rti_horizon).u0)
+            else:
+                out.append(solver.solve(s.x).u0)
     return np.array(out)
 
 
