@@ -25,6 +25,7 @@ bench: setup
 	@$(PY) bench/mpc_core.py
 	@$(PY) bench/learning.py
 	@$(PY) bench/mcu_solver.py
+	@$(PY) bench/rti_warm_start.py
 	@$(PY) bench/hil.py
 
 fuzz: setup
