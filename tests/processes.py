@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import serial
 
-from codegen.firmware import Bundle, Emulator, start_emulator
+from codegen.firmware import Bundle, Emulator, build_firmware, start_emulator
 from codegen.firmware_link import FirmwareLink
 from codegen.mcu.host_check import random_states
 from codegen.mcu.toolchain import build_host_harness
 from codegen.mcu_export import export_mcu
+from toolkit import MPC, SolverOptions
+from toolkit.problem import ProblemFunctions
 from toolkit.problems import lti_mpc
 from toolkit.theta_file import save_theta, theta_document
 
@@ -51,14 +53,36 @@ class LtiBundle:
     states: np.ndarray  # float32-exact reference states
 
 
-def lti_bundle(root: Path, n_states: int) -> LtiBundle:
-    """Export the LTI bundle under ``root``; ``n_states`` reference states (two of them extreme)."""
+def _export_lti(root: Path) -> tuple[ProblemFunctions, Bundle]:
+    """The LTI problem at its default θ (``root/theta.json``) and its MCU bundle (``root/bundle``)."""
     fns = lti_mpc().build()
     save_theta(root / "theta.json", theta_document("lti", {}, fns, fns.theta.default()))
-    bundle = Bundle.load(export_mcu(root / "theta.json", root / "bundle"))
+    return fns, Bundle.load(export_mcu(root / "theta.json", root / "bundle"))
+
+
+def lti_bundle(root: Path, n_states: int) -> LtiBundle:
+    """Export the LTI bundle under ``root``; ``n_states`` reference states (two of them extreme)."""
+    fns, bundle = _export_lti(root)
     reference = build_host_harness(bundle, root / "reference" / "harness")
     states = np.vstack([random_states(fns, n_states - 2, 0), [[0.9, 0.9], [0.05, -0.6]]])
     return LtiBundle(bundle, reference, states.astype(np.float32).astype(float))
+
+
+@dataclass(frozen=True)
+class LtiPrograms:
+    """The LTI bundle at its default θ, its firmware for some boards, and the workstation MPC."""
+
+    bundle: Bundle
+    programs: dict[str, Path]
+    reference: MPC  # at the bundle's θ, converged (the HIL reference)
+
+
+def lti_programs(root: Path, boards: Sequence[str]) -> LtiPrograms:
+    """Export the LTI bundle under ``root`` and build its firmware for ``boards``."""
+    fns, bundle = _export_lti(root)
+    programs = {b: build_firmware(bundle.directory, b, root / b) for b in boards}
+    reference = MPC(fns, SolverOptions(tol=1e-9), theta=np.array(bundle.manifest["theta"]["flat"]))
+    return LtiPrograms(bundle, programs, reference)
 
 
 @contextmanager

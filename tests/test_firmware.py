@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import serial
-from processes import alive, connected, lti_bundle, processes_running
+from processes import connected, lti_bundle, processes_running
 
 from codegen.firmware import Bundle, Emulator, build_firmware, safe_action, start_emulator
 from codegen.firmware_link import FirmwareLink
@@ -145,19 +145,9 @@ def test_bad_frames_get_errors_and_the_link_resynchronises(device: tuple[str, Em
 
 @pytest.mark.parametrize("board", BOARDS)
 def test_exit_ends_the_firmware(builds: Builds, board: str) -> None:
-    emu = start_emulator(builds.programs[board], board)
-    port = None
-    try:
-        port = serial.serial_for_url(emu.serial_url, timeout=0.01)
-        link = FirmwareLink(port)
-        link.hello()
+    with connected(builds.programs[board], board) as (emu, link):
         assert link.request(Exit(5)) == Ack(MsgType.EXIT)
         assert emu.process.wait(timeout=10) == 5
-    finally:
-        emu.stop()
-        if port is not None:
-            port.close()
-    assert not alive(emu.process.pid)
     assert emu._fds == []  # the pty is closed
 
 

@@ -173,19 +173,9 @@ def test_steps_match_the_host_float32_solver(build: Build, device: tuple[Emulato
 
 
 def test_exit_ends_qemu(build: Build) -> None:
-    emu = start_emulator(build.elf, BOARD)
-    port = None
-    try:
-        port = serial.serial_for_url(emu.serial_url, timeout=0.01)
-        link = FirmwareLink(port)
-        link.hello()
+    with connected(build.elf, BOARD) as (emu, link):
         assert link.request(Exit(5)) == Ack(MsgType.EXIT)
         assert emu.process.wait(timeout=10) == 5
-    finally:
-        emu.stop()
-        if port is not None:
-            port.close()
-    assert not alive(emu.process.pid)
     assert processes_running(build.elf) == []
 
 

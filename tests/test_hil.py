@@ -10,48 +10,33 @@ from __future__ import annotations
 import json
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from processes import alive
+from processes import LtiPrograms, alive, lti_programs
 
-from codegen.firmware import Bundle, build_firmware, start_emulator
+from codegen.firmware import start_emulator
 from codegen.mcu.qemu_bench import qemu_available
-from codegen.mcu_export import export_mcu
 from hil.protocol_spec import MsgType
 from hil.report import FILES, write_report
 from hil.runner import HilRun, run_hil
 from hil.transport import Device, RecordingPort, TransportError, open_link
 from hil.verdict import Thresholds, evaluate
-from toolkit import MPC, SolverOptions
 from toolkit.envs.lti import LtiGrosZanon
-from toolkit.problems import lti_mpc
-from toolkit.theta_file import save_theta, theta_document
 
 STEPS = 80
 BOARDS = ("host", "mps2-an386")  # the boards of issue #6's first cut
 
 
-@dataclass(frozen=True)
-class Setup:
-    bundle: Bundle
-    programs: dict[str, Path]
-    reference: MPC
+Setup = LtiPrograms
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     assert qemu_available(), "qemu-system-arm / arm-none-eabi-gcc missing: run make setup"
-    root = tmp_path_factory.mktemp("hil")
-    fns = lti_mpc().build()
-    save_theta(root / "theta.json", theta_document("lti", {}, fns, fns.theta.default()))
-    bundle = Bundle.load(export_mcu(root / "theta.json", root / "bundle"))
-    programs = {b: build_firmware(bundle.directory, b, root / b) for b in BOARDS}
-    reference = MPC(fns, SolverOptions(tol=1e-9), theta=np.array(bundle.manifest["theta"]["flat"]))
-    return Setup(bundle, programs, reference)
+    return lti_programs(tmp_path_factory.mktemp("hil"), BOARDS)
 
 
 def _run(setup: Setup, board: str, steps: int = STEPS, wrap: Any = None,

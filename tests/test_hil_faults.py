@@ -8,45 +8,29 @@ gcc, arm-none-eabi-gcc and qemu-system-arm are installed by the set-up: no skips
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+from processes import LtiPrograms, lti_programs
 
-from codegen.firmware import Bundle, build_firmware, start_emulator
+from codegen.firmware import start_emulator
 from codegen.mcu.qemu_bench import qemu_available
-from codegen.mcu_export import export_mcu
 from hil.faults import FaultConfig, FaultyPort, attach_fault_counts, emulator_restarter, find_faulty
 from hil.protocol import Ping, Step, encode
 from hil.report import write_report
 from hil.runner import HilRun, run_hil
 from hil.transport import Device, RecordingPort, open_link
 from hil.verdict import Thresholds, evaluate
-from toolkit import MPC, SolverOptions
 from toolkit.envs.lti import LtiGrosZanon
-from toolkit.problems import lti_mpc
-from toolkit.theta_file import save_theta, theta_document
 
-
-@dataclass(frozen=True)
-class Setup:
-    bundle: Bundle
-    programs: dict[str, Path]
-    reference: MPC
+Setup = LtiPrograms
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     assert qemu_available(), "qemu-system-arm / arm-none-eabi-gcc missing: run make setup"
-    root = tmp_path_factory.mktemp("hil_faults")
-    fns = lti_mpc().build()
-    save_theta(root / "theta.json", theta_document("lti", {}, fns, fns.theta.default()))
-    bundle = Bundle.load(export_mcu(root / "theta.json", root / "bundle"))
-    programs = {b: build_firmware(bundle.directory, b, root / b) for b in ("host", "mps2-an386")}
-    reference = MPC(fns, SolverOptions(tol=1e-9), theta=np.array(bundle.manifest["theta"]["flat"]))
-    return Setup(bundle, programs, reference)
+    return lti_programs(tmp_path_factory.mktemp("hil_faults"), ("host", "mps2-an386"))
 
 
 def _faulty_run(setup: Setup, board: str, config: FaultConfig, steps: int, *, restart: bool = False,
