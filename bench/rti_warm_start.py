@@ -46,7 +46,7 @@ class Loops:
     """One controller's closed loops from every start."""
 
     cost: list[float]
-    left: list[bool]  # the loop left |x| ≤ BOUNDED (the pole fell), which every SQP loop keeps
+    left: list[bool]  # the loop left |x| ≤ BOUNDED (the pole fell)
     qp_iterations: int = 0  # after the first step of each loop
 
 
