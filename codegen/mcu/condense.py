@@ -67,9 +67,37 @@ class CondensedQP:
     def cond_h(self) -> float:
         return float(np.linalg.cond(self.H))
 
+    def earlier_rows(self) -> np.ndarray:
+        """For each row, the row of the same constraint one stage earlier (−1 if there is none).
+
+        Rows are identified by their labels (``name@stage``, merged rows ``a@k|b@k``); the
+        shifted warm start of the MCU solver moves its working set along this map.
+        """
+        index: dict[tuple[tuple[str, ...], int], int] = {}
+        keys: list[tuple[tuple[str, ...], int] | None] = []
+        for row, label in enumerate(self.labels):
+            key = _row_key(label)
+            keys.append(key)
+            if key is not None:
+                index[key] = row
+        return np.array([-1 if key is None else index.get((key[0], key[1] - 1), -1) for key in keys],
+                        dtype=int)
+
     def u0(self, x0: FloatArray, v: FloatArray) -> FloatArray:
         """The first input of the plan v from state x0."""
         return np.asarray(-self.K @ x0 + v[: self.nu], dtype=float)
+
+
+def _row_key(label: str) -> tuple[tuple[str, ...], int] | None:
+    """(constraint names, stage) of a row label ``name@stage`` or ``a@k|b@k``; None if not of that form."""
+    names, stages = [], set()
+    for part in label.split("|"):
+        name, sep, stage = part.rpartition("@")
+        if not sep or not stage.isdigit():
+            return None
+        names.append(name)
+        stages.add(int(stage))
+    return (tuple(names), stages.pop()) if len(stages) == 1 else None
 
 
 def lqr_gain(ocp: LinearisedOcp) -> FloatArray:

@@ -21,6 +21,8 @@ and uses it where DAQP forms products of M:
   ``work->u`` is stale.
 * The feasibility scan of ``daqp_add_infeasible`` is prefiltered (a row can only be
   added if ``Mu`` lies outside ``[dlower, dupper]``), with the arrays in registers.
+* ``daqp_add_constraint_keep_slack`` (static in DAQP) is made external, so that the solver
+  can build its shifted warm-start working set with each row's slack state and multiplier.
 * The hot products (``Mu``, the forward substitutions of ``daqp_compute_CSP`` and
   ``daqp_update_LDL_add``, ``daqp_solve_Lt``) use explicit fused multiply-adds
   (``fmaf``): one VFMA instruction on a Cortex-M4F (``-std=c99`` turns implicit
@@ -73,6 +75,13 @@ _TYPES = [(
     "}DAQPWorkspace;",
 )]
 
+_AUXILIARY_H = [(
+    "void daqp_add_constraint(DAQPWorkspace *work, const int add_ind, c_float lam);\n",
+    "void daqp_add_constraint(DAQPWorkspace *work, const int add_ind, c_float lam);\n"
+    "// rlmpc patch: external (the solver's shifted warm start adds rows with their slack state)\n"
+    "void daqp_add_constraint_keep_slack(DAQPWorkspace *work, const int add_ind, c_float lam);\n",
+)]
+
 _FACTORIZATION = [
     (
         "#include \"factorization.h\"\n",
@@ -119,6 +128,10 @@ static void rlmpc_form_u(DAQPWorkspace *work){
 """
 
 _AUXILIARY = [
+    (
+        "static void daqp_add_constraint_keep_slack(DAQPWorkspace *work,\n",
+        "void daqp_add_constraint_keep_slack(DAQPWorkspace *work,\n",
+    ),
     (
         "void daqp_compute_primal_and_fval(DAQPWorkspace *work){\n"
         "    int i,j,disp,id;\n    c_float fval=0;\n    const int has_l1 = DAQP_HAS_L1(work);\n",
@@ -256,6 +269,7 @@ _AUXILIARY = [
 
 PATCHES: dict[str, list[tuple[str, str]]] = {
     "include/types.h": _TYPES,
+    "include/auxiliary.h": _AUXILIARY_H,
     "src/factorization.c": _FACTORIZATION,
     "src/auxiliary.c": _AUXILIARY,
 }

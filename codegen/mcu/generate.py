@@ -47,6 +47,11 @@ ITER_LIMIT = 1000
 # M Mᵀ (m² numbers in flash) replaces DAQP's products of M up to this size; larger problems
 # keep DAQP's own products (same results up to rounding, more instructions)
 GRAM_MAX_BYTES = 16 * 1024
+# the warm start's working set is joined with its copy one stage earlier up to this many rows
+# (rlmpc_solver.c.in, shift_working_set; 0: never).  Measured on the linear cart-pole bench
+# (bench/mcu_solver.py, 40 loops): 8–12 are best; with 20 the steps with the cart far past its
+# limit (20–36 rows active) cost 2.5× more.
+SHIFT_MAX_ACTIVE = 12
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,8 @@ def plan_dynamics(ocp: LinearisedOcp) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
            p: ParameterValues | None = None,
-           precision: str = "float32") -> tuple[dict[str, str], CondensedQP, LdpData]:
+           precision: str = "float32", shift_max_active: int = SHIFT_MAX_ACTIVE
+           ) -> tuple[dict[str, str], CondensedQP, LdpData]:
     """The solver's files as text (no I/O); the condensed QP and LDP data they hold."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
@@ -160,6 +166,8 @@ def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
         "w_l": arr(ldp.w_soft[:, 0]), "w_u": arr(ldp.w_soft[:, 1]),
         **_gram_fields(ldp, single), "u0m": arr(ldp.M @ ldp.U0u.T), "u0c": arr(ldp.u0c), "u0x": arr(ldp.U0x),
         "dx_dot": _fma_dot(qp.nx),
+        "shift_max_active": str(int(shift_max_active)),
+        "earlier_row": ", ".join(str(int(r)) for r in qp.earlier_rows()),
         "ndyn": str(dyn_a.shape[0]),
         "dyn_a": arr(dyn_a), "dyn_b": arr(dyn_b), "dyn_c": arr(dyn_c),
         "cycle_tol": str(CYCLE_TOL), "iter_limit": str(ITER_LIMIT),
@@ -171,9 +179,10 @@ def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
 
 
 def generate(fns: ProblemFunctions, out_dir: str | Path, theta: ParameterValues | None = None,
-             p: ParameterValues | None = None, precision: str = "float32") -> GeneratedSolver:
+             p: ParameterValues | None = None, precision: str = "float32",
+             shift_max_active: int = SHIFT_MAX_ACTIVE) -> GeneratedSolver:
     """Write the solver and the DAQP sources it needs into ``out_dir`` (a build folder)."""
-    files, qp, ldp = render(fns, theta, p, precision)
+    files, qp, ldp = render(fns, theta, p, precision, shift_max_active)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
