@@ -47,8 +47,8 @@ ITER_LIMIT = 1000
 # M Mᵀ (m² numbers in flash) replaces DAQP's products of M up to this size; larger problems
 # keep DAQP's own products (same results up to rounding, more instructions)
 GRAM_MAX_BYTES = 16 * 1024
-# the warm start's working set is joined with its copy one stage earlier up to this many rows
-# (rlmpc_solver.c.in, shift_working_set; 0: never).  Measured on the linear cart-pole bench
+# the warm start's working set may be joined with its copy one stage earlier up to this many
+# rows (rlmpc_solver.c.in, shift_working_set; 0: never).  Measured on the linear cart-pole bench
 # (bench/mcu_solver.py, 40 loops): 8–12 are best; with 20 the steps with the cart far past its
 # limit (20–36 rows active) cost 2.5× more.
 SHIFT_MAX_ACTIVE = 12
