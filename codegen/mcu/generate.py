@@ -49,8 +49,8 @@ ITER_LIMIT = 1000
 GRAM_MAX_BYTES = 16 * 1024
 # the warm start's working set may be joined with its copy one stage earlier up to this many
 # rows (rlmpc_solver.c.in, shift_working_set; 0: never).  Measured on the linear cart-pole bench
-# (bench/mcu_solver.py, 40 loops): 8–12 are best; with 20 the steps with the cart far past its
-# limit (20–36 rows active) cost 2.5× more.
+# (bench/mcu_solver.py, 40 loops): 8 and 12 the same; with 20 the steps with the cart far past
+# its limit (20–36 rows active) cost 5 % more on average (2.5× if the join were always made).
 SHIFT_MAX_ACTIVE = 12
 
 
