@@ -17,11 +17,7 @@ The same inputs give byte-identical files.  Build and check one with
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +27,9 @@ import numpy as np
 import toolkit
 from codegen.acados_export import export_solver_sources
 from codegen.build import INCLUDE_DIRS, render_makefile
+from codegen.bundle_folder import check_destination, staged_bundle
 from codegen.c_sources import render_header, render_source, render_test_main
-from codegen.manifest import MANIFEST, theta_hash, write_manifest
+from codegen.manifest import theta_hash, write_manifest
 from codegen.test_vectors import VectorPlan, compute_test_vectors, vectors_text
 from codegen.toolchain import CFLAGS, EXECUTABLE, LIBRARIES, TOLERANCES, check_target
 from toolkit.acados_build import BIG_BOUND, resolve_nlp_solver
@@ -41,31 +38,6 @@ from toolkit.options import SolverOptions
 from toolkit.problem import ProblemFunctions, fix_theta
 from toolkit.stage_settings import StartupSettings, startup_settings
 from toolkit.theta_file import ThetaFile, load_theta
-
-
-def check_destination(out: Path) -> None:
-    """Refuse to overwrite anything but an earlier bundle."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: output folder: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise ValueError(f"{out}: output folder: not empty and not a bundle (no {MANIFEST}); "
-                         "expected a new, empty or bundle folder")
-
-
-@contextlib.contextmanager
-def staged_bundle(out: Path) -> Iterator[Path]:
-    """A hidden staging folder next to ``out``; on success it replaces ``out`` (an earlier
-    bundle) in one rename, on any error it is removed and ``out`` is left untouched."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    try:
-        yield staging
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
 
 
 def _manifest(tf: ThetaFile, baked: ProblemFunctions, options: SolverOptions, target: str,

@@ -18,7 +18,7 @@ from typing import Any
 import casadi as cs
 
 import toolkit
-from codegen.bundle import check_destination, staged_bundle
+from codegen.bundle_folder import check_destination, staged_bundle
 from codegen.manifest import theta_hash, write_manifest
 from codegen.mcu.toolchain import CORTEX_M4F, Footprint, SolverSources, cortex_m4_footprint
 from codegen.test_vectors import compute_test_vectors

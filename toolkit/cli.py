@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "is (acados SQP_RTI's method, its closed loops exactly; steadier in large "
                         "transients); see docs/benchmarks.md")
     export.add_argument("--out", required=True,
-                        help="bundle folder (new, empty, or an earlier bundle)")
+                        help="bundle folder: new, empty, or an earlier bundle without files added "
+                        "or changed since its export (it is replaced)")
     export.add_argument("--check", action="store_true",
                         help="build the bundle for its target and compare its test program with the MPC")
     export.set_defaults(func=_export)
