@@ -41,8 +41,14 @@ def test_bad_action(lti: MPC) -> None:
 def test_theta_outside_bounds_and_wrong_shapes(lti: MPC) -> None:
     with pytest.raises(ValueError, match=r"theta 'x_lb\[0\]' = 5 is outside its bounds \[-1, 1\]"):
         lti.theta = {"x_lb": [5.0, 0.0]}
-    with pytest.raises(ValueError, match=r"parameter 'A' value: expected shape \(2, 2\)"):
+    with pytest.raises(ValueError, match=r"parameter 'A' value: expected a 2x2 matrix .*got shape \(3,\)"):
         lti.theta = {"A": [1.0, 2.0, 3.0]}
+    # nothing is broadcast, nor read in an order the user did not write
+    for wrong in ([[1.0, 0.2]], 1.0, [[1.0], [0.5]], [1.0, 0.2, 0.0, 1.0], "1.0"):
+        with pytest.raises(ValueError, match=r"parameter 'A' value: expected a 2x2 matrix"):
+            lti.theta = {"A": wrong}
+    with pytest.raises(ValueError, match=r"parameter 'x_lb' value: expected a list of 2 numbers"):
+        lti.theta = {"x_lb": -1.0}
     with pytest.raises(ValueError, match="theta: expected a vector of 16 entries"):
         lti.theta = np.zeros(3)
     with pytest.raises(ValueError, match=r"theta: unknown parameter\(s\) \['Q'\]"):

@@ -49,7 +49,7 @@ def test_an_earlier_bundle_with_user_changes_is_refused(tmp_path: Path, change: 
 def test_a_foreign_manifest_is_not_a_bundle(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text(json.dumps({"name": "my-web-app"}))
     (tmp_path / "thesis.tex").write_text("mine")
-    with pytest.raises(ValueError, match="manifest.json: not the manifest of an rlmpc bundle"):
+    with pytest.raises(ValueError, match=r"manifest\.json: not the manifest of an rlmpc bundle"):
         check_destination(tmp_path)
     (tmp_path / "manifest.json").write_text("{ not json")
     with pytest.raises(ValueError, match="not the manifest of an rlmpc bundle"):

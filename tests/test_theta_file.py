@@ -40,6 +40,9 @@ def test_problem_params_rebuild_the_same_problem(tmp_path: Path) -> None:
     ({"format": "other"}, "format: expected 'rlmpc-theta/1'"),
     ({"problem": "rocket"}, "problem: unknown problem 'rocket'"),
     ({"values": {"x_lb": [5.0, 0.0]}}, r"values: theta 'x_lb\[0\]' = 5 is outside its bounds"),
+    ({"values": {"A": [[1.0, 0.2]]}}, r"values: parameter 'A' value: expected a 2x2 matrix"),
+    ({"values": [1.0, 2.0]}, r"values: expected an object \{name: value\}, got list"),
+    ({"flat": [0.0] * 16}, "flat: does not match values"),
 ])
 def test_refusals_name_the_field(tmp_path: Path, changes: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -54,3 +57,16 @@ def test_not_json(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no such θ file"):
         load_theta(tmp_path / "missing.json")
     assert json.loads(write(tmp_path).read_text())["format"] == "rlmpc-theta/1"
+
+
+def test_a_folder_is_not_a_theta_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="a folder; expected a θ file"):
+        load_theta(tmp_path)
+
+
+def test_values_without_flat_are_read(tmp_path: Path) -> None:
+    doc = json.loads(write(tmp_path).read_text())
+    del doc["flat"]
+    (tmp_path / "edited.json").write_text(json.dumps(doc))
+    expected = lti_mpc().build().theta.default() + 0.01
+    np.testing.assert_allclose(load_theta(tmp_path / "edited.json").values, expected)

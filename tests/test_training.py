@@ -133,6 +133,31 @@ def test_malformed_config_errors_name_the_key(tmp_path: Path, text: str, message
         load_config(path)
 
 
+LTI_HEAD = 'steps = 10\n[env]\nname = "LtiGrosZanon"\n[mpc]\nproblem = "lti"\n'
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('step = 10\n[env]\nname = "LtiGrosZanon"\n[mpc]\nproblem = "lti"\n[agent]\ntype = "lstd_q"\n',
+     "steps: missing .*; found 'step': a typo"),
+    (LTI_HEAD + '[mpc.theta]\nA = [[1.0, 0.2]]\n[agent]\ntype = "lstd_q"\n',
+     r"mpc.theta: parameter 'A' value: expected a 2x2 matrix .* got shape \(1, 2\)"),
+    (LTI_HEAD + '[mpc.theta]\nA = 1.0\n[agent]\ntype = "lstd_q"\n',
+     "mpc.theta: parameter 'A' value: expected a 2x2 matrix .* got a number"),
+    (LTI_HEAD + '[mpc.theta]\nV0 = "abc"\n[agent]\ntype = "lstd_q"\n',
+     "mpc.theta: parameter 'V0' value: expected a number, got 'abc'"),
+    ('steps = 10\n[env]\nname = "CartPole"\n[mpc]\nproblem = "lti"\n[agent]\ntype = "lstd_q"\n',
+     "env.name: 'CartPole' has states of 4 entries, problem 'lti' has 2"),
+    (LTI_HEAD + '[agent]\ntype = "lstd_q"\noptimizer = { type = "sgd", learning_rate = -1 }\n',
+     r"agent: agent.optimizer.learning_rate: expected a non-negative value, got -1"),
+])
+def test_config_errors_at_set_up_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"^{path}: {message}"):
+        Trainer(load_config(path, output=tmp_path / "out"), progress_bar=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_reports_bad_config_in_one_line_and_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('steps = 10\n[env]\nname = "LtiGrosZanon"\n[mpc]\nproblem = "lti"\n'

@@ -42,6 +42,41 @@ def _broadcast(name: str, what: str, value: npt.ArrayLike, shape: tuple[int, int
     return np.array(arr, dtype=float)
 
 
+def _shape_text(shape: tuple[int, int]) -> str:
+    rows, cols = shape
+    if rows == cols == 1:
+        return "a number"
+    if cols == 1 or rows == 1:
+        return f"a list of {rows * cols} numbers"
+    return f"a {rows}x{cols} matrix as {rows} lists of {cols} numbers (row by row)"
+
+
+def _given_text(arr: np.ndarray) -> str:
+    return "a number" if arr.ndim == 0 else f"shape {arr.shape}"
+
+
+def exact_value(name: str, value: npt.ArrayLike, shape: tuple[int, int]) -> FloatArray:
+    """A parameter value given by a user (θ file, configuration, mapping): numbers in exactly
+    the parameter's shape.  A vector may be a flat list and a single number a scalar, but nothing
+    is broadcast or reshaped in an order the user did not write (one-line ValueError)."""
+    try:
+        raw = np.asarray(value)
+    except ValueError:  # ragged nested lists
+        raise ValueError(f"parameter '{name}' value: expected {_shape_text(shape)}, got rows of "
+                         "different lengths") from None
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(f"parameter '{name}' value: expected {_shape_text(shape)}, got {value!r}")
+    arr = raw.astype(float)
+    rows, cols = shape
+    if arr.shape == shape:
+        return arr.copy()
+    vector = rows == 1 or cols == 1
+    if vector and arr.size == rows * cols and sum(d > 1 for d in arr.shape) <= 1:
+        return arr.reshape(shape)
+    raise ValueError(f"parameter '{name}' value: expected {_shape_text(shape)} (shape {shape}), "
+                     f"got {_given_text(arr)}")
+
+
 @dataclass(frozen=True)
 class Parameter:
     """One named parameter: its CasADi symbol, shape, value and bounds."""
@@ -156,7 +191,7 @@ class ParameterSet:
             parts = []
             for name, par in self.items.items():
                 val = values.get(name, par.value)
-                parts.append(_broadcast(name, "value", val, par.shape).ravel(order="F"))
+                parts.append(exact_value(name, val, par.shape).ravel(order="F"))
             flat = np.concatenate(parts) if parts else np.zeros(0)
         else:
             flat = np.asarray(values, dtype=float).ravel()

@@ -64,6 +64,14 @@ class ThetaFile:
     document: dict[str, Any]
 
 
+def _same_flat(flat: Any, values: FloatArray) -> bool:
+    try:
+        arr = np.asarray(flat, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return arr.shape == values.shape and bool(np.array_equal(arr, values))
+
+
 def load_theta(path: str | Path) -> ThetaFile:
     """Read a θ file, rebuild its problem and check hash and bounds.
 
@@ -76,6 +84,10 @@ def load_theta(path: str | Path) -> ThetaFile:
         doc = json.loads(src.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ValueError(f"{src}: no such θ file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{src}: a folder; expected a θ file (theta.json written by rlmpc train)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{src}: cannot read the θ file ({exc})") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{src}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(doc, dict) or doc.get("format") != THETA_FORMAT:
@@ -94,8 +106,14 @@ def load_theta(path: str | Path) -> ThetaFile:
         raise ValueError(f"{src}: problem_hash: θ was learned for a different version of problem "
                          f"{problem!r} (hash {doc['problem_hash'][:12]}…, this toolkit builds "
                          f"{fns.problem_hash[:12]}…)")
+    if not isinstance(doc["values"], dict):
+        raise ValueError(f"{src}: values: expected an object {{name: value}}, got "
+                         f"{type(doc['values']).__name__}")
     try:
         values = fns.theta.flatten(doc["values"])
     except ValueError as exc:
         raise ValueError(f"{src}: values: {exc}") from None
+    if "flat" in doc and not _same_flat(doc["flat"], values):
+        raise ValueError(f"{src}: flat: does not match values (flat is written from values for "
+                         "reference; edit values and delete flat, or make them agree)")
     return ThetaFile(src, problem, params, fns, values, doc)

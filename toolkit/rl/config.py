@@ -6,6 +6,7 @@ Every error names the file, the key and what was expected, e.g.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import tomllib
@@ -41,7 +42,9 @@ class _Table:
         self.used.add(key)
         if key not in self.data:
             if default is ...:
-                raise ConfigError(f"{self._key(key)}: missing (expected {_TYPES[kind]})")
+                close = difflib.get_close_matches(key, [str(k) for k in self.data], n=1)
+                hint = f"; found {self._key(close[0])!r}: a typo?" if close else ""
+                raise ConfigError(f"{self._key(key)}: missing (expected {_TYPES[kind]}){hint}")
             return default
         value = self.data[key]
         ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
@@ -144,9 +147,9 @@ def load_config(path: str | Path, output: str | Path | None = None) -> TrainConf
     try:
         return _parse(data, src, output)
     except ConfigError as exc:
-        raise ConfigError(f"{src.name}: {exc}") from None
+        raise ConfigError(f"{src}: {exc}") from None
     except ValueError as exc:  # from SolverOptions and friends
-        raise ConfigError(f"{src.name}: {exc}") from None
+        raise ConfigError(f"{src}: {exc}") from None
 
 
 def _parse(data: dict[str, Any], src: Path, output: str | Path | None) -> TrainConfig:

@@ -488,6 +488,8 @@ def optimizer_from_config(
     cls, extra = _OPTIMIZERS[kind]
     check_keys(cfg, field, f"optimizer type '{kind}'", _COMMON[0], _COMMON[1] | extra)
     lr = schedule_from_config(cfg["learning_rate"], f"{field}.learning_rate")
+    if lr(0) < 0.0:  # (a schedule that turns negative later is caught by step)
+        raise ValueError(f"{field}.learning_rate: expected a non-negative value, got {lr(0)}")
     kwargs = {key: val for key, val in cfg.items() if key not in ("type", "learning_rate")}
     with prefixed(field):
         return cls(lr, lo, hi, **kwargs)

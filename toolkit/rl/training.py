@@ -10,9 +10,11 @@ run with the same seed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from toolkit.mpc import MPC
 from toolkit.parameters import FloatArray
 from toolkit.registry import make_env, make_problem
 from toolkit.rl.agent import MpcAgent
-from toolkit.rl.config import TrainConfig
+from toolkit.rl.config import ConfigError, TrainConfig
 from toolkit.rl.dpg import DeterministicPolicyGradient
 from toolkit.rl.evaluation import greedy_cost
 from toolkit.rl.exploration import exploration_from_config
@@ -88,6 +90,28 @@ class Progress:
     wall_time: float = 0.0
 
 
+@contextlib.contextmanager
+def _section(config: TrainConfig, key: str) -> Iterator[None]:
+    """A ValueError while setting up from ``key`` names the configuration file and the key."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"{config.source}: {key}: {exc}") from None
+
+
+def _check_sizes(config: TrainConfig, env: gym.Env[Any, Any], mpc: MPC) -> None:
+    """The plant's states and actions must be the MPC's."""
+    for what, space, n in (("states", env.observation_space, mpc.fns.nx),
+                           ("actions", env.action_space, mpc.fns.nu)):
+        shape = getattr(space, "shape", None)
+        if shape is not None and int(np.prod(shape)) != n:
+            raise ConfigError(f"{config.source}: env.name: {config.env.name!r} has {what} of "
+                              f"{int(np.prod(shape))} entries, problem {config.mpc.problem!r} has "
+                              f"{n}; expected an environment of that problem")
+
+
 class Trainer:
     """Run (or resume) one training run described by a :class:`TrainConfig`."""
 
@@ -95,11 +119,16 @@ class Trainer:
         self.config = config
         self.out = config.output
         self.progress_bar = progress_bar
-        problem = make_problem(config.mpc.problem, config.mpc.params)
-        self.mpc = MPC(problem, config.mpc.solver, theta=config.mpc.theta or None)
+        with _section(config, "mpc.params"):
+            problem = make_problem(config.mpc.problem, config.mpc.params)
+        with _section(config, "mpc.theta"):
+            self.mpc = MPC(problem, config.mpc.solver, theta=config.mpc.theta or None)
         self.theta0 = self.mpc.theta
-        self.env: gym.Env[Any, Any] = make_env(config.env.name, config.env.params)
-        self.agent = build_agent(config, self.mpc, np.random.default_rng(config.seed))
+        with _section(config, "env.params"):
+            self.env: gym.Env[Any, Any] = make_env(config.env.name, config.env.params)
+        _check_sizes(config, self.env, self.mpc)
+        with _section(config, "agent"):
+            self.agent = build_agent(config, self.mpc, np.random.default_rng(config.seed))
         self.history = History()
         self.progress = Progress()
 
