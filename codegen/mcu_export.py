@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import casadi as cs
 
@@ -26,6 +26,10 @@ from toolkit.acados_runtime import acados_version
 from toolkit.options import SolverOptions
 from toolkit.problem import fix_theta
 from toolkit.theta_file import ThetaFile, load_theta
+
+if TYPE_CHECKING:
+    from codegen.mcu.host_check import HostReport
+    from codegen.mcu.rti_check import RtiReport
 
 MCU_TARGET = "cortex-m4"
 PRECISIONS = ("float32", "float64")
@@ -113,13 +117,15 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
     return out
 
 
-def check_mcu(theta_path: str | Path, work_dir: Path, rti_warm_start: str | None = None) -> list[str]:
-    """Compile the solver on the host (float64 and float32) and compare it with acados."""
+def check_mcu(theta_path: str | Path, work_dir: Path,
+              rti_warm_start: str | None = None) -> HostReport | RtiReport:
+    """Compile the solver on the host (float64 and float32) and compare it with acados; the
+    report's ``lines()`` end with the verdict, ``problems()`` lists what failed."""
     from codegen.mcu.generate_rti import WARM_STARTS
     from codegen.mcu.host_check import check
     from codegen.mcu.rti_check import check_rti
 
     tf = load_theta(theta_path)
     if tf.fns.is_qp:
-        return check(tf.fns, work_dir, tf.values).lines()
-    return check_rti(tf.fns, work_dir, tf.values, warm_start=rti_warm_start or WARM_STARTS[0]).lines()
+        return check(tf.fns, work_dir, tf.values)
+    return check_rti(tf.fns, work_dir, tf.values, warm_start=rti_warm_start or WARM_STARTS[0])

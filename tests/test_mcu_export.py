@@ -76,3 +76,44 @@ def test_rti_warm_start_option(tmp_path: Path, capsys: pytest.CaptureFixture[str
         assert f"{shift_line}{shift}\n" in (out / "rlmpc_rti.c").read_text()
         kind = json.loads((out / "manifest.json").read_text())["solver"]["kind"]
         assert ("like acados SQP_RTI" in kind) == (warm == "plan")
+
+
+def test_cli_options_for_the_wrong_target_are_refused(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    lti = _theta(tmp_path / "lti.json")
+    args = ["export", "--theta", str(lti), "--out", str(tmp_path / "x")]
+    for extra, message in (
+            (["--target", "linux-x86_64", "--precision", "float32"], "--precision: only for"),
+            (["--target", "linux-x86_64", "--ram-limit", "64"], "--ram-limit: only for"),
+            (["--target", "cortex-m4", "--ram-limit", "-5"], "--ram-limit: expected a positive")):
+        assert main([*args, *extra]) == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse: every target named
+        main([*args, "--target", "cortex-m7"])
+    assert exit_info.value.code == 2
+    assert "'linux-x86_64', 'linux-aarch64', 'cortex-m4'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_check_exit_code_follows_the_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import codegen.mcu_export
+
+    class Report:
+        def __init__(self, problems: list[str]) -> None:
+            self._problems = problems
+
+        def lines(self) -> list[str]:
+            return ["FAIL: " + "; ".join(self._problems)] if self._problems else ["PASS"]
+
+        def problems(self) -> list[str]:
+            return self._problems
+
+    lti = _theta(tmp_path / "lti.json")
+    for problems, code in (([], 0), (["float32: 3 steps failed"], 1)):
+        monkeypatch.setattr(codegen.mcu_export, "check_mcu", lambda *a, p=problems, **k: Report(p))
+        out = tmp_path / f"b{code}"
+        args = ["export", "--theta", str(lti), "--target", "cortex-m4", "--out", str(out), "--check"]
+        assert main(args) == code
+        verdict = "PASS" if code == 0 else "FAIL: float32: 3 steps failed"
+        assert capsys.readouterr().out.rstrip().endswith(verdict)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import filecmp
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from codegen.mcu import host_check
 from codegen.mcu.condense import condense
 from codegen.mcu.generate import generate, render
 from codegen.mcu.generate_rti import render_rti
@@ -19,6 +21,7 @@ from codegen.mcu.rti_check import RtiReport, check_rti
 from codegen.mcu.toolchain import arm_available, build_host_harness
 from toolkit.problem import ParametricMPC
 from toolkit.problems import cartpole_mpc, lti_mpc
+from toolkit.problems.cartpole_incline import cartpole_incline_mpc
 
 BUILDERS: dict[str, Callable[[], ParametricMPC]] = {
     "lti": lti_mpc, "linear_cartpole": linear_cartpole_mpc}
@@ -170,11 +173,36 @@ def test_rti_closed_loop_close_to_converged_sqp(rti_report: RtiReport) -> None:
         assert max(abs(r - 1.0) for r in rep.ratio_sqp) <= 0.01, rti_report.lines()
 
 
+def test_rti_reproduces_acados_closed_loops_with_the_same_warm_start(rti_report: RtiReport) -> None:
+    # the reference is acados SQP_RTI whose iterate is shifted before each step, as the C solver's
+    for rep in rti_report.precisions:
+        assert max(abs(r - 1.0) for r in rep.ratio_rti) <= 1e-4, rti_report.lines()
+    assert rti_report.problems() == [] and rti_report.lines()[-1] == "PASS"
+
+
 def test_rti_linearised_at_the_plan_reproduces_acados_closed_loops(tmp_path: Path) -> None:
     # warm_start="plan" is acados SQP_RTI's own method: the same closed loops, to float32
     rep = check_rti(cartpole_mpc().build(), tmp_path, n_states=2, n_loops=4, precisions=("float32",),
                     footprint=False, warm_start="plan")
     assert max(abs(r - 1.0) for r in rep.precisions[0].ratio_rti) <= 1e-4, rep.lines()
+
+
+def test_rti_check_skips_states_where_acados_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # in this box (pole angles up to 1 rad) some states cannot be saved: they are drawn again,
+    # not compared with a failed acados plan (which gave |u0 err| = 10 before)
+    monkeypatch.setitem(host_check.STATE_BOXES, "cartpole_incline", ([-1.0] * 4, [1.0] * 4))
+    rep = check_rti(cartpole_incline_mpc().build(), tmp_path, n_states=8, n_loops=3,
+                    precisions=("float64",), footprint=False)
+    assert rep.n_states == 8 and rep.skipped >= 1, rep.lines()
+    assert rep.precisions[0].u0_error <= 1e-6 and rep.problems() == [], rep.lines()
+
+
+def test_check_verdict_names_what_failed(rti_report: RtiReport) -> None:
+    bad = replace(rti_report, precisions=[replace(rti_report.precisions[0], u0_error=0.5,
+                                                  statuses=[1, -1])])
+    assert bad.lines()[-1].startswith("FAIL: ")
+    assert any("u0 differs from acados SQP_RTI by 5.00e-01" in p for p in bad.problems())
+    assert any("1 steps failed" in p for p in bad.problems())
 
 
 def test_rti_has_no_heap_or_stdio(rti_report: RtiReport) -> None:

@@ -184,6 +184,15 @@ class AcadosInstance:
             raise ValueError(f"iterate: expected {self.layout.total} entries, got {arr.size}")
         self._lib.rlmpc_set_iterate(self._handle, _ptr(arr))
 
+    def shift_iterate(self) -> None:
+        """Shift the states and inputs of the iterate one stage earlier (the last repeated), as a
+        warm start for the next sampling instant; multipliers and slacks stay."""
+        it, lay = self.get_iterate(), self.layout
+        for field, last in (("x", self.horizon), ("u", self.horizon - 1)):
+            for k in range(last):
+                it[lay.index(field, k)] = it[lay.index(field, k + 1)]
+        self.set_iterate(it)
+
     def reset(self) -> None:
         """Forget the warm start (primal-dual iterate and QP memory)."""
         self._lib.rlmpc_reset(self._handle)

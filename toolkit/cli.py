@@ -95,12 +95,20 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+EXPORT_TARGETS = ("linux-x86_64", "linux-aarch64", "cortex-m4")
+DEFAULT_RAM_LIMIT_KB = 112.0
+
+
 def _export(args: argparse.Namespace) -> int:
+    if args.ram_limit is not None and not args.ram_limit > 0:
+        raise ValueError(f"--ram-limit: expected a positive number of KB, got {args.ram_limit:g}")
     if args.target == "cortex-m4":
         return _export_mcu(args)
-    if args.rti_warm_start is not None:
-        raise ValueError(f"--rti-warm-start: only for the bare-metal solver (--target cortex-m4), "
-                         f"not for {args.target} (acados SQP_RTI)")
+    for option, value in (("--rti-warm-start", args.rti_warm_start), ("--precision", args.precision),
+                          ("--ram-limit", args.ram_limit)):
+        if value is not None:
+            raise ValueError(f"{option}: only for the bare-metal solver (--target cortex-m4), not "
+                             f"for {args.target} (acados' solver, double precision)")
     from codegen.build import BundleBuildError
     from codegen.bundle import export_bundle
     from codegen.run_bundle import BundleRunError, run_bundle
@@ -124,18 +132,21 @@ def _export_mcu(args: argparse.Namespace) -> int:
 
     from codegen.mcu_export import check_mcu, export_mcu
 
-    out = export_mcu(args.theta, args.out, precision=args.precision, ram_limit=int(args.ram_limit * 1024),
+    precision = args.precision or "float32"
+    ram_limit = args.ram_limit if args.ram_limit is not None else DEFAULT_RAM_LIMIT_KB
+    out = export_mcu(args.theta, args.out, precision=precision, ram_limit=int(ram_limit * 1024),
                      rti_warm_start=args.rti_warm_start)
     fp = json.loads((out / "manifest.json").read_text())["footprint"]
-    print(f"bare-metal solver ({args.precision}): {out} (manifest.json, solver sources, DAQP sources, "
+    print(f"bare-metal solver ({precision}): {out} (manifest.json, solver sources, DAQP sources, "
           f"test_vectors.json)\nCortex-M4F footprint of the solver: text {fp['text']} B, "
           f"data {fp['data']} B, bss {fp['bss']} B (flash {fp['flash'] / 1024:.1f} KB, "
           f"RAM {fp['ram'] / 1024:.1f} KB)")
-    if args.check:
-        with tempfile.TemporaryDirectory(prefix="rlmpc-mcu-check-") as tmp:
-            for line in check_mcu(args.theta, Path(tmp), args.rti_warm_start):
-                print(line)
-    return 0
+    if not args.check:
+        return 0
+    with tempfile.TemporaryDirectory(prefix="rlmpc-mcu-check-") as tmp:
+        report = check_mcu(args.theta, Path(tmp), args.rti_warm_start)
+    print("\n".join(report.lines()))
+    return 0 if not report.problems() else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,13 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
     export = sub.add_parser("export", help="export learned θ as a C bundle for a target")
     export.add_argument("--theta", required=True, help="θ file written by rlmpc train")
-    export.add_argument("--target", required=True,
+    export.add_argument("--target", required=True, choices=EXPORT_TARGETS,
                         help="linux-x86_64, linux-aarch64 (acados) or cortex-m4 (bare metal)")
-    export.add_argument("--ram-limit", type=float, default=112.0,
-                        help="cortex-m4: static RAM the solver may take, KB (default 112: an STM32F405's "
-                        "128 KB SRAM less the firmware's own needs)")
-    export.add_argument("--precision", default="float32", choices=["float32", "float64"],
-                        help="floating point type of the bare-metal solver (cortex-m4)")
+    export.add_argument("--ram-limit", type=float, default=None,
+                        help=f"cortex-m4: static RAM the solver may take, KB (default "
+                        f"{DEFAULT_RAM_LIMIT_KB:g}: an STM32F405's 128 KB SRAM less the firmware's "
+                        "own needs)")
+    export.add_argument("--precision", default=None, choices=["float32", "float64"],
+                        help="floating point type of the bare-metal solver (cortex-m4; default float32)")
     export.add_argument("--rti-warm-start", choices=["shifted", "plan"], default=None,
                         help="cortex-m4, nonlinear problem: linearise each step at the last plan shifted "
                         "by one stage (default: closer to the converged MPC in normal operation) or as it "

@@ -236,6 +236,11 @@ class MPC:
         for kind, iterate in state.items():
             self._instance(kind).set_iterate(np.asarray(iterate, dtype=float))
 
+    def shift_warm_start(self) -> None:
+        """Shift the warm start of the V solver one stage on (x_k <- x_{k+1}, u_k <- u_{k+1},
+        the last stage repeated): the next ``value`` starts from the last plan shifted."""
+        self._instance("V").shift_iterate()
+
     def reset(self) -> None:
         """Forget warm starts: the next solves start from a zero iterate."""
         for inst in self._instances.values():

@@ -50,12 +50,29 @@ STATE_BOXES: dict[str, tuple[list[float], list[float]]] = {
     "lti": ([-0.2, -1.0], [1.2, 1.0]),
     "linear_cartpole": ([-1.2, -0.4, -1.5, -1.5], [1.2, 0.4, 1.5, 1.5]),
     "cartpole": ([-1.2, -0.4, -1.5, -1.5], [1.2, 0.4, 1.5, 1.5]),
+    "cartpole_incline": ([-1.2, -0.4, -1.5, -1.5], [1.2, 0.4, 1.5, 1.5]),
 }
 CLOSED_LOOP_SCALE = 0.5  # closed loops start in the box shrunk by this factor
 CLOSED_LOOP_STEPS = {"lti": 40}
 DEFAULT_STEPS = 100
 ACTIVE_TOL = 1e-6
 REFERENCE_OPTIONS = SolverOptions(tol=1e-9)
+U0_TOLERANCE = {"float64": 1e-6, "float32": 1e-3}  # u0 against acados, same iterations
+COST_TOLERANCE = 0.01  # closed-loop cost within 1 % of the acados controller's
+STATUS_NAMES = {1: "optimal", 2: "optimal with a soft constraint relaxed", 4: "optimal (inexact)",
+                -1: "infeasible", -2: "cycling", -3: "unbounded", -4: "iteration limit",
+                -5: "nonconvex", -6: "overdetermined", -100: "state not finite"}
+
+
+def status_text(statuses: Counter[int]) -> str:
+    """Solve statuses as counts with their meaning, e.g. ``822 optimal, 2 infeasible``."""
+    return ", ".join(f"{n} {STATUS_NAMES.get(s, f'status {s}')}" for s, n in sorted(statuses.items(),
+                                                                                     reverse=True))
+
+
+def verdict(problems: list[str]) -> str:
+    """The last line of a check: PASS, or FAIL with what failed."""
+    return "PASS" if not problems else "FAIL: " + "; ".join(problems)
 
 
 @dataclass(frozen=True)
@@ -215,8 +232,8 @@ class HostReport:
                        f"{r.u0_error_cold:.2e} (iterations median {np.median(it):.0f}, max "
                        f"{it.max()}); closed-loop cost ratio {min(r.cost_ratios):.6f}.."
                        f"{max(r.cost_ratios):.6f} over {len(r.cost_ratios)} loops (iterations "
-                       f"median {np.median(lit):.0f}, max {lit.max()}); status counts "
-                       f"{dict(sorted(r.statuses.items()))}")
+                       f"median {np.median(lit):.0f}, max {lit.max()}); solves: "
+                       f"{status_text(r.statuses)}")
         out.append(f"heap/stdio symbols: {sorted(self.forbidden) or 'none'}")
         if self.footprint is not None:
             fp = self.footprint
@@ -224,6 +241,25 @@ class HostReport:
                        f"bss {fp.objects_bss}; linked (gc-sections) text {fp.linked_text} data "
                        f"{fp.linked_data} bss {fp.linked_bss} -> flash {fp.flash} B, RAM {fp.ram} B; "
                        f"needs {', '.join(fp.undefined) or 'nothing'}")
+        out.append(verdict(self.problems()))
+        return out
+
+    def problems(self) -> list[str]:
+        """What misses the verification's tolerances (empty: the check passes)."""
+        out = []
+        for r in self.precisions:
+            tol = U0_TOLERANCE[r.precision]
+            err = max(r.u0_error_warm, r.u0_error_cold)
+            if err > tol:
+                out.append(f"{r.precision}: u0 differs from acados by {err:.2e} > {tol:g}")
+            failed = sum(n for s, n in r.statuses.items() if s <= 0)
+            if failed:
+                out.append(f"{r.precision}: {failed} solves failed")
+            if r.worst_cost_deviation > COST_TOLERANCE:
+                out.append(f"{r.precision}: a closed loop costs {r.worst_cost_deviation:.2%} more or "
+                           f"less than acados' (tolerance {COST_TOLERANCE:.0%})")
+        if self.forbidden:
+            out.append(f"heap/stdio symbols {sorted(self.forbidden)}")
         return out
 
 

@@ -3,9 +3,14 @@
 * One real-time iteration from the same guess: the C solver's ``rlmpc_set_guess``
   and acados' iterate are set to the same trajectory (the converged plan of a
   nearby state, or zero), and u0 and the plans are compared.
-* Closed loops on the problem's own dynamics: the C solver (guess = shifted
-  previous plan) against acados SQP_RTI (its own, unshifted warm start) and
-  against the converged acados SQP controller.
+* Closed loops on the problem's own dynamics: the C solver against acados SQP_RTI
+  with the same warm start (the last plan shifted by one stage, or as it is:
+  acados' own) and, for information, against the converged acados SQP controller.
+
+States where acados itself fails (no converged plan to compare with, e.g. a pole
+that cannot be caught with the input bounds) are drawn again and counted.  The
+last line is the verdict: u0 within U0_TOLERANCE, no failed step, and every
+closed loop within 1 % of the cost of acados SQP_RTI with the same warm start.
 
 ``python -m codegen.mcu.rti_check --problem cartpole`` prints the report.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,7 +27,17 @@ import numpy as np
 
 from codegen.mcu.generate import PRECISIONS
 from codegen.mcu.generate_rti import GeneratedRti, generate_rti
-from codegen.mcu.host_check import CLOSED_LOOP_SCALE, HostResult, HostSolver, closed_loop_cost, random_states
+from codegen.mcu.host_check import (
+    CLOSED_LOOP_SCALE,
+    COST_TOLERANCE,
+    U0_TOLERANCE,
+    HostResult,
+    HostSolver,
+    closed_loop_cost,
+    random_states,
+    status_text,
+    verdict,
+)
 from codegen.mcu.toolchain import (
     FORBIDDEN,
     HOST_FLAGS,
@@ -41,6 +57,7 @@ RTI_OPTIONS = SolverOptions(nlp_solver="SQP_RTI", hessian="GAUSS_NEWTON", tol=1e
 SQP_OPTIONS = SolverOptions(tol=1e-8)  # full Gauss-Newton SQP for a nonlinear problem (as in tests)
 GUESS_NOISE = 0.05  # guesses are converged plans of the state plus this much noise
 STEPS = 100
+DRAWS_PER_STATE = 20  # at most this many candidates per state where acados must succeed
 
 
 class RtiHostSolver(HostSolver):
@@ -73,7 +90,7 @@ class RtiPrecisionReport:
     plan_error: float = 0.0  # max over the plans' states and inputs
     statuses: list[int] = field(default_factory=list)
     iterations: list[int] = field(default_factory=list)
-    ratio_rti: list[float] = field(default_factory=list)  # closed loop: C / acados SQP_RTI
+    ratio_rti: list[float] = field(default_factory=list)  # closed loop: C / acados SQP_RTI, same warm start
     ratio_sqp: list[float] = field(default_factory=list)  # closed loop: C / acados SQP
 
 
@@ -84,24 +101,67 @@ class RtiReport:
     precisions: list[RtiPrecisionReport]
     forbidden: set[str]
     footprint: Footprint | None
+    warm_start: str = "shifted"
+    skipped: int = 0  # candidate states (and loop starts) where acados failed
 
     def lines(self) -> list[str]:
-        out = [f"{self.problem}: one RTI step from {self.n_states} guesses (and the zero guess)"]
+        out = [f"{self.problem}: one RTI step from {self.n_states} guesses (and the zero guess)"
+               + (f"; {self.skipped} candidate states skipped where acados fails" if self.skipped else "")]
         for r in self.precisions:
             it = np.asarray(r.iterations)
             out.append(
                 f"{r.precision}: max |u0 err| {r.u0_error:.2e}, max plan err {r.plan_error:.2e}; "
                 f"QP iterations median {np.median(it):.0f} max {it.max()}; closed-loop cost / "
-                f"acados SQP_RTI {min(r.ratio_rti):.5f}..{max(r.ratio_rti):.5f}, / acados SQP "
+                f"acados SQP_RTI (warm start: {self.warm_start}) {min(r.ratio_rti):.7f}.."
+                f"{max(r.ratio_rti):.7f}, / converged acados SQP "
                 f"{min(r.ratio_sqp):.5f}..{max(r.ratio_sqp):.5f} ({len(r.ratio_rti)} loops); "
-                f"failures {sum(s <= 0 for s in r.statuses)}")
+                f"solves: {status_text(Counter(r.statuses))}")
         out.append(f"heap/stdio symbols: {sorted(self.forbidden) or 'none'}")
         if self.footprint is not None:
             fp = self.footprint
             out.append(f"cortex-m4f float32: linked (gc-sections) text {fp.linked_text} data "
                        f"{fp.linked_data} bss {fp.linked_bss} -> flash {fp.flash} B, RAM {fp.ram} B; "
                        f"needs {', '.join(fp.undefined) or 'nothing'}")
+        out.append(verdict(self.problems()))
         return out
+
+    def problems(self) -> list[str]:
+        """What misses the verification's tolerances (empty: the check passes)."""
+        out = []
+        for r in self.precisions:
+            tol = U0_TOLERANCE[r.precision]
+            if r.u0_error > tol:
+                out.append(f"{r.precision}: u0 differs from acados SQP_RTI by {r.u0_error:.2e} > {tol:g}")
+            failed = sum(s <= 0 for s in r.statuses)
+            if failed:
+                out.append(f"{r.precision}: {failed} steps failed")
+            ratios = np.asarray(r.ratio_rti)
+            off = int(np.sum(np.abs(ratios - 1.0) > COST_TOLERANCE))
+            if off:
+                out.append(f"{r.precision}: {off} of {ratios.size} closed loops cost more than "
+                           f"{COST_TOLERANCE:.0%} more or less than acados SQP_RTI's")
+        if self.forbidden:
+            out.append(f"heap/stdio symbols {sorted(self.forbidden)}")
+        return out
+
+
+def _acados_loop(mpc: MPC, fns: ProblemFunctions, theta: FloatArray, p: FloatArray, x0: FloatArray,
+                 steps: int, shift: bool = False) -> tuple[float, bool]:
+    """Closed-loop cost of an acados controller from x0 (``shift``: each solve starts from the
+    last plan shifted by one stage), and whether every solve succeeded."""
+    ok, first = True, True
+
+    def policy(x: FloatArray) -> FloatArray:
+        nonlocal ok, first
+        if shift and not first:
+            mpc.shift_warm_start()
+        first = False
+        sol = mpc.value(x)
+        ok = ok and sol.success
+        return sol.u0
+
+    mpc.reset()
+    return closed_loop_cost(fns, theta, p, policy, x0, steps), ok
 
 
 def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | None = None,
@@ -115,22 +175,40 @@ def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | No
     rti = MPC(fns, RTI_OPTIONS, theta=th, p=pv)
     sqp = MPC(fns, SQP_OPTIONS, theta=th, p=pv)
     rng = np.random.default_rng(seed)
-    states = random_states(fns, n_states, seed)
+    candidates = random_states(fns, n_states * DRAWS_PER_STATE, seed)
     cases: list[tuple[FloatArray, MpcSolution | None, MpcSolution]] = []  # state, guess, acados
-    for s in states:
+    skipped = 0
+    for s in candidates:
+        if len(cases) == n_states:
+            break
         sqp.reset()
         guess = sqp.value(s + rng.normal(0.0, GUESS_NOISE, fns.nx))
         rti.load_warm_start_state({"V": guess.iterate})
-        cases.append((s, guess, rti.value(s)))
+        ref = rti.value(s)
+        if guess.success and ref.success:
+            cases.append((s, guess, ref))
+        else:
+            skipped += 1
+    if not cases:
+        raise ValueError(f"{fns.name}: acados fails at every state drawn for the check")
     rti.reset()
-    cases.append((states[0], None, rti.value(states[0])))
-    loops = random_states(fns, n_loops, seed + 1, CLOSED_LOOP_SCALE)
-    ref_rti, ref_sqp = [], []
-    for x0 in loops:
-        rti.reset()
-        ref_rti.append(closed_loop_cost(fns, th, pv, rti.policy, x0, steps))
-        sqp.reset()
-        ref_sqp.append(closed_loop_cost(fns, th, pv, sqp.policy, x0, steps))
+    cold = rti.value(cases[0][0])
+    if cold.success:
+        cases.append((cases[0][0], None, cold))
+    ref_rti: list[float] = []
+    ref_sqp: list[float] = []
+    loops: list[FloatArray] = []
+    for x0 in random_states(fns, n_loops * DRAWS_PER_STATE, seed + 1, CLOSED_LOOP_SCALE):
+        if len(loops) == n_loops:
+            break
+        c_rti, ok_rti = _acados_loop(rti, fns, th, pv, x0, steps, shift=warm_start == "shifted")
+        c_sqp, ok_sqp = _acados_loop(sqp, fns, th, pv, x0, steps)
+        if ok_rti and ok_sqp:
+            loops.append(x0)
+            ref_rti.append(c_rti)
+            ref_sqp.append(c_sqp)
+        else:
+            skipped += 1
 
     reports, forbidden, fp = [], set(), None
     for prec in precisions:
@@ -168,7 +246,7 @@ def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | No
         if footprint and prec == "float32" and arm_available():
             fp = cortex_m4_footprint(gen, work_dir / prec / "arm")
             forbidden |= set(fp.undefined) & set(FORBIDDEN)
-    return RtiReport(fns.name, n_states, reports, forbidden, fp)
+    return RtiReport(fns.name, len(cases) - (cold.success), reports, forbidden, fp, warm_start, skipped)
 
 
 def main(argv: list[str] | None = None) -> None:
