@@ -7,8 +7,9 @@ a step, the firmware's ``--sqp-iterations 2``) on the nonlinear cart-pole, from 
 states: those of bench/mcu_solver.py (three strata: loops that keep, cross and never reach the
 cart limit) and those of the host check (codegen.mcu.rti_check: uniform in a smaller box).
 Each loop starts as the firmware does (STARTUP_ITERATIONS iterations at the first state).
-Side by side in the same run: acados SQP_RTI (which reuses its last iterate unshifted) and
-the converged Gauss-Newton SQP from the same starts.
+Side by side in the same run: acados SQP_RTI (which reuses its last iterate unshifted; and with
+its iterate shifted by one stage before each step, the generated solver's default) and the
+converged Gauss-Newton SQP from the same starts.
 
     .venv/bin/python bench/rti_warm_start.py [--episodes 40] [--steps 100]
 """
@@ -81,8 +82,9 @@ def run_rti(exe: Path, fns: ProblemFunctions, theta: FloatArray, p: FloatArray, 
 
 
 def run_acados(mpc: MPC, fns: ProblemFunctions, theta: FloatArray, p: FloatArray, x0s: FloatArray,
-               steps: int, startup: int = 1) -> Loops:
-    """acados' closed loops; ``startup``: solves at the first state (an RTI's start-up)."""
+               steps: int, startup: int = 1, shift: bool = False) -> Loops:
+    """acados' closed loops; ``startup``: solves at the first state (an RTI's start-up);
+    ``shift``: every later solve starts from the last plan shifted by one stage."""
     out = Loops([], [])
     for x0 in x0s:
         mpc.reset()
@@ -91,6 +93,8 @@ def run_acados(mpc: MPC, fns: ProblemFunctions, theta: FloatArray, p: FloatArray
         def policy(x: FloatArray, seen: list[FloatArray] = seen) -> FloatArray:
             for _ in range(startup - 1 if not seen else 0):
                 mpc.value(x)
+            if seen and shift:
+                mpc.shift_warm_start()
             seen.append(np.asarray(x))
             return mpc.policy(x)
 
@@ -102,15 +106,18 @@ def run_acados(mpc: MPC, fns: ProblemFunctions, theta: FloatArray, p: FloatArray
 def report(title: str, n: int, steps: int, sqp: Loops, rows: dict[str, Loops]) -> None:
     ref = np.array(sqp.cost)
     rti_ref = np.array(rows["acados SQP_RTI"].cost)
+    shifted_ref = np.array(rows["acados SQP_RTI, shifted warm start"].cost)
     print(f"{title}: {n} closed loops of {steps} steps; cost relative to the converged SQP's "
           f"(which leaves |x| <= {BOUNDED:g} in {sum(sqp.left)} loops)")
     for name, loops in rows.items():
         ratio = np.array(loops.cost) / ref
         vs_rti = np.array(loops.cost) / rti_ref
+        vs_shifted = np.array(loops.cost) / shifted_ref
         iters = f", QP iterations after the first steps {loops.qp_iterations}" if loops.qp_iterations else ""
         print(f"  {name}: cost / SQP median {np.median(ratio):.5f}, max {ratio.max():.4f}, "
               f"{int(np.sum(ratio > LOSS))} loops over +{(LOSS - 1) * 100:.0f} %; "
-              f"cost / acados SQP_RTI max |1 - r| {np.max(np.abs(vs_rti - 1)):.1e}; "
+              f"cost / acados SQP_RTI max |1 - r| {np.max(np.abs(vs_rti - 1)):.1e} (shifted: "
+              f"{np.max(np.abs(vs_shifted - 1)):.1e}); "
               f"leaves |x| <= {BOUNDED:g} in {sum(loops.left)} loops{iters}")
 
 
@@ -145,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
             x0s = starts.astype(np.float32).astype(float)
             sqp = run_acados(MPC(fns, SQP_OPTIONS, theta=theta, p=p), fns, theta, p, x0s, args.steps)
             rows = {"acados SQP_RTI": run_acados(MPC(fns, RTI_OPTIONS, theta=theta, p=p), fns, theta, p,
-                                                 x0s, args.steps, STARTUP_ITERATIONS)}
+                                                 x0s, args.steps, STARTUP_ITERATIONS),
+                    "acados SQP_RTI, shifted warm start": run_acados(
+                        MPC(fns, RTI_OPTIONS, theta=theta, p=p), fns, theta, p, x0s, args.steps,
+                        STARTUP_ITERATIONS, shift=True)}
             for warm, exe in exes.items():
                 rows[f"rlmpc RTI float32, warm start: {warm}"] = run_rti(exe, fns, theta, p, x0s, args.steps)
             rows["rlmpc RTI float32, warm start: shifted, 2 iterations a step"] = run_rti(
