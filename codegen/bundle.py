@@ -48,6 +48,7 @@ def _manifest(tf: ThetaFile, baked: ProblemFunctions, options: SolverOptions, ta
         "target": target,
         "precision": "float64",
         "problem": {"name": tf.problem, "params": tf.problem_params, "hash": fns.problem_hash},
+        **({"plant": tf.plant} if tf.plant is not None else {}),
         "theta": {
             "names": theta.names, "labels": theta.labels(),
             "values": {k: v.tolist() for k, v in theta.unflatten(tf.values).items()},

@@ -118,21 +118,36 @@ def parse_hil_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(["hil", *argv])
 
 
+def plant_choice(manifest: dict[str, Any], plant: str | None,
+                 plant_params: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The plant's name and parameters: ``--plant`` with ``--plant-params``; else the plant θ was
+    learned on (the manifest's ``plant``, its parameters updated by ``--plant-params``); else the
+    default plant of the bundle's problem."""
+    params = _plant_params(plant_params)  # the user's input first, before anything is built
+    if plant is not None:
+        return plant, params
+    learned_on = manifest.get("plant")
+    if isinstance(learned_on, dict) and isinstance(learned_on.get("name"), str):
+        return learned_on["name"], {**learned_on.get("params", {}), **params}
+    name = manifest["problem"]["name"]
+    if name not in PLANTS:
+        raise ValueError(f"--plant: no default plant for problem {name!r}; name one")
+    return PLANTS[name], params
+
+
 def reference_and_plant(manifest: dict[str, Any], plant: str | None,
                         plant_params: str | None = None) -> tuple[Any, Any]:
-    """The workstation MPC at the bundle's θ, and the plant environment (``plant_params``: JSON)."""
+    """The workstation MPC at the bundle's θ, and the plant environment (see :func:`plant_choice`)."""
     import numpy as np
 
     from toolkit import MPC, SolverOptions
     from toolkit.registry import make_env, make_problem
 
-    params = _plant_params(plant_params)  # the user's input first, before anything is built
-    name = manifest["problem"]["name"]
-    fns = make_problem(name, manifest["problem"].get("params", {})).build()
+    name, params = plant_choice(manifest, plant, plant_params)
+    problem = manifest["problem"]["name"]
+    fns = make_problem(problem, manifest["problem"].get("params", {})).build()
     reference = MPC(fns, SolverOptions(tol=1e-9), theta=np.array(manifest["theta"]["flat"]))
-    if plant is None and name not in PLANTS:
-        raise ValueError(f"--plant: no default plant for problem {name!r}; name one")
-    return reference, make_env(plant or PLANTS[name], params)
+    return reference, make_env(name, params)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -152,6 +167,8 @@ def run_command(args: argparse.Namespace) -> int:
     if args.cost_budget is not None:
         th = Thresholds(**{**th.__dict__, "cost_budget": args.cost_budget})
     reference, plant = reference_and_plant(bundle.manifest, args.plant, args.plant_params)
+    plant_name, plant_params = plant_choice(bundle.manifest, args.plant, args.plant_params)
+    print(f"plant: {plant_name} {json.dumps(plant_params) if plant_params else '(its defaults)'}")
     noise, dist = (v[0] if len(v) == 1 else v for v in (args.measurement_noise, args.input_disturbance))
     conditions = Conditions(noise, dist, float(bundle.manifest["sampling_time"]) if args.realtime else None)
     out = Path(args.out)
@@ -162,6 +179,7 @@ def run_command(args: argparse.Namespace) -> int:
     except (TransportError, ToolchainError) as exc:
         print(f"rlmpc hil: error: {exc}", file=sys.stderr)
         return 2
+    run.conditions["plant"] = {"name": plant_name, "params": plant_params}
     verdict = evaluate(run, th)
     paths = write_report(run, verdict, out)
     m = json.loads(paths["json"].read_text())["metrics"]
@@ -185,6 +203,7 @@ __all__ = [
     "add_plant_arguments",
     "connected_device",
     "parse_hil_args",
+    "plant_choice",
     "reference_and_plant",
     "run_command",
 ]

@@ -174,10 +174,9 @@ def hil_run(request: pytest.FixtureRequest, dut: Any, hil_bundle: Any, hil_refer
     def run(steps: int = 50, seed: int = 0, thresholds: Any = None, *, device: Any = None,
             plant: Any = None, out: str | Path | None = None, **kwargs: Any) -> HilResult:
         dev = dut if device is None else device
-        name = hil_bundle.manifest["problem"]["name"]
-        from hil.cli import PLANTS
+        from hil.cli import plant_choice
 
-        env = plant if plant is not None else make_env(PLANTS[name], {})
+        env = plant if plant is not None else make_env(*plant_choice(hil_bundle.manifest, None))
         if isinstance(env, str):
             env = make_env(env, {})
         r = run_hil(dev, env, hil_reference, steps, seed, manifest=hil_bundle.manifest, **kwargs)

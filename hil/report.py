@@ -85,7 +85,12 @@ def _conditions_text(c: dict[str, Any]) -> str:
         parts.append(f"input disturbance σ = {c['input_disturbance']}")
     if c.get("period") is not None:
         parts.append(f"paced at {c['period']:g} s per step")
-    return ", ".join(parts) if parts else "ideal (no added noise, not paced)"
+    text = ", ".join(parts) if parts else "ideal (no added noise, not paced)"
+    plant = c.get("plant")
+    if isinstance(plant, dict):
+        params = ", ".join(f"{k} = {v}" for k, v in plant.get("params", {}).items())
+        text += f"; plant {plant.get('name')}" + (f" ({params})" if params else "")
+    return text
 
 
 def to_markdown(run: HilRun, verdict: Verdict) -> str:

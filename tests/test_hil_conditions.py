@@ -96,6 +96,8 @@ def test_cli_options_reach_the_report(lti: tuple[Bundle, Path, MPC], tmp_path: P
     assert code == 0
     doc = json.loads((tmp_path / "r" / "hil.json").read_text())
     assert doc["conditions"] == {"measurement_noise": [0.01, 0.0], "input_disturbance": [0.02],
-                                 "period": bundle.manifest["sampling_time"]}
+                                 "period": bundle.manifest["sampling_time"],
+                                 "plant": {"name": "LtiGrosZanon", "params": {}}}
     assert doc["metrics"]["late_steps"] is not None
     assert "paced at" in (tmp_path / "r" / "summary.md").read_text()
+    assert "plant LtiGrosZanon" in (tmp_path / "r" / "summary.md").read_text()

@@ -244,3 +244,29 @@ def test_export_cortex_m4_bundle_from_theta_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="precision: expected one of"):
         export_mcu(theta_path, tmp_path / "other", precision="float16")
     assert not (tmp_path / "other").exists()
+
+
+def test_float32_inputs_stay_within_their_bounds(tmp_path: Path) -> None:
+    # the QP meets the input bounds to DAQP's tolerance (in float32 |u| reached 5.00002 for a
+    # bound of 5): the solvers clip u0, so an actuator is never commanded beyond its limits
+    from codegen.mcu.generate_rti import generate_rti
+    from codegen.mcu.rti_check import RtiHostSolver
+
+    cases = (("linear", linear_cartpole_mpc().build()), ("rti", cartpole_incline_mpc().build()))
+    for kind, fns in cases:
+        if kind == "linear":
+            gen = generate(fns, tmp_path / kind, precision="float32")
+        else:
+            gen = generate_rti(fns, tmp_path / kind, precision="float32")
+        exe = build_host_harness(gen, tmp_path / kind / "harness", rti=kind == "rti")
+        saturated = 0
+        with RtiHostSolver(exe) as solver:
+            for x0 in host_check.random_states(fns, 10, seed=5, scale=0.5):
+                solver.reset()
+                x = x0.copy()
+                for _ in range(40):  # closed loops: warm starts, saturated inputs
+                    u = solver.solve(x).u0
+                    assert np.all(u >= fns.u_lb) and np.all(u <= fns.u_ub), (kind, u)
+                    saturated += int(np.any(np.isclose(np.abs(u), fns.u_ub, atol=1e-3)))
+                    x = np.asarray(fns.dynamics(x, u, fns.theta.default(), fns.params.default())).ravel()
+        assert saturated >= 5, (kind, saturated)  # the bound was reached often enough to matter

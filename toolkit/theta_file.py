@@ -25,10 +25,11 @@ THETA_FORMAT = "rlmpc-theta/1"
 
 
 def theta_document(problem: str, problem_params: dict[str, Any], fns: ProblemFunctions,
-                   values: FloatArray) -> dict[str, Any]:
-    """The θ file's content: names, values, bounds and the problem they belong to."""
+                   values: FloatArray, plant: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The θ file's content: names, values, bounds and the problem they belong to; ``plant``:
+    the environment θ was learned on (``{"name", "params"}``), the HIL's default plant."""
     theta = fns.theta
-    return {
+    doc = {
         "format": THETA_FORMAT,
         "problem": problem,
         "problem_params": problem_params,
@@ -43,6 +44,9 @@ def theta_document(problem: str, problem_params: dict[str, Any], fns: ProblemFun
         "acados_version": acados_version(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if plant is not None:
+        doc["plant"] = {"name": str(plant["name"]), "params": dict(plant.get("params", {}))}
+    return doc
 
 
 def save_theta(path: Path, document: dict[str, Any]) -> None:
@@ -62,6 +66,12 @@ class ThetaFile:
     fns: ProblemFunctions
     values: FloatArray
     document: dict[str, Any]
+
+    @property
+    def plant(self) -> dict[str, Any] | None:
+        """The environment θ was learned on (``{"name", "params"}``), if the file records it."""
+        plant = self.document.get("plant")
+        return plant if isinstance(plant, dict) else None
 
 
 def _same_flat(flat: Any, values: FloatArray) -> bool:
@@ -113,6 +123,10 @@ def load_theta(path: str | Path) -> ThetaFile:
         values = fns.theta.flatten(doc["values"])
     except ValueError as exc:
         raise ValueError(f"{src}: values: {exc}") from None
+    plant = doc.get("plant")
+    if plant is not None and not (isinstance(plant, dict) and isinstance(plant.get("name"), str)
+                                  and isinstance(plant.get("params", {}), dict)):
+        raise ValueError(f"{src}: plant: expected {{\"name\": str, \"params\": {{…}}}}")
     if "flat" in doc and not _same_flat(doc["flat"], values):
         raise ValueError(f"{src}: flat: does not match values (flat is written from values for "
                          "reference; edit values and delete flat, or make them agree)")

@@ -26,7 +26,9 @@ def write_outputs(trainer: Trainer, final_eval: float) -> dict[str, Any]:
     fns, hist, pr, agent = trainer.mpc.fns, trainer.history, trainer.progress, trainer.agent
     theta = trainer.mpc.theta
     cfg = trainer.config.mpc
-    save_theta(out / "theta.json", theta_document(cfg.problem, cfg.params, fns, theta))
+    env = trainer.config.env
+    save_theta(out / "theta.json", theta_document(cfg.problem, cfg.params, fns, theta,
+                                                  plant={"name": env.name, "params": env.params}))
     np.savez_compressed(out / "history.npz", step_cost=np.array(hist.step_cost),
                         td_error=np.array(hist.td_error), theta=np.array(hist.theta),
                         episode_cost=np.array(hist.episode_cost),

@@ -1,0 +1,50 @@
+"""Which plant a HIL run closes the loop with: the one θ was learned on, unless told otherwise."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hil.cli import plant_choice
+from toolkit.problems import lti_mpc
+from toolkit.theta_file import load_theta, save_theta, theta_document
+
+LEARNED_ON = {"name": "CartPoleIncline", "params": {"m_pole": 0.65, "slope": 0.12}}
+
+
+def manifest(plant: dict[str, object] | None = None) -> dict[str, object]:
+    doc: dict[str, object] = {"problem": {"name": "cartpole_incline", "params": {}}}
+    if plant is not None:
+        doc["plant"] = plant
+    return doc
+
+
+def test_the_plant_theta_was_learned_on_is_the_default() -> None:
+    assert plant_choice(manifest(LEARNED_ON), None) == ("CartPoleIncline", LEARNED_ON["params"])
+    # --plant-params updates its parameters
+    assert plant_choice(manifest(LEARNED_ON), None, '{"m_pole": 0.7}') == (
+        "CartPoleIncline", {"m_pole": 0.7, "slope": 0.12})
+    # --plant replaces it, with only the given parameters
+    assert plant_choice(manifest(LEARNED_ON), "CartPole", '{"m_pole": 0.7}') == ("CartPole", {"m_pole": 0.7})
+    # without a record: the problem's default plant
+    assert plant_choice(manifest(), None) == ("CartPoleIncline", {})
+    with pytest.raises(ValueError, match="no default plant for problem 'rocket'"):
+        plant_choice({"problem": {"name": "rocket"}}, None)
+
+
+def test_theta_file_records_the_plant(tmp_path: Path) -> None:
+    fns = lti_mpc().build()
+    path = tmp_path / "theta.json"
+    save_theta(path, theta_document("lti", {}, fns, fns.theta.default(),
+                                    plant={"name": "LtiGrosZanon", "params": {"noise": 0.1}}))
+    assert load_theta(path).plant == {"name": "LtiGrosZanon", "params": {"noise": 0.1}}
+    doc = json.loads(path.read_text())
+    doc["plant"] = "LtiGrosZanon"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="plant: expected"):
+        load_theta(path)
+    del doc["plant"]
+    path.write_text(json.dumps(doc))
+    assert load_theta(path).plant is None
