@@ -50,6 +50,7 @@ from codegen.boards import ALL_BOARDS
 from codegen.mcu.generate_rti import STARTUP_ITERATIONS
 from codegen.mcu.qemu_bench import LINK_FLAGS, QEMU
 from codegen.mcu.toolchain import ARM_GCC, CORTEX_M4F, WARNINGS, ToolchainError
+from codegen.program_check import check_program
 from hil import codegen_protocol
 from hil.protocol_spec import BOARD_LEN, HASH_LEN, Capability, CostUnit
 
@@ -428,7 +429,9 @@ def _wait_listening(proc: subprocess.Popen[bytes], port: int, timeout: float) ->
 
 def start_emulator(elf: str | Path, board: str, timeout: float = 10.0) -> Emulator:
     """Start a build: QEMU with the UART on a TCP socket (``socket://127.0.0.1:P``), or the
-    host / linux-aarch64 (under ``qemu-aarch64``) program on a pty (the slave's path)."""
+    host / linux-aarch64 (under ``qemu-aarch64``) program on a pty (the slave's path).  A program
+    that is not one for ``board`` is refused first (one-line ValueError)."""
+    check_program(elf, board)
     if board in ("host", "linux-aarch64"):
         master, slave = pty.openpty()
         tty.setraw(slave)

@@ -26,6 +26,8 @@ def _build(args: argparse.Namespace) -> int:
     from codegen.firmware import build_firmware
     from codegen.mcu.toolchain import ToolchainError
 
+    if args.budget is not None and args.budget < 0:
+        raise ValueError(f"--budget: expected a non-negative number, got {args.budget}")
     out = Path(args.out) if args.out else default_build_dir(args.bundle, args.board)
     try:
         program = build_firmware(args.bundle, args.board, out, budget=args.budget or 0,

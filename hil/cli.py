@@ -171,6 +171,12 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"plant: {plant_name} {json.dumps(plant_params) if plant_params else '(its defaults)'}")
     noise, dist = (v[0] if len(v) == 1 else v for v in (args.measurement_noise, args.input_disturbance))
     conditions = Conditions(noise, dist, float(bundle.manifest["sampling_time"]) if args.realtime else None)
+    if args.steps < 1:
+        raise ValueError(f"--steps: expected >= 1, got {args.steps}")
+    if args.cost_budget is not None and not args.cost_budget >= 0:
+        raise ValueError(f"--cost-budget: expected a non-negative number, got {args.cost_budget:g}")
+    dims = bundle.manifest["dims"]
+    conditions.as_dict(int(dims["nx"]), int(dims["nu"]))  # checks the sizes before anything is built
     out = Path(args.out)
     try:
         with connected_device(args, bundle.directory, out / "firmware") as device:

@@ -41,17 +41,40 @@ class Thresholds:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Thresholds:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        if not isinstance(data, dict):
+            raise ValueError(f"thresholds: expected an object, got {type(data).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"thresholds: unknown keys {unknown}; expected some of {sorted(known)}")
+        for key, value in data.items():
+            optional = "None" in str(known[key].type)
+            if value is None and optional:
+                continue
+            if known[key].type in (bool, "bool"):
+                if not isinstance(value, bool):
+                    raise ValueError(f"thresholds: {key}: expected true or false, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise ValueError(f"thresholds: {key}: expected a non-negative number"
+                                 f"{' or null' if optional else ''}, got {value!r}")
         return cls(**data)
 
     @classmethod
     def load(cls, path: str | Path) -> Thresholds:
         """From a JSON file (an object, optionally under the key ``"thresholds"``)."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls.from_dict(data.get("thresholds", data))
+        src = Path(path)
+        try:
+            data = json.loads(src.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ValueError(f"{src}: no such thresholds file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{src}: cannot read the thresholds file ({exc})") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{src}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        try:
+            return cls.from_dict(data.get("thresholds", data) if isinstance(data, dict) else data)
+        except ValueError as exc:
+            raise ValueError(f"{src}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -81,8 +81,18 @@ def _train(args: argparse.Namespace) -> int:
     from toolkit.rl.training import Trainer
 
     config = load_config(args.config, output=args.out)
+    if config.output.exists() and not config.output.is_dir():
+        raise ValueError(f"{config.output}: output folder: exists and is not a folder")
     trainer = Trainer(config, progress_bar=not args.quiet)
-    summary = trainer.run(resume=args.resume)
+    try:
+        summary = trainer.run(resume=args.resume)
+    except KeyboardInterrupt:
+        saved = trainer.checkpoint_path.exists()
+        print("\nrlmpc train: interrupted; "
+              + (f"`rlmpc train {args.config} --resume` continues from the last checkpoint "
+                 f"({trainer.checkpoint_path})" if saved else "no checkpoint was written yet"),
+              file=sys.stderr)
+        return 130
     out = config.output
     print(f"\ntrained {summary['steps']} steps in {summary['wall_time_s']:.1f} s "
           f"({summary['ms_per_step']:.2f} ms/step), MPC failures: "
