@@ -102,14 +102,16 @@ def _section(config: TrainConfig, key: str) -> Iterator[None]:
 
 
 def _check_sizes(config: TrainConfig, env: gym.Env[Any, Any], mpc: MPC) -> None:
-    """The plant's states and actions must be the MPC's."""
-    for what, space, n in (("states", env.observation_space, mpc.fns.nx),
-                           ("actions", env.action_space, mpc.fns.nu)):
-        shape = getattr(space, "shape", None)
-        if shape is not None and int(np.prod(shape)) != n:
+    """The plant's states (as the MPC sees them: ``info["state"]`` or the observation, after a
+    reset with the run's seed, which the first episode repeats) and actions must be the MPC's."""
+    obs, info = env.reset(seed=config.seed)
+    shape = getattr(env.action_space, "shape", None)
+    for what, size, n in (("states", plant_state(obs, info).size, mpc.fns.nx),
+                          ("actions", None if shape is None else int(np.prod(shape)), mpc.fns.nu)):
+        if size is not None and size != n:
             raise ConfigError(f"{config.source}: env.name: {config.env.name!r} has {what} of "
-                              f"{int(np.prod(shape))} entries, problem {config.mpc.problem!r} has "
-                              f"{n}; expected an environment of that problem")
+                              f"{size} entries, problem {config.mpc.problem!r} has {n}; expected "
+                              "an environment of that problem")
 
 
 class Trainer:
