@@ -8,6 +8,19 @@ import sys
 from pathlib import Path
 
 
+def _print_bundle_make_variables() -> None:
+    """Where an acados bundle's Makefile finds acados (x86-64; aarch64 once the set-up cached it)."""
+    from codegen import aarch64_acados
+    from toolkit.acados_runtime import acados_paths
+
+    paths = acados_paths()
+    print(f"\nbuild a linux-x86_64 bundle: make ACADOS_INCLUDE={paths.include} ACADOS_LIB={paths.lib}")
+    root = aarch64_acados.cache_dir()
+    if (root / "lib").is_dir():
+        print(f"build a linux-aarch64 bundle: make ACADOS_INCLUDE={root / 'include'} "
+              f"ACADOS_LIB={root / 'lib'}")
+
+
 def _doctor(_: argparse.Namespace) -> int:
     from toolkit.acados_runtime import REPAIR_HINT, check_installation
 
@@ -15,6 +28,7 @@ def _doctor(_: argparse.Namespace) -> int:
     for r in results:
         print(f"[{'ok' if r.ok else 'FAIL'}] {r.name}: {r.detail}")
     if all(r.ok for r in results):
+        _print_bundle_make_variables()
         return 0
     print(f"\nThe acados/CasADi installation is broken; {REPAIR_HINT}", file=sys.stderr)
     return 1
