@@ -106,8 +106,8 @@ def to_markdown(run: HilRun, verdict: Verdict) -> str:
              f"Conditions: {_conditions_text(run.conditions)}.", ""]
     if verdict.reasons:
         lines += ["## Reasons", "", *[f"- {r}" for r in verdict.reasons], ""]
-    lines += ["## Checks", "", "| check | result | value | limit |", "|---|---|---|---|"]
-    lines += [f"| {c.name} | {'pass' if c.passed else 'FAIL'} | {c.value:.4g} | {c.limit:.4g} |"
+    lines += ["## Checks", "", "| threshold | what | result | value | limit |", "|---|---|---|---|---|"]
+    lines += [f"| {c.name} | {c.subject} | {'pass' if c.passed else 'FAIL'} | {c.value:.4g} | {c.limit:.4g} |"
               for c in verdict.checks]
     lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {fmt(v)} |" for k, v in m.items()]

@@ -84,6 +84,7 @@ class Check:
     value: float
     limit: float
     message: str
+    subject: str = ""  # what is measured (two checks share constraint_tol)
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def _check(name: str, value: float, limit: float, what: str, unit: str = "") -> 
     ok = bool(value <= limit) and not math.isnan(value)
     rel = "≤" if ok else ">"
     return Check(name, ok, float(value), float(limit),
-                 f"{name}: {what} = {value:.3g}{unit} {rel} {limit:.3g}{unit}")
+                 f"{name}: {what} = {value:.3g}{unit} {rel} {limit:.3g}{unit}", what)
 
 
 def evaluate(run: HilRun, thresholds: Thresholds | None = None) -> Verdict:

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(make gcc
   gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-  clang libclang-rt-14-dev)
+  clang)
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 STAMP="$VENV/.rlmpc-setup"
@@ -25,6 +25,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# libFuzzer (make fuzz, a protocol test): the compiler-rt package of the distribution's clang
+clang_rt="libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev"
+if ! dpkg-query -W -f='${Status}' "$clang_rt" 2>/dev/null | grep -q "install ok installed"; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  if apt-cache show "$clang_rt" >/dev/null 2>&1; then
+    log "installing Debian package: $clang_rt"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "$clang_rt"
+  else
+    log "warning: no package $clang_rt here; libFuzzer (make fuzz) may be missing"
+  fi
 fi
 
 # --- virtual environment -----------------------------------------------------------

@@ -517,7 +517,7 @@ def _libfuzzer_available() -> bool:
 
 
 def test_short_fuzz_run(tmp_path: Path) -> None:
-    # installed by make setup (Debian clang libclang-rt-14-dev): missing is a failure, not a skip
+    # installed by make setup (Debian clang and its libclang-rt-N-dev): missing is a failure, not a skip
     assert _libfuzzer_available(), "clang with libFuzzer missing: run make setup"
     proc = subprocess.run(["bash", str(PROTO_DIR / "fuzz" / "run_fuzz.sh"), "20000", str(tmp_path)],
                           capture_output=True, text=True, check=False, timeout=120,

@@ -5,7 +5,7 @@
 #
 # RUNS defaults to 1000000, BUILD_DIR to build/fuzz (generated header, seeds, corpus, binary).
 # Environment: CLANG (clang), PYTHON (.venv/bin/python), PRECISION (4 or 8), SEED (1),
-# MAX_TOTAL_TIME (0: no limit).  Needs Debian's clang and libclang-rt-14-dev (libFuzzer).
+# MAX_TOTAL_TIME (0: no limit).  Needs clang and its compiler-rt (libFuzzer; Debian libclang-rt-N-dev).
 # Exit status: libFuzzer's (0: no crash); a crash leaves its input in BUILD_DIR.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +16,7 @@ PY=${PYTHON:-$ROOT/.venv/bin/python}
 CC=${CLANG:-clang}
 PRECISION=${PRECISION:-4}
 
-command -v "$CC" >/dev/null || { echo "run_fuzz.sh: $CC not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }
+command -v "$CC" >/dev/null || { echo "run_fuzz.sh: $CC not found (make setup installs clang and its libclang-rt-N-dev)" >&2; exit 2; }
 
 # generated header and seed corpus: each message type, dims nx=4 np=2 ntheta=3, as a raw stream
 # and as records (see fuzz_parser.c)
