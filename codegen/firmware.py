@@ -53,7 +53,10 @@ from codegen.mcu.toolchain import ARM_GCC, CORTEX_M4F, WARNINGS, ToolchainError
 from codegen.program_check import check_program
 from hil import codegen_protocol
 from hil.protocol_spec import BOARD_LEN, HASH_LEN, Capability, CostUnit
+from toolkit.output_folder import claim_output_folder
 
+BUILD_OUTPUTS = ("controller.elf", "controller.bin", "controller.hex", "controller.map", "controller",
+                 "size.txt", "gen", "obj", "lib", "flash.log")  # what build_firmware writes in its folder
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = REPO_ROOT / "firmware_templates"
 APP_DIR = TEMPLATES / "app"
@@ -316,13 +319,13 @@ def build_firmware(bundle_dir: str | Path, board: str, out_dir: str | Path, *,
     b = _board(board)
     bundle = Bundle.load(bundle_dir)
     _check_compatible(bundle, b)
-    out = Path(out_dir)
+    if not 1 <= sqp_iterations <= 100:
+        raise ValueError(f"sqp_iterations: expected 1 to 100, got {sqp_iterations}")
+    out = claim_output_folder(out_dir, "build", BUILD_OUTPUTS)
     gen_dir = out / "gen"
     obj_dir = out / "obj"
     obj_dir.mkdir(parents=True, exist_ok=True)
     codegen_protocol.generate(gen_dir)
-    if not 1 <= sqp_iterations <= 100:
-        raise ValueError(f"sqp_iterations: expected 1 to 100, got {sqp_iterations}")
     (gen_dir / "bundle_info.h").write_text(
         bundle_info_header(bundle, b, safe_action(bundle, safe), budget, sqp_iterations))
     incs = [f"-I{d}" for d in (gen_dir, APP_DIR, b.directory, b.directory.parent, CORTEX_M_DIR,

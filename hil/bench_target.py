@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from hil.cli import add_device_arguments, add_plant_arguments, connected_device, reference_and_plant
+from toolkit.output_folder import claim_output_folder
 
 PERCENTILES = (50, 90, 99)
 
@@ -100,8 +101,7 @@ def run_bench_target(args: argparse.Namespace) -> int:
         return 2
     bundle = Bundle.load(args.bundle)
     reference, plant = reference_and_plant(bundle.manifest, args.plant, args.plant_params)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output_folder(args.out, "bench-target", ("bench_target.json", "bench_target.png", "firmware"))
     costs: list[np.ndarray] = []
     startup: list[np.ndarray] = []
     errors: list[float] = []

@@ -154,10 +154,11 @@ def run_command(args: argparse.Namespace) -> int:
     from codegen.firmware import Bundle
     from codegen.mcu.toolchain import ToolchainError
     from hil.conditions import Conditions
-    from hil.report import write_report
+    from hil.report import FILES, write_report
     from hil.runner import run_hil
     from hil.transport import TransportError
     from hil.verdict import Thresholds, evaluate
+    from toolkit.output_folder import claim_output_folder
 
     if args.program and not args.target:
         print("rlmpc hil: error: --program needs --target", file=sys.stderr)
@@ -177,7 +178,7 @@ def run_command(args: argparse.Namespace) -> int:
         raise ValueError(f"--cost-budget: expected a non-negative number, got {args.cost_budget:g}")
     dims = bundle.manifest["dims"]
     conditions.as_dict(int(dims["nx"]), int(dims["nu"]))  # checks the sizes before anything is built
-    out = Path(args.out)
+    out = claim_output_folder(args.out, "hil", [*FILES.values(), "firmware"])
     try:
         with connected_device(args, bundle.directory, out / "firmware") as device:
             run = run_hil(device, plant, reference, args.steps, args.seed, manifest=bundle.manifest,

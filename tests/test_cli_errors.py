@@ -122,3 +122,28 @@ def test_train_output_must_be_a_folder_and_ctrl_c_says_how_to_resume(
     err = capsys.readouterr().err
     assert "interrupted" in err and "--resume` continues from the last checkpoint" in err
     assert "Traceback" not in err
+
+
+def test_output_folders_of_the_user_are_refused(tmp_path: Path, lti_bundle: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from toolkit.output_folder import MARKER, claim_output_folder
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("mine")
+    (mine / "summary.md").write_text("my notes")
+    for argv in (["hil", str(lti_bundle), "--target", "host", "--out", str(mine)],
+                 ["bench-target", str(lti_bundle), "--target", "host", "--out", str(mine)],
+                 ["build", str(lti_bundle), "--board", "host", "--out", str(mine)]):
+        assert main(argv) == 2, argv
+        assert "holds files rlmpc" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["summary.md", "thesis.tex"]
+    assert (mine / "summary.md").read_text() == "my notes"
+    # an earlier run's folder (marked, or only its own names) is reused
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "hil.json").write_text("{}")
+    assert claim_output_folder(earlier, "hil", ["hil.json"]) == earlier
+    assert (earlier / MARKER).is_file()
+    (earlier / "notes.txt").write_text("added later")
+    assert claim_output_folder(earlier, "hil", ["hil.json"]) == earlier  # marked: the user's names stay

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from toolkit.mpc import MPC
+from toolkit.output_folder import claim_output_folder
 from toolkit.parameters import FloatArray
 from toolkit.registry import make_env, make_problem
 from toolkit.rl.agent import MpcAgent
@@ -114,6 +115,10 @@ def _check_sizes(config: TrainConfig, env: gym.Env[Any, Any], mpc: MPC) -> None:
                               "an environment of that problem")
 
 
+TRAIN_OUTPUTS = ("checkpoint.pkl", "checkpoint.tmp", "theta.json", "theta.json.tmp", "history.npz",
+                 "learning_curves.png", "summary.json", "summary.json.tmp")
+
+
 class Trainer:
     """Run (or resume) one training run described by a :class:`TrainConfig`."""
 
@@ -187,6 +192,7 @@ class Trainer:
         elif self.checkpoint_path.exists():
             raise ValueError(f"{self.checkpoint_path} exists: pass --resume to continue that run, "
                              "or choose another output folder")
+        claim_output_folder(self.out, "train", TRAIN_OUTPUTS)
         pr = self.progress
         if pr.initial_eval is None:
             pr.initial_eval = self.evaluate(self.theta0)
