@@ -75,6 +75,20 @@ def verdict(problems: list[str]) -> str:
     return "PASS" if not problems else "FAIL: " + "; ".join(problems)
 
 
+def report_tail(forbidden: set[str], fp: Footprint | None, problems: list[str],
+                objects: bool = False) -> list[str]:
+    """The last lines of a check's report: heap/stdio symbols, the float32 Cortex-M4F footprint
+    (``objects``: also of the object files before linking), the verdict."""
+    out = [f"heap/stdio symbols: {sorted(forbidden) or 'none'}"]
+    if fp is not None:
+        before = (f"objects text {fp.objects_text} data {fp.objects_data} bss {fp.objects_bss}; "
+                  if objects else "")
+        out.append(f"cortex-m4f, float32 build: {before}linked (gc-sections) text {fp.linked_text} "
+                   f"data {fp.linked_data} bss {fp.linked_bss} -> flash {fp.flash} B, RAM {fp.ram} B; "
+                   f"needs {', '.join(fp.undefined) or 'nothing'}")
+    return [*out, verdict(problems)]
+
+
 @dataclass(frozen=True)
 class HostResult:
     """One answer of the compiled solver."""
@@ -234,15 +248,7 @@ class HostReport:
                        f"{max(r.cost_ratios):.6f} over {len(r.cost_ratios)} loops (iterations "
                        f"median {np.median(lit):.0f}, max {lit.max()}); solves: "
                        f"{status_text(r.statuses)}")
-        out.append(f"heap/stdio symbols: {sorted(self.forbidden) or 'none'}")
-        if self.footprint is not None:
-            fp = self.footprint
-            out.append(f"cortex-m4f float32: objects text {fp.objects_text} data {fp.objects_data} "
-                       f"bss {fp.objects_bss}; linked (gc-sections) text {fp.linked_text} data "
-                       f"{fp.linked_data} bss {fp.linked_bss} -> flash {fp.flash} B, RAM {fp.ram} B; "
-                       f"needs {', '.join(fp.undefined) or 'nothing'}")
-        out.append(verdict(self.problems()))
-        return out
+        return out + report_tail(self.forbidden, self.footprint, self.problems(), objects=True)
 
     def problems(self) -> list[str]:
         """What misses the verification's tolerances (empty: the check passes)."""

@@ -35,8 +35,8 @@ from codegen.mcu.host_check import (
     HostSolver,
     closed_loop_cost,
     random_states,
+    report_tail,
     status_text,
-    verdict,
 )
 from codegen.mcu.toolchain import (
     FORBIDDEN,
@@ -116,14 +116,7 @@ class RtiReport:
                 f"{max(r.ratio_rti):.7f}, / converged acados SQP "
                 f"{min(r.ratio_sqp):.5f}..{max(r.ratio_sqp):.5f} ({len(r.ratio_rti)} loops); "
                 f"solves: {status_text(Counter(r.statuses))}")
-        out.append(f"heap/stdio symbols: {sorted(self.forbidden) or 'none'}")
-        if self.footprint is not None:
-            fp = self.footprint
-            out.append(f"cortex-m4f float32: linked (gc-sections) text {fp.linked_text} data "
-                       f"{fp.linked_data} bss {fp.linked_bss} -> flash {fp.flash} B, RAM {fp.ram} B; "
-                       f"needs {', '.join(fp.undefined) or 'nothing'}")
-        out.append(verdict(self.problems()))
-        return out
+        return out + report_tail(self.forbidden, self.footprint, self.problems())
 
     def problems(self) -> list[str]:
         """What misses the verification's tolerances (empty: the check passes)."""
