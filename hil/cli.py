@@ -25,6 +25,7 @@ from typing import Any
 
 from codegen.boards import ALL_BOARDS as TARGETS
 
+DEFAULT_BAUD = 115200
 PLANTS = {"lti": "LtiGrosZanon", "cartpole": "CartPole", "pendulum": "Pendulum-v1",
           "cartpole_incline": "CartPoleIncline"}  # the default plant of each problem
 
@@ -38,7 +39,7 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
                        help="serial port of a running board: /dev/ttyACM0, a pty, socket://host:port, …")
     parser.add_argument("--program", default=None,
                         help="with --target: this firmware build instead of building it from the bundle")
-    parser.add_argument("--baud", type=int, default=115200, help="with --port: line speed (default 115200)")
+    parser.add_argument("--baud", type=int, default=None, help="with --port: line speed (default 115200)")
 
 
 @contextlib.contextmanager
@@ -52,6 +53,10 @@ def connected_device(args: argparse.Namespace, bundle_dir: str | Path, build_dir
     from codegen.firmware import build_firmware, start_emulator
     from hil.transport import Device, open_link
 
+    if args.target and args.baud is not None:
+        raise ValueError("--baud: only with --port (an emulated board's link has no line speed)")
+    if args.baud is not None and args.baud <= 0:
+        raise ValueError(f"--baud: expected a positive line speed, got {args.baud}")
     with contextlib.ExitStack() as stack:
         emu = None
         if args.target:
@@ -63,7 +68,7 @@ def connected_device(args: argparse.Namespace, bundle_dir: str | Path, build_dir
             url = emu.serial_url
         else:
             url = args.port
-        port = open_link(url, baudrate=args.baud)
+        port = open_link(url, baudrate=args.baud or DEFAULT_BAUD)
         stack.callback(port.close)
         if emu is not None:
             stack.callback(emu.stop, port)  # EXIT frame first, then signals
@@ -142,12 +147,19 @@ def reference_and_plant(manifest: dict[str, Any], plant: str | None,
 
     from toolkit import MPC, SolverOptions
     from toolkit.registry import make_env, make_problem
+    from toolkit.rl.training import plant_state
 
     name, params = plant_choice(manifest, plant, plant_params)
     problem = manifest["problem"]["name"]
     fns = make_problem(problem, manifest["problem"].get("params", {})).build()
     reference = MPC(fns, SolverOptions(tol=1e-9), theta=np.array(manifest["theta"]["flat"]))
-    return reference, make_env(name, params)
+    env = make_env(name, params)
+    obs, info = env.reset(seed=0)  # (the run resets it again with its own seed)
+    size = plant_state(obs, info).size
+    if size != fns.nx:
+        raise ValueError(f"--plant: {name} has states of {size} entries, the bundle's problem "
+                         f"{problem!r} has {fns.nx}; expected a plant of that problem")
+    return reference, env
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -147,3 +147,14 @@ def test_output_folders_of_the_user_are_refused(tmp_path: Path, lti_bundle: Path
     assert (earlier / MARKER).is_file()
     (earlier / "notes.txt").write_text("added later")
     assert claim_output_folder(earlier, "hil", ["hil.json"]) == earlier  # marked: the user's names stay
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--plant", "CartPole"], "--plant: CartPole has states of 4 entries, the bundle's problem 'lti' has 2"),
+    (["--baud", "9600"], "--baud: only with --port"),
+])
+def test_hil_plant_and_link_options_are_checked(lti_bundle: Path, tmp_path: Path, extra: list[str],
+                                                message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["hil", str(lti_bundle), "--target", "host", "--out", str(tmp_path / "h"), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
