@@ -231,3 +231,16 @@ def test_dpg_with_monte_carlo_critic_learns_lti(tmp_path: Path) -> None:
     summary = train(config, tmp_path / "run")
     # more variance than LSTD: 3.6-25.7 % of the initial cost over seeds 1, 2, 3, 69
     assert summary["greedy_cost_ratio"] <= 0.5
+
+
+def test_cli_episodes_and_steps_override_the_config(tmp_path: Path) -> None:
+    from toolkit.cli import main
+
+    path = tmp_path / "c.toml"
+    path.write_text(LTI_HEAD + '[agent]\ntype = "lstd_q"\n')
+    assert load_config(path, overrides={"steps": 7, "episodes": None}).steps == 7
+    assert main(["train", str(path), "--out", str(tmp_path / "r"), "--steps", "0", "--quiet"]) == 2
+    assert main(["train", str(path), "--out", str(tmp_path / "r"), "--steps", "5", "--episodes", "2",
+                 "--quiet"]) == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["steps"] == 10

@@ -94,7 +94,11 @@ def _train(args: argparse.Namespace) -> int:
     from toolkit.rl.config import load_config
     from toolkit.rl.training import Trainer
 
-    config = load_config(args.config, output=args.out)
+    for option, value in (("--episodes", args.episodes), ("--steps", args.steps)):
+        if value is not None and value < 1:
+            raise ValueError(f"{option}: expected >= 1, got {value}")
+    config = load_config(args.config, output=args.out,
+                         overrides={"episodes": args.episodes, "steps": args.steps})
     if config.output.exists() and not config.output.is_dir():
         raise ValueError(f"{config.output}: output folder: exists and is not a folder")
     trainer = Trainer(config, progress_bar=not args.quiet)
@@ -186,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", help="training configuration (TOML)")
     train.add_argument("--out", default=None, help="output folder (default: from the config)")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument("--episodes", type=int, default=None, help="episodes (default: from the config)")
+    train.add_argument("--steps", type=int, default=None, help="steps per episode (default: from the config)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_train)
     export = sub.add_parser("export", help="export learned θ as a C bundle for a target")

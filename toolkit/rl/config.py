@@ -135,8 +135,11 @@ class TrainConfig:
 AGENT_TYPES = ("lstd_q", "dpg")
 
 
-def load_config(path: str | Path, output: str | Path | None = None) -> TrainConfig:
-    """Read and validate a training configuration; raises ConfigError naming file and key."""
+def load_config(path: str | Path, output: str | Path | None = None,
+                overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read and validate a training configuration; raises ConfigError naming file and key.
+    ``overrides``: top-level keys replaced (``rlmpc train --episodes/--steps``; a resumed run
+    must be given the same)."""
     src = Path(path)
     try:
         data = tomllib.loads(src.read_text(encoding="utf-8"))
@@ -144,6 +147,7 @@ def load_config(path: str | Path, output: str | Path | None = None) -> TrainConf
         raise ConfigError(f"{src}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{src}: not valid TOML ({exc})") from None
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return _parse(data, src, output)
     except ConfigError as exc:
