@@ -164,6 +164,8 @@ class Device:
             self._info = self.link.hello(attempts=self.hello_attempts)
         except LinkError as exc:
             raise TransportError(f"handshake failed: {exc}") from None
+        except (OSError, serial.SerialException) as exc:  # e.g. the board reset the connection
+            raise TransportError(f"handshake failed: serial error: {exc}") from None
         return self._info
 
     def info(self) -> Info:

@@ -159,3 +159,31 @@ def test_a_device_reset_mid_run_is_survived(setup: Setup, board: str, steps: int
     assert run.link["faults"]["resets"] == 1
     assert evaluate(run).passed
 
+
+
+def test_a_connection_reset_during_the_handshake_is_a_link_error() -> None:
+    import serial
+
+    from hil.transport import Device, TransportError
+
+    class ResetPort:  # a board that drops the connection (e.g. firmware of another board faulted)
+        timeout = 0.01
+        in_waiting = 0
+
+        def write(self, data: bytes) -> int:
+            raise serial.SerialException("Connection reset by peer")
+
+        def read(self, n: int = 1) -> bytes:
+            return b""
+
+        def flush(self) -> None:
+            pass
+
+        def reset_input_buffer(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    with pytest.raises(TransportError, match="handshake failed: serial error: Connection reset by peer"):
+        Device(ResetPort(), hello_attempts=1).connect()  # type: ignore[arg-type]
