@@ -111,14 +111,15 @@ def _identity(info: Any, manifest: dict[str, Any] | None) -> dict[str, Any]:
 
 def _reset_plant(env: Any, seed: int, x0: npt.ArrayLike | None) -> np.ndarray:
     options = None if x0 is None else {"state": np.asarray(x0, dtype=float)}
-    obs, _ = env.reset(seed=seed, options=options)
-    return np.asarray(obs, dtype=float).ravel()
+    obs, info = env.reset(seed=seed, options=options)
+    return np.asarray(info.get("state", obs), dtype=float).ravel()  # (GymPlant: the true state)
 
 
 def _plant_step(env: Any, u: np.ndarray) -> tuple[np.ndarray, float, float]:
     obs, reward, _, _, info = env.step(u)
     cost = float(info.get("cost", -reward))
-    return np.asarray(obs, dtype=float).ravel(), cost, float(info.get("violation", 0.0))
+    state = info.get("state", obs)  # the MPC's state, as in training (GymPlant: not the observation)
+    return np.asarray(state, dtype=float).ravel(), cost, float(info.get("violation", 0.0))
 
 
 def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed: int = 0, *,

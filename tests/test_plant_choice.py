@@ -48,3 +48,19 @@ def test_theta_file_records_the_plant(tmp_path: Path) -> None:
     del doc["plant"]
     path.write_text(json.dumps(doc))
     assert load_theta(path).plant is None
+
+
+def test_the_controller_sees_the_plant_state_not_the_observation() -> None:
+    # GymPlant (e.g. Pendulum-v1) observes (cos, sin, rate) but gives the MPC's state in info
+    import numpy as np
+
+    from hil.runner import _plant_step, _reset_plant
+    from toolkit.registry import make_env
+    from toolkit.rl.training import plant_state
+
+    env = make_env("Pendulum-v1", {})
+    x = _reset_plant(env, 3, None)
+    obs, info = env.reset(seed=3)
+    assert x.shape == (2,) and np.array_equal(x, plant_state(obs, info))
+    x1, cost, _ = _plant_step(env, np.zeros(1))
+    assert x1.shape == (2,) and np.isfinite(cost)
