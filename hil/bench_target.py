@@ -92,6 +92,9 @@ def run_bench_target(args: argparse.Namespace) -> int:
     if args.episodes < 1 or args.steps < 1:
         print("rlmpc bench-target: error: --episodes and --steps: expected >= 1", file=sys.stderr)
         return 2
+    if args.seed < 0:
+        print(f"rlmpc bench-target: error: --seed: expected >= 0, got {args.seed}", file=sys.stderr)
+        return 2
     if args.budget is not None and not args.budget >= 0:
         print(f"rlmpc bench-target: error: --budget: expected a non-negative number, got {args.budget:g}",
               file=sys.stderr)

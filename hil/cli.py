@@ -99,7 +99,8 @@ def add_hil_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def add_plant_arguments(parser: argparse.ArgumentParser) -> None:
     """``--plant NAME`` and ``--plant-params JSON`` (e.g. the true physical parameters)."""
-    parser.add_argument("--plant", default=None, help="plant name (default: by the bundle's problem)")
+    parser.add_argument("--plant", default=None, help="plant name (default: the plant θ was learned on, "
+                        "from the bundle's manifest; else the bundle's problem's own)")
     parser.add_argument("--plant-params", default=None, metavar="JSON",
                         help='plant parameters as a JSON object, e.g. \'{"m_pole": 0.65}\'')
 
@@ -186,6 +187,8 @@ def run_command(args: argparse.Namespace) -> int:
     conditions = Conditions(noise, dist, float(bundle.manifest["sampling_time"]) if args.realtime else None)
     if args.steps < 1:
         raise ValueError(f"--steps: expected >= 1, got {args.steps}")
+    if args.seed < 0:
+        raise ValueError(f"--seed: expected >= 0, got {args.seed}")
     if args.cost_budget is not None and not args.cost_budget >= 0:
         raise ValueError(f"--cost-budget: expected a non-negative number, got {args.cost_budget:g}")
     dims = bundle.manifest["dims"]

@@ -168,7 +168,8 @@ def evaluate(run: HilRun, thresholds: Thresholds | None = None) -> Verdict:
                 if run.identity.get(k) is False]
         checks.append(Check("check_identity", not mism, float(len(mism)), 0.0,
                             "check_identity: device and manifest agree" if not mism
-                            else f"check_identity: device differs from the manifest: {', '.join(mism)}"))
+                            else f"check_identity: device differs from the manifest: {', '.join(mism)}",
+                            "device identity vs. the manifest"))
 
     return Verdict(all(c.passed for c in checks), checks, {**asdict(th), "max_action_error": tol})
 

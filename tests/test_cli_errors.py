@@ -120,7 +120,8 @@ def test_train_output_must_be_a_folder_and_ctrl_c_says_how_to_resume(
     monkeypatch.setattr(training.Trainer, "run", interrupted)
     assert main(["train", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 130
     err = capsys.readouterr().err
-    assert "interrupted" in err and "--resume` continues from the last checkpoint" in err
+    assert "interrupted" in err
+    assert f"--out {tmp_path / 'run'} --resume` continues from the last checkpoint" in err
     assert "Traceback" not in err
 
 
@@ -158,3 +159,26 @@ def test_hil_plant_and_link_options_are_checked(lti_bundle: Path, tmp_path: Path
     assert main(["hil", str(lti_bundle), "--target", "host", "--out", str(tmp_path / "h"), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_output_folders_belong_to_one_command(tmp_path: Path) -> None:
+    from toolkit.output_folder import claim_output_folder
+
+    claim_output_folder(tmp_path / "o", "hil", ["hil.json"])
+    with pytest.raises(ValueError, match="written by rlmpc hil, not train"):
+        claim_output_folder(tmp_path / "o", "train", ["theta.json"])
+
+
+def test_demo_checks_its_folders_before_deleting_anything(tmp_path: Path) -> None:
+    from toolkit.cli import _demo_folders
+
+    run = tmp_path / "demo" / "lti_qlearning"
+    run.mkdir(parents=True)
+    (run / "checkpoint.pkl").write_bytes(b"old run")
+    (run / "my_notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"holds files rlmpc train did not write \(my_notes\.txt\)"):
+        _demo_folders(tmp_path / "demo")
+    assert (run / "checkpoint.pkl").read_bytes() == b"old run" and (run / "my_notes.txt").is_file()
+    (run / "my_notes.txt").unlink()
+    assert _demo_folders(tmp_path / "demo") == run
+    assert not (run / "checkpoint.pkl").exists()  # an earlier demo's run is forgotten, file by file

@@ -43,6 +43,8 @@ def test_problem_params_rebuild_the_same_problem(tmp_path: Path) -> None:
     ({"values": {"A": [[1.0, 0.2]]}}, r"values: parameter 'A' value: expected a 2x2 matrix"),
     ({"values": [1.0, 2.0]}, r"values: expected an object \{name: value\}, got list"),
     ({"flat": [0.0] * 16}, "flat: does not match values"),
+    ({"values": {"A": [[1.0, 0.1], [0.0, 1.0]]}},
+     r"values: missing \['V0', .*'B'\]; a θ file holds every parameter"),
 ])
 def test_refusals_name_the_field(tmp_path: Path, changes: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):

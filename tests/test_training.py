@@ -148,7 +148,7 @@ LTI_HEAD = 'steps = 10\n[env]\nname = "LtiGrosZanon"\n[mpc]\nproblem = "lti"\n'
     ('steps = 10\n[env]\nname = "CartPole"\n[mpc]\nproblem = "lti"\n[agent]\ntype = "lstd_q"\n',
      "env.name: 'CartPole' has states of 4 entries, problem 'lti' has 2"),
     (LTI_HEAD + '[agent]\ntype = "lstd_q"\noptimizer = { type = "sgd", learning_rate = -1 }\n',
-     r"agent: agent.optimizer.learning_rate: expected a non-negative value, got -1"),
+     r"agent.optimizer.learning_rate: expected a non-negative value, got -1"),
 ])
 def test_config_errors_at_set_up_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.toml"

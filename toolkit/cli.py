@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -34,22 +35,41 @@ def _doctor(_: argparse.Namespace) -> int:
     return 1
 
 
+def _demo_folders(out: Path) -> Path:
+    """Check (and claim) the demo's output folders; forget an earlier demo's training run (only
+    its own files).  The training run's folder."""
+    from codegen.bundle_folder import check_destination
+    from codegen.firmware import BUILD_OUTPUTS
+    from hil.report import FILES
+    from toolkit.output_folder import claim_output_folder
+    from toolkit.rl.training import TRAIN_OUTPUTS
+
+    folders = {"lti_qlearning": ("train", TRAIN_OUTPUTS), "firmware_mps2-an386": ("build", BUILD_OUTPUTS),
+               "hil": ("hil", (*FILES.values(), "firmware"))}
+    claim_output_folder(out, "demo", ("cartpole_closed_loop.png", "lti_bundle_aarch64", "lti_mcu",
+                                      *folders))
+    for name in ("lti_bundle_aarch64", "lti_mcu"):
+        check_destination((out / name).resolve())
+    for name, (command, own) in folders.items():
+        claim_output_folder(out / name, command, own)
+    run_dir = out / "lti_qlearning"
+    for name in TRAIN_OUTPUTS:  # the demo always trains afresh
+        (run_dir / name).unlink(missing_ok=True)
+    return run_dir
+
+
 def _demo(args: argparse.Namespace) -> int:
     from toolkit.demo_core import run_core_demo
     from toolkit.rl.config import load_config
     from toolkit.rl.training import Trainer
 
     out = Path(args.out)
+    run_dir = _demo_folders(out)  # every output folder checked before anything is written
     print("== 1. The MPC core: V, Q, π and their sensitivities on a cart-pole")
     run_core_demo(out)
     print("\n== 2. Training: second-order LSTD Q-learning on the LTI task of Gros & Zanon "
           "(examples/lti_qlearning.toml)")
     example = Path(__file__).resolve().parent.parent / "examples" / "lti_qlearning.toml"
-    run_dir = out / "lti_qlearning"
-    if (run_dir / "checkpoint.pkl").exists():
-        import shutil
-
-        shutil.rmtree(run_dir)  # the demo always trains afresh
     summary = Trainer(load_config(example, output=run_dir)).run()
     print(f"greedy closed-loop cost over {summary['evaluation']['episodes']} episodes: "
           f"{summary['greedy_cost_initial']:.3g} (initial θ) -> {summary['greedy_cost_final']:.3g} "
@@ -106,10 +126,13 @@ def _train(args: argparse.Namespace) -> int:
         summary = trainer.run(resume=args.resume)
     except KeyboardInterrupt:
         saved = trainer.checkpoint_path.exists()
+        again = " ".join([f"rlmpc train {shlex.quote(str(args.config))} --out "
+                          f"{shlex.quote(str(config.output))}",
+                          *(f"--{k} {v}" for k, v in (("episodes", args.episodes), ("steps", args.steps))
+                            if v is not None), "--resume"])
         print("\nrlmpc train: interrupted; "
-              + (f"`rlmpc train {args.config} --resume` continues from the last checkpoint "
-                 f"({trainer.checkpoint_path})" if saved else "no checkpoint was written yet"),
-              file=sys.stderr)
+              + (f"`{again}` continues from the last checkpoint ({trainer.checkpoint_path})"
+                 if saved else "no checkpoint was written yet"), file=sys.stderr)
         return 130
     out = config.output
     print(f"\ntrained {summary['steps']} steps in {summary['wall_time_s']:.1f} s "
@@ -231,6 +254,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"rlmpc: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. an output path that cannot be created
+        print(f"rlmpc: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # (emulators are stopped on the way out)
+        print("\nrlmpc: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

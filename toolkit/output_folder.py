@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 MARKER = ".rlmpc-output"
+MARKER_TEXT = "an output folder of rlmpc "
 SHOWN = 4
 
 
@@ -23,7 +24,12 @@ def claim_output_folder(folder: str | Path, command: str, own: Iterable[str]) ->
         raise ValueError(f"{out}: output folder: exists and is not a folder")
     if out.is_dir():
         names = sorted(p.name for p in out.iterdir())
-        if names and MARKER not in names:
+        if MARKER in names:
+            by = _marked_by(out / MARKER)
+            if by != command:
+                raise ValueError(f"{out}: output folder: written by rlmpc {by}, not {command}; "
+                                 "choose another folder")
+        elif names:
             owned = set(own)
             foreign = [n for n in names if n not in owned]
             if foreign:
@@ -33,5 +39,14 @@ def claim_output_folder(folder: str | Path, command: str, own: Iterable[str]) ->
     out.mkdir(parents=True, exist_ok=True)
     marker = out / MARKER
     if not marker.exists():
-        marker.write_text(f"an output folder of rlmpc {command}\n", encoding="utf-8")
+        marker.write_text(f"{MARKER_TEXT}{command}\n", encoding="utf-8")
     return out
+
+
+def _marked_by(marker: Path) -> str:
+    """The command a marker names (``?`` if unreadable)."""
+    try:
+        text = marker.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return "?"
+    return text[len(MARKER_TEXT):] if text.startswith(MARKER_TEXT) else "?"

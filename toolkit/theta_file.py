@@ -123,6 +123,9 @@ def load_theta(path: str | Path) -> ThetaFile:
         values = fns.theta.flatten(doc["values"])
     except ValueError as exc:
         raise ValueError(f"{src}: values: {exc}") from None
+    missing = [n for n in fns.theta.names if n not in doc["values"]]
+    if missing:  # (a configuration may give part of θ; a θ file is all of it)
+        raise ValueError(f"{src}: values: missing {missing}; a θ file holds every parameter")
     plant = doc.get("plant")
     if plant is not None and not (isinstance(plant, dict) and isinstance(plant.get("name"), str)
                                   and isinstance(plant.get("params", {}), dict)):

@@ -38,7 +38,8 @@ class _Table:
     def _key(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
-    def get(self, key: str, kind: type, default: Any = ..., *, positive: bool = False) -> Any:
+    def get(self, key: str, kind: type, default: Any = ..., *, positive: bool = False,
+            non_negative: bool = False) -> Any:
         self.used.add(key)
         if key not in self.data:
             if default is ...:
@@ -54,6 +55,8 @@ class _Table:
             raise ConfigError(f"{self._key(key)}: expected {_TYPES[kind]}, got {value!r}")
         if positive and value <= 0:
             raise ConfigError(f"{self._key(key)}: expected a positive value, got {value!r}")
+        if non_negative and value < 0:
+            raise ConfigError(f"{self._key(key)}: expected a value >= 0, got {value!r}")
         return value
 
     def table(self, key: str, required: bool = False) -> _Table:
@@ -158,7 +161,7 @@ def load_config(path: str | Path, output: str | Path | None = None,
 
 def _parse(data: dict[str, Any], src: Path, output: str | Path | None) -> TrainConfig:
     top = _Table(data, "")
-    seed = top.get("seed", int, 0)
+    seed = top.get("seed", int, 0, non_negative=True)
     episodes = top.get("episodes", int, 1, positive=True)
     steps = top.get("steps", int, positive=True)
     checkpoint_every = top.get("checkpoint_every", int, 1000, positive=True)
@@ -208,7 +211,8 @@ def _parse(data: dict[str, Any], src: Path, output: str | Path | None) -> TrainC
 
     ev = top.table("evaluation")
     evaluation = EvaluationConfig(ev.get("episodes", int, 5, positive=True),
-                                  ev.get("steps", int, 100, positive=True), ev.get("seed", int, 1000))
+                                  ev.get("steps", int, 100, positive=True),
+                                  ev.get("seed", int, 1000, non_negative=True))
     ev.done()
     top.done()
     return TrainConfig(src, seed, episodes, steps, checkpoint_every,

@@ -99,7 +99,9 @@ def _section(config: TrainConfig, key: str) -> Iterator[None]:
     except ConfigError:
         raise
     except ValueError as exc:
-        raise ConfigError(f"{config.source}: {key}: {exc}") from None
+        text = str(exc)
+        named = text.startswith(key.split(".")[0])  # (already names its key, e.g. agent.optimizer…)
+        raise ConfigError(f"{config.source}: {text if named else f'{key}: {text}'}") from None
 
 
 def _check_sizes(config: TrainConfig, env: gym.Env[Any, Any], mpc: MPC) -> None:
