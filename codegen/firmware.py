@@ -321,6 +321,10 @@ def build_firmware(bundle_dir: str | Path, board: str, out_dir: str | Path, *,
     _check_compatible(bundle, b)
     if not 1 <= sqp_iterations <= 100:
         raise ValueError(f"sqp_iterations: expected 1 to 100, got {sqp_iterations}")
+    if sqp_iterations != 1 and not bundle.is_rti:
+        kind = "a condensed QP" if bundle.target == "cortex-m4" else "an acados solver"
+        raise ValueError(f"sqp_iterations: only for a real-time iteration (a nonlinear cortex-m4 "
+                         f"bundle); {bundle.directory} holds {kind}")
     out = claim_output_folder(out_dir, "build", BUILD_OUTPUTS)
     gen_dir = out / "gen"
     obj_dir = out / "obj"

@@ -78,6 +78,12 @@ def _flash(args: argparse.Namespace) -> int:
     from codegen.firmware import start_emulator
     from codegen.mcu.toolchain import ToolchainError
 
+    if not args.probe:
+        given = [o for o, v in (("--probe-serial", args.probe_serial),
+                                ("--probe-interface", args.probe_interface),
+                                ("--probe-arg", args.probe_arg)) if v]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only with --probe (a real board)")
     try:
         program = _program_of(args)
     except ToolchainError as exc:

@@ -154,7 +154,10 @@ def reference_and_plant(manifest: dict[str, Any], plant: str | None,
     problem = manifest["problem"]["name"]
     fns = make_problem(problem, manifest["problem"].get("params", {})).build()
     reference = MPC(fns, SolverOptions(tol=1e-9), theta=np.array(manifest["theta"]["flat"]))
-    env = make_env(name, params)
+    try:
+        env = make_env(name, params)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"--plant-params: plant {name}: {exc}") from None
     obs, info = env.reset(seed=0)  # (the run resets it again with its own seed)
     size = plant_state(obs, info).size
     if size != fns.nx:

@@ -182,3 +182,28 @@ def test_demo_checks_its_folders_before_deleting_anything(tmp_path: Path) -> Non
     (run / "my_notes.txt").unlink()
     assert _demo_folders(tmp_path / "demo") == run
     assert not (run / "checkpoint.pkl").exists()  # an earlier demo's run is forgotten, file by file
+
+
+def test_more_wrong_inputs_in_one_line(tmp_path: Path, lti_bundle: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('steps = 10\n[env]\nname = "LtiGrosZanon"\n[mpc]\nproblem = "lti"\n'
+                      '[agent]\ntype = "lstd_q"\n')
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pkl").write_bytes(b"not a pickle")
+    cases = [
+        (["train", str(config), "--out", str(run), "--resume", "--quiet"], "not a readable checkpoint"),
+        (["build", str(lti_bundle), "--board", "host", "--sqp-iterations", "2", "--out", str(tmp_path / "b")],
+         "sqp_iterations: only for a real-time iteration"),
+        (["flash", str(lti_bundle), "--board", "host", "--probe-serial", "123"],
+         "--probe-serial: only with --probe"),
+        (["hil", str(lti_bundle), "--target", "host", "--plant-params", '{"a": "heavy"}', "--out",
+          str(tmp_path / "h")], "--plant-params: plant LtiGrosZanon"),
+        (["hil", str(lti_bundle), "--target", "host", "--seed", "-1", "--out", str(tmp_path / "h")],
+         "--seed: expected >= 0"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (argv, err)

@@ -111,6 +111,8 @@ def load_theta(path: str | Path) -> ThetaFile:
         raise ValueError(f"{src}: problem: unknown problem {problem!r}; expected one of "
                          f"{sorted(PROBLEMS)}")
     params = doc.get("problem_params", {})
+    if not isinstance(params, dict):
+        raise ValueError(f"{src}: problem_params: expected an object, got {type(params).__name__}")
     fns = make_problem(problem, params).build()
     if fns.problem_hash != doc["problem_hash"]:
         raise ValueError(f"{src}: problem_hash: θ was learned for a different version of problem "

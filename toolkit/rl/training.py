@@ -165,10 +165,14 @@ class Trainer:
         path = self.checkpoint_path
         if not path.is_file():
             raise ValueError(f"--resume: no checkpoint at {path}")
-        with open(path, "rb") as fh:
-            payload = pickle.load(fh)  # the run's own file: trusted
-        if payload.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"{path}: checkpoint format {payload.get('version')} is not supported")
+        try:
+            with open(path, "rb") as fh:
+                payload = pickle.load(fh)  # the run's own file: trusted
+        except Exception as exc:  # any unpickling failure: a damaged file
+            raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        version = payload.get("version") if isinstance(payload, dict) else None
+        if version != CHECKPOINT_VERSION:
+            raise ValueError(f"{path}: checkpoint format {version} is not supported")
         if payload["config_digest"] != self.config.digest:
             raise ValueError(f"{path}: the checkpoint belongs to a different configuration "
                              f"than {self.config.source}")
