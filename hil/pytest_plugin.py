@@ -79,6 +79,8 @@ def hil_bundle(pytestconfig: pytest.Config, hil_target: str, tmp_path_factory: p
     given = pytestconfig.getoption("hil_bundle")
     if given:
         return Bundle.load(given)
+    if pytestconfig.getoption("hil_port"):
+        raise pytest.UsageError("--hil-port needs --hil-bundle: the bundle the device was flashed with")
     from codegen.mcu_export import export_mcu
     from toolkit.problems import lti_mpc
     from toolkit.theta_file import save_theta, theta_document

@@ -144,6 +144,10 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
     seg = steps if segment is None else min(segment, steps)
     policy = as_policy(reference_mpc)
     info = device.info()
+    if manifest is not None and (info.nx, info.nu) != (manifest["dims"]["nx"], manifest["dims"]["nu"]):
+        raise TransportError(f"the device runs a controller with nx = {info.nx}, nu = {info.nu}; the "
+                             f"bundle's problem has nx = {manifest['dims']['nx']}, nu = "
+                             f"{manifest['dims']['nu']}: flash the firmware of this bundle")
     nu = info.nu
     bounds = None
     if manifest is not None and "input_bounds" in manifest:

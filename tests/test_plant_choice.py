@@ -64,3 +64,21 @@ def test_the_controller_sees_the_plant_state_not_the_observation() -> None:
     assert x.shape == (2,) and np.array_equal(x, plant_state(obs, info))
     x1, cost, _ = _plant_step(env, np.zeros(1))
     assert x1.shape == (2,) and np.isfinite(cost)
+
+
+def test_a_device_of_another_problem_stops_the_run_at_once() -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from hil.runner import run_hil
+    from hil.transport import TransportError
+    from toolkit.registry import make_env
+
+    class OtherDevice:  # flashed with a cart-pole controller
+        def info(self) -> SimpleNamespace:
+            return SimpleNamespace(nx=4, nu=1)
+
+    with pytest.raises(TransportError, match="nx = 4, nu = 1; the bundle's problem has nx = 2, nu = 1"):
+        run_hil(OtherDevice(), make_env("LtiGrosZanon", {}), lambda x: np.zeros(1), 5,  # type: ignore[arg-type]
+                manifest={"dims": {"nx": 2, "nu": 1}})

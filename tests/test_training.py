@@ -147,6 +147,8 @@ LTI_HEAD = 'steps = 10\n[env]\nname = "LtiGrosZanon"\n[mpc]\nproblem = "lti"\n'
      "mpc.theta: parameter 'V0' value: expected a number, got 'abc'"),
     ('steps = 10\n[env]\nname = "CartPole"\n[mpc]\nproblem = "lti"\n[agent]\ntype = "lstd_q"\n',
      "env.name: 'CartPole' has states of 4 entries, problem 'lti' has 2"),
+    (LTI_HEAD + '[agent]\ntype = "lstd_q"\nexploration = { type = "gaussian", std = -0.1 }\n',
+     r"agent.exploration.std: expected a non-negative value, got -0.1"),
     (LTI_HEAD + '[agent]\ntype = "lstd_q"\noptimizer = { type = "sgd", learning_rate = -1 }\n',
      r"agent.optimizer.learning_rate: expected a non-negative value, got -1"),
 ])

@@ -211,6 +211,14 @@ def _config_scale(cfg: Mapping[str, Any], field: str, nu: int) -> FloatArray | N
     return scale
 
 
+def _non_negative_at_start(cfg: Any, field: str) -> Schedule:
+    """A schedule of a standard deviation, checked at k = 0 (later values when they are used)."""
+    schedule = schedule_from_config(cfg, field)
+    if schedule(0) < 0.0:
+        raise ValueError(f"{field}: expected a non-negative value, got {schedule(0)}")
+    return schedule
+
+
 def exploration_from_config(
     cfg: Mapping[str, Any] | None,
     action_low: npt.ArrayLike,
@@ -253,8 +261,8 @@ def exploration_from_config(
             return EpsilonGreedy(epsilon, box["low"], box["high"])
     scale = _config_scale(cfg, field, nu)
     if kind == "gaussian":
-        return Gaussian(schedule_from_config(cfg["std"], f"{field}.std"), scale)
-    sigma = schedule_from_config(cfg["sigma"], f"{field}.sigma")
+        return Gaussian(_non_negative_at_start(cfg["std"], f"{field}.std"), scale)
+    sigma = _non_negative_at_start(cfg["sigma"], f"{field}.sigma")
     theta = finite(cfg.get("theta", 0.15), f"{field}.theta")
     dt = finite(cfg.get("dt", 1.0), f"{field}.dt")
     with prefixed(field):
