@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from hil.cli import add_device_arguments, add_plant_arguments, connected_device, reference_and_plant
+from hil.cli import (
+    add_device_arguments,
+    add_plant_arguments,
+    check_device_arguments,
+    connected_device,
+    reference_and_plant,
+)
 from toolkit.output_folder import claim_output_folder
 
 PERCENTILES = (50, 90, 99)
@@ -99,9 +105,7 @@ def run_bench_target(args: argparse.Namespace) -> int:
         print(f"rlmpc bench-target: error: --budget: expected a non-negative number, got {args.budget:g}",
               file=sys.stderr)
         return 2
-    if args.program and not args.target:
-        print("rlmpc bench-target: error: --program needs --target", file=sys.stderr)
-        return 2
+    check_device_arguments(args)
     bundle = Bundle.load(args.bundle)
     reference, plant = reference_and_plant(bundle.manifest, args.plant, args.plant_params)
     out = claim_output_folder(args.out, "bench-target", ("bench_target.json", "bench_target.png", "firmware"))

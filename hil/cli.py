@@ -42,6 +42,16 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baud", type=int, default=None, help="with --port: line speed (default 115200)")
 
 
+def check_device_arguments(args: argparse.Namespace) -> None:
+    """The options of :func:`add_device_arguments` that do not go together (one-line ValueError)."""
+    if args.target and args.baud is not None:
+        raise ValueError("--baud: only with --port (an emulated board's link has no line speed)")
+    if args.baud is not None and args.baud <= 0:
+        raise ValueError(f"--baud: expected a positive line speed, got {args.baud}")
+    if args.program and not args.target:
+        raise ValueError("--program: only with --target (a program to start on an emulated board)")
+
+
 @contextlib.contextmanager
 def connected_device(args: argparse.Namespace, bundle_dir: str | Path, build_dir: Path) -> Iterator[Any]:
     """A connected :class:`hil.transport.Device` for the arguments of :func:`add_device_arguments`.
@@ -53,10 +63,7 @@ def connected_device(args: argparse.Namespace, bundle_dir: str | Path, build_dir
     from codegen.firmware import build_firmware, start_emulator
     from hil.transport import Device, open_link
 
-    if args.target and args.baud is not None:
-        raise ValueError("--baud: only with --port (an emulated board's link has no line speed)")
-    if args.baud is not None and args.baud <= 0:
-        raise ValueError(f"--baud: expected a positive line speed, got {args.baud}")
+    check_device_arguments(args)
     with contextlib.ExitStack() as stack:
         emu = None
         if args.target:
@@ -176,9 +183,7 @@ def run_command(args: argparse.Namespace) -> int:
     from hil.verdict import Thresholds, evaluate
     from toolkit.output_folder import claim_output_folder
 
-    if args.program and not args.target:
-        print("rlmpc hil: error: --program needs --target", file=sys.stderr)
-        return 2
+    check_device_arguments(args)
     bundle = Bundle.load(args.bundle)
     th = Thresholds.load(args.thresholds) if args.thresholds else Thresholds()
     if args.cost_budget is not None:

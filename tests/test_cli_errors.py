@@ -159,6 +159,7 @@ def test_hil_plant_and_link_options_are_checked(lti_bundle: Path, tmp_path: Path
     assert main(["hil", str(lti_bundle), "--target", "host", "--out", str(tmp_path / "h"), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "h").exists()  # refused before the output folder is made
 
 
 def test_output_folders_belong_to_one_command(tmp_path: Path) -> None:

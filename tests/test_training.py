@@ -246,3 +246,12 @@ def test_cli_episodes_and_steps_override_the_config(tmp_path: Path) -> None:
                  "--quiet"]) == 0
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["steps"] == 10
+
+
+def test_resume_names_what_changed_in_the_configuration(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(LTI_HEAD + '[agent]\ntype = "lstd_q"\n')
+    Trainer(load_config(path, output=tmp_path / "r"), progress_bar=False).run()
+    changed = load_config(path, output=tmp_path / "r", overrides={"steps": 20, "seed": 4})
+    with pytest.raises(ValueError, match=r"different configuration .* \(changed: seed, steps\)"):
+        Trainer(changed, progress_bar=False).run(resume=True)

@@ -91,6 +91,20 @@ class Progress:
     wall_time: float = 0.0
 
 
+def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two configurations (empty if ``old`` is unknown)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return [prefix.rstrip(".")] if prefix and old != new else []
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return out
+
+
 @contextlib.contextmanager
 def _section(config: TrainConfig, key: str) -> Iterator[None]:
     """A ValueError while setting up from ``key`` names the configuration file and the key."""
@@ -149,7 +163,7 @@ class Trainer:
     def save_checkpoint(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         payload = {
-            "version": CHECKPOINT_VERSION, "config_digest": self.config.digest,
+            "version": CHECKPOINT_VERSION, "config_digest": self.config.digest, "config": self.config.raw,
             "problem_hash": self.mpc.fns.problem_hash, "agent": self.agent.state_dict(),
             "env": self.env, "warm_start": self.mpc.warm_start_state(),
             "history": self.history, "progress": self.progress,
@@ -174,8 +188,10 @@ class Trainer:
         if version != CHECKPOINT_VERSION:
             raise ValueError(f"{path}: checkpoint format {version} is not supported")
         if payload["config_digest"] != self.config.digest:
+            changed = _changed_keys(payload.get("config"), self.config.raw)
             raise ValueError(f"{path}: the checkpoint belongs to a different configuration "
-                             f"than {self.config.source}")
+                             f"than {self.config.source}"
+                             + (f" (changed: {', '.join(changed)})" if changed else ""))
         if payload["problem_hash"] != self.mpc.fns.problem_hash:
             raise ValueError(f"{path}: the checkpoint belongs to a different MPC problem")
         self.agent.load_state_dict(payload["agent"])
