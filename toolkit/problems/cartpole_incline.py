@@ -70,6 +70,9 @@ def cartpole_incline_mpc(horizon: int = 20, dt: float = 0.05, discount: float = 
     """
     if not -0.5 <= slope <= 0.5:
         raise ValueError(f"cartpole_incline: slope must lie in [-0.5, 0.5] rad, got {slope}")
+    if isinstance(learn, str):
+        raise ValueError(f"cartpole_incline: learn: expected a list of names, e.g. [{learn!r}], "
+                         f"got the string {learn!r}")
     unknown = sorted(set(learn) - set(LEARNABLE))
     if unknown or not learn:
         raise ValueError(f"cartpole_incline: learn: expected a non-empty subset of "
