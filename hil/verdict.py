@@ -13,7 +13,6 @@ problem hashes equal the manifest's when a manifest was given.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 from hil.protocol_spec import Precision, StatusFlag
 from hil.runner import HilRun
+from toolkit.json_file import read_json
 
 ACTION_TOL_DEFAULT = {int(Precision.F32): 1e-3, int(Precision.F64): 1e-6}
 
@@ -63,14 +63,7 @@ class Thresholds:
     def load(cls, path: str | Path) -> Thresholds:
         """From a JSON file (an object, optionally under the key ``"thresholds"``)."""
         src = Path(path)
-        try:
-            data = json.loads(src.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ValueError(f"{src}: no such thresholds file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{src}: cannot read the thresholds file ({exc})") from None
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{src}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        data = read_json(src, "thresholds file")
         try:
             return cls.from_dict(data.get("thresholds", data) if isinstance(data, dict) else data)
         except ValueError as exc:

@@ -18,6 +18,7 @@ import numpy as np
 
 import toolkit
 from toolkit.acados_runtime import acados_version
+from toolkit.json_file import read_json
 from toolkit.parameters import FloatArray
 from toolkit.problem import ProblemFunctions
 
@@ -90,16 +91,7 @@ def load_theta(path: str | Path) -> ThetaFile:
     from toolkit.registry import PROBLEMS, make_problem
 
     src = Path(path)
-    try:
-        doc = json.loads(src.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{src}: no such θ file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{src}: a folder; expected a θ file (theta.json written by rlmpc train)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{src}: cannot read the θ file ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{src}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    doc = read_json(src, "θ file")
     if not isinstance(doc, dict) or doc.get("format") != THETA_FORMAT:
         raise ValueError(f"{src}: format: expected {THETA_FORMAT!r}, got "
                          f"{doc.get('format') if isinstance(doc, dict) else type(doc).__name__!r}")
