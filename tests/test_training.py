@@ -255,3 +255,14 @@ def test_resume_names_what_changed_in_the_configuration(tmp_path: Path) -> None:
     changed = load_config(path, output=tmp_path / "r", overrides={"steps": 20, "seed": 4})
     with pytest.raises(ValueError, match=r"different configuration .* \(changed: seed, steps\)"):
         Trainer(changed, progress_bar=False).run(resume=True)
+
+
+def test_dpg_records_its_td_error_at_its_updates(tmp_path: Path) -> None:
+    path = tmp_path / "dpg.toml"
+    path.write_text('steps = 30\nepisodes = 3\n[env]\nname = "LtiGrosZanon"\n[mpc]\nproblem = "lti"\n'
+                    '[agent]\ntype = "dpg"\noptimizer = { type = "sgd", learning_rate = 1e-6 }\n'
+                    'exploration = { type = "gaussian", std = 0.1 }\n')
+    trainer = Trainer(load_config(path, output=tmp_path / "r"), progress_bar=False)
+    trainer.run()
+    td = np.array(trainer.history.td_error)
+    assert np.isfinite(td).sum() == 3 and np.isfinite(td[[29, 59, 89]]).all()  # one per episode

@@ -80,8 +80,10 @@ def plot_learning_curves(path: Path, hist: Any, labels: list[str]) -> Path:
     ax.set_xlabel("step")
     ax.legend()
     ax = fig.add_subplot(grid[0, 1])
-    ax.plot(np.arange(td.size), td, ".", ms=1)
-    ax.set_title("TD error")
+    at = np.flatnonzero(np.isfinite(td))  # (DPG: only at its updates)
+    sparse = at.size < td.size / 10
+    ax.plot(at, td[at], "o-" if sparse else ".", ms=3 if sparse else 1)
+    ax.set_title("TD error" + (" (at each update)" if sparse else ""))
     ax.set_xlabel("step")
     ax = fig.add_subplot(grid[1, :])
     if len(hist.episode_cost) > 1:

@@ -91,6 +91,15 @@ class Progress:
     wall_time: float = 0.0
 
 
+def _last_finite(values: list[float], look_back: int = 10_000) -> float:
+    """The last finite value among the last ``look_back`` (NaN if none): agents that update every
+    so many steps (DPG) leave the steps between their updates without a TD error."""
+    for v in reversed(values[-look_back:]):
+        if np.isfinite(v):
+            return v
+    return float("nan")
+
+
 def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two configurations (empty if ``old`` is unknown)."""
     if not isinstance(old, dict) or not isinstance(new, dict):
@@ -243,7 +252,9 @@ class Trainer:
                 pr.total += 1
                 pr.state, pr.action = s_next, next_action
                 if terminated or pr.t >= cfg.steps:
-                    self.agent.end_episode()
+                    end_info = self.agent.end_episode()
+                    if "td_error" in end_info:  # (an update at the episode's end, e.g. DPG's)
+                        self.history.td_error[-1] = end_info["td_error"]
                     self.history.episode_cost.append(pr.episode_cost)
                     pr.episode += 1
                     pr.state = None
@@ -252,7 +263,7 @@ class Trainer:
                     bar.update(1)
                 # (a disabled bar never advances bar.n: without this guard, every step)
                 if self.progress_bar and (bar.n % 50 == 0 or pr.state is None):
-                    td = self.history.td_error[-1]
+                    td = _last_finite(self.history.td_error)
                     bar.set_postfix(episode=pr.episode + (pr.state is not None), cost=f"{cost:.3g}",
                                     td=f"{td:.2e}", failures=self.agent.failures.total)
                 if pr.total % cfg.checkpoint_every == 0:
