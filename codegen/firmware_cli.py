@@ -68,7 +68,9 @@ def _flash_real(args: argparse.Namespace, program: Path) -> int:
                             timeout=args.probe_timeout)
     except FlashError as exc:
         print(f"rlmpc flash: error: {exc}", file=sys.stderr)
-        return 2 if exc.kind is FlashFailure.UNSUPPORTED else 1
+        # 2: nothing was tried (no route for the board, not its image, no tool); 1: the flashing failed
+        setup = (FlashFailure.UNSUPPORTED, FlashFailure.BAD_IMAGE, FlashFailure.NOT_INSTALLED)
+        return 2 if exc.kind in setup else 1
     print(result.summary())
     return 0
 
