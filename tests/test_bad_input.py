@@ -149,3 +149,7 @@ def test_solver_failure_is_reported_not_raised() -> None:
     assert sol.message == "maximum number of iterations reached"
     assert mpc.failures == 1
     assert np.all(np.isfinite(sol.u0))
+    with pytest.raises(ValueError, match=r"sensitivities: the solve failed .*no solution at this state"):
+        mpc.sensitivities.grad_theta(sol)  # acados' last iterate is not a solution at s
+    with pytest.raises(ValueError, match="the solve failed"):
+        mpc.sensitivities.policy_jacobian(sol)

@@ -27,7 +27,11 @@ ACADOS_STATUS = {
 
 @dataclass(frozen=True)
 class MpcSolution:
-    """A primal-dual solution of the MPC for V(s) (``a is None``) or Q(s,a)."""
+    """A primal-dual solution of the MPC for V(s) (``a is None``) or Q(s,a).
+
+    When ``success`` is false, ``value``, ``u0`` and the plan are acados' last iterate (often
+    the warm start: another state's solution), not a solution at ``s``: check ``success``
+    before using them; the sensitivities refuse such a solution."""
 
     value: float
     status: int

@@ -40,6 +40,15 @@ PI_SIGN = -1.0  # multiplier of (x_{k+1} - F) = PI_SIGN * acados pi_k
 ACTIVE_TOL = 1e-7  # a multiplier above this marks an active inequality
 
 
+def _require_solution(sol: MpcSolution) -> None:
+    """A failed solve holds acados' last iterate, not a solution at its state: refused."""
+    if not isinstance(sol, MpcSolution):
+        raise ValueError(f"sensitivities: expected an MpcSolution, got {type(sol).__name__}")
+    if not sol.success:
+        raise ValueError(f"sensitivities: the solve failed (status {sol.status}: {sol.message}); "
+                         "there is no solution at this state to differentiate")
+
+
 @dataclass(frozen=True)
 class _MultiplierMap:
     """Index maps from the acados iterate (with a trailing zero) to (w, μ, λ)."""
@@ -212,6 +221,7 @@ class Sensitivities:
         than read from acados: with full condensing and SQP_RTI acados does not
         return it (x_0 is eliminated).  It is exact given the other multipliers.
         """
+        _require_solution(sol)
         a = sol.a if sol.a is not None else np.zeros(self.fns.nu)
         is_q = sol.a is not None
         m = self._map(is_q, sol.layout)
@@ -255,6 +265,7 @@ class Sensitivities:
 
     def grad_and_hessian_theta(self, sol: MpcSolution) -> tuple[FloatArray, FloatArray]:
         """(∂L/∂θ, ∂²L/∂θ²) in one evaluation: what second-order LSTD needs per step."""
+        _require_solution(sol)
         fn = self._fused_hess_theta(sol.a is not None, sol.layout)
         it, s, a, theta, p = fn.inputs
         it[:-1] = sol.iterate  # it[-1] stays 0: the appended zero of `unpack`
