@@ -155,7 +155,7 @@ def reference_and_plant(manifest: dict[str, Any], plant: str | None,
 
     from toolkit import MPC, SolverOptions
     from toolkit.registry import make_env, make_problem
-    from toolkit.rl.training import plant_state
+    from toolkit.rl.plant_io import plant_state
 
     name, params = plant_choice(manifest, plant, plant_params)
     problem = manifest["problem"]["name"]

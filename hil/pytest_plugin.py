@@ -28,6 +28,7 @@ Fixtures:
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "hil: a test that talks to the controller firmware")
+    if os.environ.get("RLMPC_PLUGINS"):  # the user's own problems and plants
+        from toolkit.registry import load_plugins
+
+        try:
+            load_plugins()
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 @dataclass

@@ -115,11 +115,31 @@ def _reset_plant(env: Any, seed: int, x0: npt.ArrayLike | None) -> np.ndarray:
     return np.asarray(info.get("state", obs), dtype=float).ravel()  # (GymPlant: the true state)
 
 
-def _plant_step(env: Any, u: np.ndarray) -> tuple[np.ndarray, float, float]:
+def _plant_step(env: Any, u: np.ndarray,
+                violation_of: Callable[[np.ndarray], float] | None = None) -> tuple[np.ndarray, float, float]:
     obs, reward, _, _, info = env.step(u)
     cost = float(info.get("cost", -reward))
     state = info.get("state", obs)  # the MPC's state, as in training (GymPlant: not the observation)
-    return np.asarray(state, dtype=float).ravel(), cost, float(info.get("violation", 0.0))
+    x = np.asarray(state, dtype=float).ravel()
+    if "violation" in info:
+        return x, cost, float(info["violation"])
+    return x, cost, violation_of(x) if violation_of is not None else 0.0
+
+
+def state_violation(reference: Any) -> Callable[[np.ndarray], float] | None:
+    """The summed violation of the problem's state constraints at a state (for a plant that
+    does not report ``info["violation"]``), from the reference MPC's problem; None if unknown."""
+    fns = getattr(reference, "fns", None)
+    rows = getattr(fns, "state_rows", None)
+    if fns is None or rows is None or not rows.n:
+        return None
+    theta, p = np.asarray(reference.theta), np.asarray(reference.p)
+
+    def violation(x: np.ndarray) -> float:
+        h = np.asarray(fns.h_state(x, theta, p), dtype=float).ravel()
+        return float(np.sum(np.maximum(rows.lb - h, 0.0) + np.maximum(h - rows.ub, 0.0)))
+
+    return violation
 
 
 def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed: int = 0, *,
@@ -143,6 +163,7 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
         raise ValueError("segment: expected >= 1 or None")
     seg = steps if segment is None else min(segment, steps)
     policy = as_policy(reference_mpc)
+    violation_of = state_violation(reference_mpc)
     info = device.info()
     if manifest is not None and (info.nx, info.nu) != (manifest["dims"]["nx"], manifest["dims"]["nu"]):
         raise TransportError(f"the device runs a controller with nx = {info.nx}, nu = {info.nu}; the "
@@ -192,7 +213,7 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
         retries[k] = device.stats.retries - retries_before
         actions[k] = u
         u_same[k] = policy(y)
-        x, cost[k], viol[k] = _plant_step(plant_env, u + dist[k])
+        x, cost[k], viol[k] = _plant_step(plant_env, u + dist[k], violation_of)
         states[k + 1] = x
         if cond.period is not None:  # real-time pacing: the next step starts on its tick
             wait = t_start + (k + 1) * cond.period - time.perf_counter()
@@ -214,7 +235,7 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
         if k in snapshots:
             env, xr = snapshots.pop(k), states[k].copy()
         ref_actions[k] = policy(xr + noise[k])
-        xr, ref_cost[k], ref_viol[k] = _plant_step(env, ref_actions[k] + dist[k])
+        xr, ref_cost[k], ref_viol[k] = _plant_step(env, ref_actions[k] + dist[k], violation_of)
         ref_states[k + 1] = xr
 
     stats1 = device.stats.as_dict()

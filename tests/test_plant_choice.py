@@ -56,7 +56,7 @@ def test_the_controller_sees_the_plant_state_not_the_observation() -> None:
 
     from hil.runner import _plant_step, _reset_plant
     from toolkit.registry import make_env
-    from toolkit.rl.training import plant_state
+    from toolkit.rl.plant_io import plant_state
 
     env = make_env("Pendulum-v1", {})
     x = _reset_plant(env, 3, None)
@@ -82,3 +82,21 @@ def test_a_device_of_another_problem_stops_the_run_at_once() -> None:
     with pytest.raises(TransportError, match="nx = 4, nu = 1; the bundle's problem has nx = 2, nu = 1"):
         run_hil(OtherDevice(), make_env("LtiGrosZanon", {}), lambda x: np.zeros(1), 5,  # type: ignore[arg-type]
                 manifest={"dims": {"nx": 2, "nu": 1}})
+
+
+def test_state_constraint_violations_come_from_the_problem_when_the_plant_is_silent() -> None:
+    import numpy as np
+
+    from hil.runner import _plant_step, state_violation
+    from toolkit import MPC
+    from toolkit.problems import lti_mpc
+
+    class Silent:  # a plant without info["violation"]
+        def step(self, u: object) -> tuple[object, float, bool, bool, dict[str, object]]:
+            x = np.array([-0.5, 0.0])  # x1 below its lower bound 0 of the LTI problem
+            return x, -1.0, False, False, {"state": x}
+
+    violation = state_violation(MPC(lti_mpc().build()))
+    assert violation is not None
+    _, _, v = _plant_step(Silent(), np.zeros(1), violation)
+    assert v == pytest.approx(0.5)

@@ -266,3 +266,38 @@ def test_dpg_records_its_td_error_at_its_updates(tmp_path: Path) -> None:
     trainer.run()
     td = np.array(trainer.history.td_error)
     assert np.isfinite(td).sum() == 3 and np.isfinite(td[[29, 59, 89]]).all()  # one per episode
+
+
+def test_a_plant_that_breaks_its_contract_is_named(tmp_path: Path) -> None:
+    import gymnasium as gym
+
+    from toolkit.registry import ENVS
+
+    class Broken(gym.Env):  # type: ignore[type-arg]
+        observation_space = gym.spaces.Box(-1.0, 1.0, (2,))
+        action_space = gym.spaces.Box(-1.0, 1.0, (1,))
+
+        def __init__(self, mode: str = "cost") -> None:
+            self.mode = mode
+
+        def reset(self, *, seed: int | None = None, options: object = None) -> tuple[object, dict]:
+            return np.zeros(2), {}
+
+        def step(self, u: object) -> tuple[object, ...]:
+            if self.mode == "tuple":
+                return np.zeros(2), 0.0, False, {}
+            info = {"cost": "high"} if self.mode == "cost" else {"state": np.array([np.nan, 0.0])}
+            return np.zeros(2), 0.0, False, False, info
+
+    ENVS["_Broken"] = Broken
+    try:
+        for mode, message in (("cost", r"plant _Broken: evaluation episode 0, step 0: cost .*a number"),
+                              ("tuple", "step: expected .* got 4 values"),
+                              ("state", r"state \(info\['state'\] or the observation\): expected 2 finite")):
+            path = tmp_path / f"{mode}.toml"
+            path.write_text(f'steps = 5\n[env]\nname = "_Broken"\nparams = {{ mode = "{mode}" }}\n'
+                            '[mpc]\nproblem = "lti"\n[agent]\ntype = "lstd_q"\n')
+            with pytest.raises(ValueError, match=message):
+                Trainer(load_config(path, output=tmp_path / mode), progress_bar=False).run()
+    finally:
+        del ENVS["_Broken"]

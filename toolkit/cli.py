@@ -250,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from toolkit.registry import load_plugins
+
+        load_plugins()  # the user's own problems and plants (RLMPC_PLUGINS)
         return int(args.func(args))
     except ValueError as exc:
         print(f"rlmpc: error: {exc}", file=sys.stderr)

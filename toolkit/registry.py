@@ -1,7 +1,15 @@
-"""Names that configuration files may use for problems and plant environments."""
+"""Names that configuration files, θ files and bundles may use for problems and plants.
+
+Your own: :func:`register_problem` / :func:`register_plant` in a module, and name the module in
+``RLMPC_PLUGINS`` (comma-separated module names, importable from the working directory or
+``PYTHONPATH``) so that every ``rlmpc`` command imports it first.
+"""
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,8 +32,38 @@ ENVS: dict[str, Callable[..., gym.Env[Any, Any]]] = {
 }
 
 
+def register_problem(name: str, make: Callable[..., ParametricMPC]) -> None:
+    """Make ``name`` usable in configurations (``[mpc] problem``), θ files and bundles."""
+    PROBLEMS[name] = make
+
+
+def register_plant(name: str, make: Callable[..., gym.Env[Any, Any]]) -> None:
+    """Make ``name`` usable as a plant (``[env] name``, ``rlmpc hil --plant``)."""
+    ENVS[name] = make
+
+
+def load_plugins(names: str | None = None) -> None:
+    """Import the modules named in ``RLMPC_PLUGINS`` (or ``names``): they register their own
+    problems and plants."""
+    text = os.environ.get("RLMPC_PLUGINS", "") if names is None else names
+    for module in (m.strip() for m in text.split(",")):
+        if not module:
+            continue
+        if "" not in sys.path:
+            sys.path.insert(0, "")  # (the working directory, as for `python -m`)
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise ValueError(f"RLMPC_PLUGINS: cannot import {module!r} "
+                             f"({type(exc).__name__}: {exc})") from None
+
+
 def make_problem(name: str, params: dict[str, Any]) -> ParametricMPC:
     """Build a registered problem; bad keyword arguments name the problem."""
+    if name not in PROBLEMS:
+        raise ValueError(f"problem: unknown problem {name!r}; expected one of {sorted(PROBLEMS)} "
+                         "(your own: toolkit.registry.register_problem in a module named in "
+                         "RLMPC_PLUGINS)")
     try:
         return PROBLEMS[name](**params)
     except TypeError as exc:

@@ -12,11 +12,12 @@ from toolkit.mpc import MPC
 from toolkit.options import SolverOptions
 from toolkit.parameters import FloatArray
 from toolkit.problem import ProblemFunctions
+from toolkit.rl import plant_io
 
 
 def greedy_cost(fns: ProblemFunctions, options: SolverOptions, theta: FloatArray,
                 make_env: Callable[[], gym.Env[Any, Any]], episodes: int, steps: int,
-                seed: int) -> float:
+                seed: int, plant: str = "plant") -> float:
     """Mean over episodes of the summed stage cost of the greedy MPC policy.
 
     Episode e resets the plant with seed ``seed + e``, so two θ are compared on the
@@ -28,16 +29,15 @@ def greedy_cost(fns: ProblemFunctions, options: SolverOptions, theta: FloatArray
     try:
         for e in range(episodes):
             env = make_env()
-            obs, info = env.reset(seed=seed + e)
-            s = np.asarray(info.get("state", obs), dtype=float).ravel()
+            s = plant_io.reset(env, plant, fns.nx, seed + e)
             total, last = 0.0, np.zeros(fns.nu)
-            for _ in range(steps):
+            for t in range(steps):
                 sol = mpc.value(s)
                 action = sol.u0 if np.all(np.isfinite(sol.u0)) else last
                 action = np.clip(action, fns.u_lb, fns.u_ub)
-                obs, reward, terminated, _, info = env.step(action)
-                total += float(info["cost"]) if "cost" in info else -float(reward)
-                s = np.asarray(info.get("state", obs), dtype=float).ravel()
+                s, cost, terminated = plant_io.step(env, plant, fns.nx, action,
+                                                    f"evaluation episode {e}, step {t}")
+                total += cost
                 last = action
                 if terminated:
                     break

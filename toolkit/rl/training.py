@@ -27,26 +27,19 @@ from toolkit.mpc import MPC
 from toolkit.output_folder import claim_output_folder
 from toolkit.parameters import FloatArray
 from toolkit.registry import make_env, make_problem
+from toolkit.rl import plant_io
 from toolkit.rl.agent import MpcAgent
 from toolkit.rl.config import ConfigError, TrainConfig
 from toolkit.rl.dpg import DeterministicPolicyGradient
 from toolkit.rl.evaluation import greedy_cost
 from toolkit.rl.exploration import exploration_from_config
 from toolkit.rl.optimizers import optimizer_from_config
+from toolkit.rl.plant_io import plant_state
 from toolkit.rl.q_learning import LstdQLearning
 from toolkit.rl.replay import ReplayBuffer
 
 CHECKPOINT_NAME = "checkpoint.pkl"
 CHECKPOINT_VERSION = 1
-
-
-def plant_state(obs: Any, info: dict[str, Any]) -> FloatArray:
-    """The MPC's state: ``info["state"]`` when the plant gives it, else the observation."""
-    return np.asarray(info.get("state", obs), dtype=float).ravel()
-
-
-def plant_cost(reward: float, info: dict[str, Any]) -> float:
-    return float(info["cost"]) if "cost" in info else -float(reward)
 
 
 def build_agent(config: TrainConfig, mpc: MPC, rng: np.random.Generator) -> MpcAgent:
@@ -214,7 +207,7 @@ class Trainer:
         ev = self.config.evaluation
         return greedy_cost(self.mpc.fns, self.config.mpc.solver, theta,
                            lambda: make_env(self.config.env.name, self.config.env.params),
-                           ev.episodes, ev.steps, ev.seed)
+                           ev.episodes, ev.steps, ev.seed, plant=self.config.env.name)
 
     def run(self, resume: bool = False) -> dict[str, Any]:
         cfg = self.config
@@ -233,15 +226,14 @@ class Trainer:
         start = time.perf_counter() - pr.wall_time
         try:
             while pr.episode < cfg.episodes:
+                name, nx = cfg.env.name, self.mpc.fns.nx
                 if pr.state is None:
-                    obs, info = self.env.reset(seed=cfg.seed if pr.episode == 0 else None)
-                    pr.state = plant_state(obs, info)
+                    pr.state = plant_io.reset(self.env, name, nx, cfg.seed if pr.episode == 0 else None)
                     pr.action = self.agent.begin_episode(pr.state)
                     pr.t, pr.episode_cost = 0, 0.0
                 assert pr.action is not None
-                obs, reward, terminated, _, info = self.env.step(pr.action)
-                cost = plant_cost(float(reward), info)
-                s_next = plant_state(obs, info)
+                s_next, cost, terminated = plant_io.step(self.env, name, nx, pr.action,
+                                                         f"episode {pr.episode}, step {pr.t}")
                 next_action, step_info = self.agent.observe(pr.state, pr.action, cost, s_next,
                                                             terminated)
                 self.history.step_cost.append(cost)
