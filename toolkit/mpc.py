@@ -94,7 +94,8 @@ class MPC:
     problem : ParametricMPC or ProblemFunctions
         The problem definition.
     options : SolverOptions, optional
-        Solver options (defaults: SQP, exact Hessian, HPIPM, tol 1e-8).
+        Solver options (defaults: ``nlp_solver="auto"`` (one RTI step for a QP, else SQP),
+        Gauss-Newton Hessian, full condensing with HPIPM in BALANCE mode, tol 1e-8).
     theta, p : mapping or vector, optional
         Initial learnable and fixed parameter values (defaults from the definition).
     """
