@@ -26,6 +26,7 @@ from hil.conditions import Conditions
 from hil.protocol import hash_prefix
 from hil.protocol_spec import CostUnit, Precision, StatusFlag
 from hil.transport import Device, TransportError
+from toolkit.rl.plant_io import plant_cost, plant_state
 
 Policy = Callable[[np.ndarray], np.ndarray]
 DEFAULT_SEGMENT = 20  # steps between restarts of the reference from the device's state (~ a horizon)
@@ -112,15 +113,13 @@ def _identity(info: Any, manifest: dict[str, Any] | None) -> dict[str, Any]:
 def _reset_plant(env: Any, seed: int, x0: npt.ArrayLike | None) -> np.ndarray:
     options = None if x0 is None else {"state": np.asarray(x0, dtype=float)}
     obs, info = env.reset(seed=seed, options=options)
-    return np.asarray(info.get("state", obs), dtype=float).ravel()  # (GymPlant: the true state)
+    return plant_state(obs, info)  # the MPC's state, as in training (GymPlant: not the observation)
 
 
 def _plant_step(env: Any, u: np.ndarray,
                 violation_of: Callable[[np.ndarray], float] | None = None) -> tuple[np.ndarray, float, float]:
     obs, reward, _, _, info = env.step(u)
-    cost = float(info.get("cost", -reward))
-    state = info.get("state", obs)  # the MPC's state, as in training (GymPlant: not the observation)
-    x = np.asarray(state, dtype=float).ravel()
+    x, cost = plant_state(obs, info), plant_cost(float(reward), info)
     if "violation" in info:
         return x, cost, float(info["violation"])
     return x, cost, violation_of(x) if violation_of is not None else 0.0

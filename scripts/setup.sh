@@ -31,6 +31,7 @@ clang_rt="libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev"
 if ! dpkg-query -W -f='${Status}' "$clang_rt" 2>/dev/null | grep -q "install ok installed"; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  apt-cache show "$clang_rt" >/dev/null 2>&1 || $SUDO apt-get update -q  # (lists may be stale)
   if apt-cache show "$clang_rt" >/dev/null 2>&1; then
     log "installing Debian package: $clang_rt"
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "$clang_rt"

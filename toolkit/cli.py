@@ -119,8 +119,6 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError(f"{option}: expected >= 1, got {value}")
     config = load_config(args.config, output=args.out,
                          overrides={"episodes": args.episodes, "steps": args.steps})
-    if config.output.exists() and not config.output.is_dir():
-        raise ValueError(f"{config.output}: output folder: exists and is not a folder")
     trainer = Trainer(config, progress_bar=not args.quiet)
     try:
         summary = trainer.run(resume=args.resume)
@@ -254,10 +252,7 @@ def main(argv: list[str] | None = None) -> int:
 
         load_plugins()  # the user's own problems and plants (RLMPC_PLUGINS)
         return int(args.func(args))
-    except ValueError as exc:
-        print(f"rlmpc: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # e.g. an output path that cannot be created
+    except (ValueError, OSError) as exc:  # (OSError: e.g. an output path that cannot be created)
         print(f"rlmpc: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # (emulators are stopped on the way out)
