@@ -21,12 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from codegen.bundle import export_bundle  # noqa: E402
-from codegen.firmware import build_firmware  # noqa: E402
-from codegen.mcu_export import export_mcu  # noqa: E402
-from hil.cli import parse_hil_args, run_command  # noqa: E402
-from toolkit.problems import lti_mpc  # noqa: E402
-from toolkit.theta_file import save_theta, theta_document  # noqa: E402
+from rlmpc.codegen.bundle import export_bundle  # noqa: E402
+from rlmpc.codegen.firmware import build_firmware  # noqa: E402
+from rlmpc.codegen.mcu_export import export_mcu  # noqa: E402
+from rlmpc.hil.cli import parse_hil_args, run_command  # noqa: E402
+from rlmpc.toolkit.problems import lti_mpc  # noqa: E402
+from rlmpc.toolkit.theta_file import save_theta, theta_document  # noqa: E402
 
 GOAL = 300.0
 BOARDS = ("mps2-an386", "stm32f405", "linux-aarch64")

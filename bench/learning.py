@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from mpc_core import run_mpcrl  # noqa: E402
 
-from toolkit.rl.config import load_config  # noqa: E402
-from toolkit.rl.training import Trainer  # noqa: E402
+from rlmpc.toolkit.rl.config import load_config  # noqa: E402
+from rlmpc.toolkit.rl.training import Trainer  # noqa: E402
 
 GOAL_MS = 0.5
 

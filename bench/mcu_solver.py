@@ -12,7 +12,7 @@ gives exact instruction counts (resolution 40).
   solver on the nonlinear plant, replayed state by state on the MCU.  As in the firmware, the
   first step of a loop iterates STARTUP_ITERATIONS times (SQP to convergence: no guess yet).
 
-Initial states are drawn uniformly from the reference box of codegen.mcu.host_check
+Initial states are drawn uniformly from the reference box of rlmpc.codegen.mcu.host_check
 (cart-pole: |x1| ≤ 0.95) and kept if the acados controller's own closed loop from them
 stays bounded (many starts of the cart-pole box cannot be saved with |u| ≤ 5), in three
 strata by that loop (select_starts): half reach a state bound and keep it, a quarter cross it,
@@ -25,7 +25,7 @@ own error).  The first step of each loop is reported on its own; the later ones 
 the constraints active in the acados plan (at a state bound, or past it: soft slack needed),
 and the goal is checked for all steps and for the later steps whose plan keeps the limits.
 On the linear cart-pole, OSQP's code generation (embedded mode 1, ``parameters='vectors'``,
-float; the sparse QP of codegen.mcu.osqp_bench, from its own venv build/osqp-venv) runs the
+float; the sparse QP of osqp_peer, from its own venv build/osqp-venv) runs the
 same closed loops in the same way.
 
     .venv/bin/python bench/mcu_solver.py [--theta runs/lti_qlearning/theta.json] [--no-osqp]
@@ -49,14 +49,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from codegen.mcu.generate import generate  # noqa: E402
-from codegen.mcu.generate_rti import STARTUP_ITERATIONS, WARM_STARTS, generate_rti  # noqa: E402
-from codegen.mcu.host_check import REFERENCE_OPTIONS, plan_activity, random_states  # noqa: E402
-from codegen.mcu.linear_cartpole import linear_cartpole_mpc  # noqa: E402
-from codegen.mcu.linearise import LinearisedOcp, linearise  # noqa: E402
-from codegen.mcu.osqp_bench import ADAPTER as OSQP_ADAPTER  # noqa: E402
-from codegen.mcu.osqp_bench import DEFAULT_VENV, ensure_venv, generate_osqp, sparse_qp  # noqa: E402
-from codegen.mcu.qemu_bench import (  # noqa: E402
+from osqp_peer import ADAPTER as OSQP_ADAPTER  # noqa: E402
+from osqp_peer import DEFAULT_VENV, ensure_venv, generate_osqp, sparse_qp  # noqa: E402
+
+from rlmpc.codegen.mcu.generate import generate  # noqa: E402
+from rlmpc.codegen.mcu.generate_rti import STARTUP_ITERATIONS, WARM_STARTS, generate_rti  # noqa: E402
+from rlmpc.codegen.mcu.host_check import REFERENCE_OPTIONS, plan_activity, random_states  # noqa: E402
+from rlmpc.codegen.mcu.linearise import LinearisedOcp, linearise  # noqa: E402
+from rlmpc.codegen.mcu.qemu_bench import (  # noqa: E402
     BENCH_DIR,
     BenchPlan,
     BenchRun,
@@ -69,14 +69,15 @@ from codegen.mcu.qemu_bench import (  # noqa: E402
     host_replay,
     run_bench,
 )
-from codegen.mcu.rti_check import SQP_OPTIONS, RtiHostSolver  # noqa: E402
-from codegen.mcu.toolchain import build_host_harness  # noqa: E402
-from toolkit.mpc import MPC  # noqa: E402
-from toolkit.options import SolverOptions  # noqa: E402
-from toolkit.parameters import FloatArray  # noqa: E402
-from toolkit.problem import ParametricMPC, ProblemFunctions  # noqa: E402
-from toolkit.problems import cartpole_mpc, lti_mpc  # noqa: E402
-from toolkit.problems.cartpole import CART_LIMIT  # noqa: E402
+from rlmpc.codegen.mcu.rti_check import SQP_OPTIONS, RtiHostSolver  # noqa: E402
+from rlmpc.codegen.mcu.toolchain import build_host_harness  # noqa: E402
+from rlmpc.toolkit.mpc import MPC  # noqa: E402
+from rlmpc.toolkit.options import SolverOptions  # noqa: E402
+from rlmpc.toolkit.parameters import FloatArray  # noqa: E402
+from rlmpc.toolkit.problem import ParametricMPC, ProblemFunctions  # noqa: E402
+from rlmpc.toolkit.problems import cartpole_mpc, lti_mpc  # noqa: E402
+from rlmpc.toolkit.problems.cartpole import CART_LIMIT  # noqa: E402
+from rlmpc.toolkit.problems.linear_cartpole import linear_cartpole_mpc  # noqa: E402
 
 BUILDERS: dict[str, Callable[[], ParametricMPC]] = {
     "lti": lti_mpc, "linear_cartpole": linear_cartpole_mpc, "cartpole": cartpole_mpc}
@@ -404,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         work = args.out or Path(tmp)
         for name in problems:
             if name == "lti" and args.theta:
-                from toolkit.theta_file import load_theta
+                from rlmpc.toolkit.theta_file import load_theta
 
                 tf = load_theta(args.theta)
                 if tf.fns.name != "lti":

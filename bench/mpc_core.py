@@ -25,8 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from toolkit import MPC, SolverOptions  # noqa: E402
-from toolkit.problems import cartpole_mpc, lti_mpc  # noqa: E402
+from rlmpc.toolkit import MPC, SolverOptions  # noqa: E402
+from rlmpc.toolkit.problems import cartpole_mpc, lti_mpc  # noqa: E402
 
 GOAL_QLEARNING_STEP_MS = 0.5
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """The RTI solver's warm start: the last plan shifted by one stage, or as it is (issue #4 item 3).
 
-Closed loops of the host float32 build of the generated RTI solver (codegen.mcu.generate_rti,
+Closed loops of the host float32 build of the generated RTI solver (rlmpc.codegen.mcu.generate_rti,
 ``warm_start="shifted"`` (default) and ``"plan"``; and shifted with two Gauss-Newton iterations
 a step, the firmware's ``--sqp-iterations 2``) on the nonlinear cart-pole, from two sets of start
 states: those of bench/mcu_solver.py (three strata: loops that keep, cross and never reach the
-cart limit) and those of the host check (codegen.mcu.rti_check: uniform in a smaller box).
+cart limit) and those of the host check (rlmpc.codegen.mcu.rti_check: uniform in a smaller box).
 Each loop starts as the firmware does (STARTUP_ITERATIONS iterations at the first state).
 Side by side in the same run: acados SQP_RTI (which reuses its last iterate unshifted; and with
 its iterate shifted by one stage before each step, the generated solver's default) and the
@@ -30,14 +30,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from mcu_solver import BOUNDED, Acados, select_starts  # noqa: E402
 
-from codegen.mcu.generate_rti import STARTUP_ITERATIONS, WARM_STARTS, generate_rti  # noqa: E402
-from codegen.mcu.host_check import CLOSED_LOOP_SCALE, closed_loop_cost, random_states  # noqa: E402
-from codegen.mcu.rti_check import RTI_OPTIONS, SQP_OPTIONS, RtiHostSolver  # noqa: E402
-from codegen.mcu.toolchain import build_host_harness  # noqa: E402
-from toolkit.mpc import MPC  # noqa: E402
-from toolkit.parameters import FloatArray  # noqa: E402
-from toolkit.problem import ProblemFunctions  # noqa: E402
-from toolkit.problems import cartpole_mpc  # noqa: E402
+from rlmpc.codegen.mcu.generate_rti import STARTUP_ITERATIONS, WARM_STARTS, generate_rti  # noqa: E402
+from rlmpc.codegen.mcu.host_check import CLOSED_LOOP_SCALE, closed_loop_cost, random_states  # noqa: E402
+from rlmpc.codegen.mcu.rti_check import RTI_OPTIONS, SQP_OPTIONS, RtiHostSolver  # noqa: E402
+from rlmpc.codegen.mcu.toolchain import build_host_harness  # noqa: E402
+from rlmpc.toolkit.mpc import MPC  # noqa: E402
+from rlmpc.toolkit.parameters import FloatArray  # noqa: E402
+from rlmpc.toolkit.problem import ProblemFunctions  # noqa: E402
+from rlmpc.toolkit.problems import cartpole_mpc  # noqa: E402
 
 LOSS = 1.01  # a loop whose cost exceeds the converged SQP's by more than 1 %
 
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                                   plant)
     start_sets = {
         "start states of bench/mcu_solver.py (keep / cross / never reach the cart limit)": stratified,
-        "start states of the host check (codegen.mcu.rti_check, smaller box)":
+        "start states of the host check (rlmpc.codegen.mcu.rti_check, smaller box)":
             random_states(fns, args.check_loops, args.seed + 1, CLOSED_LOOP_SCALE),
     }
     with tempfile.TemporaryDirectory(prefix="rlmpc-rti-warm-") as tmp:

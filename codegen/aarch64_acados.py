@@ -1,12 +1,11 @@
 """The aarch64 build of the installed acados, for cross-compiling exported solvers.
 
-The x86-64 wheel ``comma-deps-acados`` (see :mod:`toolkit.acados_runtime`) has an
-aarch64 twin on PyPI: the same acados version built for ARMv8-A.  This module
-downloads it once with ``pip download`` (``sys.executable -m pip``), checks its
-SHA-256, unpacks its headers and shared libraries to
-``build/third_party/acados-aarch64/`` (or ``$RLMPC_BUILD_DIR/third_party/...``)
-and exposes them.  ``python -m codegen.aarch64_acados`` prints that folder,
-downloading when it is missing (``scripts/setup.sh`` calls it).
+The x86-64 wheel ``comma-deps-acados`` (see :mod:`rlmpc.toolkit.acados_runtime`) has an
+aarch64 twin on PyPI: the same acados version built for ARMv8-A.  At set-up (or
+when the wheel is built, :mod:`rlmpc.codegen.third_party`) it is downloaded once with ``pip
+download``, checked against its SHA-256, and its headers, shared libraries and licences are
+unpacked to ``rlmpc/codegen/third_party/acados-aarch64/``, which ships inside the package.
+Exports read them from there and never download.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -24,7 +22,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolkit import acados_runtime
+from rlmpc.codegen import third_party
+from rlmpc.toolkit import acados_runtime
 
 # The aarch64 wheel: post releases >= 93 of 0.2.2 carry byte-identical libraries, headers and
 # template (they differ by Python packaging only); this one is pinned by name and SHA-256.
@@ -33,8 +32,14 @@ WHEEL_NAME = f"comma_deps_acados-{WHEEL_VERSION}-py3-none-manylinux_2_28_aarch64
 WHEEL_SHA256 = "92768c6b6ee4aa40156307f7861079d0c1989fe53cccb100514e83bb79e9b506"
 PIP_PLATFORM = "manylinux_2_28_aarch64"
 PIP_PYTHON = "3.12"  # the aarch64 wheels of 0.2.2 require Python >= 3.12 (we only unpack them)
+NOTICE = """The aarch64 build of acados, unpacked from {wheel} (PyPI, sha256 {sha}).
+Its parts and their licences (the wheel carries no licence files):
+- acados (https://github.com/acados/acados): BSD-2-Clause
+- BLASFEO (https://github.com/giaf/blasfeo): BSD-2-Clause
+- HPIPM (https://github.com/giaf/hpipm): BSD-2-Clause
+- qpOASES_e (https://github.com/coin-or/qpOASES, embedded edition): LGPL-2.1-or-later
+"""
 _INSTALL_PREFIX = re.compile(r"^[^/]+\.data/purelib/acados/install/(include|lib)/")
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class CrossAcadosError(RuntimeError):
@@ -53,10 +58,8 @@ class CrossAcados:
 
 
 def cache_dir() -> Path:
-    """``$RLMPC_BUILD_DIR/third_party/acados-aarch64`` or ``<repo>/build/third_party/...``."""
-    env = os.environ.get("RLMPC_BUILD_DIR")
-    base = Path(env).resolve() if env else _REPO_ROOT / "build"
-    return base / "third_party" / "acados-aarch64"
+    """The package's vendored aarch64 acados: ``rlmpc/codegen/third_party/acados-aarch64``."""
+    return third_party.ROOT / "acados-aarch64"
 
 
 def base_version(version: str) -> str:
@@ -114,13 +117,26 @@ def _unpack(wheel: Path, dest: Path) -> None:
         raise CrossAcadosError(f"{wheel.name}: no acados/install/lib/libacados.so inside")
 
 
-def ensure_aarch64_acados() -> CrossAcados:
-    """Download and unpack the aarch64 acados once (idempotent, safe across processes)."""
+def _check_version() -> None:
     installed = acados_runtime.acados_version()
     if base_version(installed) != base_version(WHEEL_VERSION):
         raise CrossAcadosError(
             f"the installed acados is {installed} but the pinned aarch64 wheel is {WHEEL_VERSION}; "
             "update WHEEL_VERSION and WHEEL_SHA256 in codegen/aarch64_acados.py")
+
+
+def ensure_aarch64_acados() -> CrossAcados:
+    """The vendored aarch64 acados (never downloads; see :func:`fetch_aarch64_acados`)."""
+    _check_version()
+    root = cache_dir()
+    if not _is_ready(root):
+        raise third_party.missing("the aarch64 build of acados", root)
+    return _paths(root)
+
+
+def fetch_aarch64_acados() -> CrossAcados:
+    """Download and unpack the aarch64 acados once (idempotent, safe across processes)."""
+    _check_version()
     root = cache_dir()
     if _is_ready(root):
         return _paths(root)
@@ -133,6 +149,7 @@ def ensure_aarch64_acados() -> CrossAcados:
             wheel = _download(Path(tmp) / "wheel")
             staged = Path(tmp) / "acados"
             _unpack(wheel, staged)
+            (staged / "NOTICE").write_text(NOTICE.format(wheel=WHEEL_NAME, sha=WHEEL_SHA256))
             marker = {"wheel": WHEEL_NAME, "sha256": WHEEL_SHA256, "version": WHEEL_VERSION}
             (staged / "READY").write_text(json.dumps(marker, indent=1) + "\n")
             if root.exists():
@@ -160,9 +177,9 @@ def qemu_library_args(acados: CrossAcados) -> list[str]:
 
 def main() -> int:
     try:
-        print(ensure_aarch64_acados().root)
+        print(fetch_aarch64_acados().root)
     except (CrossAcadosError, acados_runtime.AcadosInstallError) as exc:
-        print(f"codegen.aarch64_acados: error: {exc}", file=sys.stderr)
+        print(f"rlmpc.codegen.aarch64_acados: error: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -12,9 +12,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from toolkit.acados_build import generate_sources
-from toolkit.options import SolverOptions
-from toolkit.problem import ProblemFunctions
+from rlmpc.toolkit.acados_build import generate_sources
+from rlmpc.toolkit.options import SolverOptions
+from rlmpc.toolkit.problem import ProblemFunctions
 
 
 def solver_file_names(model_name: str) -> tuple[str, ...]:
@@ -30,7 +30,7 @@ def export_solver_sources(fns: ProblemFunctions, options: SolverOptions, model_n
     Parameters
     ----------
     fns : ProblemFunctions
-        The problem, normally with θ baked in (:func:`toolkit.problem.fix_theta`).
+        The problem, normally with θ baked in (:func:`rlmpc.toolkit.problem.fix_theta`).
     options : SolverOptions
         Options compiled into the solver.
     model_name : str

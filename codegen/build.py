@@ -1,7 +1,7 @@
 """Build a bundle's test program for its target: :func:`build_bundle` and the bundle's Makefile.
 
 Both compile every C file of the bundle with the same flags
-(:data:`codegen.toolchain.CFLAGS`, include folders ``solver`` and ``src``) and link
+(:data:`rlmpc.codegen.toolchain.CFLAGS`, include folders ``solver`` and ``src``) and link
 ``rlmpc_test`` against acados.  The Makefile is for people without this toolkit;
 it takes the acados folders on the command line and holds no path of this machine.
 """
@@ -13,10 +13,10 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from codegen import aarch64_acados
-from codegen.manifest import read_manifest
-from codegen.toolchain import CFLAGS, CROSS_CC, EXECUTABLE, Toolchain, check_target, toolchain
-from toolkit import acados_runtime
+from rlmpc.codegen import aarch64_acados
+from rlmpc.codegen.manifest import read_manifest
+from rlmpc.codegen.toolchain import CFLAGS, CROSS_CC, EXECUTABLE, Toolchain, check_target, toolchain
+from rlmpc.toolkit import acados_runtime
 
 INCLUDE_DIRS = ("solver", "src")
 _INCLUDE_VAR, _LIB_VAR = "$(ACADOS_INCLUDE)", "$(ACADOS_LIB)"
@@ -110,7 +110,7 @@ def build_bundle(bundle: str | Path, build_dir: str | Path | None = None,
     Parameters
     ----------
     bundle : path
-        A folder written by :func:`codegen.bundle.export_bundle` (its files are checked
+        A folder written by :func:`rlmpc.codegen.bundle.export_bundle` (its files are checked
         against the manifest first).
     build_dir : path, optional
         Where objects and the executable go (default: ``<bundle>/build``).

@@ -8,11 +8,11 @@ A bundle (:func:`export_bundle`)::
     src/rlmpc_controller.h the controller API (create, reset, solve, prediction)
     src/rlmpc_controller.c start-up settings (stage parameters [p; γ^k], stage-0 lh/uh, slacks)
     src/rlmpc_test_main.c  test program: solves the test vectors, prints u0 with %.17g
-    test_vectors.json      reference solutions of toolkit.mpc.MPC at the same θ and options
+    test_vectors.json      reference solutions of rlmpc.toolkit.mpc.MPC at the same θ and options
     test_vectors.txt       their states, for the test program
 
 The same inputs give byte-identical files.  Build and check one with
-:func:`codegen.build.build_bundle` and :func:`codegen.run_bundle.run_bundle`.
+:func:`rlmpc.codegen.build.build_bundle` and :func:`rlmpc.codegen.run_bundle.run_bundle`.
 """
 
 from __future__ import annotations
@@ -24,20 +24,20 @@ from typing import Any
 import casadi as cs
 import numpy as np
 
-import toolkit
-from codegen.acados_export import export_solver_sources
-from codegen.build import INCLUDE_DIRS, render_makefile
-from codegen.bundle_folder import check_destination, staged_bundle
-from codegen.c_sources import render_header, render_source, render_test_main
-from codegen.manifest import theta_hash, write_manifest
-from codegen.test_vectors import VectorPlan, compute_test_vectors, vectors_text
-from codegen.toolchain import CFLAGS, EXECUTABLE, LIBRARIES, TOLERANCES, check_target
-from toolkit.acados_build import BIG_BOUND, resolve_nlp_solver
-from toolkit.acados_runtime import acados_version
-from toolkit.options import SolverOptions
-from toolkit.problem import ProblemFunctions, fix_theta
-from toolkit.stage_settings import StartupSettings, startup_settings
-from toolkit.theta_file import ThetaFile, load_theta
+import rlmpc.toolkit as toolkit
+from rlmpc.codegen.acados_export import export_solver_sources
+from rlmpc.codegen.build import INCLUDE_DIRS, render_makefile
+from rlmpc.codegen.bundle_folder import check_destination, staged_bundle
+from rlmpc.codegen.c_sources import render_header, render_source, render_test_main
+from rlmpc.codegen.manifest import theta_hash, write_manifest
+from rlmpc.codegen.test_vectors import VectorPlan, compute_test_vectors, vectors_text
+from rlmpc.codegen.toolchain import CFLAGS, EXECUTABLE, LIBRARIES, TOLERANCES, check_target
+from rlmpc.toolkit.acados_build import BIG_BOUND, resolve_nlp_solver
+from rlmpc.toolkit.acados_runtime import acados_version
+from rlmpc.toolkit.options import SolverOptions
+from rlmpc.toolkit.problem import ProblemFunctions, fix_theta
+from rlmpc.toolkit.stage_settings import StartupSettings, startup_settings
+from rlmpc.toolkit.theta_file import ThetaFile, load_theta
 
 
 def _manifest(tf: ThetaFile, baked: ProblemFunctions, options: SolverOptions, target: str,
@@ -86,9 +86,9 @@ def export_bundle(theta_path: str | Path, target: str, out_dir: str | Path,
     Parameters
     ----------
     theta_path : path
-        A θ file written by ``rlmpc train`` (:mod:`toolkit.theta_file`).
+        A θ file written by ``rlmpc train`` (:mod:`rlmpc.toolkit.theta_file`).
     target : str
-        One of :data:`codegen.toolchain.TARGETS`.
+        One of :data:`rlmpc.codegen.toolchain.TARGETS`.
     out_dir : path
         The bundle folder: new, empty, or an earlier bundle (replaced).
     options : SolverOptions, optional

@@ -2,7 +2,7 @@
 
 An earlier bundle is replaced as a whole, so it may hold nothing but what its manifest lists
 (unchanged, by SHA-256) and its own build output (``build/``, made by its Makefile or
-``codegen.build``).  Anything else in the folder, a file the user added or changed, or a
+``rlmpc.codegen.build``).  Anything else in the folder, a file the user added or changed, or a
 ``manifest.json`` that is not an rlmpc bundle's, refuses the export before anything is written.
 """
 
@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from codegen.manifest import BUNDLE_FORMAT, MANIFEST, file_sha256
+from rlmpc.codegen.manifest import BUNDLE_FORMAT, MANIFEST, file_sha256
 
 BUILD_OUTPUT = "build"  # the bundle's own build folder: replaced with the bundle
 SHOWN = 4  # foreign paths named in the message

@@ -1,10 +1,10 @@
 """The firmware sub-commands of ``rlmpc``: ``build``, ``flash`` and ``bench-target``.
 
-``rlmpc build BUNDLE --board B`` compiles the controller firmware (:mod:`codegen.firmware`).
+``rlmpc build BUNDLE --board B`` compiles the controller firmware (:mod:`rlmpc.codegen.firmware`).
 ``rlmpc flash BUNDLE_OR_PROGRAM --board B`` builds it first when given a bundle, then either
 runs it on the emulated board (QEMU, or the host / ``qemu-aarch64`` program on a pty) and
 prints the serial URL until Ctrl-C, or with ``--probe`` programs a real board through a debug
-probe (:mod:`codegen.flash_probe`).  ``rlmpc bench-target`` is :mod:`hil.bench_target`.
+probe (:mod:`rlmpc.codegen.flash_probe`).  ``rlmpc bench-target`` is :mod:`rlmpc.hil.bench_target`.
 """
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ import sys
 import time
 from pathlib import Path
 
-from codegen.boards import ALL_BOARDS as FIRMWARE_BOARDS
+from rlmpc.codegen.boards import ALL_BOARDS as FIRMWARE_BOARDS
 
 
 def default_build_dir(bundle: str | Path, board: str) -> Path:
-    return Path("build") / "firmware" / f"{Path(bundle).resolve().name}-{board}"
+    """``BUNDLE/build/firmware-BOARD``: the bundle's own build output (never the current folder)."""
+    return Path(bundle) / "build" / f"firmware-{board}"
 
 
 def _build(args: argparse.Namespace) -> int:
-    from codegen.firmware import build_firmware
-    from codegen.mcu.toolchain import ToolchainError
+    from rlmpc.codegen.firmware import build_firmware
+    from rlmpc.codegen.mcu.toolchain import ToolchainError
 
     if args.budget is not None and args.budget < 0:
         raise ValueError(f"--budget: expected a non-negative number, got {args.budget}")
@@ -44,7 +45,7 @@ def _build(args: argparse.Namespace) -> int:
 
 def _program_of(args: argparse.Namespace) -> Path:
     """The firmware to flash: the given program, or the build of the given bundle."""
-    from codegen.firmware import build_firmware
+    from rlmpc.codegen.firmware import build_firmware
 
     path = Path(args.firmware)
     if path.is_dir():
@@ -59,7 +60,7 @@ def _program_of(args: argparse.Namespace) -> Path:
 
 
 def _flash_real(args: argparse.Namespace, program: Path) -> int:
-    from codegen.flash_probe import FlashError, FlashFailure, flash_real
+    from rlmpc.codegen.flash_probe import FlashError, FlashFailure, flash_real
 
     probe = None if args.probe == "auto" else args.probe
     try:
@@ -77,8 +78,8 @@ def _flash_real(args: argparse.Namespace, program: Path) -> int:
 
 def _flash(args: argparse.Namespace) -> int:
     """Real board with ``--probe``; otherwise the emulator, serving until Ctrl-C."""
-    from codegen.firmware import start_emulator
-    from codegen.mcu.toolchain import ToolchainError
+    from rlmpc.codegen.firmware import start_emulator
+    from rlmpc.codegen.mcu.toolchain import ToolchainError
 
     if not args.probe:
         given = [o for o, v in (("--probe-serial", args.probe_serial),
@@ -109,15 +110,14 @@ def _flash(args: argparse.Namespace) -> int:
 
 
 def add_firmware_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``build``, ``flash`` and ``bench-target``."""
-    from codegen.flash_probe import DEFAULT_TIMEOUT, PROBES
-    from hil.bench_target import add_bench_target_command
+    """``build`` and ``flash``."""
+    from rlmpc.codegen.flash_probe import DEFAULT_TIMEOUT, PROBES
 
     build = sub.add_parser("build", help="build the controller firmware of a bundle for a board")
     build.add_argument("bundle", help="folder written by rlmpc export (cortex-m4 for the MCU boards and "
                        "host, linux-aarch64 for linux-aarch64, linux-x86_64 for host)")
     build.add_argument("--board", required=True, choices=list(FIRMWARE_BOARDS))
-    build.add_argument("--out", default=None, help="build folder (default: build/firmware/BUNDLE-BOARD)")
+    build.add_argument("--out", default=None, help="build folder (default: BUNDLE/build/firmware-BOARD)")
     build.add_argument("--budget", type=int, default=None,
                        help="per-step cost above which the firmware flags OVERRUN and sends the fallback")
     build.add_argument("--sqp-iterations", type=int, default=1,
@@ -140,7 +140,6 @@ def add_firmware_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     flash.add_argument("--probe-arg", action="append", default=None,
                        help="extra argument for the tool (repeatable)")
     flash.set_defaults(func=_flash)
-    add_bench_target_command(sub)
 
 
 __all__ = ["FIRMWARE_BOARDS", "add_firmware_commands", "default_build_dir"]

@@ -10,8 +10,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from hil.protocol import DecodeError, Frame, FrameError, FrameParser, Hello, Info, Message, decode, encode
-from hil.protocol_spec import Precision
+from rlmpc.codegen.protocol import (
+    DecodeError,
+    Frame,
+    FrameError,
+    FrameParser,
+    Hello,
+    Info,
+    Message,
+    decode,
+    encode,
+)
+from rlmpc.codegen.protocol_spec import Precision
 
 
 class LinkError(RuntimeError):

@@ -1,7 +1,7 @@
 """Flash a controller firmware build onto a real board through a debug probe.
 
 :func:`flash_real` programs the ``controller.elf`` (or its ``controller.bin``) that
-:func:`codegen.firmware.build_firmware` writes, with the first of these tools found on ``PATH``
+:func:`rlmpc.codegen.firmware.build_firmware` writes, with the first of these tools found on ``PATH``
 (or the one asked for):
 
 * ``openocd`` (Debian ``openocd``): ``openocd -f interface/stlink.cfg -f target/stm32f4x.cfg

@@ -3,7 +3,7 @@
 It holds no timestamp and no absolute path, so the same inputs give the same
 manifest.  The θ hash is the SHA-256 of the canonical JSON of the flat θ values
 (``json.dumps(list_of_floats, separators=(",", ":"))``: shortest round-trip
-decimals, column-major order of :class:`toolkit.parameters.ParameterSet`).
+decimals, column-major order of :class:`rlmpc.toolkit.parameters.ParameterSet`).
 """
 
 from __future__ import annotations

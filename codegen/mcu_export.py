@@ -1,11 +1,11 @@
 """``rlmpc export --target cortex-m4``: the bare-metal solver of a θ file, with its manifest.
 
-A linear MPC (``is_qp``) becomes the condensed QP with DAQP (:mod:`codegen.mcu.generate`), a
-nonlinear one the real-time iteration (:mod:`codegen.mcu.generate_rti`).  The folder holds
+A linear MPC (``is_qp``) becomes the condensed QP with DAQP (:mod:`rlmpc.codegen.mcu.generate`), a
+nonlinear one the real-time iteration (:mod:`rlmpc.codegen.mcu.generate_rti`).  The folder holds
 the C sources (solver and the DAQP files it needs), ``test_vectors.json`` (cold-start states →
 u0 and the predicted trajectory of the workstation MPC at the same θ, converged; the device
 must reproduce u0 within the manifest's ``tolerance_u0``) and ``manifest.json``; it is built by
-the firmware (:mod:`codegen.firmware`).  ``--check`` compiles it on the host and compares it with acados.
+the firmware (:mod:`rlmpc.codegen.firmware`).  ``--check`` compiles it on the host and compares it with acados.
 """
 
 from __future__ import annotations
@@ -17,19 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 import casadi as cs
 
-import toolkit
-from codegen.bundle_folder import check_destination, staged_bundle
-from codegen.manifest import theta_hash, write_manifest
-from codegen.mcu.toolchain import CORTEX_M4F, Footprint, SolverSources, cortex_m4_footprint
-from codegen.test_vectors import compute_test_vectors
-from toolkit.acados_runtime import acados_version
-from toolkit.options import SolverOptions
-from toolkit.problem import fix_theta
-from toolkit.theta_file import ThetaFile, load_theta
+import rlmpc.toolkit as toolkit
+from rlmpc.codegen.bundle_folder import check_destination, staged_bundle
+from rlmpc.codegen.manifest import theta_hash, write_manifest
+from rlmpc.codegen.mcu.toolchain import CORTEX_M4F, Footprint, SolverSources, cortex_m4_footprint
+from rlmpc.codegen.test_vectors import compute_test_vectors
+from rlmpc.toolkit.acados_runtime import acados_version
+from rlmpc.toolkit.options import SolverOptions
+from rlmpc.toolkit.problem import fix_theta
+from rlmpc.toolkit.theta_file import ThetaFile, load_theta
 
 if TYPE_CHECKING:
-    from codegen.mcu.host_check import HostReport
-    from codegen.mcu.rti_check import RtiReport
+    from rlmpc.codegen.mcu.host_check import HostReport
+    from rlmpc.codegen.mcu.rti_check import RtiReport
 
 MCU_TARGET = "cortex-m4"
 PRECISIONS = ("float32", "float64")
@@ -60,7 +60,7 @@ def _manifest(tf: ThetaFile, precision: str, kind: str, vectors: dict[str, Any],
         "versions": {"toolkit": toolkit.__version__, "acados": acados_version(),
                      "casadi": cs.CasadiMeta.version()},
         "test_vectors": {"json": VECTORS_JSON, "count": len(vectors["vectors"]), "start": "cold",
-                         "reference": "toolkit.mpc.MPC (acados, tol 1e-9) at the same θ, converged",
+                         "reference": "rlmpc.toolkit.mpc.MPC (acados, tol 1e-9) at the same θ, converged",
                          "tolerance_u0": TOLERANCES_U0[precision]},
         "footprint": {"toolchain": "arm-none-eabi-gcc " + " ".join(CORTEX_M4F) + ", --gc-sections",
                       "text": footprint.linked_text, "data": footprint.linked_data,
@@ -85,8 +85,8 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
     bytes, a one-line ValueError is raised and nothing is written.  ``rti_warm_start``
     (nonlinear problems only): the RTI's next guess, the last plan shifted (default) or as it is.
     """
-    from codegen.mcu.generate import generate
-    from codegen.mcu.generate_rti import WARM_STARTS, generate_rti
+    from rlmpc.codegen.mcu.generate import generate
+    from rlmpc.codegen.mcu.generate_rti import WARM_STARTS, generate_rti
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {list(PRECISIONS)}, got {precision!r}")
@@ -122,9 +122,9 @@ def check_mcu(theta_path: str | Path, work_dir: Path,
               rti_warm_start: str | None = None) -> HostReport | RtiReport:
     """Compile the solver on the host (float64 and float32) and compare it with acados; the
     report's ``lines()`` end with the verdict, ``problems()`` lists what failed."""
-    from codegen.mcu.generate_rti import WARM_STARTS
-    from codegen.mcu.host_check import check
-    from codegen.mcu.rti_check import check_rti
+    from rlmpc.codegen.mcu.generate_rti import WARM_STARTS
+    from rlmpc.codegen.mcu.host_check import check
+    from rlmpc.codegen.mcu.rti_check import check_rti
 
     tf = load_theta(theta_path)
     if tf.fns.is_qp:

@@ -12,7 +12,7 @@ import re
 import struct
 from pathlib import Path
 
-from codegen.boards import ALL_BOARDS
+from rlmpc.codegen.boards import ALL_BOARDS
 
 BOARDS_DIR = Path(__file__).resolve().parent.parent / "firmware_templates" / "boards"
 EM_ARM, EM_X86_64, EM_AARCH64 = 40, 62, 183

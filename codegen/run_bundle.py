@@ -3,7 +3,7 @@
 Natively for ``linux-x86_64`` (u0 must match the workstation's MPC bit for bit),
 under ``qemu-aarch64`` for ``linux-aarch64`` (|Δu0| ≤ 1e-9).  Command line::
 
-    python -m codegen.run_bundle BUNDLE [--build-dir DIR]
+    python -m rlmpc.codegen.run_bundle BUNDLE [--build-dir DIR]
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from codegen.build import BundleBuildError, build_bundle
-from codegen.manifest import read_manifest
-from codegen.toolchain import TOLERANCES, ToolchainError, toolchain
-from toolkit.parameters import FloatArray
+from rlmpc.codegen.build import BundleBuildError, build_bundle
+from rlmpc.codegen.manifest import read_manifest
+from rlmpc.codegen.toolchain import TOLERANCES, ToolchainError, toolchain
+from rlmpc.toolkit.parameters import FloatArray
 
 RUN_TIMEOUT_S = 300
 _U0_LINE = re.compile(r"(?:^|\s)u0 (\d+) (-?\d+) (\d+)((?: \S+)+)\s*$")
@@ -133,7 +133,7 @@ def run_bundle(bundle: str | Path, build_dir: str | Path | None = None) -> Bundl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m codegen.run_bundle", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m rlmpc.codegen.run_bundle", description=__doc__)
     parser.add_argument("bundle", help="bundle folder written by export_bundle")
     parser.add_argument("--build-dir", default=None, help="objects and executable (default: BUNDLE/build)")
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""Reference test vectors of an exported controller, computed with :class:`toolkit.mpc.MPC`.
+"""Reference test vectors of an exported controller, computed with :class:`rlmpc.toolkit.mpc.MPC`.
 
 States come from closed loops of the MPC on the problem's own dynamics and from
 seeded random draws in a box; every state is solved from a cold start (the
@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from codegen.c_sources import TEST_VECTORS_MAGIC
-from toolkit.mpc import MPC
-from toolkit.options import SolverOptions
-from toolkit.parameters import FloatArray
-from toolkit.problem import ProblemFunctions
+from rlmpc.codegen.c_sources import TEST_VECTORS_MAGIC
+from rlmpc.toolkit.mpc import MPC
+from rlmpc.toolkit.options import SolverOptions
+from rlmpc.toolkit.parameters import FloatArray
+from rlmpc.toolkit.problem import ProblemFunctions
 
 # boxes the random states are drawn from (and the closed loops start in), per problem
 STATE_BOXES: dict[str, tuple[list[float], list[float]]] = {

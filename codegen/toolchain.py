@@ -1,11 +1,11 @@
 """Export targets: their compiler, acados headers and libraries, and how to run a program.
 
 ``linux-x86_64`` builds with the host ``cc`` against the installed acados wheel
-(flags from :mod:`toolkit.acados_runtime`, with an RPATH to its libraries);
+(flags from :mod:`rlmpc.toolkit.acados_runtime`, with an RPATH to its libraries);
 ``linux-aarch64`` cross-compiles with ``aarch64-linux-gnu-gcc`` against the
-aarch64 acados of :mod:`codegen.aarch64_acados` and runs under ``qemu-aarch64``.
+aarch64 acados of :mod:`rlmpc.codegen.aarch64_acados` and runs under ``qemu-aarch64``.
 Every target compiles with the flags acados' generated Makefile uses for the
-solvers of :class:`toolkit.mpc.MPC`, so x86-64 results are bit-identical.
+solvers of :class:`rlmpc.toolkit.mpc.MPC`, so x86-64 results are bit-identical.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from codegen import aarch64_acados
-from toolkit import acados_runtime
+from rlmpc.codegen import aarch64_acados
+from rlmpc.toolkit import acados_runtime
 
 TARGETS = ("linux-x86_64", "linux-aarch64")
 # |Δu0| allowed between the target and the workstation's MPC: x86-64 runs the same code
 # on the same libacados (bit-exact); aarch64 has other BLASFEO kernels (with FMA).
 TOLERANCES = {"linux-x86_64": 0.0, "linux-aarch64": 1e-9}
-CFLAGS = ("-O2", "-std=c99", "-fPIC")  # as in acados' generated Makefile (toolkit.acados_build)
+CFLAGS = ("-O2", "-std=c99", "-fPIC")  # as in acados' generated Makefile (rlmpc.toolkit.acados_build)
 LIBRARIES = ("acados", "hpipm", "blasfeo", "m")
 CROSS_CC = "aarch64-linux-gnu-gcc"
 QEMU = "qemu-aarch64"

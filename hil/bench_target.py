@@ -20,14 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from hil.cli import (
+from rlmpc.hil.cli import (
     add_device_arguments,
     add_plant_arguments,
     check_device_arguments,
     connected_device,
     reference_and_plant,
 )
-from toolkit.output_folder import claim_output_folder
+from rlmpc.toolkit.output_folder import claim_output_folder
 
 PERCENTILES = (50, 90, 99)
 
@@ -90,10 +90,10 @@ def _histogram(costs: np.ndarray, startup: np.ndarray, unit: str, path: Path, ti
 
 
 def run_bench_target(args: argparse.Namespace) -> int:
-    from codegen.firmware import Bundle
-    from codegen.mcu.toolchain import ToolchainError
-    from hil.runner import run_hil
-    from hil.transport import TransportError
+    from rlmpc.codegen.firmware import Bundle
+    from rlmpc.codegen.mcu.toolchain import ToolchainError
+    from rlmpc.hil.runner import run_hil
+    from rlmpc.hil.transport import TransportError
 
     if args.episodes < 1 or args.steps < 1:
         print("rlmpc bench-target: error: --episodes and --steps: expected >= 1", file=sys.stderr)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from codegen.boards import ALL_BOARDS as TARGETS
+from rlmpc.codegen.boards import ALL_BOARDS as TARGETS
 
 DEFAULT_BAUD = 115200
 PLANTS = {"lti": "LtiGrosZanon", "cartpole": "CartPole", "pendulum": "Pendulum-v1",
@@ -54,14 +54,14 @@ def check_device_arguments(args: argparse.Namespace) -> None:
 
 @contextlib.contextmanager
 def connected_device(args: argparse.Namespace, bundle_dir: str | Path, build_dir: Path) -> Iterator[Any]:
-    """A connected :class:`hil.transport.Device` for the arguments of :func:`add_device_arguments`.
+    """A connected :class:`rlmpc.hil.transport.Device` for the arguments of :func:`add_device_arguments`.
 
     With ``--target`` the firmware is built (unless ``--program``) into ``build_dir``, started,
     and stopped on exit (EXIT frame, SIGTERM, SIGKILL).  Raises ``TransportError`` or
     ``ValueError`` with a one-line message.
     """
-    from codegen.firmware import build_firmware, start_emulator
-    from hil.transport import Device, open_link
+    from rlmpc.codegen.firmware import build_firmware, start_emulator
+    from rlmpc.hil.transport import Device, open_link
 
     check_device_arguments(args)
     with contextlib.ExitStack() as stack:
@@ -153,9 +153,9 @@ def reference_and_plant(manifest: dict[str, Any], plant: str | None,
     """The workstation MPC at the bundle's θ, and the plant environment (see :func:`plant_choice`)."""
     import numpy as np
 
-    from toolkit import MPC, SolverOptions
-    from toolkit.registry import make_env, make_problem
-    from toolkit.rl.plant_io import plant_state
+    from rlmpc.toolkit import MPC, SolverOptions
+    from rlmpc.toolkit.registry import make_env, make_problem
+    from rlmpc.toolkit.rl.plant_io import plant_state
 
     name, params = plant_choice(manifest, plant, plant_params)
     problem = manifest["problem"]["name"]
@@ -174,14 +174,14 @@ def reference_and_plant(manifest: dict[str, Any], plant: str | None,
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from codegen.firmware import Bundle
-    from codegen.mcu.toolchain import ToolchainError
-    from hil.conditions import Conditions
-    from hil.report import FILES, write_report
-    from hil.runner import run_hil
-    from hil.transport import TransportError
-    from hil.verdict import Thresholds, evaluate
-    from toolkit.output_folder import claim_output_folder
+    from rlmpc.codegen.firmware import Bundle
+    from rlmpc.codegen.mcu.toolchain import ToolchainError
+    from rlmpc.hil.conditions import Conditions
+    from rlmpc.hil.report import FILES, write_report
+    from rlmpc.hil.runner import run_hil
+    from rlmpc.hil.transport import TransportError
+    from rlmpc.hil.verdict import Thresholds, evaluate
+    from rlmpc.toolkit.output_folder import claim_output_folder
 
     check_device_arguments(args)
     bundle = Bundle.load(args.bundle)

@@ -1,8 +1,8 @@
 """Fault injection on a serial link: bit flips, dropped bytes, delays and device resets.
 
-:class:`FaultyPort` wraps the port a :class:`hil.transport.Device` uses (same interface:
+:class:`FaultyPort` wraps the port a :class:`rlmpc.hil.transport.Device` uses (same interface:
 ``write``, ``read``, ``flush``, ``in_waiting``, ``close``, ... and ``log`` of a wrapped
-:class:`hil.transport.RecordingPort`) and, with a seeded :class:`numpy.random.Generator`,
+:class:`rlmpc.hil.transport.RecordingPort`) and, with a seeded :class:`numpy.random.Generator`,
 
 * flips one bit of a byte with probability ``flip_rate`` per byte,
 * drops a byte with probability ``drop_rate`` per byte,
@@ -10,15 +10,15 @@
 
 in the directions of ``directions`` (``"tx"``: host → device, ``"rx"``: device → host), only
 while the number of STEP frames written is in ``[start_step, stop_step)`` (so the handshake
-and the initial RESET of :func:`hil.runner.run_hil` stay clean unless asked otherwise).
+and the initial RESET of :func:`rlmpc.hil.runner.run_hil` stay clean unless asked otherwise).
 ``reset_at`` lists STEP counts after whose frame the device is reset by ``reset_device``: a
 callable that resets or restarts the device and returns a new raw port (its link changed,
 e.g. a restarted emulator) or None (the same port stays valid).  The in-flight STEP then gets
-no reply and the :class:`~hil.transport.Device` must resync (a new HELLO handshake) and retry.
+no reply and the :class:`~rlmpc.hil.transport.Device` must resync (a new HELLO handshake) and retry.
 
 Everything injected is counted in :attr:`FaultyPort.counts` (:class:`FaultCounts`), together
 with the HELLO frames written (handshakes).  :func:`attach_fault_counts` copies the counts into
-a :class:`~hil.runner.HilRun`'s ``link`` so that :func:`hil.report.write_report` writes them.
+a :class:`~rlmpc.hil.runner.HilRun`'s ``link`` so that :func:`rlmpc.hil.report.write_report` writes them.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from hil.protocol_spec import SYNC, MsgType
+from rlmpc.codegen.protocol_spec import SYNC, MsgType
 
 ResetHook = Callable[[], Any]
 
@@ -152,7 +152,7 @@ class FaultyPort:
 
     def swap_port(self, new: Any) -> None:
         """Replace the raw port (after the device restarted on a new link).  A wrapped
-        :class:`~hil.transport.RecordingPort` keeps its log: only its inner port changes."""
+        :class:`~rlmpc.hil.transport.RecordingPort` keeps its log: only its inner port changes."""
         target = self.port
         inner_holder = target if hasattr(target, "log") and hasattr(target, "port") else self
         old = inner_holder.port
@@ -202,7 +202,7 @@ def find_faulty(port: Any) -> FaultyPort | None:
 
 def attach_fault_counts(run: Any, port: Any) -> Any:
     """Copy the injected counts of the :class:`FaultyPort` behind ``port`` into ``run.link["faults"]``
-    (written by :func:`hil.report.write_report` in ``hil.json``); returns ``run``."""
+    (written by :func:`rlmpc.hil.report.write_report` in ``hil.json``); returns ``run``."""
     faulty = find_faulty(port)
     if faulty is not None:
         run.link["faults"] = faulty.counts.as_dict()
@@ -216,7 +216,7 @@ def emulator_restarter(program: Any, board: str, holder: dict[str, Any]) -> Rese
     ``holder["emu"]`` is updated so that the caller stops the latest emulator."""
     import serial
 
-    from codegen.firmware import start_emulator
+    from rlmpc.codegen.firmware import start_emulator
 
     def restart() -> Any:
         holder["emu"].stop()

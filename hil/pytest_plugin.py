@@ -1,7 +1,7 @@
 """pytest plugin for HIL tests: ``--hil-target``, ``--hil-port``, ``--hil-bundle``; fixtures
 ``dut`` and ``hil_run``; the raw serial log of every test that used the device.
 
-Load it with ``-p hil.pytest_plugin`` or ``pytest_plugins = ["hil.pytest_plugin"]`` (or the
+Load it with ``-p rlmpc.hil.pytest_plugin`` or ``pytest_plugins = ["rlmpc.hil.pytest_plugin"]`` (or the
 ``pytest11`` entry point ``rlmpc_hil``).
 
 * ``--hil-target host|mps2-an386|stm32f405|linux-aarch64`` (default ``host``): the board to
@@ -13,14 +13,14 @@ Load it with ``-p hil.pytest_plugin`` or ``pytest_plugins = ["hil.pytest_plugin"
 
 Fixtures:
 
-* ``hil_bundle`` (session): the :class:`codegen.firmware.Bundle`.
-* ``hil_device`` (module): the connected :class:`hil.transport.Device`; the emulator / host
+* ``hil_bundle`` (session): the :class:`rlmpc.codegen.firmware.Bundle`.
+* ``hil_device`` (module): the connected :class:`rlmpc.hil.transport.Device`; the emulator / host
   program is started for the module and stopped (EXIT, then signals) at its end.
 * ``dut`` (per test): the module's device, with the raw serial log of this test written to
   ``<tmp_path>/serial.log`` at teardown; the path is in the test report's ``user_properties``
   (``hil_serial_log``) and in a report section.
 * ``hil_run`` (per test): ``hil_run(steps=50, seed=0, thresholds=None, device=None, **kw)``
-  runs :func:`hil.runner.run_hil` against the bundle's plant with the workstation MPC as the
+  runs :func:`rlmpc.hil.runner.run_hil` against the bundle's plant with the workstation MPC as the
   reference, evaluates it and writes the report into ``<tmp_path>/hil``; returns a
   :class:`HilResult` (``run``, ``verdict``, ``paths``).
 """
@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from codegen.boards import ALL_BOARDS as TARGETS
+from rlmpc.codegen.boards import ALL_BOARDS as TARGETS
 
 LOG_KEY = "hil_serial_log"
 REPORT_KEY = "hil_report"
@@ -56,7 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "hil: a test that talks to the controller firmware")
     if os.environ.get("RLMPC_PLUGINS"):  # the user's own problems and plants
-        from toolkit.registry import load_plugins
+        from rlmpc.toolkit.registry import load_plugins
 
         try:
             load_plugins()
@@ -66,8 +66,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @dataclass
 class HilResult:
-    run: Any  # hil.runner.HilRun
-    verdict: Any  # hil.verdict.Verdict
+    run: Any  # rlmpc.hil.runner.HilRun
+    verdict: Any  # rlmpc.hil.verdict.Verdict
     paths: dict[str, Path]
 
     @property
@@ -82,22 +82,22 @@ def hil_target(pytestconfig: pytest.Config) -> str:
 
 @pytest.fixture(scope="session")
 def hil_bundle(pytestconfig: pytest.Config, hil_target: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from codegen.firmware import Bundle
+    from rlmpc.codegen.firmware import Bundle
 
     given = pytestconfig.getoption("hil_bundle")
     if given:
         return Bundle.load(given)
     if pytestconfig.getoption("hil_port"):
         raise pytest.UsageError("--hil-port needs --hil-bundle: the bundle the device was flashed with")
-    from codegen.mcu_export import export_mcu
-    from toolkit.problems import lti_mpc
-    from toolkit.theta_file import save_theta, theta_document
+    from rlmpc.codegen.mcu_export import export_mcu
+    from rlmpc.toolkit.problems import lti_mpc
+    from rlmpc.toolkit.theta_file import save_theta, theta_document
 
     root = tmp_path_factory.mktemp("hil_bundle")
     fns = lti_mpc().build()
     save_theta(root / "theta.json", theta_document("lti", {}, fns, fns.theta.default()))
     if hil_target == "linux-aarch64":
-        from codegen.bundle import export_bundle
+        from rlmpc.codegen.bundle import export_bundle
 
         return Bundle.load(export_bundle(root / "theta.json", "linux-aarch64", root / "bundle"))
     return Bundle.load(export_mcu(root / "theta.json", root / "bundle"))
@@ -109,7 +109,7 @@ def hil_program(pytestconfig: pytest.Config, hil_bundle: Any, hil_target: str,
     """The firmware built for ``--hil-target`` (None with ``--hil-port``)."""
     if pytestconfig.getoption("hil_port"):
         return None
-    from codegen.firmware import build_firmware
+    from rlmpc.codegen.firmware import build_firmware
 
     return build_firmware(hil_bundle.directory, hil_target, tmp_path_factory.mktemp(f"fw_{hil_target}"))
 
@@ -119,8 +119,8 @@ def hil_reference(hil_bundle: Any) -> Any:
     """The workstation MPC of the bundle's problem at its θ."""
     import numpy as np
 
-    from toolkit import MPC, SolverOptions
-    from toolkit.registry import make_problem
+    from rlmpc.toolkit import MPC, SolverOptions
+    from rlmpc.toolkit.registry import make_problem
 
     m = hil_bundle.manifest
     fns = make_problem(m["problem"]["name"], m["problem"].get("params", {})).build()
@@ -129,8 +129,8 @@ def hil_reference(hil_bundle: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def hil_device(pytestconfig: pytest.Config, hil_program: Path | None, hil_target: str) -> Iterator[Any]:
-    from codegen.firmware import start_emulator
-    from hil.transport import Device, open_link
+    from rlmpc.codegen.firmware import start_emulator
+    from rlmpc.hil.transport import Device, open_link
 
     url = pytestconfig.getoption("hil_port")
     with contextlib.ExitStack() as stack:
@@ -173,18 +173,18 @@ def hil_run(request: pytest.FixtureRequest, dut: Any, hil_bundle: Any, hil_refer
             tmp_path: Path) -> Callable[..., HilResult]:
     """``hil_run(steps=50, seed=0, thresholds=None, device=None, plant=None, out=None, **kw)``:
     run, judge and report (see the module doc)."""
-    from hil.faults import attach_fault_counts
-    from hil.report import write_report
-    from hil.runner import run_hil
-    from hil.verdict import Thresholds, evaluate
-    from toolkit.registry import make_env
+    from rlmpc.hil.faults import attach_fault_counts
+    from rlmpc.hil.report import write_report
+    from rlmpc.hil.runner import run_hil
+    from rlmpc.hil.verdict import Thresholds, evaluate
+    from rlmpc.toolkit.registry import make_env
 
     counter = [0]
 
     def run(steps: int = 50, seed: int = 0, thresholds: Any = None, *, device: Any = None,
             plant: Any = None, out: str | Path | None = None, **kwargs: Any) -> HilResult:
         dev = dut if device is None else device
-        from hil.cli import plant_choice
+        from rlmpc.hil.cli import plant_choice
 
         env = plant if plant is not None else make_env(*plant_choice(hil_bundle.manifest, None))
         if isinstance(env, str):

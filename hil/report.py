@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from hil.runner import HilRun
-from hil.verdict import Verdict
+from rlmpc.hil.runner import HilRun
+from rlmpc.hil.verdict import Verdict
 
 FILES = {"json": "hil.json", "markdown": "summary.md", "junit": "junit.xml", "serial_log": "serial.log",
          "states_png": "states.png", "actions_png": "actions.png", "action_error_png": "action_error.png",

@@ -22,18 +22,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hil.conditions import Conditions
-from hil.protocol import hash_prefix
-from hil.protocol_spec import CostUnit, Precision, StatusFlag
-from hil.transport import Device, TransportError
-from toolkit.rl.plant_io import plant_cost, plant_state
+from rlmpc.codegen.protocol import hash_prefix
+from rlmpc.codegen.protocol_spec import CostUnit, Precision, StatusFlag
+from rlmpc.hil.conditions import Conditions
+from rlmpc.hil.transport import Device, TransportError
+from rlmpc.toolkit.rl.plant_io import plant_cost, plant_state
 
 Policy = Callable[[np.ndarray], np.ndarray]
 DEFAULT_SEGMENT = 20  # steps between restarts of the reference from the device's state (~ a horizon)
 
 
 def as_policy(reference: Any) -> Policy:
-    """A callable ``x -> u`` from a :class:`toolkit.mpc.MPC` (``.value(x).u0``) or a callable."""
+    """A callable ``x -> u`` from a :class:`rlmpc.toolkit.mpc.MPC` (``.value(x).u0``) or a callable."""
     if hasattr(reference, "value"):
         return lambda x: np.asarray(reference.value(x).u0, dtype=float).ravel()
     if callable(reference):
@@ -73,7 +73,7 @@ class HilRun:
     wall_time: float
     segment: int = 0  # the reference restarts from the device's state every `segment` steps
     late: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # paced steps over their tick
-    conditions: dict[str, Any] = field(default_factory=dict)  # hil.conditions.Conditions.as_dict()
+    conditions: dict[str, Any] = field(default_factory=dict)  # rlmpc.hil.conditions.Conditions.as_dict()
     serial_log: list[tuple[float, str, bytes]] = field(default_factory=list)
 
     @property
@@ -148,13 +148,13 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
             progress: Callable[[int], None] | None = None) -> HilRun:
     """Run ``steps`` closed-loop steps of ``plant_env`` under ``device`` (see the module doc).
 
-    ``reference_mpc``: a :class:`toolkit.mpc.MPC` at the bundle's θ or a callable ``x -> u``.
+    ``reference_mpc``: a :class:`rlmpc.toolkit.mpc.MPC` at the bundle's θ or a callable ``x -> u``.
     ``manifest``: the bundle's ``manifest.json`` (identity checks, input bounds, safe action).
     ``safe_action``: applied for a lost step (default: zero clipped to the input bounds).
     ``segment``: restart the reference from the device's state (and plant copy) every this many
     steps; ``None``: one reference closed loop from the initial state.
     ``conditions``: measurement noise, input disturbances and real-time pacing
-    (:class:`hil.conditions.Conditions`); the reference loop gets the same realisations.
+    (:class:`rlmpc.hil.conditions.Conditions`); the reference loop gets the same realisations.
     """
     if steps < 1:
         raise ValueError("steps: expected >= 1")

@@ -3,7 +3,7 @@
 :func:`open_link` opens any pyserial URL (``/dev/tty*``, a pty path, ``socket://``,
 ``rfc2217://``, ``loop://``) with bounded retries and wraps the port in a
 :class:`RecordingPort` that keeps the raw bytes in both directions (the serial log artifact).
-:class:`Device` wraps :class:`codegen.firmware_link.FirmwareLink` (one request in flight):
+:class:`Device` wraps :class:`rlmpc.codegen.firmware_link.FirmwareLink` (one request in flight):
 ``info()``, ``step(x)``, ``reset()``, ``ping()``.  A failed request (timeout, frame error,
 undecodable or unexpected reply, ERROR reply) is retried after a resynchronisation (drain
 input, reset the parser, a new HELLO handshake); every retry, resync and lost step is counted
@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 import serial
 
-from codegen.firmware_link import FirmwareLink, LinkError
-from hil.protocol import (
+from rlmpc.codegen.firmware_link import FirmwareLink, LinkError
+from rlmpc.codegen.protocol import (
     Ack,
     Action,
     DecodeError,
@@ -36,7 +36,7 @@ from hil.protocol import (
     Reset,
     Step,
 )
-from hil.protocol_spec import CostUnit, MsgType, Precision
+from rlmpc.codegen.protocol_spec import CostUnit, MsgType, Precision
 
 
 class TransportError(RuntimeError):

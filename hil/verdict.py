@@ -1,4 +1,4 @@
-"""PASS/FAIL of a :class:`hil.runner.HilRun` against thresholds, with one reason per failed check.
+"""PASS/FAIL of a :class:`rlmpc.hil.runner.HilRun` against thresholds, with one reason per failed check.
 
 Defaults (:class:`Thresholds`): max |u_dev − u_ref| ≤ 1e-3 for a float32 device (1e-6 for
 float64); closed-loop cost within 1 % of the workstation reference; inputs inside the bundle's
@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from hil.protocol_spec import Precision, StatusFlag
-from hil.runner import HilRun
-from toolkit.json_file import read_json
+from rlmpc.codegen.protocol_spec import Precision, StatusFlag
+from rlmpc.hil.runner import HilRun
+from rlmpc.toolkit.json_file import read_json
 
 ACTION_TOL_DEFAULT = {int(Precision.F32): 1e-3, int(Precision.F64): 1e-6}
 

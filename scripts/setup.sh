@@ -63,8 +63,6 @@ if ! "$VENV/bin/python" -c "import casadi, sys; sys.exit(0 if casadi.__version__
   log "repairing CasADi (the slim copy from comma-deps-acados is active)"
   "${PIP[@]}" install --force-reinstall --no-deps "casadi==3.8.2"
 fi
-# aarch64 acados libraries and headers (same version) for cross-compiled exports
-"$VENV/bin/python" -m codegen.aarch64_acados >/dev/null
-# DAQP sources (sdist from PyPI, cached, never committed) for the bare-metal solver
-"$VENV/bin/python" -m codegen.mcu.daqp_sources >/dev/null
+# Vendored third-party files shipped in the package (DAQP sources, aarch64 acados): fetched once
+"$VENV/bin/python" -m rlmpc.codegen.third_party >/dev/null
 log "ready"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from toolkit import MPC, SolverOptions
-from toolkit.problems import cartpole_mpc, lti_mpc
+from rlmpc.toolkit import MPC, SolverOptions
+from rlmpc.toolkit.problems import cartpole_mpc, lti_mpc
 
 # CI runs the same examples every time (a red CI then means a regression, not a new random
 # draw); local runs keep exploring, and failures found there are kept in .hypothesis/.

@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import serial
 
-from codegen.firmware import Bundle, Emulator, build_firmware, start_emulator
-from codegen.firmware_link import FirmwareLink
-from codegen.mcu.host_check import random_states
-from codegen.mcu.toolchain import build_host_harness
-from codegen.mcu_export import export_mcu
-from toolkit import MPC, SolverOptions
-from toolkit.problem import ProblemFunctions
-from toolkit.problems import lti_mpc
-from toolkit.theta_file import save_theta, theta_document
+from rlmpc.codegen.firmware import Bundle, Emulator, build_firmware, start_emulator
+from rlmpc.codegen.firmware_link import FirmwareLink
+from rlmpc.codegen.mcu.host_check import random_states
+from rlmpc.codegen.mcu.toolchain import build_host_harness
+from rlmpc.codegen.mcu_export import export_mcu
+from rlmpc.toolkit import MPC, SolverOptions
+from rlmpc.toolkit.problem import ProblemFunctions
+from rlmpc.toolkit.problems import lti_mpc
+from rlmpc.toolkit.theta_file import save_theta, theta_document
 
 
 def alive(pid: int) -> bool:

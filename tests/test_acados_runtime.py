@@ -7,11 +7,11 @@ import os
 import subprocess
 import sys
 
-from toolkit import MPC
-from toolkit.acados_build import build_solver
-from toolkit.acados_runtime import StdoutTrap, acados_paths, captured_output, check_installation
-from toolkit.options import SolverOptions
-from toolkit.problems import cartpole_mpc, lti_mpc
+from rlmpc.toolkit import MPC
+from rlmpc.toolkit.acados_build import build_solver
+from rlmpc.toolkit.acados_runtime import StdoutTrap, acados_paths, captured_output, check_installation
+from rlmpc.toolkit.options import SolverOptions
+from rlmpc.toolkit.problems import cartpole_mpc, lti_mpc
 
 
 def test_installation_check_passes() -> None:
@@ -78,7 +78,7 @@ def test_build_cache_is_reused_and_keyed_by_problem() -> None:
 
 
 def test_problem_hash_is_stable_across_processes() -> None:
-    code = "from toolkit.problems import cartpole_mpc; print(cartpole_mpc().build().problem_hash)"
+    code = "from rlmpc.toolkit.problems import cartpole_mpc; print(cartpole_mpc().build().problem_hash)"
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True).stdout.strip() for _ in range(2)}
     assert len(outs) == 1

@@ -9,8 +9,8 @@ import casadi as cs
 import numpy as np
 import pytest
 
-from toolkit import MPC, ParametricMPC, SolverOptions
-from toolkit.problems import cartpole_mpc
+from rlmpc.toolkit import MPC, ParametricMPC, SolverOptions
+from rlmpc.toolkit.problems import cartpole_mpc
 
 
 def small_problem() -> ParametricMPC:
@@ -128,8 +128,8 @@ def test_unknown_option_key() -> None:
 def test_rejected_option_never_reaches_acados() -> None:
     """In a fresh process: the refusal is an exception, the process lives on."""
     code = (
-        "from toolkit import MPC, SolverOptions\n"
-        "from toolkit.problems import cartpole_mpc, lti_mpc\n"
+        "from rlmpc.toolkit import MPC, SolverOptions\n"
+        "from rlmpc.toolkit.problems import cartpole_mpc, lti_mpc\n"
         "try:\n"
         "    MPC(lti_mpc(), SolverOptions(qp_solver='PARTIAL_CONDENSING_QPDUNES'))\n"
         "except ValueError as e:\n"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from codegen.bundle_folder import check_destination, staged_bundle
-from codegen.manifest import write_manifest
+from rlmpc.codegen.bundle_folder import check_destination, staged_bundle
+from rlmpc.codegen.manifest import write_manifest
 
 
 def earlier_bundle(root: Path) -> Path:

@@ -17,19 +17,19 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from toolkit.envs.cartpole_incline import CartPoleIncline
-from toolkit.mpc import MPC
-from toolkit.options import SolverOptions
-from toolkit.problems.cartpole import cartpole_dynamics
-from toolkit.problems.cartpole_incline import (
+from rlmpc.toolkit.envs.cartpole_incline import CartPoleIncline
+from rlmpc.toolkit.mpc import MPC
+from rlmpc.toolkit.options import SolverOptions
+from rlmpc.toolkit.problems.cartpole import cartpole_dynamics
+from rlmpc.toolkit.problems.cartpole_incline import (
     cartpole_incline_mpc,
     equilibrium_force,
     incline_dynamics,
 )
-from toolkit.registry import make_env
-from toolkit.rl.config import TrainConfig, load_config
-from toolkit.rl.evaluation import greedy_cost
-from toolkit.rl.training import Trainer
+from rlmpc.toolkit.registry import make_env
+from rlmpc.toolkit.rl.config import TrainConfig, load_config
+from rlmpc.toolkit.rl.evaluation import greedy_cost
+from rlmpc.toolkit.rl.training import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "examples" / "cartpole_qlearning.toml"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from codegen.mcu_export import export_mcu
-from codegen.program_check import EM_AARCH64, EM_ARM, EM_X86_64, check_program
-from hil.verdict import Thresholds
-from toolkit.cli import main
-from toolkit.registry import make_problem
-from toolkit.theta_file import save_theta, theta_document
+from rlmpc.cli import main
+from rlmpc.codegen.mcu_export import export_mcu
+from rlmpc.codegen.program_check import EM_AARCH64, EM_ARM, EM_X86_64, check_program
+from rlmpc.hil.verdict import Thresholds
+from rlmpc.toolkit.registry import make_problem
+from rlmpc.toolkit.theta_file import save_theta, theta_document
 
 
 def elf(path: Path, machine: int, load_address: int, wide: bool = False) -> Path:
@@ -111,7 +111,7 @@ def test_train_output_must_be_a_folder_and_ctrl_c_says_how_to_resume(
     assert "exists and is not a folder" in capsys.readouterr().err
     assert (tmp_path / "file").read_text() == "mine"
 
-    from toolkit.rl import training
+    from rlmpc.toolkit.rl import training
 
     def interrupted(self: training.Trainer, resume: bool = False) -> None:
         self.save_checkpoint()
@@ -127,7 +127,7 @@ def test_train_output_must_be_a_folder_and_ctrl_c_says_how_to_resume(
 
 def test_output_folders_of_the_user_are_refused(tmp_path: Path, lti_bundle: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    from toolkit.output_folder import MARKER, claim_output_folder
+    from rlmpc.toolkit.output_folder import MARKER, claim_output_folder
 
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -163,7 +163,7 @@ def test_hil_plant_and_link_options_are_checked(lti_bundle: Path, tmp_path: Path
 
 
 def test_output_folders_belong_to_one_command(tmp_path: Path) -> None:
-    from toolkit.output_folder import claim_output_folder
+    from rlmpc.toolkit.output_folder import claim_output_folder
 
     claim_output_folder(tmp_path / "o", "hil", ["hil.json"])
     with pytest.raises(ValueError, match="written by rlmpc hil, not train"):
@@ -171,7 +171,7 @@ def test_output_folders_belong_to_one_command(tmp_path: Path) -> None:
 
 
 def test_demo_checks_its_folders_before_deleting_anything(tmp_path: Path) -> None:
-    from toolkit.cli import _demo_folders
+    from rlmpc.cli import _demo_folders
 
     run = tmp_path / "demo" / "lti_qlearning"
     run.mkdir(parents=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.cli import main
+from rlmpc.cli import main
 
 
 def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""Tests of the plant environments in toolkit.envs."""
+"""Tests of the plant environments in rlmpc.toolkit.envs."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from toolkit.envs import CartPole, GymPlant, LtiGrosZanon, Plant
-from toolkit.envs.gym_plant import pendulum_plant
-from toolkit.problems.cartpole import CART_LIMIT, FORCE_LIMIT, GRAVITY, cartpole_dynamics
-from toolkit.problems.lti import A_TRUE, B_TRUE
+from rlmpc.toolkit.envs import CartPole, GymPlant, LtiGrosZanon, Plant
+from rlmpc.toolkit.envs.gym_plant import pendulum_plant
+from rlmpc.toolkit.problems.cartpole import CART_LIMIT, FORCE_LIMIT, GRAVITY, cartpole_dynamics
+from rlmpc.toolkit.problems.lti import A_TRUE, B_TRUE
 
 # check_env warnings that are consequences of the specified spaces, not contract violations
 BENIGN_WARNINGS = (

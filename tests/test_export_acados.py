@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codegen.bundle import export_bundle
-from codegen.manifest import read_manifest, theta_hash
-from codegen.run_bundle import run_bundle
-from toolkit.acados_runtime import acados_paths
-from toolkit.problem import ParametricMPC
-from toolkit.problems import cartpole_mpc, lti_mpc
-from toolkit.theta_file import save_theta, theta_document
+from rlmpc.codegen.bundle import export_bundle
+from rlmpc.codegen.manifest import read_manifest, theta_hash
+from rlmpc.codegen.run_bundle import run_bundle
+from rlmpc.toolkit.acados_runtime import acados_paths
+from rlmpc.toolkit.problem import ParametricMPC
+from rlmpc.toolkit.problems import cartpole_mpc, lti_mpc
+from rlmpc.toolkit.theta_file import save_theta, theta_document
 
 MAKERS: dict[str, Callable[[], ParametricMPC]] = {"lti": lti_mpc, "cartpole": cartpole_mpc}
 

@@ -6,7 +6,7 @@ import casadi as cs
 import numpy as np
 import pytest
 
-from toolkit.fast_function import FastFunction
+from rlmpc.toolkit.fast_function import FastFunction
 
 
 def test_matches_plain_casadi_call_for_vectors_and_matrices() -> None:

@@ -16,14 +16,14 @@ import pytest
 import serial
 from processes import connected, lti_bundle, processes_running
 
-from codegen.firmware import Bundle, Emulator, build_firmware, safe_action, start_emulator
-from codegen.firmware_link import FirmwareLink
-from codegen.manifest import theta_hash
-from codegen.mcu.host_check import HostSolver
-from codegen.mcu.qemu_bench import RESOLUTION, qemu_available
-from codegen.mcu.toolchain import build_host_harness
-from codegen.mcu_export import export_mcu
-from hil.protocol import (
+from rlmpc.codegen.firmware import Bundle, Emulator, build_firmware, safe_action, start_emulator
+from rlmpc.codegen.firmware_link import FirmwareLink
+from rlmpc.codegen.manifest import theta_hash
+from rlmpc.codegen.mcu.host_check import HostSolver
+from rlmpc.codegen.mcu.qemu_bench import RESOLUTION, qemu_available
+from rlmpc.codegen.mcu.toolchain import build_host_harness
+from rlmpc.codegen.mcu_export import export_mcu
+from rlmpc.codegen.protocol import (
     Ack,
     Action,
     Error,
@@ -38,7 +38,7 @@ from hil.protocol import (
     encode_frame,
     hash_prefix,
 )
-from hil.protocol_spec import CostUnit, ErrorCode, MsgType, Precision, StatusFlag
+from rlmpc.codegen.protocol_spec import CostUnit, ErrorCode, MsgType, Precision, StatusFlag
 
 N_STATES = 12
 

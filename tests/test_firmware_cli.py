@@ -20,16 +20,16 @@ import pytest
 import serial
 from processes import alive
 
-from codegen.firmware import build_firmware
-from codegen.firmware_link import FirmwareLink
-from codegen.mcu_export import export_mcu
-from hil.protocol_spec import Precision
-from toolkit.cli import main
-from toolkit.registry import make_problem
-from toolkit.theta_file import save_theta, theta_document
+from rlmpc.cli import main
+from rlmpc.codegen.firmware import build_firmware
+from rlmpc.codegen.firmware_link import FirmwareLink
+from rlmpc.codegen.mcu_export import export_mcu
+from rlmpc.codegen.protocol_spec import Precision
+from rlmpc.toolkit.registry import make_problem
+from rlmpc.toolkit.theta_file import save_theta, theta_document
 
 REPO = Path(__file__).resolve().parents[1]
-RLMPC = [sys.executable, "-m", "toolkit.cli"]
+RLMPC = [sys.executable, "-m", "rlmpc"]
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,8 @@ def test_flash_a_bundle_runs_it_until_sigterm(lti_bundle: Path, tmp_path: Path) 
             proc.kill()
             proc.wait()
     assert not alive(pid)
-    assert (tmp_path / "build" / "firmware" / "lti_mcu-host" / "controller").is_file()
+    assert (lti_bundle / "build" / "firmware-host" / "controller").is_file()  # the bundle's own build/
+    assert not any(tmp_path.iterdir())  # nothing written into the current folder
 
 
 FAKE_OPENOCD = """#!/bin/sh
@@ -149,8 +150,8 @@ def test_flash_refuses_what_is_not_a_bundle_or_program(tmp_path: Path,
 
 def test_plant_params_reach_the_plant(lti_bundle: Path, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from hil.cli import reference_and_plant
-    from toolkit.envs.cartpole_incline import CartPoleIncline
+    from rlmpc.hil.cli import reference_and_plant
+    from rlmpc.toolkit.envs.cartpole_incline import CartPoleIncline
 
     manifest = {"problem": {"name": "cartpole_incline", "params": {"m_pole": 0.5}},
                 "theta": {"flat": [0.0]}}
@@ -161,7 +162,7 @@ def test_plant_params_reach_the_plant(lti_bundle: Path, tmp_path: Path,
     code = main(["hil", str(lti_bundle), "--target", "host", "--steps", "5", "--plant-params",
                  '{"mass": 1}', "--out", str(tmp_path / "h")])
     assert code == 2 and "env.params:" in capsys.readouterr().err  # LtiGrosZanon has no 'mass'
-    from toolkit.registry import make_env
+    from rlmpc.toolkit.registry import make_env
 
     plant = make_env("CartPoleIncline", {"m_pole": 0.65, "slope": 0.12})
     assert isinstance(plant, CartPoleIncline) and plant.m_pole == 0.65

@@ -18,8 +18,8 @@ import pytest
 import serial
 from processes import alive, connected, lti_bundle, processes_running
 
-from codegen.boards import ALL_BOARDS, MCU_BOARDS
-from codegen.firmware import (
+from rlmpc.codegen.boards import ALL_BOARDS, MCU_BOARDS
+from rlmpc.codegen.firmware import (
     QEMU_MACHINES,
     TEMPLATES,
     Bundle,
@@ -27,14 +27,14 @@ from codegen.firmware import (
     build_firmware,
     start_emulator,
 )
-from codegen.firmware_link import FirmwareLink
-from codegen.manifest import theta_hash
-from codegen.mcu.host_check import HostSolver
-from codegen.mcu.qemu_bench import qemu_available
-from codegen.mcu.toolchain import ARM_GCC, CORTEX_M4F, WARNINGS, build_host_harness
-from codegen.mcu_export import export_mcu
-from hil.protocol import Ack, Action, Exit, Hello, Info, Ping, Pong, Reset, Step, encode, hash_prefix
-from hil.protocol_spec import CostUnit, MsgType, Precision, StatusFlag
+from rlmpc.codegen.firmware_link import FirmwareLink
+from rlmpc.codegen.manifest import theta_hash
+from rlmpc.codegen.mcu.host_check import HostSolver
+from rlmpc.codegen.mcu.qemu_bench import qemu_available
+from rlmpc.codegen.mcu.toolchain import ARM_GCC, CORTEX_M4F, WARNINGS, build_host_harness
+from rlmpc.codegen.mcu_export import export_mcu
+from rlmpc.codegen.protocol import Ack, Action, Exit, Hello, Info, Ping, Pong, Reset, Step, encode, hash_prefix
+from rlmpc.codegen.protocol_spec import CostUnit, MsgType, Precision, StatusFlag
 
 BOARD = "stm32f405"
 BOARD_DIR = TEMPLATES / "boards" / BOARD
@@ -202,8 +202,8 @@ def test_float64_bundle(build: Build, tmp_path: Path) -> None:
 
 
 def test_cli_board_choices_match_the_firmware_builder() -> None:
-    from codegen.firmware_cli import FIRMWARE_BOARDS
-    from hil.cli import TARGETS
-    from hil.pytest_plugin import TARGETS as PLUGIN_TARGETS
+    from rlmpc.codegen.firmware_cli import FIRMWARE_BOARDS
+    from rlmpc.hil.cli import TARGETS
+    from rlmpc.hil.pytest_plugin import TARGETS as PLUGIN_TARGETS
 
     assert FIRMWARE_BOARDS == TARGETS == PLUGIN_TARGETS == ALL_BOARDS

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codegen.firmware import Bundle, build_firmware, start_emulator
-from codegen.mcu_export import TOLERANCES_U0, export_mcu
-from hil.protocol import hash_prefix
-from hil.protocol_spec import StatusFlag
-from hil.transport import Device, open_link
-from toolkit.registry import make_problem
-from toolkit.theta_file import save_theta, theta_document
+from rlmpc.codegen.firmware import Bundle, build_firmware, start_emulator
+from rlmpc.codegen.mcu_export import TOLERANCES_U0, export_mcu
+from rlmpc.codegen.protocol import hash_prefix
+from rlmpc.codegen.protocol_spec import StatusFlag
+from rlmpc.hil.transport import Device, open_link
+from rlmpc.toolkit.registry import make_problem
+from rlmpc.toolkit.theta_file import save_theta, theta_document
 
 CASES = {"lti": ("host", "mps2-an386", "stm32f405"), "cartpole": ("host", "mps2-an386")}
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from toolkit import MPC
-from toolkit.problem import fix_theta
-from toolkit.problems import cartpole_mpc, lti_mpc
+from rlmpc.toolkit import MPC
+from rlmpc.toolkit.problem import fix_theta
+from rlmpc.toolkit.problems import cartpole_mpc, lti_mpc
 
 
 def test_fixed_theta_problem_gives_the_same_solution() -> None:

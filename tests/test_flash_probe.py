@@ -1,4 +1,4 @@
-"""Flashing a real board through a debug probe (:mod:`codegen.flash_probe`).
+"""Flashing a real board through a debug probe (:mod:`rlmpc.codegen.flash_probe`).
 
 Only the external process is faked: small ``openocd`` / ``pyocd`` / ``st-flash`` shell scripts
 on a ``PATH`` of their own record their argv and print what the real tools print (OpenOCD
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from codegen.flash_probe import (
+from rlmpc.codegen.flash_probe import (
     PROBES,
     FlashError,
     FlashFailure,

@@ -8,8 +8,8 @@ import casadi as cs
 import numpy as np
 import pytest
 
-from toolkit import MPC, ParametricMPC, SolverOptions
-from toolkit.nlp import solve_with_ipopt, transcribe
+from rlmpc.toolkit import MPC, ParametricMPC, SolverOptions
+from rlmpc.toolkit.nlp import solve_with_ipopt, transcribe
 
 
 def general_problem() -> ParametricMPC:

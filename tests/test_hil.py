@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 from processes import LtiPrograms, alive, lti_programs
 
-from codegen.firmware import start_emulator
-from codegen.mcu.qemu_bench import qemu_available
-from hil.protocol_spec import MsgType
-from hil.report import FILES, write_report
-from hil.runner import HilRun, run_hil
-from hil.transport import Device, RecordingPort, TransportError, open_link
-from hil.verdict import Thresholds, evaluate
-from toolkit.envs.lti import LtiGrosZanon
+from rlmpc.codegen.firmware import start_emulator
+from rlmpc.codegen.mcu.qemu_bench import qemu_available
+from rlmpc.codegen.protocol_spec import MsgType
+from rlmpc.hil.report import FILES, write_report
+from rlmpc.hil.runner import HilRun, run_hil
+from rlmpc.hil.transport import Device, RecordingPort, TransportError, open_link
+from rlmpc.hil.verdict import Thresholds, evaluate
+from rlmpc.toolkit.envs.lti import LtiGrosZanon
 
 STEPS = 80
 BOARDS = ("host", "mps2-an386")  # the boards of issue #6's first cut
@@ -165,7 +165,7 @@ def test_cli_command_runs_the_host_firmware(setup: Setup, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
-    from hil.cli import add_hil_command
+    from rlmpc.hil.cli import add_hil_command
 
     parser = argparse.ArgumentParser(prog="rlmpc")
     add_hil_command(parser.add_subparsers(dest="command", required=True))

@@ -10,17 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codegen.firmware import Bundle, build_firmware, start_emulator
-from codegen.mcu_export import export_mcu
-from hil.conditions import Conditions
-from hil.runner import HilRun, run_hil
-from hil.transport import Device, open_link
-from hil.verdict import Thresholds, evaluate
-from toolkit import MPC, SolverOptions
-from toolkit.cli import main
-from toolkit.envs.lti import LtiGrosZanon
-from toolkit.problems import lti_mpc
-from toolkit.theta_file import save_theta, theta_document
+from rlmpc.cli import main
+from rlmpc.codegen.firmware import Bundle, build_firmware, start_emulator
+from rlmpc.codegen.mcu_export import export_mcu
+from rlmpc.hil.conditions import Conditions
+from rlmpc.hil.runner import HilRun, run_hil
+from rlmpc.hil.transport import Device, open_link
+from rlmpc.hil.verdict import Thresholds, evaluate
+from rlmpc.toolkit import MPC, SolverOptions
+from rlmpc.toolkit.envs.lti import LtiGrosZanon
+from rlmpc.toolkit.problems import lti_mpc
+from rlmpc.toolkit.theta_file import save_theta, theta_document
 
 
 @pytest.fixture(scope="module")

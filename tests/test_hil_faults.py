@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 from processes import LtiPrograms, lti_programs
 
-from codegen.firmware import start_emulator
-from codegen.mcu.qemu_bench import qemu_available
-from hil.faults import FaultConfig, FaultyPort, attach_fault_counts, emulator_restarter, find_faulty
-from hil.protocol import Ping, Step, encode
-from hil.report import write_report
-from hil.runner import HilRun, run_hil
-from hil.transport import Device, RecordingPort, open_link
-from hil.verdict import Thresholds, evaluate
-from toolkit.envs.lti import LtiGrosZanon
+from rlmpc.codegen.firmware import start_emulator
+from rlmpc.codegen.mcu.qemu_bench import qemu_available
+from rlmpc.codegen.protocol import Ping, Step, encode
+from rlmpc.hil.faults import FaultConfig, FaultyPort, attach_fault_counts, emulator_restarter, find_faulty
+from rlmpc.hil.report import write_report
+from rlmpc.hil.runner import HilRun, run_hil
+from rlmpc.hil.transport import Device, RecordingPort, open_link
+from rlmpc.hil.verdict import Thresholds, evaluate
+from rlmpc.toolkit.envs.lti import LtiGrosZanon
 
 Setup = LtiPrograms
 
@@ -164,7 +164,7 @@ def test_a_device_reset_mid_run_is_survived(setup: Setup, board: str, steps: int
 def test_a_connection_reset_during_the_handshake_is_a_link_error() -> None:
     import serial
 
-    from hil.transport import Device, TransportError
+    from rlmpc.hil.transport import Device, TransportError
 
     class ResetPort:  # a board that drops the connection (e.g. firmware of another board faulted)
         timeout = 0.01

@@ -11,21 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from codegen.firmware import Bundle, build_firmware, start_emulator
-from codegen.mcu_export import export_mcu
-from toolkit.problems import lti_mpc
-from toolkit.theta_file import save_theta, theta_document
+from rlmpc.codegen.firmware import Bundle, build_firmware, start_emulator
+from rlmpc.codegen.mcu_export import export_mcu
+from rlmpc.toolkit.problems import lti_mpc
+from rlmpc.toolkit.theta_file import save_theta, theta_document
 
 pytest_plugins = ["pytester"]
 
 
 def _plugin_args() -> list[str]:
-    """``-p hil.pytest_plugin`` unless the ``pytest11`` entry point already auto-loads it (loading
+    """``-p rlmpc.hil.pytest_plugin`` unless the ``pytest11`` entry point already auto-loads it (loading
     it twice under two names is an error)."""
-    installed = any(ep.value == "hil.pytest_plugin" for ep in entry_points(group="pytest11"))
+    installed = any(ep.value == "rlmpc.hil.pytest_plugin" for ep in entry_points(group="pytest11"))
     if installed and not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         return []
-    return ["-p", "hil.pytest_plugin"]
+    return ["-p", "rlmpc.hil.pytest_plugin"]
 
 INNER = '''
 import json
@@ -60,8 +60,8 @@ def test_hil_run_fails_on_a_threshold(hil_run):
 
 
 def test_hil_run_with_faults(hil_run, dut):
-    from hil.faults import FaultConfig, FaultyPort
-    from hil.transport import Device
+    from rlmpc.hil.faults import FaultConfig, FaultyPort
+    from rlmpc.hil.transport import Device
 
     faulty = FaultyPort(dut.port, FaultConfig(seed=1, flip_rate=0.002, drop_rate=0.002))
     dev = Device(faulty, timeout=0.2, max_retries=5)

@@ -17,18 +17,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codegen.bundle import export_bundle
-from codegen.firmware import Bundle, build_firmware, start_emulator
-from codegen.mcu.generate_rti import STARTUP_ITERATIONS
-from codegen.mcu_export import export_mcu
-from hil.protocol import hash_prefix
-from hil.protocol_spec import StatusFlag
-from hil.runner import HilRun, run_hil
-from hil.transport import Device, open_link
-from hil.verdict import Thresholds, evaluate
-from toolkit import MPC, SolverOptions
-from toolkit.registry import make_env, make_problem
-from toolkit.theta_file import save_theta, theta_document
+from rlmpc.codegen.bundle import export_bundle
+from rlmpc.codegen.firmware import Bundle, build_firmware, start_emulator
+from rlmpc.codegen.mcu.generate_rti import STARTUP_ITERATIONS
+from rlmpc.codegen.mcu_export import export_mcu
+from rlmpc.codegen.protocol import hash_prefix
+from rlmpc.codegen.protocol_spec import StatusFlag
+from rlmpc.hil.runner import HilRun, run_hil
+from rlmpc.hil.transport import Device, open_link
+from rlmpc.hil.verdict import Thresholds, evaluate
+from rlmpc.toolkit import MPC, SolverOptions
+from rlmpc.toolkit.registry import make_env, make_problem
+from rlmpc.toolkit.theta_file import save_theta, theta_document
 
 STEPS = 60
 

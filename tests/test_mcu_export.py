@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from codegen.mcu_export import DEFAULT_RAM_LIMIT, export_mcu
-from toolkit.cli import main
-from toolkit.registry import make_problem
-from toolkit.theta_file import save_theta, theta_document
+from rlmpc.cli import main
+from rlmpc.codegen.mcu_export import DEFAULT_RAM_LIMIT, export_mcu
+from rlmpc.toolkit.registry import make_problem
+from rlmpc.toolkit.theta_file import save_theta, theta_document
 
 
 def _theta(path: Path, **params: int) -> Path:
@@ -97,7 +97,7 @@ def test_cli_options_for_the_wrong_target_are_refused(tmp_path: Path,
 
 def test_cli_check_exit_code_follows_the_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import codegen.mcu_export
+    import rlmpc.codegen.mcu_export
 
     class Report:
         def __init__(self, problems: list[str]) -> None:
@@ -111,7 +111,7 @@ def test_cli_check_exit_code_follows_the_verdict(tmp_path: Path, capsys: pytest.
 
     lti = _theta(tmp_path / "lti.json")
     for problems, code in (([], 0), (["float32: 3 steps failed"], 1)):
-        monkeypatch.setattr(codegen.mcu_export, "check_mcu", lambda *a, p=problems, **k: Report(p))
+        monkeypatch.setattr(rlmpc.codegen.mcu_export, "check_mcu", lambda *a, p=problems, **k: Report(p))
         out = tmp_path / f"b{code}"
         args = ["export", "--theta", str(lti), "--target", "cortex-m4", "--out", str(out), "--check"]
         assert main(args) == code

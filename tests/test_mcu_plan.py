@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codegen.mcu.generate import generate
-from codegen.mcu.host_check import REFERENCE_OPTIONS, HostSolver, plan_activity, random_states
-from codegen.mcu.linear_cartpole import linear_cartpole_mpc
-from codegen.mcu.toolchain import build_host_harness
-from toolkit.mpc import MPC
-from toolkit.problem import ProblemFunctions
-from toolkit.problems import lti_mpc
+from rlmpc.codegen.mcu.generate import generate
+from rlmpc.codegen.mcu.host_check import REFERENCE_OPTIONS, HostSolver, plan_activity, random_states
+from rlmpc.codegen.mcu.toolchain import build_host_harness
+from rlmpc.toolkit.mpc import MPC
+from rlmpc.toolkit.problem import ProblemFunctions
+from rlmpc.toolkit.problems import lti_mpc
+from rlmpc.toolkit.problems.linear_cartpole import linear_cartpole_mpc
 
 TOL = {"float64": 1e-6, "float32": 1e-3}
 

@@ -1,4 +1,4 @@
-"""The generated bare-metal MPC solver (codegen.mcu) against acados, natively compiled."""
+"""The generated bare-metal MPC solver (rlmpc.codegen.mcu) against acados, natively compiled."""
 
 from __future__ import annotations
 
@@ -10,18 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codegen.mcu import host_check
-from codegen.mcu.condense import condense
-from codegen.mcu.generate import generate, render
-from codegen.mcu.generate_rti import render_rti
-from codegen.mcu.host_check import HostReport, HostSolver, check
-from codegen.mcu.linear_cartpole import linear_cartpole_mpc
-from codegen.mcu.linearise import linearise
-from codegen.mcu.rti_check import RtiReport, check_rti
-from codegen.mcu.toolchain import arm_available, build_host_harness
-from toolkit.problem import ParametricMPC
-from toolkit.problems import cartpole_mpc, lti_mpc
-from toolkit.problems.cartpole_incline import cartpole_incline_mpc
+from rlmpc.codegen.mcu import host_check
+from rlmpc.codegen.mcu.condense import condense
+from rlmpc.codegen.mcu.generate import generate, render
+from rlmpc.codegen.mcu.generate_rti import render_rti
+from rlmpc.codegen.mcu.host_check import HostReport, HostSolver, check
+from rlmpc.codegen.mcu.linearise import linearise
+from rlmpc.codegen.mcu.rti_check import RtiReport, check_rti
+from rlmpc.codegen.mcu.toolchain import arm_available, build_host_harness
+from rlmpc.toolkit.problem import ParametricMPC
+from rlmpc.toolkit.problems import cartpole_mpc, lti_mpc
+from rlmpc.toolkit.problems.cartpole_incline import cartpole_incline_mpc
+from rlmpc.toolkit.problems.linear_cartpole import linear_cartpole_mpc
 
 BUILDERS: dict[str, Callable[[], ParametricMPC]] = {
     "lti": lti_mpc, "linear_cartpole": linear_cartpole_mpc}
@@ -230,8 +230,8 @@ def test_rti_general_problem(tmp_path: Path) -> None:
 def test_export_cortex_m4_bundle_from_theta_file(tmp_path: Path) -> None:
     import json
 
-    from codegen.mcu_export import export_mcu
-    from toolkit.theta_file import save_theta, theta_document
+    from rlmpc.codegen.mcu_export import export_mcu
+    from rlmpc.toolkit.theta_file import save_theta, theta_document
 
     fns = lti_mpc().build()
     theta_path = tmp_path / "theta.json"
@@ -249,8 +249,8 @@ def test_export_cortex_m4_bundle_from_theta_file(tmp_path: Path) -> None:
 def test_float32_inputs_stay_within_their_bounds(tmp_path: Path) -> None:
     # the QP meets the input bounds to DAQP's tolerance (in float32 |u| reached 5.00002 for a
     # bound of 5): the solvers clip u0, so an actuator is never commanded beyond its limits
-    from codegen.mcu.generate_rti import generate_rti
-    from codegen.mcu.rti_check import RtiHostSolver
+    from rlmpc.codegen.mcu.generate_rti import generate_rti
+    from rlmpc.codegen.mcu.rti_check import RtiHostSolver
 
     cases = (("linear", linear_cartpole_mpc().build()), ("rti", cartpole_incline_mpc().build()))
     for kind, fns in cases:

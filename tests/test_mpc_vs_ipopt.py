@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import ACTIONS, STATES, problem_name
 
-from toolkit import MPC
-from toolkit.nlp import solve_with_ipopt, transcribe
+from rlmpc.toolkit import MPC
+from rlmpc.toolkit.nlp import solve_with_ipopt, transcribe
 
 
 def test_value_and_policy_match_ipopt(problem: MPC) -> None:

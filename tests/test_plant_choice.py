@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hil.cli import plant_choice
-from toolkit.problems import lti_mpc
-from toolkit.theta_file import load_theta, save_theta, theta_document
+from rlmpc.hil.cli import plant_choice
+from rlmpc.toolkit.problems import lti_mpc
+from rlmpc.toolkit.theta_file import load_theta, save_theta, theta_document
 
 LEARNED_ON = {"name": "CartPoleIncline", "params": {"m_pole": 0.65, "slope": 0.12}}
 
@@ -54,9 +54,9 @@ def test_the_controller_sees_the_plant_state_not_the_observation() -> None:
     # GymPlant (e.g. Pendulum-v1) observes (cos, sin, rate) but gives the MPC's state in info
     import numpy as np
 
-    from hil.runner import _plant_step, _reset_plant
-    from toolkit.registry import make_env
-    from toolkit.rl.plant_io import plant_state
+    from rlmpc.hil.runner import _plant_step, _reset_plant
+    from rlmpc.toolkit.registry import make_env
+    from rlmpc.toolkit.rl.plant_io import plant_state
 
     env = make_env("Pendulum-v1", {})
     x = _reset_plant(env, 3, None)
@@ -71,9 +71,9 @@ def test_a_device_of_another_problem_stops_the_run_at_once() -> None:
 
     import numpy as np
 
-    from hil.runner import run_hil
-    from hil.transport import TransportError
-    from toolkit.registry import make_env
+    from rlmpc.hil.runner import run_hil
+    from rlmpc.hil.transport import TransportError
+    from rlmpc.toolkit.registry import make_env
 
     class OtherDevice:  # flashed with a cart-pole controller
         def info(self) -> SimpleNamespace:
@@ -87,9 +87,9 @@ def test_a_device_of_another_problem_stops_the_run_at_once() -> None:
 def test_state_constraint_violations_come_from_the_problem_when_the_plant_is_silent() -> None:
     import numpy as np
 
-    from hil.runner import _plant_step, state_violation
-    from toolkit import MPC
-    from toolkit.problems import lti_mpc
+    from rlmpc.hil.runner import _plant_step, state_violation
+    from rlmpc.toolkit import MPC
+    from rlmpc.toolkit.problems import lti_mpc
 
     class Silent:  # a plant without info["violation"]
         def step(self, u: object) -> tuple[object, float, bool, bool, dict[str, object]]:

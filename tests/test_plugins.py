@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.cli import main
-from toolkit.registry import ENVS, PROBLEMS, load_plugins
+from rlmpc.cli import main
+from rlmpc.toolkit.registry import ENVS, PROBLEMS, load_plugins
 
 PLUGIN = textwrap.dedent('''
     """A double integrator with a learnable input weight, and its plant."""
@@ -17,8 +17,8 @@ PLUGIN = textwrap.dedent('''
     import gymnasium as gym
     import numpy as np
 
-    from toolkit.problem import ParametricMPC
-    from toolkit.registry import register_plant, register_problem
+    from rlmpc.toolkit.problem import ParametricMPC
+    from rlmpc.toolkit.registry import register_plant, register_problem
 
 
     def double_integrator(horizon: int = 10) -> ParametricMPC:

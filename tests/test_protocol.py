@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hil import codegen_protocol as cg
-from hil import protocol_spec as ps
-from hil.protocol import (
+from rlmpc.codegen import protocol_header as cg
+from rlmpc.codegen import protocol_spec as ps
+from rlmpc.codegen.protocol import (
     MESSAGE_CLASSES,
     REAL_DTYPES,
     Ack,
@@ -52,7 +52,7 @@ from hil.protocol import (
     error_reply,
     hash_prefix,
 )
-from hil.protocol_spec import MAX_FRAME, MAX_PAYLOAD, SPECS, SYNC, ErrorCode, MsgType, Precision
+from rlmpc.codegen.protocol_spec import MAX_FRAME, MAX_PAYLOAD, SPECS, SYNC, ErrorCode, MsgType, Precision
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTO_DIR = ROOT / "firmware_templates" / "protocol"
@@ -135,9 +135,9 @@ def test_dataclasses_follow_the_spec() -> None:
 
 
 def test_module_example() -> None:
-    import hil.protocol
+    import rlmpc.codegen.protocol
 
-    assert doctest.testmod(hil.protocol).failed == 0
+    assert doctest.testmod(rlmpc.codegen.protocol).failed == 0
 
 
 def test_crc_and_an_example_frame() -> None:

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codegen.mcu.generate import GeneratedSolver, generate
-from codegen.mcu.host_check import random_states
-from codegen.mcu.linearise import linearise
-from codegen.mcu.qemu_bench import (
+from rlmpc.codegen.mcu.generate import GeneratedSolver, generate
+from rlmpc.codegen.mcu.host_check import random_states
+from rlmpc.codegen.mcu.linearise import linearise
+from rlmpc.codegen.mcu.qemu_bench import (
     BENCH_DIR,
     QEMU,
     QEMU_FLAGS,
@@ -35,8 +35,8 @@ from codegen.mcu.qemu_bench import (
     run_bench,
     run_qemu,
 )
-from codegen.mcu.toolchain import build_host_harness
-from toolkit.problems import lti_mpc
+from rlmpc.codegen.mcu.toolchain import build_host_harness
+from rlmpc.toolkit.problems import lti_mpc
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def test_uart_interrupt_receive_echo(tmp_path: Path) -> None:
 
 def test_run_qemu_times_out_and_stops(tmp_path: Path) -> None:
     """A program that never exits: run_qemu raises after the timeout (and stops QEMU)."""
-    from codegen.mcu.qemu_bench import QemuError
+    from rlmpc.codegen.mcu.qemu_bench import QemuError
 
     fw = build_firmware([Unit((BENCH_DIR / "uart_echo.c",))], tmp_path, "echo")
     with pytest.raises(QemuError, match="no exit"):

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-from toolkit.rl.exploration import (
+from rlmpc.toolkit.rl.exploration import (
     EpsilonGreedy,
     Gaussian,
     NoExploration,
     OrnsteinUhlenbeck,
     exploration_from_config,
 )
-from toolkit.rl.optimizers import (
+from rlmpc.toolkit.rl.optimizers import (
     Adam,
     GradientDescent,
     NewtonMethod,
@@ -29,8 +29,8 @@ from toolkit.rl.optimizers import (
     optimizer_from_config,
     solve_box_qp,
 )
-from toolkit.rl.replay import ReplayBuffer
-from toolkit.rl.schedules import (
+from rlmpc.toolkit.rl.replay import ReplayBuffer
+from rlmpc.toolkit.rl.schedules import (
     Constant,
     ExponentialDecay,
     LinearDecay,

@@ -10,7 +10,7 @@ from conftest import ACTIONS, STATES, problem_name
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from toolkit import MPC, MpcSolution
+from rlmpc.toolkit import MPC, MpcSolution
 
 FD_STEP = 1e-5
 
@@ -53,7 +53,7 @@ def restore_theta(problem: MPC):  # type: ignore[no-untyped-def]
 
 
 def test_lagrangian_is_stationary_at_acados_solution(problem: MPC) -> None:
-    """Checks the multiplier sign/ordering conventions documented in toolkit.sensitivities."""
+    """Checks the multiplier sign/ordering conventions documented in rlmpc.toolkit.sensitivities."""
     for s in STATES[problem_name(problem)]:
         for sol in (problem.value(s), problem.q_value(s, ACTIONS[problem_name(problem)][0])):
             residual = problem.sensitivities.stationarity(sol)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toolkit.problems import lti_mpc
-from toolkit.theta_file import load_theta, save_theta, theta_document
+from rlmpc.toolkit.problems import lti_mpc
+from rlmpc.toolkit.theta_file import load_theta, save_theta, theta_document
 
 
 def write(tmp_path: Path, **changes: object) -> Path:

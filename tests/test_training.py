@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toolkit.rl.config import ConfigError, load_config
-from toolkit.rl.training import Trainer
+from rlmpc.toolkit.rl.config import ConfigError, load_config
+from rlmpc.toolkit.rl.training import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -82,7 +82,7 @@ def test_resume_after_sigkill_reaches_the_same_theta(tmp_path: Path) -> None:
     config = short_config(tmp_path, steps=2000, checkpoint_every=200)
     train(config, tmp_path / "reference")
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "toolkit.cli", "train", str(config), "--out", str(out), "--quiet"]
+    cmd = [sys.executable, "-m", "rlmpc", "train", str(config), "--out", str(out), "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
@@ -164,7 +164,7 @@ def test_cli_reports_bad_config_in_one_line_and_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text('steps = 10\n[env]\nname = "LtiGrosZanon"\n[mpc]\nproblem = "lti"\n'
                     '[mpc.theta]\nx_lb = [5.0, 0.0]\n[agent]\ntype = "lstd_q"\n')
-    out = subprocess.run([sys.executable, "-m", "toolkit.cli", "train", str(path), "--out",
+    out = subprocess.run([sys.executable, "-m", "rlmpc", "train", str(path), "--out",
                           str(tmp_path / "o"), "--quiet"], cwd=ROOT, capture_output=True,
                          text=True, timeout=300, check=False)
     assert out.returncode == 2
@@ -236,7 +236,7 @@ def test_dpg_with_monte_carlo_critic_learns_lti(tmp_path: Path) -> None:
 
 
 def test_cli_episodes_and_steps_override_the_config(tmp_path: Path) -> None:
-    from toolkit.cli import main
+    from rlmpc.cli import main
 
     path = tmp_path / "c.toml"
     path.write_text(LTI_HEAD + '[agent]\ntype = "lstd_q"\n')
@@ -271,7 +271,7 @@ def test_dpg_records_its_td_error_at_its_updates(tmp_path: Path) -> None:
 def test_a_plant_that_breaks_its_contract_is_named(tmp_path: Path) -> None:
     import gymnasium as gym
 
-    from toolkit.registry import ENVS
+    from rlmpc.toolkit.registry import ENVS
 
     class Broken(gym.Env):  # type: ignore[type-arg]
         observation_space = gym.spaces.Box(-1.0, 1.0, (2,))

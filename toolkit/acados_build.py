@@ -21,9 +21,10 @@ from pathlib import Path
 import casadi as cs
 import numpy as np
 
-from toolkit import acados_runtime
-from toolkit.options import SolverOptions
-from toolkit.problem import ProblemFunctions
+from rlmpc.toolkit import acados_runtime
+from rlmpc.toolkit.cache import cache_root
+from rlmpc.toolkit.options import SolverOptions
+from rlmpc.toolkit.problem import ProblemFunctions
 
 # acados v0.2.2 has no infinity masking: an unbounded side of a constraint becomes a
 # finite bound BIG_BOUND away from the other side (or from 0 when both are open).  HPIPM
@@ -50,8 +51,8 @@ class BuiltSolver:
 
 
 def build_root() -> Path:
-    """Folder for generated solvers: ``$RLMPC_BUILD_DIR`` or ``./build``."""
-    return Path(os.environ.get("RLMPC_BUILD_DIR", "build")).resolve() / "acados"
+    """Folder for generated solvers: ``acados/`` in the cache (:func:`rlmpc.toolkit.cache.cache_root`)."""
+    return cache_root() / "acados"
 
 
 def build_hash(fns: ProblemFunctions, options: SolverOptions) -> str:

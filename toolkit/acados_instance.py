@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from toolkit import acados_runtime
-from toolkit.acados_build import BuiltSolver
-from toolkit.parameters import FloatArray
+from rlmpc.toolkit import acados_runtime
+from rlmpc.toolkit.acados_build import BuiltSolver
+from rlmpc.toolkit.parameters import FloatArray
 
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
 FIELDS = ("x", "u", "sl", "su", "pi", "lam")

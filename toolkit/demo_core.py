@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from toolkit.mpc import MPC
-from toolkit.problems import cartpole_mpc
+from rlmpc.toolkit.mpc import MPC
+from rlmpc.toolkit.problems import cartpole_mpc
 
 
 def run_core_demo(out: Path, steps: int = 100) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Collection
 import casadi as cs
 import numpy as np
 
-from toolkit.parameters import FloatArray
+from rlmpc.toolkit.parameters import FloatArray
 
 
 class FastFunction:

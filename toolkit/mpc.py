@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from toolkit.acados_build import build_solver, resolve_nlp_solver
-from toolkit.acados_instance import AcadosInstance, IterateLayout, SolveStats
-from toolkit.options import SolverOptions
-from toolkit.parameters import FloatArray, ParameterValues
-from toolkit.problem import ParametricMPC, ProblemFunctions
-from toolkit.stage_settings import StartupSettings, startup_settings
+from rlmpc.toolkit.acados_build import build_solver, resolve_nlp_solver
+from rlmpc.toolkit.acados_instance import AcadosInstance, IterateLayout, SolveStats
+from rlmpc.toolkit.options import SolverOptions
+from rlmpc.toolkit.parameters import FloatArray, ParameterValues
+from rlmpc.toolkit.problem import ParametricMPC, ProblemFunctions
+from rlmpc.toolkit.stage_settings import StartupSettings, startup_settings
 
 if TYPE_CHECKING:
-    from toolkit.sensitivities import Sensitivities
+    from rlmpc.toolkit.sensitivities import Sensitivities
 
 ACADOS_STATUS = {
     0: "success", 1: "NaN detected", 2: "maximum number of iterations reached",
@@ -227,7 +227,7 @@ class MPC:
     def sensitivities(self) -> Sensitivities:
         """∇θV, ∇θQ, ∇θπ and Hessians at acados solutions (built lazily)."""
         if self._sens is None:
-            from toolkit.sensitivities import Sensitivities
+            from rlmpc.toolkit.sensitivities import Sensitivities
 
             self._sens = Sensitivities(self.fns)
         return self._sens

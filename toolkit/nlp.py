@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import casadi as cs
 import numpy as np
 
-from toolkit.parameters import FloatArray
-from toolkit.problem import ProblemFunctions
+from rlmpc.toolkit.parameters import FloatArray
+from rlmpc.toolkit.problem import ProblemFunctions
 
 
 @dataclass

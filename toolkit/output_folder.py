@@ -3,7 +3,7 @@
 A command writes into a folder that is new or empty, or that an rlmpc command wrote before: it
 holds the marker file, or (written before the marker existed) nothing but names the command
 writes.  Anything else is refused in one line before anything is written.  (Bundles have their
-own, stricter rule: :mod:`codegen.bundle_folder`.)
+own, stricter rule: :mod:`rlmpc.codegen.bundle_folder`.)
 """
 
 from __future__ import annotations

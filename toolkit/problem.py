@@ -28,7 +28,7 @@ import casadi as cs
 import numpy as np
 import numpy.typing as npt
 
-from toolkit.parameters import FloatArray, ParameterSet
+from rlmpc.toolkit.parameters import FloatArray, ParameterSet
 
 INTEGRATORS = ("rk4", "euler")
 Expr = Any  # a CasADi SX expression or a number

@@ -15,11 +15,11 @@ from typing import Any
 
 import gymnasium as gym
 
-from toolkit.envs import CartPole, GymPlant, LtiGrosZanon, pendulum_plant
-from toolkit.envs.cartpole_incline import CartPoleIncline
-from toolkit.problem import ParametricMPC
-from toolkit.problems import cartpole_mpc, lti_mpc, pendulum_mpc
-from toolkit.problems.cartpole_incline import cartpole_incline_mpc
+from rlmpc.toolkit.envs import CartPole, GymPlant, LtiGrosZanon, pendulum_plant
+from rlmpc.toolkit.envs.cartpole_incline import CartPoleIncline
+from rlmpc.toolkit.problem import ParametricMPC
+from rlmpc.toolkit.problems import cartpole_mpc, lti_mpc, pendulum_mpc
+from rlmpc.toolkit.problems.cartpole_incline import cartpole_incline_mpc
 
 PROBLEMS: dict[str, Callable[..., ParametricMPC]] = {
     "lti": lti_mpc, "cartpole": cartpole_mpc, "pendulum": pendulum_mpc,
@@ -62,7 +62,7 @@ def make_problem(name: str, params: dict[str, Any]) -> ParametricMPC:
     """Build a registered problem; bad keyword arguments name the problem."""
     if name not in PROBLEMS:
         raise ValueError(f"problem: unknown problem {name!r}; expected one of {sorted(PROBLEMS)} "
-                         "(your own: toolkit.registry.register_problem in a module named in "
+                         "(your own: rlmpc.toolkit.registry.register_problem in a module named in "
                          "RLMPC_PLUGINS)")
     try:
         return PROBLEMS[name](**params)

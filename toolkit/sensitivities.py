@@ -1,7 +1,7 @@
 """Parametric sensitivities of the MPC at acados' primal-dual solution.
 
 acados v0.2.2 has no sensitivities with respect to parameters, so they are built
-here with CasADi from the NLP transcription (:mod:`toolkit.nlp`) of the same
+here with CasADi from the NLP transcription (:mod:`rlmpc.toolkit.nlp`) of the same
 problem and evaluated at the acados iterate.
 
 acados' multiplier conventions (v0.2.2), relied on by :meth:`Sensitivities.unpack`
@@ -29,12 +29,12 @@ from functools import cached_property
 import casadi as cs
 import numpy as np
 
-from toolkit.acados_instance import IterateLayout
-from toolkit.fast_function import FastFunction
-from toolkit.mpc import MpcSolution
-from toolkit.nlp import Transcription, stage_soft_rows, transcribe
-from toolkit.parameters import FloatArray
-from toolkit.problem import ProblemFunctions
+from rlmpc.toolkit.acados_instance import IterateLayout
+from rlmpc.toolkit.fast_function import FastFunction
+from rlmpc.toolkit.mpc import MpcSolution
+from rlmpc.toolkit.nlp import Transcription, stage_soft_rows, transcribe
+from rlmpc.toolkit.parameters import FloatArray
+from rlmpc.toolkit.problem import ProblemFunctions
 
 PI_SIGN = -1.0  # multiplier of (x_{k+1} - F) = PI_SIGN * acados pi_k
 ACTIVE_TOL = 1e-7  # a multiplier above this marks an active inequality

@@ -1,10 +1,10 @@
 """The run-time settings a generated acados solver needs besides its code.
 
-Applied by :class:`toolkit.mpc.MPC` and written as C constants into exported bundles:
+Applied by :class:`rlmpc.toolkit.mpc.MPC` and written as C constants into exported bundles:
 the stage parameters ``[θ; p; γ^k]`` for k = 0..N, the input bounds, at stage 0
 the constraint bounds ``lh/uh`` with the state rows relaxed to ±BIG_BOUND
 (acados 0.2.2 has no separate ``h`` at stage 0 and x_0 is fixed), and the
-per-stage slack penalties of :func:`toolkit.nlp.slack_weights`.
+per-stage slack penalties of :func:`rlmpc.toolkit.nlp.slack_weights`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from toolkit.acados_build import BIG_BOUND, finite_bounds
-from toolkit.nlp import slack_weights, stage_soft_rows
-from toolkit.parameters import FloatArray
-from toolkit.problem import ProblemFunctions
+from rlmpc.toolkit.acados_build import BIG_BOUND, finite_bounds
+from rlmpc.toolkit.nlp import slack_weights, stage_soft_rows
+from rlmpc.toolkit.parameters import FloatArray
+from rlmpc.toolkit.problem import ProblemFunctions
 
 
 @dataclass(frozen=True)

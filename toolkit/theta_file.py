@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-import toolkit
-from toolkit.acados_runtime import acados_version
-from toolkit.json_file import read_json
-from toolkit.parameters import FloatArray
-from toolkit.problem import ProblemFunctions
+import rlmpc.toolkit as toolkit
+from rlmpc.toolkit.acados_runtime import acados_version
+from rlmpc.toolkit.json_file import read_json
+from rlmpc.toolkit.parameters import FloatArray
+from rlmpc.toolkit.problem import ProblemFunctions
 
 THETA_FORMAT = "rlmpc-theta/1"
 
@@ -88,7 +88,7 @@ def load_theta(path: str | Path) -> ThetaFile:
 
     Raises ValueError with a one-line message naming the file and the field.
     """
-    from toolkit.registry import PROBLEMS, make_problem
+    from rlmpc.toolkit.registry import PROBLEMS, make_problem
 
     src = Path(path)
     doc = read_json(src, "θ file")

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import casadi as cs
 
-from toolkit.parameters import ParameterValues
-from toolkit.problem import ProblemFunctions, fix_theta
+from rlmpc.toolkit.parameters import ParameterValues
+from rlmpc.toolkit.problem import ProblemFunctions, fix_theta
 
 MATH = ("sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh", "exp",
         "log", "log10", "sqrt", "pow", "fabs", "floor", "ceil", "fmod", "fmin", "fmax", "erf")
@@ -31,7 +31,7 @@ STAGE, STAGE_COST, TERMINAL = "rlmpc_stage", "rlmpc_stage_cost", "rlmpc_terminal
 
 
 # CasADi's generated functions do not use all of their (iw, w, mem) arguments
-PROLOGUE = ("/* CasADi-generated stage models of the rlmpc RTI solver (codegen.mcu.casadi_functions) */\n"
+PROLOGUE = ("/* CasADi-generated stage models of the rlmpc RTI solver (rlmpc.codegen.mcu.casadi_functions) */\n"
             "#ifdef __GNUC__\n#pragma GCC diagnostic ignored \"-Wunused-parameter\"\n#endif\n"
             "#if defined(__GNUC__) && !defined(__clang__)\n"
             "#pragma GCC optimize (\"fp-contract=fast\") /* fused multiply-adds under -std=c99 */\n"

@@ -16,7 +16,7 @@ K comes from the discrete algebraic Riccati equation of the stage-0 linearisatio
 with the problem's own cost Hessians, which keeps cond(H) small for open-loop
 unstable plants (plain
 condensing of the cart-pole gives cond(H) ≈ 4e6; see the MCU notes).
-``python -m codegen.mcu.condense`` prints cond(H) of the reference problems.
+``python -m rlmpc.codegen.mcu.condense`` prints cond(H) of the reference problems.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from codegen.mcu.linearise import LinearisedOcp, StageRows
-from toolkit.parameters import FloatArray
+from rlmpc.codegen.mcu.linearise import LinearisedOcp, StageRows
+from rlmpc.toolkit.parameters import FloatArray
 
 # rows of G whose norm is below this (relative to the largest) do not depend on v:
 # they constrain x_0 alone, which the controller cannot change
@@ -194,9 +194,9 @@ def _input_rows(ocp: LinearisedOcp, k: int, finite: np.ndarray) -> StageRows:
 
 
 def main() -> None:
-    from codegen.mcu.linear_cartpole import linear_cartpole_mpc
-    from codegen.mcu.linearise import linearise
-    from toolkit.problems import lti_mpc
+    from rlmpc.codegen.mcu.linearise import linearise
+    from rlmpc.toolkit.problems import lti_mpc
+    from rlmpc.toolkit.problems.linear_cartpole import linear_cartpole_mpc
 
     for build in (lti_mpc, linear_cartpole_mpc):
         fns = build().build()

@@ -40,9 +40,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from codegen.mcu.daqp_sources import LICENSE_NAME, SOLVER_HEADERS, SOLVER_SOURCES, daqp_sources
+from rlmpc.codegen.mcu.daqp_sources import LICENSE_NAME, SOLVER_HEADERS, SOLVER_SOURCES, daqp_sources
 
-PATCH_NOTE = "/* rlmpc: patched at copy time by codegen.mcu.daqp_patch (precomputed M M'). */\n"
+PATCH_NOTE = "/* rlmpc: patched at copy time by rlmpc.codegen.mcu.daqp_patch (precomputed M M'). */\n"
 
 _FMA = """\
 // Fused multiply-adds, explicit (-std=c99 turns contraction off): one VFMA on a Cortex-M4F,

@@ -1,4 +1,4 @@
-"""Copy-time patch of DAQP for the RTI solver (:mod:`codegen.mcu.generate_rti` only).
+"""Copy-time patch of DAQP for the RTI solver (:mod:`rlmpc.codegen.mcu.generate_rti` only).
 
 The RTI solver's LDP rows are stage-structured: the row of a constraint at stage k
 depends only on w_0..w_k, so its entries past ``(k+1)·nu`` are zero.  The patch adds

@@ -1,18 +1,15 @@
-"""DAQP's C sources (MIT licence), downloaded once from PyPI and cached in the build folder.
+"""DAQP's C sources (MIT licence), shipped inside the package (:mod:`rlmpc.codegen.third_party`).
 
-The sdist is fetched with pip (``pip download --no-binary daqp --no-deps``),
-checked against a pinned SHA-256, and only its C sources, headers and licence
-are unpacked to ``$RLMPC_BUILD_DIR/third_party/daqp`` (default
-``./build/third_party/daqp``).  Nothing of DAQP is committed to the repository.
-
-``python -m codegen.mcu.daqp_sources`` prints the directory (for set-up scripts).
+At set-up (or when the wheel is built) the sdist is fetched with pip (``pip download --no-binary
+daqp --no-deps``), checked against a pinned SHA-256, and only its C sources, headers and licence
+are unpacked to ``rlmpc/codegen/third_party/daqp/<version>``.  Exports read them from there and
+never download.  Nothing of DAQP is committed to the repository.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
-import os
 import re
 import shutil
 import subprocess
@@ -20,6 +17,8 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+
+from rlmpc.codegen import third_party
 
 DAQP_VERSION = "0.11.0"
 DAQP_SDIST_SHA256 = "2f27baf18d2acca14186498e651b34e0bed455627e777d3fd8ba655e7e40f920"
@@ -36,8 +35,8 @@ class DaqpSourceError(RuntimeError):
 
 
 def third_party_root() -> Path:
-    """``$RLMPC_BUILD_DIR/third_party`` or ``./build/third_party``."""
-    return Path(os.environ.get("RLMPC_BUILD_DIR", "build")).resolve() / "third_party"
+    """The package's vendored folder (:data:`rlmpc.codegen.third_party.ROOT`)."""
+    return third_party.ROOT
 
 
 def _download(dest: Path) -> Path:
@@ -70,13 +69,26 @@ def _unpack(sdist: Path, target: Path) -> None:
 
 
 def daqp_sources() -> Path:
-    """The directory with DAQP's ``src/``, ``include/`` and ``LICENSE`` (downloaded once).
+    """The directory with DAQP's ``src/``, ``include/`` and ``LICENSE`` (never downloads).
 
     Returns
     -------
     Path
-        ``<build>/third_party/daqp/<version>``.
+        ``rlmpc/codegen/third_party/daqp/<version>``.
+
+    Raises
+    ------
+    MissingThirdPartyError
+        When the installation lacks them (a source checkout before ``make setup``).
     """
+    target = third_party_root() / "daqp" / DAQP_VERSION
+    if not (target / ".complete").is_file():
+        raise third_party.missing(f"DAQP {DAQP_VERSION}'s C sources", target)
+    return target
+
+
+def fetch_daqp_sources() -> Path:
+    """Download and unpack DAQP's sources into the package once (set-up, wheel builds)."""
     base = third_party_root() / "daqp"
     target = base / DAQP_VERSION
     marker = target / ".complete"
@@ -101,7 +113,7 @@ def daqp_sources() -> Path:
 
 
 def main() -> None:
-    print(daqp_sources())
+    print(fetch_daqp_sources())
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 The output folder is self-contained: the solver, the DAQP sources it needs
 (``daqp/src``, ``daqp/include``, with DAQP's licence; patched to use the precomputed
-Gram matrix, see :mod:`codegen.mcu.daqp_patch`) and nothing else.  Build it with the
+Gram matrix, see :mod:`rlmpc.codegen.mcu.daqp_patch`) and nothing else.  Build it with the
 sources and defines of :class:`GeneratedSolver`, e.g. for float32::
 
     cc -std=c99 -DDAQP_SINGLE_PRECISION -fsingle-precision-constant -Idaqp/include \\
@@ -12,7 +12,7 @@ and link with ``-lm`` (``fmaf``, which a Cortex-M4F build inlines as VFMA).
 
 Identical inputs give byte-identical files.  Command line::
 
-    python -m codegen.mcu.generate --problem lti --out build/mcu/lti [--theta θ.json]
+    python -m rlmpc.codegen.mcu.generate --problem lti --out build/mcu/lti [--theta θ.json]
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from string import Template
 
 import numpy as np
 
-from codegen.mcu.condense import CondensedQP, condense
-from codegen.mcu.daqp_patch import copy_patched_daqp
-from codegen.mcu.daqp_sources import LICENSE_NAME, SOLVER_HEADERS, SOLVER_SOURCES, daqp_sources
-from codegen.mcu.ldp import DAQP_INF, LdpData, ldp_data
-from codegen.mcu.linearise import LinearisedOcp, linearise
-from toolkit.parameters import ParameterValues
-from toolkit.problem import ParametricMPC, ProblemFunctions
+from rlmpc.codegen.mcu.condense import CondensedQP, condense
+from rlmpc.codegen.mcu.daqp_patch import copy_patched_daqp
+from rlmpc.codegen.mcu.daqp_sources import LICENSE_NAME, SOLVER_HEADERS, SOLVER_SOURCES, daqp_sources
+from rlmpc.codegen.mcu.ldp import DAQP_INF, LdpData, ldp_data
+from rlmpc.codegen.mcu.linearise import LinearisedOcp, linearise
+from rlmpc.toolkit.parameters import ParameterValues
+from rlmpc.toolkit.problem import ParametricMPC, ProblemFunctions
 
 TEMPLATES = Path(__file__).parent / "c"
 PRECISIONS = ("float32", "float64")
@@ -142,7 +142,7 @@ def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
         raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
     if not fns.is_qp:
         raise ValueError(f"{fns.name}: the MCU solver needs a linear MPC (affine dynamics and "
-                         "constraints, quadratic cost); for a nonlinear one use codegen.mcu.generate_rti")
+                         "constraints, quadratic cost); for a nonlinear one use rlmpc.codegen.mcu.generate_rti")
     single = precision == "float32"
     theta_flat = fns.theta.flatten(theta)
     ocp = linearise(fns, theta_flat, p)
@@ -207,7 +207,7 @@ ProblemBuilders = dict[str, Callable[[], ParametricMPC]]
 def parse_developer_args(prog: str, description: str | None, problems: ProblemBuilders, argv: list[str] | None
                          ) -> tuple[ProblemFunctions, np.ndarray | None, argparse.Namespace]:
     """The developer command line of a generator: ``--problem``/``--theta``, ``--out``, ``--precision``."""
-    from toolkit.theta_file import load_theta
+    from rlmpc.toolkit.theta_file import load_theta
 
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -225,10 +225,10 @@ def parse_developer_args(prog: str, description: str | None, problems: ProblemBu
 
 
 def main(argv: list[str] | None = None) -> None:
-    from codegen.mcu.linear_cartpole import linear_cartpole_mpc
-    from toolkit.registry import PROBLEMS
+    from rlmpc.toolkit.problems.linear_cartpole import linear_cartpole_mpc
+    from rlmpc.toolkit.registry import PROBLEMS
 
-    fns, theta, args = parse_developer_args("python -m codegen.mcu.generate", __doc__,
+    fns, theta, args = parse_developer_args("python -m rlmpc.codegen.mcu.generate", __doc__,
                                             {**PROBLEMS, "linear_cartpole": linear_cartpole_mpc}, argv)
     try:
         gen = generate(fns, args.out, theta, precision=args.precision)

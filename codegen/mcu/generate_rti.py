@@ -1,7 +1,7 @@
 """Write the real-time-iteration MCU solver (``rlmpc_rti.c/.h``) of a nonlinear MPC at fixed θ.
 
 Like acados ``SQP_RTI`` with the Gauss-Newton Hessian: every call linearises the
-CasADi model (generated C, :mod:`codegen.mcu.casadi_functions`) along the
+CasADi model (generated C, :mod:`rlmpc.codegen.mcu.casadi_functions`) along the
 previous plan shifted by one stage (``warm_start="plan"``: as it is, like acados), from
 the last stage to the first, with a Riccati recursion on the way.  Its feedback
 u = −K̂ₖ xₖ + k̂ₖ + Lₖ⁻ᵀ wₖ (R̂ₖ = Lₖ Lₖᵀ) turns the QP into DAQP's least-distance
@@ -12,14 +12,14 @@ repeated without a row the plan does not violate; at a cold start with many viol
 rows, those far outside at w = 0, :data:`COLD_PEN`, likewise).  A forward pass at w = 0
 evaluates every row: if none is violated, DAQP is not called.  Otherwise only the
 violated rows and those of the previous working set are formed (normalised, each
-only up to its stage, which the copy-time patch :mod:`codegen.mcu.daqp_rti_patch`
+only up to its stage, which the copy-time patch :mod:`rlmpc.codegen.mcu.daqp_rti_patch`
 lets DAQP exploit) and DAQP solves that, warm-started; rows that its plan violates
 are added and DAQP continues until none is, so the result is that of the full QP.
 The C sources ask GCC for fused multiply-adds (``-std=c99`` turns contraction off;
 about −20% instructions on a Cortex-M4F) and the float32 model inlines sin/cos near 0.
 The fixed LQR gain (from the linearisation at the origin) only gives the fallback
 input.  Files: ``rlmpc_rti.h``, ``rlmpc_rti.c``, ``rlmpc_model.c`` and ``daqp/``
-(see :mod:`codegen.mcu.generate`).  Identical inputs give identical files.
+(see :mod:`rlmpc.codegen.mcu.generate`).  Identical inputs give identical files.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from string import Template
 
 import numpy as np
 
-from codegen.mcu.casadi_functions import STAGE, STAGE_COST, TERMINAL, generate_stage_functions
-from codegen.mcu.condense import lqr_gain
-from codegen.mcu.daqp_rti_patch import patch_daqp_rti
-from codegen.mcu.daqp_sources import SOLVER_SOURCES
-from codegen.mcu.generate import (
+from rlmpc.codegen.mcu.casadi_functions import STAGE, STAGE_COST, TERMINAL, generate_stage_functions
+from rlmpc.codegen.mcu.condense import lqr_gain
+from rlmpc.codegen.mcu.daqp_rti_patch import patch_daqp_rti
+from rlmpc.codegen.mcu.daqp_sources import SOLVER_SOURCES
+from rlmpc.codegen.mcu.generate import (
     CYCLE_TOL,
     ITER_LIMIT,
     PRECISIONS,
@@ -46,10 +46,10 @@ from codegen.mcu.generate import (
     copy_daqp,
     parse_developer_args,
 )
-from codegen.mcu.ldp import DAQP_SOFT, L1_LDP_WEIGHT
-from codegen.mcu.linearise import linearise
-from toolkit.parameters import ParameterValues
-from toolkit.problem import ProblemFunctions
+from rlmpc.codegen.mcu.ldp import DAQP_SOFT, L1_LDP_WEIGHT
+from rlmpc.codegen.mcu.linearise import linearise
+from rlmpc.toolkit.parameters import ParameterValues
+from rlmpc.toolkit.problem import ProblemFunctions
 
 RTI_FILES = ("rlmpc_rti.h", "rlmpc_rti.c")
 # SQP iterations of the first step after start-up or RESET (no guess yet: iterate to convergence
@@ -190,9 +190,9 @@ def generate_rti(fns: ProblemFunctions, out_dir: str | Path, theta: ParameterVal
 
 
 def main(argv: list[str] | None = None) -> None:
-    from toolkit.registry import PROBLEMS
+    from rlmpc.toolkit.registry import PROBLEMS
 
-    fns, theta, args = parse_developer_args("python -m codegen.mcu.generate_rti", __doc__, PROBLEMS, argv)
+    fns, theta, args = parse_developer_args("python -m rlmpc.codegen.mcu.generate_rti", __doc__, PROBLEMS, argv)
     gen = generate_rti(fns, args.out, theta, precision=args.precision)
     print(f"{gen.directory}: RTI solver, {fns.horizon * fns.nu} variables, {gen.n_rows} rows, "
           f"{args.precision}")

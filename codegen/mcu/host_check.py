@@ -12,7 +12,7 @@ line-based harness :file:`c/host_harness.c`, and compared with
   are compared with those of the acados controller;
 * for float32, the Cortex-M4F footprint (``arm-none-eabi-size``).
 
-``python -m codegen.mcu.host_check --problem linear_cartpole`` prints the report.
+``python -m rlmpc.codegen.mcu.host_check --problem linear_cartpole`` prints the report.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Self
 
 import numpy as np
 
-from codegen.mcu.generate import PRECISIONS, GeneratedSolver, generate
-from codegen.mcu.toolchain import (
+from rlmpc.codegen.mcu.generate import PRECISIONS, GeneratedSolver, generate
+from rlmpc.codegen.mcu.toolchain import (
     FORBIDDEN,
     HOST_FLAGS,
     Footprint,
@@ -40,10 +40,10 @@ from codegen.mcu.toolchain import (
     cortex_m4_footprint,
     forbidden_symbols,
 )
-from toolkit.mpc import MPC
-from toolkit.options import SolverOptions
-from toolkit.parameters import FloatArray, ParameterValues
-from toolkit.problem import ConstraintRows, ParametricMPC, ProblemFunctions
+from rlmpc.toolkit.mpc import MPC
+from rlmpc.toolkit.options import SolverOptions
+from rlmpc.toolkit.parameters import FloatArray, ParameterValues
+from rlmpc.toolkit.problem import ConstraintRows, ParametricMPC, ProblemFunctions
 
 # boxes the reference and closed-loop initial states are drawn from
 STATE_BOXES: dict[str, tuple[list[float], list[float]]] = {
@@ -328,13 +328,13 @@ def check(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | None =
 
 
 def main(argv: list[str] | None = None) -> None:
-    from codegen.mcu.linear_cartpole import linear_cartpole_mpc
-    from toolkit.problems import lti_mpc
-    from toolkit.theta_file import load_theta
+    from rlmpc.toolkit.problems import lti_mpc
+    from rlmpc.toolkit.problems.linear_cartpole import linear_cartpole_mpc
+    from rlmpc.toolkit.theta_file import load_theta
 
     problems: dict[str, Callable[[], ParametricMPC]] = {
         "lti": lti_mpc, "linear_cartpole": linear_cartpole_mpc}
-    parser = argparse.ArgumentParser(prog="python -m codegen.mcu.host_check", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m rlmpc.codegen.mcu.host_check", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--problem", choices=sorted(problems), default="linear_cartpole",
                         help="problem at its default θ")

@@ -8,7 +8,7 @@ x_0-dependent parts is constant, so the MCU only evaluates::
     dupper(x_0) = du0 + Dx x_0,   dlower(x_0) = dl0 + Dx x_0,
     u_0 = −K x_0 + z_0 = U0u u + u0c + U0x x_0        (the first rows of z = R⁻¹(u − v))
 
-``gram = M Mᵀ`` replaces DAQP's products of M (see :mod:`codegen.mcu.daqp_patch`);
+``gram = M Mᵀ`` replaces DAQP's products of M (see :mod:`rlmpc.codegen.mcu.daqp_patch`);
 ``v(x_0) = v0 + Vx x_0`` is only needed for the whole plan.
 
 The arrays follow DAQP 0.11's workspace layout: R⁻¹ packed upper triangular by
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from codegen.mcu.condense import CondensedQP
-from toolkit.parameters import FloatArray
+from rlmpc.codegen.mcu.condense import CondensedQP
+from rlmpc.toolkit.parameters import FloatArray
 
 DAQP_INF = 1e30  # DAQP's infinity (constants.h)
 DAQP_SOFT = 8  # sense bit of a soft constraint (constants.h)

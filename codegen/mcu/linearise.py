@@ -1,6 +1,6 @@
 """Stage-wise linear-quadratic model of the MPC around a trajectory, evaluated with CasADi.
 
-For fixed θ and p, each stage k of the problem in :mod:`toolkit.problem` is
+For fixed θ and p, each stage k of the problem in :mod:`rlmpc.toolkit.problem` is
 replaced by its first-order dynamics and constraints and its second-order cost
 (all exact for a QP)::
 
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import casadi as cs
 import numpy as np
 
-from toolkit.nlp import slack_weights, stage_soft_rows
-from toolkit.parameters import FloatArray, ParameterValues
-from toolkit.problem import ProblemFunctions, fix_theta
+from rlmpc.toolkit.nlp import slack_weights, stage_soft_rows
+from rlmpc.toolkit.parameters import FloatArray, ParameterValues
+from rlmpc.toolkit.problem import ProblemFunctions, fix_theta
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def linearise(fns: ProblemFunctions, theta: ParameterValues | None = None,
     Parameters
     ----------
     fns : ProblemFunctions
-        The problem; θ is baked in with :func:`~toolkit.problem.fix_theta`.
+        The problem; θ is baked in with :func:`~rlmpc.toolkit.problem.fix_theta`.
     theta, p : mapping or vector, optional
         Parameter values (defaults from the definition).
     x_bar, u_bar : array, optional

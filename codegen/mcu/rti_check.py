@@ -12,7 +12,7 @@ that cannot be caught with the input bounds) are drawn again and counted.  The
 last line is the verdict: u0 within U0_TOLERANCE, no failed step, and every
 closed loop within 1 % of the cost of acados SQP_RTI with the same warm start.
 
-``python -m codegen.mcu.rti_check --problem cartpole`` prints the report.
+``python -m rlmpc.codegen.mcu.rti_check --problem cartpole`` prints the report.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from codegen.mcu.generate import PRECISIONS
-from codegen.mcu.generate_rti import GeneratedRti, generate_rti
-from codegen.mcu.host_check import (
+from rlmpc.codegen.mcu.generate import PRECISIONS
+from rlmpc.codegen.mcu.generate_rti import GeneratedRti, generate_rti
+from rlmpc.codegen.mcu.host_check import (
     CLOSED_LOOP_SCALE,
     COST_TOLERANCE,
     U0_TOLERANCE,
@@ -38,7 +38,7 @@ from codegen.mcu.host_check import (
     report_tail,
     status_text,
 )
-from codegen.mcu.toolchain import (
+from rlmpc.codegen.mcu.toolchain import (
     FORBIDDEN,
     HOST_FLAGS,
     Footprint,
@@ -48,10 +48,10 @@ from codegen.mcu.toolchain import (
     cortex_m4_footprint,
     forbidden_symbols,
 )
-from toolkit.mpc import MPC, MpcSolution
-from toolkit.options import SolverOptions
-from toolkit.parameters import FloatArray, ParameterValues
-from toolkit.problem import ProblemFunctions
+from rlmpc.toolkit.mpc import MPC, MpcSolution
+from rlmpc.toolkit.options import SolverOptions
+from rlmpc.toolkit.parameters import FloatArray, ParameterValues
+from rlmpc.toolkit.problem import ProblemFunctions
 
 RTI_OPTIONS = SolverOptions(nlp_solver="SQP_RTI", hessian="GAUSS_NEWTON", tol=1e-9)
 SQP_OPTIONS = SolverOptions(tol=1e-8)  # full Gauss-Newton SQP for a nonlinear problem (as in tests)
@@ -162,7 +162,7 @@ def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | No
               steps: int = STEPS, precisions: tuple[str, ...] = PRECISIONS,
               footprint: bool = True, seed: int = 0, warm_start: str = "shifted") -> RtiReport:
     """Generate, compile and compare the RTI solver with acados (see the module docstring);
-    ``warm_start``: that of the generated solver (codegen.mcu.generate_rti.WARM_STARTS)."""
+    ``warm_start``: that of the generated solver (rlmpc.codegen.mcu.generate_rti.WARM_STARTS)."""
     th = fns.theta.flatten(theta)
     pv = fns.params.flatten(p, check_bounds=False)
     rti = MPC(fns, RTI_OPTIONS, theta=th, p=pv)
@@ -243,9 +243,9 @@ def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | No
 
 
 def main(argv: list[str] | None = None) -> None:
-    from toolkit.registry import PROBLEMS
+    from rlmpc.toolkit.registry import PROBLEMS
 
-    parser = argparse.ArgumentParser(prog="python -m codegen.mcu.rti_check", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m rlmpc.codegen.mcu.rti_check", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--problem", choices=sorted(PROBLEMS), default="cartpole")
     parser.add_argument("--out", help="work folder (default: a temporary folder)")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from codegen.toolchain import ToolchainError  # one error type for every toolchain failure
+from rlmpc.codegen.toolchain import ToolchainError  # one error type for every toolchain failure
 
 HARNESS = Path(__file__).parent / "c" / "host_harness.c"
 WARNINGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]

@@ -2,7 +2,7 @@
  *
  * Serves the serial protocol (docs/protocol.md) with the bundle's solver: HELLO -> INFO,
  * STEP -> ACTION (solve bracketed by board_cycles()), RESET, PING, EXIT; ERROR for rejected
- * frames and requests.  Needs the generated bundle_info.h (codegen.firmware) and the
+ * frames and requests.  Needs the generated bundle_info.h (rlmpc.codegen.firmware) and the
  * generated protocol header.  No malloc, no printf.
  */
 #ifndef RLMPC_CONTROLLER_H

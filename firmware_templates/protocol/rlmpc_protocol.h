@@ -1,6 +1,6 @@
 /* rlmpc serial protocol: CRC, frames, byte-at-a-time parser, message encoders and the
  * device's request decoders.  Specification: docs/protocol.md; ids and layouts come from the
- * generated header rlmpc_protocol_gen.h (python -m hil.codegen_protocol OUT_DIR).
+ * generated header rlmpc_protocol_gen.h (python -m rlmpc.codegen.protocol_header OUT_DIR).
  *
  * Pure C99 without libc calls or malloc: for bare metal and for the host.  Reals are float
  * (RLMPC_PROTO_PRECISION 4, the default) or double (8): the device's precision, which it

@@ -1,7 +1,7 @@
 """Plant environments (gymnasium) for closed-loop simulation and learning."""
 
-from toolkit.envs.cartpole import CartPole
-from toolkit.envs.gym_plant import GymPlant, Plant, pendulum_plant
-from toolkit.envs.lti import LtiGrosZanon
+from rlmpc.toolkit.envs.cartpole import CartPole
+from rlmpc.toolkit.envs.gym_plant import GymPlant, Plant, pendulum_plant
+from rlmpc.toolkit.envs.lti import LtiGrosZanon
 
 __all__ = ["CartPole", "GymPlant", "LtiGrosZanon", "Plant", "pendulum_plant"]

@@ -9,8 +9,8 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from toolkit.envs.checks import as_vector
-from toolkit.problems.cartpole import CART_LIMIT, FORCE_LIMIT, cartpole_dynamics
+from rlmpc.toolkit.envs.checks import as_vector
+from rlmpc.toolkit.problems.cartpole import CART_LIMIT, FORCE_LIMIT, cartpole_dynamics
 
 STATE_WEIGHTS = np.array([1.0, 5.0, 0.1, 0.1])
 """Diagonal of the quadratic state weight Q in the stage cost xᵀQx."""
@@ -27,7 +27,7 @@ FALL_ANGLE = np.pi / 2
 class CartPole(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
     """Cart-pole with state (cart position, pole angle from upright, cart velocity, rate).
 
-    The continuous dynamics are `toolkit.problems.cartpole.cartpole_dynamics`, integrated
+    The continuous dynamics are `rlmpc.toolkit.problems.cartpole.cartpole_dynamics`, integrated
     over ``dt`` with ``substeps`` RK4 steps. The force is clipped to ±FORCE_LIMIT. The
     stage cost ``xᵀQx + R u² + 100·max(0, |x₀| − CART_LIMIT)`` of the state *before* the
     step and the applied (clipped) force is returned as ``info["cost"]``; the reward is

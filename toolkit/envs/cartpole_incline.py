@@ -1,18 +1,18 @@
-"""A cart-pole plant on an inclined track (see :mod:`toolkit.problems.cartpole_incline`)."""
+"""A cart-pole plant on an inclined track (see :mod:`rlmpc.toolkit.problems.cartpole_incline`)."""
 
 from __future__ import annotations
 
 import casadi as cs
 import numpy as np
 
-from toolkit.envs.cartpole import INIT_HALF_WIDTH, CartPole
-from toolkit.problems.cartpole_incline import DEFAULT_SLOPE, equilibrium_force, incline_dynamics
+from rlmpc.toolkit.envs.cartpole import INIT_HALF_WIDTH, CartPole
+from rlmpc.toolkit.problems.cartpole_incline import DEFAULT_SLOPE, equilibrium_force, incline_dynamics
 
 
 class CartPoleIncline(CartPole):
     """Cart-pole on a track inclined by ``slope`` rad (rising towards +x).
 
-    State and input as :class:`toolkit.envs.cartpole.CartPole`; the pole angle is measured
+    State and input as :class:`rlmpc.toolkit.envs.cartpole.CartPole`; the pole angle is measured
     from the track normal, so the upright equilibrium is x_eq = (0, −slope, 0, 0), held by
     the force u_eq = (m_cart + m_pole)·g·sin(slope) of the *true* masses.  Stage cost
     ``Σ Q_i (x − x_eq)_i² + R (u − u_eq)² + 100·max(0, |x₀| − 1)`` (the weights of

@@ -8,8 +8,8 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from toolkit.envs.checks import as_vector
-from toolkit.problems.lti import A_TRUE, B_TRUE, U_BOUND, VIOLATION_WEIGHT, X_LB, X_UB
+from rlmpc.toolkit.envs.checks import as_vector
+from rlmpc.toolkit.problems.lti import A_TRUE, B_TRUE, U_BOUND, VIOLATION_WEIGHT, X_LB, X_UB
 
 NOISE_BOUNDS = (-0.1, 0.0)
 """Bounds of the uniform additive disturbance e on the first state."""

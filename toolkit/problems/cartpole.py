@@ -7,7 +7,7 @@ from typing import Any
 import casadi as cs
 import numpy as np
 
-from toolkit.problem import ParametricMPC
+from rlmpc.toolkit.problem import ParametricMPC
 
 GRAVITY = 9.81
 FORCE_LIMIT = 5.0

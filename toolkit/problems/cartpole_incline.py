@@ -5,10 +5,10 @@ pole vertical in the world, angle θ = −slope from the track normal, held by t
 F_eq = (m_cart + m_pole)·g·sin(slope).  A wrong pole mass in the model therefore gives a
 wrong feed-forward force and, without integral action, a steady-state offset: the model
 error costs on every step, not only during transients (as on the level track of
-:mod:`toolkit.problems.cartpole`, where a 30 % pole-mass error changes the closed-loop
+:mod:`rlmpc.toolkit.problems.cartpole`, where a 30 % pole-mass error changes the closed-loop
 cost by < 1 %).
 
-The stage cost is the one of the plant :class:`toolkit.envs.cartpole_incline.CartPoleIncline`
+The stage cost is the one of the plant :class:`rlmpc.toolkit.envs.cartpole_incline.CartPoleIncline`
 written around the *model's* equilibrium: qᵀ(x − x_eq)² + r (u − F_eq)² with
 x_eq = (0, −slope, 0, 0), plus the soft cart-position constraint |x₀| ≤ 1 m with the same
 exact penalty 100·|violation| as the plant.
@@ -21,8 +21,8 @@ from typing import Any
 import casadi as cs
 import numpy as np
 
-from toolkit.problem import ParametricMPC
-from toolkit.problems.cartpole import CART_LIMIT, FORCE_LIMIT, GRAVITY
+from rlmpc.toolkit.problem import ParametricMPC
+from rlmpc.toolkit.problems.cartpole import CART_LIMIT, FORCE_LIMIT, GRAVITY
 
 DEFAULT_SLOPE = 0.12
 """Default track inclination [rad] (6.9°)."""
@@ -34,7 +34,7 @@ def incline_dynamics(x: Any, u: Any, m_cart: Any, m_pole: Any, length: Any,
 
     State (cart position along the track, pole angle from the track normal, cart
     velocity, angular rate), the same conventions as
-    :func:`toolkit.problems.cartpole.cartpole_dynamics`, which this reduces to for
+    :func:`rlmpc.toolkit.problems.cartpole.cartpole_dynamics`, which this reduces to for
     ``slope = 0``.  From the Lagrangian with gravity tilted by ``slope``:
     (M+m)ẍ − m l cosθ θ̈ + m l sinθ θ̇² = F − (M+m) g sin(slope),
     l θ̈ = cosθ ẍ + g sin(θ + slope).

@@ -6,9 +6,9 @@ import casadi as cs
 import numpy as np
 import scipy.linalg
 
-from toolkit.problem import ParametricMPC
+from rlmpc.toolkit.problem import ParametricMPC
 
-# the true plant (see toolkit.envs.lti) and the MPC's deliberately wrong initial model
+# the true plant (see rlmpc.toolkit.envs.lti) and the MPC's deliberately wrong initial model
 A_TRUE = np.array([[0.9, 0.35], [0.0, 1.1]])
 B_TRUE = np.array([[0.0813], [0.2]])
 A_INIT = np.array([[1.0, 0.25], [0.0, 1.0]])

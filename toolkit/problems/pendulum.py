@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import casadi as cs
 
-from toolkit.problem import ParametricMPC
+from rlmpc.toolkit.problem import ParametricMPC
 
 GRAVITY = 10.0  # Pendulum-v1's g
 DT = 0.05

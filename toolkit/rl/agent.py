@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.mpc import MPC, MpcSolution
-from toolkit.parameters import FloatArray
-from toolkit.rl.exploration import Exploration
-from toolkit.rl.optimizers import Optimizer
+from rlmpc.toolkit.mpc import MPC, MpcSolution
+from rlmpc.toolkit.parameters import FloatArray
+from rlmpc.toolkit.rl.exploration import Exploration
+from rlmpc.toolkit.rl.optimizers import Optimizer
 
 FAILURE_ACTIONS = ("solution", "last")
 

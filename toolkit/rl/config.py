@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.options import SolverOptions
-from toolkit.registry import ENVS, PROBLEMS
+from rlmpc.toolkit.options import SolverOptions
+from rlmpc.toolkit.registry import ENVS, PROBLEMS
 
 
 class ConfigError(ValueError):

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.mpc import MPC, MpcSolution
-from toolkit.parameters import FloatArray
-from toolkit.rl.agent import MpcAgent
-from toolkit.rl.exploration import Exploration
-from toolkit.rl.optimizers import Optimizer
+from rlmpc.toolkit.mpc import MPC, MpcSolution
+from rlmpc.toolkit.parameters import FloatArray
+from rlmpc.toolkit.rl.agent import MpcAgent
+from rlmpc.toolkit.rl.exploration import Exploration
+from rlmpc.toolkit.rl.optimizers import Optimizer
 
 CRITICS = ("lstd", "monte_carlo")
 

@@ -8,11 +8,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from toolkit.mpc import MPC
-from toolkit.options import SolverOptions
-from toolkit.parameters import FloatArray
-from toolkit.problem import ProblemFunctions
-from toolkit.rl import plant_io
+from rlmpc.toolkit.mpc import MPC
+from rlmpc.toolkit.options import SolverOptions
+from rlmpc.toolkit.parameters import FloatArray
+from rlmpc.toolkit.problem import ProblemFunctions
+from rlmpc.toolkit.rl import plant_io
 
 
 def greedy_cost(fns: ProblemFunctions, options: SolverOptions, theta: FloatArray,

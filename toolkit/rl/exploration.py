@@ -7,7 +7,7 @@ outcome (ε-greedy always draws its uniform sample), so the caller's random stre
 exploration decisions.  Strategies do not clip: the caller clips to the action bounds.
 
 Configuration (`exploration_from_config`); schedule-valued entries are numbers or schedule dicts
-(see `toolkit.rl.schedules`), ``scale`` is a number or one non-negative number per action dimension::
+(see `rlmpc.toolkit.rl.schedules`), ``scale`` is a number or one non-negative number per action dimension::
 
     None or {"type": "none"}
     {"type": "epsilon_greedy", "epsilon": sched, "low": [...], "high": [...]}  # default box: action bounds
@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from toolkit.rl.checks import (
+from rlmpc.toolkit.rl.checks import (
     FloatArray,
     as_array,
     check_keys,
@@ -35,7 +35,7 @@ from toolkit.rl.checks import (
     prefixed,
     step_index,
 )
-from toolkit.rl.schedules import Schedule, schedule_from_config
+from rlmpc.toolkit.rl.schedules import Schedule, schedule_from_config
 
 __all__ = [
     "EpsilonGreedy",

@@ -37,7 +37,7 @@ import numpy.typing as npt
 import scipy.linalg
 import scipy.optimize
 
-from toolkit.rl.checks import (
+from rlmpc.toolkit.rl.checks import (
     FloatArray,
     as_array,
     check_keys,
@@ -48,7 +48,7 @@ from toolkit.rl.checks import (
     positive,
     prefixed,
 )
-from toolkit.rl.schedules import Schedule, schedule_from_config
+from rlmpc.toolkit.rl.schedules import Schedule, schedule_from_config
 
 __all__ = [
     "Adam",

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from toolkit.theta_file import save_theta, theta_document
+from rlmpc.toolkit.theta_file import save_theta, theta_document
 
 if TYPE_CHECKING:
-    from toolkit.rl.training import Trainer
+    from rlmpc.toolkit.rl.training import Trainer
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")

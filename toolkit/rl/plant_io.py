@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.parameters import FloatArray
+from rlmpc.toolkit.parameters import FloatArray
 
 
 def plant_state(obs: Any, info: dict[str, Any]) -> FloatArray:

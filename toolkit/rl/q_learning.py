@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.mpc import MPC
-from toolkit.parameters import FloatArray
-from toolkit.rl.agent import MpcAgent
-from toolkit.rl.exploration import Exploration
-from toolkit.rl.optimizers import Optimizer
-from toolkit.rl.replay import ReplayBuffer
+from rlmpc.toolkit.mpc import MPC
+from rlmpc.toolkit.parameters import FloatArray
+from rlmpc.toolkit.rl.agent import MpcAgent
+from rlmpc.toolkit.rl.exploration import Exploration
+from rlmpc.toolkit.rl.optimizers import Optimizer
+from rlmpc.toolkit.rl.replay import ReplayBuffer
 
 HESSIANS = ("none", "approx", "full")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.rl.checks import integer
+from rlmpc.toolkit.rl.checks import integer
 
 __all__ = ["ReplayBuffer"]
 

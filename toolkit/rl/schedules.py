@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from toolkit.rl.checks import (
+from rlmpc.toolkit.rl.checks import (
     check_keys,
     config_type,
     finite,

@@ -23,20 +23,20 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from toolkit.mpc import MPC
-from toolkit.output_folder import claim_output_folder
-from toolkit.parameters import FloatArray
-from toolkit.registry import make_env, make_problem
-from toolkit.rl import plant_io
-from toolkit.rl.agent import MpcAgent
-from toolkit.rl.config import ConfigError, TrainConfig
-from toolkit.rl.dpg import DeterministicPolicyGradient
-from toolkit.rl.evaluation import greedy_cost
-from toolkit.rl.exploration import exploration_from_config
-from toolkit.rl.optimizers import optimizer_from_config
-from toolkit.rl.plant_io import plant_state
-from toolkit.rl.q_learning import LstdQLearning
-from toolkit.rl.replay import ReplayBuffer
+from rlmpc.toolkit.mpc import MPC
+from rlmpc.toolkit.output_folder import claim_output_folder
+from rlmpc.toolkit.parameters import FloatArray
+from rlmpc.toolkit.registry import make_env, make_problem
+from rlmpc.toolkit.rl import plant_io
+from rlmpc.toolkit.rl.agent import MpcAgent
+from rlmpc.toolkit.rl.config import ConfigError, TrainConfig
+from rlmpc.toolkit.rl.dpg import DeterministicPolicyGradient
+from rlmpc.toolkit.rl.evaluation import greedy_cost
+from rlmpc.toolkit.rl.exploration import exploration_from_config
+from rlmpc.toolkit.rl.optimizers import optimizer_from_config
+from rlmpc.toolkit.rl.plant_io import plant_state
+from rlmpc.toolkit.rl.q_learning import LstdQLearning
+from rlmpc.toolkit.rl.replay import ReplayBuffer
 
 CHECKPOINT_NAME = "checkpoint.pkl"
 CHECKPOINT_VERSION = 1
@@ -266,6 +266,6 @@ class Trainer:
         pr.wall_time = time.perf_counter() - start
         self.save_checkpoint()
         final_eval = self.evaluate(self.mpc.theta)
-        from toolkit.rl.outputs import write_outputs
+        from rlmpc.toolkit.rl.outputs import write_outputs
 
         return write_outputs(self, final_eval)

@@ -6,7 +6,7 @@
  *   U(S)ART that QEMU's netduinoplus2 connects to the first "-serial" (serial_hd(0));
  *   -serial number 2..6 are USART2, USART3, UART4, UART5, USART6.
  *   QEMU drops bytes that arrive before UE and RE are set: the host repeats HELLO until
- *   INFO comes back (codegen.firmware_link.FirmwareLink.hello).
+ *   INFO comes back (rlmpc.codegen.firmware_link.FirmwareLink.hello).
  *   There is no separate interrupt acknowledge on this USART: reading DR clears RXNE (and,
  *   after the SR read, an overrun ORE), which drops the interrupt request.
  * - SysTick on the core clock (CLKSOURCE = processor), free-running over 2^24 ticks, wraps

@@ -20,14 +20,14 @@ command -v "$CC" >/dev/null || { echo "run_fuzz.sh: $CC not found (make setup in
 
 # generated header and seed corpus: each message type, dims nx=4 np=2 ntheta=3, as a raw stream
 # and as records (see fuzz_parser.c)
-(cd "$ROOT" && "$PY" -m hil.codegen_protocol "$OUT" >/dev/null)
+(cd "$ROOT" && "$PY" -m rlmpc.codegen.protocol_header "$OUT" >/dev/null)
 mkdir -p "$OUT/seeds" "$OUT/corpus"
 (cd "$ROOT" && "$PY" - "$OUT/seeds" "$PRECISION" <<'EOF'
 import sys
 from pathlib import Path
 
-from hil import protocol as p
-from hil.protocol_spec import HASH_LEN, Precision
+from rlmpc.codegen import protocol as p
+from rlmpc.codegen.protocol_spec import HASH_LEN, Precision
 
 out, prec = Path(sys.argv[1]), Precision(int(sys.argv[2]))
 h = bytes(HASH_LEN)

@@ -1,4 +1,4 @@
-"""Worker of :mod:`codegen.mcu.osqp_bench`: runs in the OSQP venv (``python -I``), never the project's.
+"""Worker of :mod:`osqp_peer`: runs in the OSQP venv (``python -I``), never the project's.
 
 Arguments: QP (.npz), output folder, codegen prefix, settings (JSON).  Generates OSQP's
 embedded code (mode 1: ``parameters='vectors'``, float) and solves the check states in

@@ -1,4 +1,4 @@
-"""rlmpc: learn MPC parameters with reinforcement learning, export C code for targets."""
+"""The ``rlmpc`` command: one parser above the three layers it drives (toolkit, codegen, hil)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 def _print_bundle_make_variables() -> None:
     """Where an acados bundle's Makefile finds acados (x86-64; aarch64 once the set-up cached it)."""
-    from codegen import aarch64_acados
-    from toolkit.acados_runtime import acados_paths
+    from rlmpc.codegen import aarch64_acados
+    from rlmpc.toolkit.acados_runtime import acados_paths
 
     paths = acados_paths()
     print(f"\nbuild a linux-x86_64 bundle: make ACADOS_INCLUDE={paths.include} ACADOS_LIB={paths.lib}")
@@ -23,7 +23,7 @@ def _print_bundle_make_variables() -> None:
 
 
 def _doctor(_: argparse.Namespace) -> int:
-    from toolkit.acados_runtime import REPAIR_HINT, check_installation
+    from rlmpc.toolkit.acados_runtime import REPAIR_HINT, check_installation
 
     results = check_installation()
     for r in results:
@@ -38,11 +38,11 @@ def _doctor(_: argparse.Namespace) -> int:
 def _demo_folders(out: Path) -> Path:
     """Check (and claim) the demo's output folders; forget an earlier demo's training run (only
     its own files).  The training run's folder."""
-    from codegen.bundle_folder import check_destination
-    from codegen.firmware import BUILD_OUTPUTS
-    from hil.report import FILES
-    from toolkit.output_folder import claim_output_folder
-    from toolkit.rl.training import TRAIN_OUTPUTS
+    from rlmpc.codegen.bundle_folder import check_destination
+    from rlmpc.codegen.firmware import BUILD_OUTPUTS
+    from rlmpc.hil.report import FILES
+    from rlmpc.toolkit.output_folder import claim_output_folder
+    from rlmpc.toolkit.rl.training import TRAIN_OUTPUTS
 
     folders = {"lti_qlearning": ("train", TRAIN_OUTPUTS), "firmware_mps2-an386": ("build", BUILD_OUTPUTS),
                "hil": ("hil", (*FILES.values(), "firmware"))}
@@ -59,9 +59,9 @@ def _demo_folders(out: Path) -> Path:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from toolkit.demo_core import run_core_demo
-    from toolkit.rl.config import load_config
-    from toolkit.rl.training import Trainer
+    from rlmpc.toolkit.demo_core import run_core_demo
+    from rlmpc.toolkit.rl.config import load_config
+    from rlmpc.toolkit.rl.training import Trainer
 
     out = Path(args.out)
     run_dir = _demo_folders(out)  # every output folder checked before anything is written
@@ -69,7 +69,7 @@ def _demo(args: argparse.Namespace) -> int:
     run_core_demo(out)
     print("\n== 2. Training: second-order LSTD Q-learning on the LTI task of Gros & Zanon "
           "(examples/lti_qlearning.toml)")
-    example = Path(__file__).resolve().parent.parent / "examples" / "lti_qlearning.toml"
+    example = Path(__file__).resolve().parent / "examples" / "lti_qlearning.toml"  # (in the wheel too)
     summary = Trainer(load_config(example, output=run_dir)).run()
     print(f"greedy closed-loop cost over {summary['evaluation']['episodes']} episodes: "
           f"{summary['greedy_cost_initial']:.3g} (initial θ) -> {summary['greedy_cost_final']:.3g} "
@@ -80,8 +80,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     print("\n== 3. Code generation for embedded Linux: the learned θ as an acados C bundle for "
           "linux-aarch64, built with aarch64-linux-gnu-gcc and run under qemu-aarch64")
-    from codegen.bundle import export_bundle
-    from codegen.run_bundle import run_bundle
+    from rlmpc.codegen.bundle import export_bundle
+    from rlmpc.codegen.run_bundle import run_bundle
 
     bundle = export_bundle(run_dir / "theta.json", "linux-aarch64", out / "lti_bundle_aarch64")
     report = run_bundle(bundle)
@@ -91,9 +91,9 @@ def _demo(args: argparse.Namespace) -> int:
           "a Cortex-M4F, the controller firmware for the emulated mps2-an386 board, QEMU started "
           "as the 'flashed' controller, and the closed loop plant ↔ controller over its serial "
           "link against the workstation policy")
-    from codegen.firmware import build_firmware
-    from codegen.mcu_export import export_mcu
-    from hil.cli import parse_hil_args, run_command
+    from rlmpc.codegen.firmware import build_firmware
+    from rlmpc.codegen.mcu_export import export_mcu
+    from rlmpc.hil.cli import parse_hil_args, run_command
 
     mcu = export_mcu(run_dir / "theta.json", out / "lti_mcu")
     elf = build_firmware(mcu, "mps2-an386", out / "firmware_mps2-an386")
@@ -111,8 +111,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from toolkit.rl.config import load_config
-    from toolkit.rl.training import Trainer
+    from rlmpc.toolkit.rl.config import load_config
+    from rlmpc.toolkit.rl.training import Trainer
 
     for option, value in (("--episodes", args.episodes), ("--steps", args.steps)):
         if value is not None and value < 1:
@@ -158,10 +158,10 @@ def _export(args: argparse.Namespace) -> int:
         if value is not None:
             raise ValueError(f"{option}: only for the bare-metal solver (--target cortex-m4), not "
                              f"for {args.target} (acados' solver, double precision)")
-    from codegen.build import BundleBuildError
-    from codegen.bundle import export_bundle
-    from codegen.run_bundle import BundleRunError, run_bundle
-    from codegen.toolchain import ToolchainError
+    from rlmpc.codegen.build import BundleBuildError
+    from rlmpc.codegen.bundle import export_bundle
+    from rlmpc.codegen.run_bundle import BundleRunError, run_bundle
+    from rlmpc.codegen.toolchain import ToolchainError
 
     bundle = export_bundle(args.theta, args.target, args.out)
     print(f"bundle: {bundle} (manifest.json, Makefile, solver/, src/, test_vectors.*)")
@@ -179,7 +179,7 @@ def _export(args: argparse.Namespace) -> int:
 def _export_mcu(args: argparse.Namespace) -> int:
     import tempfile
 
-    from codegen.mcu_export import check_mcu, export_mcu
+    from rlmpc.codegen.mcu_export import check_mcu, export_mcu
 
     precision = args.precision or "float32"
     ram_limit = args.ram_limit if args.ram_limit is not None else DEFAULT_RAM_LIMIT_KB
@@ -236,11 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--check", action="store_true",
                         help="build the bundle for its target and compare its test program with the MPC")
     export.set_defaults(func=_export)
-    from codegen.firmware_cli import add_firmware_commands
+    from rlmpc.codegen.firmware_cli import add_firmware_commands
 
     add_firmware_commands(sub)
-    from hil.cli import add_hil_command
+    from rlmpc.hil.bench_target import add_bench_target_command
+    from rlmpc.hil.cli import add_hil_command
 
+    add_bench_target_command(sub)
     add_hil_command(sub)
     return parser
 
@@ -248,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from toolkit.registry import load_plugins
+        from rlmpc.toolkit.registry import load_plugins
 
         load_plugins()  # the user's own problems and plants (RLMPC_PLUGINS)
         return int(args.func(args))

@@ -1,6 +1,6 @@
 """The serial protocol in Python: messages, payload codec, frames and a streaming frame parser.
 
-Layouts come from :mod:`hil.protocol_spec` (see ``docs/protocol.md``).  Encoding a malformed
+Layouts come from :mod:`rlmpc.codegen.protocol_spec` (see ``docs/protocol.md``).  Encoding a malformed
 message is a programming error (``ValueError``); everything received is checked and rejected with
 a typed result (:class:`FrameError`, :class:`DecodeError`), never an exception.
 
@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from hil.protocol_spec import (
+from rlmpc.codegen.protocol_spec import (
     CRC_INIT,
     HASH_LEN,
     INT_KINDS,

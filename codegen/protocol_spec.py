@@ -1,7 +1,7 @@
 """The serial protocol between the HIL runner and the controller firmware: the one source of truth.
 
 Message type ids, payload layouts, error codes, flag bits and constants live here only.
-:mod:`hil.protocol` encodes and decodes from these tables, and :mod:`hil.codegen_protocol`
+:mod:`rlmpc.codegen.protocol` encodes and decodes from these tables, and :mod:`rlmpc.codegen.protocol_header`
 generates the C header ``rlmpc_protocol_gen.h`` from them, so C and Python cannot drift.
 ``docs/protocol.md`` explains the protocol; a test checks its tables against this module.
 

@@ -1,6 +1,6 @@
 """The cart-pole MPC linearised upright: a linear test problem for the MCU solver.
 
-Same cost, bounds and soft cart limit as :func:`toolkit.problems.cartpole_mpc`,
+Same cost, bounds and soft cart limit as :func:`rlmpc.toolkit.problems.cartpole_mpc`,
 with the RK4-discretised dynamics replaced by their Jacobians at the upright
 equilibrium (x = 0, u = 0) for the nominal masses and length (computed with
 CasADi from the nonlinear model; no hand-written model).
@@ -11,8 +11,8 @@ from __future__ import annotations
 import casadi as cs
 import numpy as np
 
-from toolkit.problem import ParametricMPC
-from toolkit.problems.cartpole import CART_LIMIT, FORCE_LIMIT, cartpole_mpc
+from rlmpc.toolkit.problem import ParametricMPC
+from rlmpc.toolkit.problems.cartpole import CART_LIMIT, FORCE_LIMIT, cartpole_mpc
 
 
 def upright_linearisation(horizon: int = 20, dt: float = 0.05) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,7 @@
+"""``python -m rlmpc``: the ``rlmpc`` command."""
+
+import sys
+
+from rlmpc.cli import main
+
+sys.exit(main())
