@@ -3,7 +3,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint doctor bench fuzz clean
+.PHONY: setup demo test lint doctor bench fuzz wheel clean
 
 setup:
 	@bash scripts/setup.sh
@@ -28,8 +28,12 @@ bench: setup
 	@$(PY) bench/rti_warm_start.py
 	@$(PY) bench/hil.py
 
+# the sdist and the wheel (built from the sdist) in dist/; the wheel carries everything a command needs
+wheel: setup
+	@$(PY) -m build --outdir dist .
+
 fuzz: setup
 	@bash firmware_templates/protocol/fuzz/run_fuzz.sh 1000000
 
 clean:
-	rm -rf build runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build dist runs .pytest_cache .mypy_cache .ruff_cache
