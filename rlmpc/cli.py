@@ -154,7 +154,7 @@ def _export(args: argparse.Namespace) -> int:
     if args.target == "cortex-m4":
         return _export_mcu(args)
     for option, value in (("--rti-warm-start", args.rti_warm_start), ("--precision", args.precision),
-                          ("--ram-limit", args.ram_limit)):
+                          ("--ram-limit", args.ram_limit), ("--qp", args.qp)):
         if value is not None:
             raise ValueError(f"{option}: only for the bare-metal solver (--target cortex-m4), not "
                              f"for {args.target} (acados' solver, double precision)")
@@ -184,8 +184,10 @@ def _export_mcu(args: argparse.Namespace) -> int:
     precision = args.precision or "float32"
     ram_limit = args.ram_limit if args.ram_limit is not None else DEFAULT_RAM_LIMIT_KB
     out = export_mcu(args.theta, args.out, precision=precision, ram_limit=int(ram_limit * 1024),
-                     rti_warm_start=args.rti_warm_start)
-    fp = json.loads((out / "manifest.json").read_text())["footprint"]
+                     rti_warm_start=args.rti_warm_start, qp=args.qp)
+    manifest = json.loads((out / "manifest.json").read_text())
+    fp = manifest["footprint"]
+    print(f"QP path: {manifest['solver']['kind']}; why: {manifest['solver']['choice']}")
     print(f"bare-metal solver ({precision}): {out} (manifest.json, solver sources, DAQP sources, "
           f"test_vectors.json)\nCortex-M4F footprint of the solver: text {fp['text']} B, "
           f"data {fp['data']} B, bss {fp['bss']} B (flash {fp['flash'] / 1024:.1f} KB, "
@@ -193,7 +195,7 @@ def _export_mcu(args: argparse.Namespace) -> int:
     if not args.check:
         return 0
     with tempfile.TemporaryDirectory(prefix="rlmpc-mcu-check-") as tmp:
-        report = check_mcu(args.theta, Path(tmp), args.rti_warm_start)
+        report = check_mcu(args.theta, Path(tmp), args.rti_warm_start, args.qp, precision)
     print("\n".join(report.lines()))
     return 0 if not report.problems() else 1
 
@@ -230,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "by one stage (default: closer to the converged MPC in normal operation) or as it "
                         "is (acados SQP_RTI's method, its closed loops exactly; steadier in large "
                         "transients); see docs/benchmarks.md")
+    export.add_argument("--qp", choices=["dense", "structured"], default=None,
+                        help="cortex-m4: the condensed dense QP (DAQP) or the structured one (interior point + "
+                        "Riccati, memory linear in N); default: chosen from the problem's sizes (the export "
+                        "report says which and why)")
     export.add_argument("--out", required=True,
                         help="bundle folder: new, empty, or an earlier bundle without files added "
                         "or changed since its export (it is replaced)")
