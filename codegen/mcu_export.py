@@ -143,7 +143,6 @@ def check_mcu(theta_path: str | Path, work_dir: Path,
     from rlmpc.codegen.mcu.generate_rti import WARM_STARTS
     from rlmpc.codegen.mcu.host_check import check
     from rlmpc.codegen.mcu.rti_check import check_rti
-
     from rlmpc.codegen.mcu.structured.check import check_structured
     from rlmpc.codegen.mcu.structured.choice import choose_qp
 

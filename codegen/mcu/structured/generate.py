@@ -81,8 +81,8 @@ def _row_tables(fns: ProblemFunctions) -> dict[str, np.ndarray]:
     wl, wq = np.zeros((N + 1, nu + nh)), np.zeros((N + 1, nu + nh))
     for k in range(N + 1):
         idx = stage_soft_rows(fns, k)
-        l, q = slack_weights(fns, k)
-        wl[k, nu + idx], wq[k, nu + idx] = l, q
+        lin, quad = slack_weights(fns, k)
+        wl[k, nu + idx], wq[k, nu + idx] = lin, quad
     return {"lo": lo, "up": up, "soft": soft, "wl": wl, "wq": wq}
 
 
