@@ -39,12 +39,14 @@ STRUCTURED_FILES = {"rlmpc_riccati.h.in": "rlmpc_solver.h", "rlmpc_riccati.c.in"
 MAX_ITER = 30
 # linearisations of the first solve after start-up or a reset of a nonlinear model
 COLD_SQP = 10
-# start point, step and tolerances per precision (float32: residual floors near 1e-6 for O(1) data)
-IPM_SETTINGS = {
+# start point, step and tolerances per precision
+IPM_SETTINGS: dict[str, dict[str, float]] = {
+    # float32: the stationarity residual's rounding floor is near 1e-4 (1 + max|g|); polishing
+    # iterations go below it while it halves; lambda/t beyond ~1e6 spoils the Riccati factors
     "float32": {"t0": 1.0, "mu0": 1.0, "tau": 0.99, "tol_stat": 1e-4, "tol_eq": 1e-5, "tol_comp": 1e-6,
-                "reg": 1e-7, "inexact_eq": 1e-2},
+                "mu_min": 5e-7, "stat_rel": 1.0, "polish": 4, "reg": 1e-7, "inexact_eq": 1e-2},
     "float64": {"t0": 1.0, "mu0": 1.0, "tau": 0.995, "tol_stat": 1e-9, "tol_eq": 1e-10, "tol_comp": 1e-11,
-                "reg": 1e-12, "inexact_eq": 1e-2},
+                "mu_min": 1e-12, "stat_rel": 1.0, "polish": 0, "reg": 1e-12, "inexact_eq": 1e-2},
 }
 
 
@@ -120,7 +122,8 @@ def render_structured(fns: ProblemFunctions, theta: ParameterValues | None = Non
         "soft": ", ".join(str(int(s)) for s in rows["soft"]),
         "discount": arr(fns.discount ** np.arange(fns.horizon)),
         "wl": arr(rows["wl"]), "wq": arr(rows["wq"]),
-        **{k: c_number(v, single) for k, v in IPM_SETTINGS[precision].items()},
+        **{k: c_number(v, single) for k, v in IPM_SETTINGS[precision].items() if k != "polish"},
+        "polish": str(int(IPM_SETTINGS[precision]["polish"])),
     }
     files = {out: Template((TEMPLATES / tpl).read_text()).substitute(fields)
              for tpl, out in STRUCTURED_FILES.items()}
