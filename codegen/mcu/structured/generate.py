@@ -45,8 +45,8 @@ IPM_SETTINGS: dict[str, dict[str, float]] = {
     # iterations go below it while it halves; lambda/t beyond ~1e6 spoils the Riccati factors
     "float32": {"t0": 1.0, "mu0": 1.0, "tau": 0.99, "tol_stat": 1e-4, "tol_eq": 1e-5, "tol_comp": 1e-6,
                 "mu_min": 5e-7, "stat_rel": 1.0, "polish": 4, "reg": 1e-7, "inexact_eq": 1e-2},
-    "float64": {"t0": 1.0, "mu0": 1.0, "tau": 0.995, "tol_stat": 1e-9, "tol_eq": 1e-10, "tol_comp": 1e-11,
-                "mu_min": 1e-12, "stat_rel": 1.0, "polish": 0, "reg": 1e-12, "inexact_eq": 1e-2},
+    "float64": {"t0": 1.0, "mu0": 1.0, "tau": 0.995, "tol_stat": 1e-10, "tol_eq": 1e-11, "tol_comp": 1e-12,
+                "mu_min": 1e-13, "stat_rel": 1.0, "polish": 0, "reg": 1e-12, "inexact_eq": 1e-2},
 }
 
 
