@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+import casadi as cs
 import numpy as np
 
 from rlmpc.codegen.mcu.casadi_functions import STAGE, TERMINAL, generate_stage_functions
@@ -31,7 +32,7 @@ from rlmpc.codegen.mcu.generate import PRECISIONS, TEMPLATES, c_array, c_number,
 from rlmpc.codegen.mcu.linearise import linearise
 from rlmpc.toolkit.nlp import slack_weights, stage_soft_rows
 from rlmpc.toolkit.parameters import ParameterValues
-from rlmpc.toolkit.problem import ProblemFunctions
+from rlmpc.toolkit.problem import ProblemFunctions, fix_theta
 
 # template -> generated file (the header keeps the dense solver's name: the firmware looks for it)
 STRUCTURED_FILES = {"rlmpc_riccati.h.in": "rlmpc_solver.h", "rlmpc_riccati.c.in": "rlmpc_solver.c"}
@@ -88,6 +89,19 @@ def _row_tables(fns: ProblemFunctions) -> dict[str, np.ndarray]:
     return {"lo": lo, "up": up, "soft": soft, "wl": wl, "wq": wq}
 
 
+def dynamics_sparsity(fns: ProblemFunctions, theta: np.ndarray, p: ParameterValues | None
+                      ) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Structural nonzeros of A = ∂f/∂x and B = ∂f/∂u by column (CSC pointers and rows)."""
+    x, u = cs.SX.sym("x", fns.nx), cs.SX.sym("u", fns.nu)
+    fixed = fix_theta(fns, theta) if fns.ntheta else fns
+    f = fixed.dynamics(x, u, cs.SX(0, 1), cs.DM(fns.params.flatten(p, check_bounds=False)))
+    out = []
+    for var in (x, u):
+        sp = cs.jacobian(f, var).sparsity()
+        out += [list(sp.colind()), list(sp.row())]
+    return out[0], out[1], out[2], out[3]
+
+
 def render_structured(fns: ProblemFunctions, theta: ParameterValues | None = None,
                       p: ParameterValues | None = None, precision: str = "float32",
                       max_iter: int = MAX_ITER) -> tuple[dict[str, str], np.ndarray]:
@@ -104,6 +118,9 @@ def render_structured(fns: ProblemFunctions, theta: ParameterValues | None = Non
     t_arg, t_res, t_iw, t_w = model.sizes[TERMINAL]
     assert s_arg <= 3 and s_res <= 7 and t_arg <= 1 and t_res <= 4
     rows = _row_tables(fns)
+    a_ptr, a_row, b_ptr, b_row = dynamics_sparsity(fns, th, p)
+    if fns.nx > 255:
+        raise ValueError(f"nx: the structured path stores row indices in bytes (nx <= 255), got {fns.nx}")
     th_hash = hashlib.sha256(np.ascontiguousarray(th, dtype="<f8").tobytes()).hexdigest()[:16]
 
     def arr(a: np.ndarray) -> str:
@@ -122,6 +139,9 @@ def render_structured(fns: ProblemFunctions, theta: ParameterValues | None = Non
         "soft": ", ".join(str(int(s)) for s in rows["soft"]),
         "discount": arr(fns.discount ** np.arange(fns.horizon)),
         "wl": arr(rows["wl"]), "wq": arr(rows["wq"]),
+        "nnz_a": str(max(len(a_row), 1)), "nnz_b": str(max(len(b_row), 1)),
+        "a_ptr": ", ".join(map(str, a_ptr)), "a_row": ", ".join(map(str, a_row or [0])),
+        "b_ptr": ", ".join(map(str, b_ptr)), "b_row": ", ".join(map(str, b_row or [0])),
         **{k: c_number(v, single) for k, v in IPM_SETTINGS[precision].items() if k != "polish"},
         "polish": str(int(IPM_SETTINGS[precision]["polish"])),
     }
