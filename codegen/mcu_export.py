@@ -105,7 +105,7 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
         raise ValueError(f"{theta_path}: problem {tf.problem!r} is linear (a condensed QP, no real-time "
                          "iteration): --rti-warm-start does not apply")
     warm = rti_warm_start or WARM_STARTS[0]
-    choice = choose_qp(tf.fns, precision, qp)
+    choice = choose_qp(tf.fns, precision, qp, ram_limit)
     out = Path(out_dir).resolve()
     check_destination(out)
     vectors = compute_test_vectors(fix_theta(tf.fns, tf.values), SolverOptions(tol=1e-9))

@@ -1,14 +1,12 @@
 """Which MCU QP path an export takes: the condensed dense QP (DAQP) or the structured one.
 
-Decided from sizes known at export, before anything is generated:
-
-* the dense path's static RAM grows with the square of the QP's rows m = N (nu + rows per
-  stage) (measured on main: ≈ 2 bytes × m² in float32, issue 15), the structured path's
-  linearly with N (:func:`structured_ram_estimate` counts its arrays);
-* in float32 the dense path's condensing loses the answer from nx ≈ 12 on (a 12-state chain
-  returned non-finite inputs reported optimal, issue 15);
-* otherwise the dense path is kept: on small problems it is several times faster
-  (linear cart-pole N = 20: median 1,280 instructions per step).
+Decided from sizes known at export, before anything is generated.  The dense path's static
+RAM grows with the square of the QP's rows m = N (nu + rows per stage) (≈ 2.4 bytes × m² in
+float32, fitted to the hover model and the mass chain at N = 20), the structured path's
+linearly with N (:func:`structured_ram_estimate` counts its arrays).  Where the dense path
+fits the RAM limit it is taken: it is much faster (hover model N = 20 on QEMU mps2-an386:
+median 60k against 5.7M instructions per step, docs/benchmarks.md); otherwise the structured
+path, whose RAM is linear in N.
 """
 
 from __future__ import annotations
@@ -18,8 +16,7 @@ from dataclasses import dataclass
 from rlmpc.toolkit.problem import ProblemFunctions
 
 QP_PATHS = ("dense", "structured")
-DENSE_BYTES_PER_ROW2 = 2.0  # float32 static RAM of the dense path per m² (issue 15, measured)
-FLOAT32_DENSE_MAX_NX = 10  # from this state dimension on, float32 exports take the structured path
+DENSE_BYTES_PER_ROW2 = 2.4  # float32 static RAM of the dense path per m² (measured, see the docstring)
 
 
 @dataclass(frozen=True)
@@ -34,15 +31,18 @@ class QpChoice:
 
 def structured_ram_estimate(fns: ProblemFunctions, precision: str) -> int:
     """Static RAM of the structured solver (the arrays of ``rlmpc_riccati.c.in``), bytes."""
+    from rlmpc.codegen.mcu.structured.generate import dynamics_sparsity
+
     N, nx, nu = fns.horizon, fns.nx, fns.nu
     nz, nh = nx + nu, max(fns.state_rows.n + fns.path_rows.n, 1)
     nr = nu + fns.state_rows.n + fns.path_rows.n
-    per_stage = (nx * nx + nx * nu + nx + nz * nz + nz + nh + nh * nz  # stage data
-                 + nx * nx + nu * nx + nu * nu + nu + nx  # Riccati
-                 + 3 * nx + nu + nx + nz + 2 * nx + nu  # iterate, steps
-                 + 16 * 2 * nr + nx + nu + nx + nu)  # sides (16 arrays), linearisation point, plan
+    _, a_row, _, b_row = dynamics_sparsity(fns, fns.theta.flatten(None), None)
+    stages = N * (len(a_row) + len(b_row) + nx + nu * nx + nu * nu + nu + nx + nu + nx + nu)
+    stages += (N + 1) * (nh + nh * nz + nx * nx + nx + nx + nx + nz + nx + nx)
+    stages += (N + 1) * 2 * nr * 11 + 2 * ((N + 1) * nx + N * nu)
+    scratch = 2 * nz * nz + nz + nx * nx + nx * nu + nx * nz + nz + nx
     size = 4 if precision == "float32" else 8
-    return int((N + 1) * per_stage * size + 2 * nr * (N + 1))
+    return int((stages + scratch) * size + (N + 1) * 2 * nr)
 
 
 def dense_ram_estimate(fns: ProblemFunctions, precision: str) -> int:
@@ -51,17 +51,17 @@ def dense_ram_estimate(fns: ProblemFunctions, precision: str) -> int:
     return int(DENSE_BYTES_PER_ROW2 * m * m * (1 if precision == "float32" else 2))
 
 
-def choose_qp(fns: ProblemFunctions, precision: str, requested: str | None = None) -> QpChoice:
+def choose_qp(fns: ProblemFunctions, precision: str, requested: str | None = None,
+              ram_limit: int = 112 * 1024) -> QpChoice:
     """The QP path for this problem (``requested``: ``--qp``, overrides the rule)."""
     if requested is not None and requested not in QP_PATHS:
         raise ValueError(f"--qp: expected one of {list(QP_PATHS)}, got {requested!r}")
     dense, structured = dense_ram_estimate(fns, precision), structured_ram_estimate(fns, precision)
-    sizes = f"RAM estimates: dense {dense / 1024:.1f} KB, structured {structured / 1024:.1f} KB"
+    sizes = (f"static RAM estimates: dense {dense / 1024:.1f} KB, structured {structured / 1024:.1f} KB, "
+             f"limit {ram_limit / 1024:.1f} KB")
     if requested is not None:
         return QpChoice(requested, f"--qp {requested} ({sizes})", dense, structured)
-    if precision == "float32" and fns.nx >= FLOAT32_DENSE_MAX_NX:
-        return QpChoice("structured", f"nx = {fns.nx} >= {FLOAT32_DENSE_MAX_NX} in float32: the condensed "
-                        f"QP loses its accuracy there ({sizes})", dense, structured)
-    if dense > structured:
-        return QpChoice("structured", f"smaller ({sizes})", dense, structured)
-    return QpChoice("dense", f"smaller, and faster on small problems ({sizes})", dense, structured)
+    if dense <= ram_limit:
+        return QpChoice("dense", f"the dense path fits and is much faster per step ({sizes})", dense, structured)
+    return QpChoice("structured", f"the dense path does not fit; the structured one grows linearly with N "
+                    f"({sizes})", dense, structured)
