@@ -103,3 +103,29 @@ def test_identical_inputs_give_identical_files() -> None:
     a, _ = render_structured(fns, precision="float32")
     b, _ = render_structured(fns, precision="float32")
     assert a == b and set(a) == {"rlmpc_solver.h", "rlmpc_solver.c", "rlmpc_model.c"}
+
+
+def test_choice_keeps_the_dense_path_where_it_fits() -> None:
+    from rlmpc.codegen.mcu.structured.choice import choose_qp
+    from rlmpc.toolkit.problems.linear_cartpole import linear_cartpole_mpc
+
+    assert choose_qp(linear_cartpole_mpc().build(), "float32").path == "dense"
+    big = quadrotor_hover_mpc(horizon=40).build()
+    choice = choose_qp(big, "float32")
+    assert choice.path == "structured" and choice.dense_ram > 112 * 1024 >= choice.structured_ram
+    assert "does not fit" in choice.reason
+    assert choose_qp(big, "float32", requested="dense").path == "dense"
+    with pytest.raises(ValueError, match="--qp: expected one of"):
+        choose_qp(big, "float32", requested="sparse")
+
+
+def test_ram_estimate_matches_the_arrays(tmp_path: Path) -> None:
+    """The export decides from the estimate: it must track the solver's real static RAM."""
+    from rlmpc.codegen.mcu.structured.choice import structured_ram_estimate
+    from rlmpc.codegen.mcu.toolchain import arm_available, cortex_m4_footprint
+
+    if not arm_available():
+        pytest.skip("arm-none-eabi-gcc not installed")
+    fns = quadrotor_hover_mpc(horizon=20).build()
+    ram = cortex_m4_footprint(generate_structured(fns, tmp_path / "g"), tmp_path / "arm").ram
+    assert abs(structured_ram_estimate(fns, "float32") - ram) <= 0.05 * ram
