@@ -75,7 +75,7 @@ def hover_starts(n: int, seed: int) -> FloatArray:
     return np.random.default_rng(seed).uniform(-1, 1, (n, 12)) * box
 
 
-def measure(path: str, gen: SolverSources, plan: BenchPlan, out: Path, mpc: MPC | None,
+def measure(path: str, N: int, gen: SolverSources, plan: BenchPlan, out: Path, mpc: MPC | None,
             box: Callable[[FloatArray], float], timeout: float) -> tuple[Row, BenchRun]:
     fw = build_rlmpc_bench(gen, plan, out / "fw")
     fp = cortex_m4_footprint(gen, out / "size")
@@ -92,15 +92,9 @@ def measure(path: str, gen: SolverSources, plan: BenchPlan, out: Path, mpc: MPC 
     statuses: dict[int, int] = {}
     for s in run.steps:
         statuses[s.status] = statuses.get(s.status, 0) + 1
-    return Row(path, plan.steps[0] and int(gen_horizon(gen)), float(np.median(ins)), float(np.percentile(ins, 99)),
+    return Row(path, N, float(np.median(ins)), float(np.percentile(ins, 99)),
                int(ins.max()), float(np.median(its)), float(np.median(ins / its)), fp.flash, fp.ram, du0,
                max(box(s.x) for s in run.steps), statuses), run
-
-
-def gen_horizon(gen: SolverSources) -> int:
-    header = next(p for p in gen.sources[0].parent.glob("rlmpc_solver.h"))
-    line = next(ln for ln in header.read_text().splitlines() if ln.startswith("#define RLMPC_HORIZON "))
-    return int(line.split()[2])
 
 
 def acados_violation(fns: ProblemFunctions, x0s: FloatArray, steps: int, A: FloatArray, B: FloatArray) -> float:
@@ -113,6 +107,12 @@ def acados_violation(fns: ProblemFunctions, x0s: FloatArray, steps: int, A: Floa
             worst = max(worst, float(np.max(np.abs(x[:3])) - POSITION_LIMIT))
             x = A @ x + B @ mpc.policy(x)
     return max(worst, 0.0)
+
+
+def table_line(r: Row, ref_violation: float) -> str:
+    return (f"| {r.path} | {r.N} | {r.median:,.0f} | {r.p99:,.0f} | {r.max:,} | {r.iterations_median:.0f} | "
+            f"{r.per_iteration:,.0f} | {r.flash / 1024:.1f} KB | {r.ram / 1024:.1f} KB | {r.du0:.1e} | "
+            f"{r.violation:.3f} ({ref_violation:.3f}) | {r.statuses} |")
 
 
 def hover(args: argparse.Namespace, work: Path) -> list[str]:
@@ -133,27 +133,26 @@ def hover(args: argparse.Namespace, work: Path) -> list[str]:
         ref_violation = acados_violation(fns, x0s, args.steps, A, B)
         log(f"hover N={N}: structured")
         gen = generate_structured(fns, work / f"s{N}", precision="float32", max_iter=args.max_iter)
-        row, _ = measure("structured", gen, plan, work / f"s{N}", mpc, box, args.timeout)
+        row, _ = measure("structured", N, gen, plan, work / f"s{N}", mpc, box, args.timeout)
         rows.append(row)
+        lines.append(table_line(row, ref_violation))
         if N <= DENSE_MAX_N and not args.no_dense:
             log(f"hover N={N}: dense")
             try:
                 dgen = generate(fns, work / f"d{N}", precision="float32")
-                drow, _ = measure("dense", dgen, plan, work / f"d{N}", mpc, box, args.timeout)
+                drow, _ = measure("dense", N, dgen, plan, work / f"d{N}", mpc, box, args.timeout)
                 rows.append(drow)
+                lines.append(table_line(drow, ref_violation))
             except Exception as exc:  # a failed build or run is a result here
                 log(f"  dense N={N}: {type(exc).__name__}: {str(exc)[:200]}")
                 lines.append(f"| dense | {N} | failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]} |"
                              + " |" * 10)
-        for r in rows[-2:] if rows[-1].N == N and len(rows) > 1 and rows[-2].N == N else rows[-1:]:
-            lines.append(f"| {r.path} | {r.N} | {r.median:,.0f} | {r.p99:,.0f} | {r.max:,} | {r.iterations_median:.0f} | "
-                         f"{r.per_iteration:,.0f} | {r.flash / 1024:.1f} KB | {r.ram / 1024:.1f} KB | {r.du0:.1e} | "
-                         f"{r.violation:.3f} ({ref_violation:.3f}) | {r.statuses} |")
     s = [r for r in rows if r.path == "structured"]
     if len(s) >= 2:
         n = np.log([r.N for r in s])
-        lines.append(f"\nstructured, log-log slope against N: RAM {np.polyfit(n, np.log([r.ram for r in s]), 1)[0]:.2f}, "
-                     f"instructions per iteration {np.polyfit(n, np.log([r.per_iteration for r in s]), 1)[0]:.2f}")
+        ram = np.polyfit(n, np.log([r.ram for r in s]), 1)[0]
+        per_it = np.polyfit(n, np.log([r.per_iteration for r in s]), 1)[0]
+        lines.append(f"\nstructured, log-log slope against N: RAM {ram:.2f}, instructions per iteration {per_it:.2f}")
     return lines
 
 
@@ -171,7 +170,7 @@ def sweep(args: argparse.Namespace, work: Path) -> list[str]:
                 plan = BenchPlan.closed_loop(x0s, 10, A, B)
                 out = work / f"chain_{nx}_{nu}_{N}"
                 gen = generate_structured(fns, out, precision="float32", max_iter=args.max_iter)
-                row, _ = measure("structured", gen, plan, out, None, lambda x: 0.0, args.timeout)
+                row, _ = measure("structured", N, gen, plan, out, None, lambda x: 0.0, args.timeout)
                 rams.append(row.ram)
                 per_it.append(row.per_iteration)
                 log(f"sweep nx={nx} nu={nu} N={N}: RAM {row.ram} B, {row.per_iteration:,.0f} instr./iteration")

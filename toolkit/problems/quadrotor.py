@@ -16,7 +16,7 @@ from rlmpc.toolkit.problem import ParametricMPC
 
 GRAVITY = 9.81
 POSITION_LIMIT = 2.0  # soft box on each position coordinate
-INPUT_LIMITS = (5.0, 10.0, 10.0, 5.0)  # |a_z| (m/s²), |α| (rad/s²)
+INPUT_LIMITS = (2.0, 3.0, 3.0, 1.0)  # |a_z| (m/s²), |α| (rad/s²): hard starts saturate them
 
 
 def hover_model(dt: float) -> tuple[np.ndarray, np.ndarray]:
