@@ -20,6 +20,7 @@ iteration (median) and the log-log slope of both against N per (nx, nu).
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,17 +32,23 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rlmpc.codegen.mcu.generate import generate  # noqa: E402
 from rlmpc.codegen.mcu.host_check import REFERENCE_OPTIONS  # noqa: E402
-from rlmpc.codegen.mcu.qemu_bench import BenchPlan, BenchRun, build_rlmpc_bench, run_bench  # noqa: E402
+from rlmpc.codegen.mcu.qemu_bench import BenchPlan, BenchRun, QemuError, build_rlmpc_bench, run_bench  # noqa: E402
 from rlmpc.codegen.mcu.structured.generate import generate_structured  # noqa: E402
 from rlmpc.codegen.mcu.toolchain import SolverSources, cortex_m4_footprint  # noqa: E402
 from rlmpc.toolkit.mpc import MPC  # noqa: E402
 from rlmpc.toolkit.parameters import FloatArray  # noqa: E402
 from rlmpc.toolkit.problem import ProblemFunctions  # noqa: E402
 from rlmpc.toolkit.problems.mass_chain import chain_model, mass_chain_mpc  # noqa: E402
-from rlmpc.toolkit.problems.quadrotor import POSITION_LIMIT, hover_model, quadrotor_hover_mpc  # noqa: E402
+from rlmpc.toolkit.problems.quadrotor import (  # noqa: E402
+    INPUT_LIMITS,
+    POSITION_LIMIT,
+    hover_model,
+    quadrotor_hover_mpc,
+)
 
 HORIZONS = (10, 20, 40, 80)
 SWEEP_NX, SWEEP_NU = (4, 8, 12), (1, 2, 4)
@@ -115,6 +122,37 @@ def table_line(r: Row, ref_violation: float) -> str:
             f"{r.violation:.3f} ({ref_violation:.3f}) | {r.statuses} |")
 
 
+def tinympc_row(fns: ProblemFunctions, N: int, plan: BenchPlan, out: Path, mpc: MPC,
+                box: Callable[[FloatArray], float], args: argparse.Namespace) -> Row:
+    """TinyMPC's code generation of the same model, weights and boxes (soft box made hard)."""
+    import tinympc_peer
+
+    A, B = hover_model(fns.dt)
+    th = fns.theta.unflatten(fns.theta.default())
+    big = 1e3
+    bounds = {"x_min": np.r_[[-POSITION_LIMIT] * 3, [-big] * 9], "x_max": np.r_[[POSITION_LIMIT] * 3, [big] * 9],
+              "u_min": -np.asarray(INPUT_LIMITS), "u_max": np.asarray(INPUT_LIMITS)}
+    python = tinympc_peer.ensure_venv()
+    gen = tinympc_peer.generate(A, B, np.diag(np.ravel(th["q"])), np.diag(np.ravel(th["r"])), N, bounds, out, python)
+    heap = 4 * 16 * (12 + 4) * (N + 2) + 4 * 12 * 12 * 8 + 16 * 1024
+    fw = tinympc_peer.build(gen, plan, out / "fw", heap)
+    t0 = time.perf_counter()
+    run = run_bench(fw, plan, args.timeout)
+    log(f"  TinyMPC: {plan.n_steps} steps in QEMU in {time.perf_counter() - t0:.1f} s")
+    ins = run.instructions.astype(float)
+    its = np.array([max(s.iterations, 1) for s in run.steps], dtype=float)
+    du0 = 0.0
+    for s in run.steps:
+        mpc.reset()
+        du0 = max(du0, float(np.max(np.abs(mpc.value(s.x).u0 - s.u))))
+    statuses: dict[int, int] = {}
+    for s in run.steps:
+        statuses[s.status] = statuses.get(s.status, 0) + 1
+    return Row("TinyMPC 0.0.8 (float)", N, float(np.median(ins)), float(np.percentile(ins, 99)), int(ins.max()),
+               float(np.median(its)), float(np.median(ins / its)), fw.flash, fw.ram, du0,
+               max(box(s.x) for s in run.steps), statuses)
+
+
 def hover(args: argparse.Namespace, work: Path) -> list[str]:
     rows: list[Row] = []
     lines = ["| path | N | instr./step median | p99 | max (incl. cold) | iterations median | instr./iteration |"
@@ -136,6 +174,13 @@ def hover(args: argparse.Namespace, work: Path) -> list[str]:
         row, _ = measure("structured", N, gen, plan, work / f"s{N}", mpc, box, args.timeout)
         rows.append(row)
         lines.append(table_line(row, ref_violation))
+        if args.tinympc:
+            log(f"hover N={N}: TinyMPC")
+            try:
+                lines.append(table_line(tinympc_row(fns, N, plan, work / f"t{N}", mpc, box, args), ref_violation))
+            except (subprocess.CalledProcessError, QemuError) as exc:
+                log(f"  TinyMPC N={N}: {type(exc).__name__}: {str(exc)[:300]}")
+                lines.append(f"| TinyMPC | {N} | failed: {type(exc).__name__} |" + " |" * 10)
         if N <= DENSE_MAX_N and not args.no_dense:
             log(f"hover N={N}: dense")
             try:
@@ -191,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-iter", type=int, default=30)
     parser.add_argument("--no-dense", action="store_true")
+    parser.add_argument("--tinympc", action="store_true", help="also TinyMPC (its own venv, build/tinympc-venv)")
     parser.add_argument("--timeout", type=float, default=1200.0)
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: temporary)")
     args = parser.parse_args(argv)
