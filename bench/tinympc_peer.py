@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,8 @@ def generate(A: np.ndarray, B: np.ndarray, Q: np.ndarray, R: np.ndarray, N: int,
     """TinyMPC's generated sources for the problem, patched for a bare-metal float build."""
     out.mkdir(parents=True, exist_ok=True)
     data = out / "problem.npz"
-    np.savez(data, A=A, B=B, Q=Q, R=R, N=N, rho=rho, max_iter=max_iter, **bounds)
+    arrays: dict[str, Any] = {"A": A, "B": B, "Q": Q, "R": R, "N": N, "rho": rho, "max_iter": max_iter, **bounds}
+    np.savez(data, **arrays)
     gen = out / "gen"
     subprocess.run([str(python), str(WORKER), str(data), str(gen)], check=True, capture_output=True, text=True)
     for types in (gen / "tinympc" / "types.hpp", gen / "include" / "tinympc" / "types.hpp"):
