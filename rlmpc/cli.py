@@ -244,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_target_command(sub)
     add_hil_command(sub)
+    from rlmpc.toolkit.sweep.cli import add_scale_commands
+
+    add_scale_commands(sub)
     return parser
 
 

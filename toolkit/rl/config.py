@@ -141,8 +141,9 @@ AGENT_TYPES = ("lstd_q", "dpg")
 def load_config(path: str | Path, output: str | Path | None = None,
                 overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Read and validate a training configuration; raises ConfigError naming file and key.
-    ``overrides``: top-level keys replaced (``rlmpc train --episodes/--steps``; a resumed run
-    must be given the same)."""
+    ``overrides``: keys replaced, dotted for nested tables (``{"steps": 2000}`` from ``rlmpc train
+    --steps``, ``{"agent.optimizer.learning_rate": 0.1}`` from a sweep; a resumed run must be given
+    the same)."""
     src = Path(path)
     try:
         data = tomllib.loads(src.read_text(encoding="utf-8"))
@@ -150,13 +151,28 @@ def load_config(path: str | Path, output: str | Path | None = None,
         raise ConfigError(f"{src}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{src}: not valid TOML ({exc})") from None
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
+        for key, value in (overrides or {}).items():
+            if value is not None:
+                _set_dotted(data, key, value)
         return _parse(data, src, output)
     except ConfigError as exc:
         raise ConfigError(f"{src}: {exc}") from None
     except ValueError as exc:  # from SolverOptions and friends
         raise ConfigError(f"{src}: {exc}") from None
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """``data["agent"]["optimizer"]["learning_rate"] = value`` for ``key = "agent.optimizer.learning_rate"``
+    (tables created on the way; a key under a value that is not a table is refused)."""
+    *tables, last = key.split(".")
+    node = data
+    for i, name in enumerate(tables):
+        child = node.setdefault(name, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(tables[:i + 1])}: expected a table to set {key!r} in, got {child!r}")
+        node = child
+    node[last] = value
 
 
 def _parse(data: dict[str, Any], src: Path, output: str | Path | None) -> TrainConfig:
