@@ -41,9 +41,11 @@ def metrics_of(summary: dict[str, Any], trial: Trial) -> dict[str, Any]:
 
 
 def run_trial(config: Path, trial: Trial, out: Path,
-              on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+              on_evaluation: Callable[[dict[str, Any]], None] | None = None,
+              where: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run (or finish, or reuse) one trial; its metrics.  Exceptions are recorded in the trial's
-    ``error.txt`` and raised again (Ray Tune then retries the trial)."""
+    ``error.txt`` and raised again (Ray Tune then retries the trial).  ``where``: the node and
+    process that ran it, recorded in ``trial.json``."""
     from rlmpc.toolkit.registry import load_plugins
     from rlmpc.toolkit.rl.config import load_config
     from rlmpc.toolkit.rl.training import Trainer
@@ -69,5 +71,6 @@ def run_trial(config: Path, trial: Trial, out: Path,
         raise
     metrics = metrics_of(summary, trial)
     _write_json(folder / TRIAL_FILE, {"index": trial.index, "name": trial.name, "overrides": trial.overrides,
-                                      "trial_time_s": time.perf_counter() - start, "metrics": metrics})
+                                      "trial_time_s": time.perf_counter() - start, "metrics": metrics,
+                                      "ran_on": where or {}})
     return metrics

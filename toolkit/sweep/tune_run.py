@@ -8,6 +8,7 @@ experiment state in ``OUT/ray`` so that ``--resume`` runs only the trials that h
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +30,16 @@ def _trainable(config: dict[str, Any], *, spec: SweepSpec, base: Path, out: Path
     def on_evaluation(point: dict[str, Any]) -> None:  # periodic evaluation → ASHA
         tune.report({"evaluation_cost": float(point["cost"]), "trial": trial.name, "done": False})
 
-    metrics = run_trial(base, trial, out, on_evaluation if spec.asha else None)
+    import os
+
+    import ray
+
+    ctx = ray.get_runtime_context()
+    node: dict[str, Any] = next((n for n in ray.nodes() if n.get("NodeID") == ctx.get_node_id()), {})
+    where = {"node_id": ctx.get_node_id(), "pid": os.getpid(),
+             "node_resources": {k: v for k, v in node.get("Resources", {}).items()
+                                if not k.startswith("node:") and "memory" not in k}}
+    metrics = run_trial(base, trial, out, on_evaluation if spec.asha else None, where)
     tune.report({**metrics, "evaluation_cost": metrics["greedy_cost_final"], "done": True})
 
 
@@ -41,13 +51,14 @@ def _progress_callback(spec: SweepSpec, out: Path, say: Callable[[str], None]) -
 
         def __init__(self) -> None:
             self.running: set[str] = set()
-            self.done = 0
             self.failed = 0
 
         def _line(self, what: str) -> None:
-            best = best_row(collect(spec, out), spec.metric)
+            rows = collect(spec, out)  # (the trial folders: trials finished before a --resume count too)
+            best = best_row(rows, spec.metric)
+            done = sum(r.status == "ok" for r in rows)
             tail = f"; best {spec.metric} {best.metrics[spec.metric]:.4g} ({best.trial.name})" if best else ""
-            say(f"[sweep] {what}: {self.done}/{len(spec.trials)} finished, {len(self.running)} running, "
+            say(f"[sweep] {what}: {done}/{len(spec.trials)} finished, {len(self.running)} running, "
                 f"{self.failed} failed{tail}")
 
         def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
@@ -56,7 +67,6 @@ def _progress_callback(spec: SweepSpec, out: Path, say: Callable[[str], None]) -
 
         def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             self.running.discard(trial.trial_id)
-            self.done += 1
             self._line(f"finished {spec.trials[int(trial.config['trial'])].name}")
 
         def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
@@ -72,6 +82,9 @@ def run_sweep(spec: SweepSpec, base: Path, out: Path, *, workers: int | None, ad
     """Run (or resume) the sweep; write and return its results (see :mod:`.results`)."""
     ray = start_ray(address, workers)
     from ray import tune
+
+    for name in ("ray.tune", "ray.train", "ray.air"):  # our own console lines and resume hint only
+        logging.getLogger(name).setLevel(logging.ERROR)
 
     storage = (out / "ray").resolve()
     trainable = tune.with_resources(
