@@ -119,7 +119,12 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError(f"{option}: expected >= 1, got {value}")
     config = load_config(args.config, output=args.out,
                          overrides={"episodes": args.episodes, "steps": args.steps})
-    trainer = Trainer(config, progress_bar=not args.quiet)
+    if config.agent.type == "bayes":
+        from rlmpc.toolkit.rl.bayes import BayesTuner
+
+        trainer: Trainer | BayesTuner = BayesTuner(config, progress_bar=not args.quiet)
+    else:
+        trainer = Trainer(config, progress_bar=not args.quiet)
     try:
         summary = trainer.run(resume=args.resume)
     except KeyboardInterrupt:
@@ -133,13 +138,18 @@ def _train(args: argparse.Namespace) -> int:
                  if saved else "no checkpoint was written yet"), file=sys.stderr)
         return 130
     out = config.output
-    print(f"\ntrained {summary['steps']} steps in {summary['wall_time_s']:.1f} s "
-          f"({summary['ms_per_step']:.2f} ms/step), MPC failures: "
-          f"{summary['mpc_failures']['V'] + summary['mpc_failures']['Q']}")
+    if config.agent.type == "bayes":
+        print(f"\ntuned with {summary['steps']} closed-loop trials in {summary['wall_time_s']:.1f} s; "
+              f"{summary['feasible_trials']} feasible")
+    else:
+        print(f"\ntrained {summary['steps']} steps in {summary['wall_time_s']:.1f} s "
+              f"({summary['ms_per_step']:.2f} ms/step), MPC failures: "
+              f"{summary['mpc_failures']['V'] + summary['mpc_failures']['Q']}")
     print(f"greedy closed-loop cost: initial θ {summary['greedy_cost_initial']:.4g} -> "
           f"learned θ {summary['greedy_cost_final']:.4g} "
           f"({100 * summary['greedy_cost_ratio']:.1f}%)")
-    print(f"θ: {out / 'theta.json'}\nlearning curves: {out / 'learning_curves.png'}\n"
+    print(f"θ: {out / 'theta.json'}\n{'trials' if config.agent.type == 'bayes' else 'learning curves'}: "
+          f"{out / summary['outputs']['plot']}\n"
           f"summary: {out / 'summary.json'}")
     return 0
 
@@ -244,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_target_command(sub)
     add_hil_command(sub)
+    from rlmpc.toolkit.sweep.cli import add_scale_commands
+
+    add_scale_commands(sub)
     return parser
 
 

@@ -54,7 +54,7 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
   # comma-deps-acados first: it vendors a slim CasADi that casadi==3.8.2 must overwrite.
   "${PIP[@]}" install "comma-deps-acados>=0.2.2,<0.2.3"
   "${PIP[@]}" install --force-reinstall --no-deps "casadi==3.8.2"
-  "${PIP[@]}" install -e ".[dev]"
+  "${PIP[@]}" install -e ".[dev,scale]"
   echo "$want" > "$STAMP"
 fi
 
