@@ -21,15 +21,17 @@ from typing import Any
 import numpy as np
 
 from rlmpc.hil.cli import (
+    MAX_STEPS,
     add_device_arguments,
     add_plant_arguments,
     check_device_arguments,
     connected_device,
     reference_and_plant,
 )
-from rlmpc.toolkit.output_folder import claim_output_folder
+from rlmpc.toolkit.output_folder import claim_output_folder, complete_output_folder
 
 PERCENTILES = (50, 90, 99)
+OUTPUTS = ("bench_target.json", "bench_target.png", "serial.log", "firmware")
 
 
 @dataclass(frozen=True)
@@ -98,21 +100,28 @@ def run_bench_target(args: argparse.Namespace) -> int:
     if args.episodes < 1 or args.steps < 1:
         print("rlmpc bench-target: error: --episodes and --steps: expected >= 1", file=sys.stderr)
         return 2
+    if args.episodes * args.steps > MAX_STEPS:
+        print(f"rlmpc bench-target: error: --episodes × --steps: expected at most {MAX_STEPS} steps in all, "
+              f"got {args.episodes * args.steps}", file=sys.stderr)
+        return 2
     if args.seed < 0:
         print(f"rlmpc bench-target: error: --seed: expected >= 0, got {args.seed}", file=sys.stderr)
         return 2
-    if args.budget is not None and not args.budget >= 0:
-        print(f"rlmpc bench-target: error: --budget: expected a non-negative number, got {args.budget:g}",
+    if args.budget is not None and not args.budget > 0:
+        print(f"rlmpc bench-target: error: --budget: expected a positive per-step cost, got {args.budget:g}",
               file=sys.stderr)
         return 2
     check_device_arguments(args)
     bundle = Bundle.load(args.bundle)
     reference, plant = reference_and_plant(bundle.manifest, args.plant, args.plant_params)
-    out = claim_output_folder(args.out, "bench-target", ("bench_target.json", "bench_target.png", "firmware"))
+    out = claim_output_folder(args.out, "bench-target", OUTPUTS)
     costs: list[np.ndarray] = []
     startup: list[np.ndarray] = []
     errors: list[float] = []
-    lost = 0
+    lost = ran = 0
+    aborted: str | None = None
+    interrupted = False
+    log: list[tuple[float, str, bytes]] = []
     try:
         with connected_device(args, bundle.directory, out / "firmware") as device:
             board, unit = device.info().board_name, device.cost_unit.name.lower()
@@ -122,25 +131,35 @@ def run_bench_target(args: argparse.Namespace) -> int:
                 run = run_hil(device, plant, reference, args.steps, args.seed + e, manifest=bundle.manifest)
                 ok = ~run.lost
                 lost += int(run.lost.sum())
+                ran += run.steps
                 first = np.zeros(run.steps, dtype=bool)
-                first[0] = True
+                first[:1] = True
                 costs.append(run.device_cost[ok].astype(float))
                 startup.append(first[ok])
                 if ok.any():
                     errors.append(float(np.max(run.action_error[ok])))
+                log = run.serial_log
+                if run.aborted is not None:
+                    aborted, interrupted = f"closed loop {e + 1}: {run.aborted}", run.interrupted
+                    break
     except (TransportError, ToolchainError) as exc:
         print(f"rlmpc bench-target: error: {exc}", file=sys.stderr)
         return 2
+    (out / "serial.log").write_text("".join(f"{t:.6f} {d} {b.hex()}\n" for t, d, b in log), encoding="ascii")
     c, s = np.concatenate(costs), np.concatenate(startup)
-    if c.size == 0:
-        print("rlmpc bench-target: error: no step was answered", file=sys.stderr)
-        return 2
     summary = summarize(c, s, args.budget)
     doc = {"format": "rlmpc-bench-target/1", "board": board, "unit": unit, "episodes": args.episodes,
-           "steps": args.steps, "seed": args.seed, "lost_steps": lost,
+           "steps": args.steps, "seed": args.seed, "steps_run": ran, "aborted": aborted, "lost_steps": lost,
            "max_action_error": max(errors) if errors else None, "summary": summary,
            "costs": c.tolist(), "startup": s.tolist()}
     (out / "bench_target.json").write_text(json.dumps(doc, indent=1) + "\n")
+    if aborted is not None or c.size == 0:
+        complete_output_folder(out, "bench-target")
+        what = "interrupted" if interrupted else "error"
+        print(f"rlmpc bench-target: {what}: {aborted or 'no step was answered'}; {ran} of "
+              f"{args.episodes * args.steps} steps ran, partial results: {out / 'bench_target.json'}, "
+              f"serial log: {out / 'serial.log'}", file=sys.stderr)
+        return 130 if interrupted else 2
     title = f"{board}: {bundle.manifest['problem']['name']}, {args.episodes} × {args.steps} steps"
     _histogram(c, s, unit, out / "bench_target.png", title)
     print(f"bench-target {board}: {unit} per control step, {args.episodes} closed loops × {args.steps} "
@@ -152,6 +171,7 @@ def run_bench_target(args: argparse.Namespace) -> int:
         print(f"  over the budget of {args.budget:,.0f}: {summary['over_budget']} steps")
     print(f"  lost steps {lost}; max |u_dev - u_ref| {doc['max_action_error']:.3g}")
     print(f"written: {out / 'bench_target.json'}, {out / 'bench_target.png'}")
+    complete_output_folder(out, "bench-target")
     return 0
 
 

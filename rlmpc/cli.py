@@ -41,7 +41,7 @@ def _demo_folders(out: Path) -> Path:
     from rlmpc.codegen.bundle_folder import check_destination
     from rlmpc.codegen.firmware import BUILD_OUTPUTS
     from rlmpc.hil.report import FILES
-    from rlmpc.toolkit.output_folder import claim_output_folder
+    from rlmpc.toolkit.output_folder import check_output_folder, claim_output_folder
     from rlmpc.toolkit.rl.training import TRAIN_OUTPUTS
 
     folders = {"lti_qlearning": ("train", TRAIN_OUTPUTS), "firmware_mps2-an386": ("build", BUILD_OUTPUTS),
@@ -51,7 +51,7 @@ def _demo_folders(out: Path) -> Path:
     for name in ("lti_bundle_aarch64", "lti_mcu"):
         check_destination((out / name).resolve())
     for name, (command, own) in folders.items():
-        claim_output_folder(out / name, command, own)
+        check_output_folder(out / name, command, own)
     run_dir = out / "lti_qlearning"
     for name in TRAIN_OUTPUTS:  # the demo always trains afresh
         (run_dir / name).unlink(missing_ok=True)
@@ -107,6 +107,9 @@ def _demo(args: argparse.Namespace) -> int:
           f"acados bundle with --target linux-aarch64), a real board (rlmpc flash … --probe auto, "
           f"rlmpc hil … --port /dev/ttyACM0), the cost per step (rlmpc bench-target {mcu} --target "
           f"mps2-an386).")
+    from rlmpc.toolkit.output_folder import complete_output_folder
+
+    complete_output_folder(out, "demo")
     return 0 if report.passed and verdict_code == 0 else 1
 
 
