@@ -182,7 +182,7 @@ def plot(run: HilRun, out: Path, verdict: Verdict | None = None) -> dict[str, Pa
         _mark_lost(ax, run, i == 0)
         ax.set_ylabel(f"x[{i}]")
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8, loc="best")
+    axes[0, 0].legend(fontsize=8, loc="upper right")
     axes[-1, 0].set_xlabel("step")
     fig.suptitle(f"states: device loop vs workstation reference{ended}")
     paths["states_png"] = _save(fig, out / FILES["states_png"])
@@ -200,7 +200,7 @@ def plot(run: HilRun, out: Path, verdict: Verdict | None = None) -> dict[str, Pa
         _mark_lost(ax, run, i == 0)
         ax.set_ylabel(f"u[{i}]")
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8, loc="best")
+    axes[0, 0].legend(fontsize=8, loc="upper right")
     axes[-1, 0].set_xlabel("step")
     fig.suptitle(f"actions applied to the plant{ended}")
     paths["actions_png"] = _save(fig, out / FILES["actions_png"])
@@ -216,7 +216,7 @@ def plot(run: HilRun, out: Path, verdict: Verdict | None = None) -> dict[str, Pa
     ax.set_ylabel("max |u_dev − u_ref|")
     ax.set_title("action error on the same states")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper right")
     paths["action_error_png"] = _save(fig, out / FILES["action_error_png"])
 
     fig, ax = plt.subplots(figsize=(7.5, 3.0))
@@ -229,7 +229,7 @@ def plot(run: HilRun, out: Path, verdict: Verdict | None = None) -> dict[str, Pa
     ax.set_ylabel(run.cost_unit)
     ax.set_title(f"per-step device cost ({run.cost_unit})")
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper right")
     paths["device_cost_png"] = _save(fig, out / FILES["device_cost_png"])
     return paths
 

@@ -17,8 +17,9 @@ It fails fast and says why:
 * a closed port (the emulator or the board went away, the socket was closed) or a device
   process that exited (``alive``) ends it at once (:class:`LinkDownError`);
 * reply deadlines follow the link's measured round trip (:meth:`Device.calibrate`: PINGs after
-  the handshake, then the step latencies seen): ``max(MIN_TIMEOUT, 10 × round trip, 4 × the
-  slowest STEP answered)``, at most ``timeout``, instead of a fixed 2 s;
+  the handshake, then the step latencies seen): ``max(MIN_TIMEOUT, 10 × PING round trip,
+  10 × the median of the latest STEP round trips)``, at most ``timeout``, instead of a fixed
+  2 s (a late reply only costs a retry);
 * a :class:`LinkBudget` bounds the time without any valid frame (``max_silence_s``): past it
   the request ends with :class:`LinkDownError`.  (The runner also bounds the consecutive lost steps.)
 """
@@ -72,7 +73,8 @@ class DeviceRefusalError(TransportError):
 REFUSALS = frozenset({ErrorCode.UNSUPPORTED, ErrorCode.BAD_DIMENSION, ErrorCode.BAD_HASH,
                       ErrorCode.OUT_OF_BOUNDS, ErrorCode.BAD_VERSION})
 MIN_TIMEOUT = 0.05  # s: the shortest reply deadline, whatever the measured round trip
-RTT_FACTOR, STEP_FACTOR = 10.0, 4.0
+RTT_FACTOR, STEP_FACTOR = 10.0, 10.0
+LATENCY_WINDOW = 64  # STEP round trips whose median sets the STEP deadline
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,7 @@ class Device:
         self.alive = alive
         self.stats = LinkStats()
         self.rtt: float | None = None  # s, median PING round trip (calibrate)
-        self.slowest_step = 0.0  # s, the slowest STEP answered so far
+        self.step_latencies: list[float] = []  # s, the latest STEP round trips answered at once
         self.last_valid = time.monotonic()
         self._info: Info | None = None
         self._step = 0
@@ -239,9 +241,10 @@ class Device:
     def reply_timeout(self, what: str = "STEP") -> float:
         """The reply deadline: scaled to the measured round trip and the slowest STEP so far
         (``timeout`` before anything was measured, and for a STEP before the first answered one)."""
-        if self.rtt is None or (what == "STEP" and self.slowest_step == 0.0):
+        if self.rtt is None or (what == "STEP" and not self.step_latencies):
             return self.timeout
-        return min(self.timeout, max(MIN_TIMEOUT, RTT_FACTOR * self.rtt, STEP_FACTOR * self.slowest_step))
+        typical = float(np.median(self.step_latencies)) if what == "STEP" else 0.0
+        return min(self.timeout, max(MIN_TIMEOUT, RTT_FACTOR * self.rtt, STEP_FACTOR * typical))
 
     def info(self) -> Info:
         return self._info if self._info is not None else self.connect()
@@ -347,7 +350,7 @@ class Device:
             self.stats.lost_steps += 1
             raise
         if retries == 0:
-            self.slowest_step = max(self.slowest_step, latency)
+            self.step_latencies = [*self.step_latencies[-(LATENCY_WINDOW - 1):], latency]
         return ActionResult(k, a.u, a.flags, a.solver_status, a.sqp_iterations, a.qp_iterations,
                             a.cost, latency, retries)
 
