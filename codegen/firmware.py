@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import pty
+import re
 import shutil
 import signal
 import socket
@@ -44,6 +45,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from rlmpc.codegen import protocol_header
 from rlmpc.codegen import toolchain as linux_toolchain
@@ -264,7 +267,22 @@ def verify_bundle(directory: Path, doc: dict[str, Any]) -> list[str]:
         return [*problems, "theta: expected {flat: [numbers], hash}"]
     if not same:
         problems.append("theta: its values do not give its hash (θ was edited in the manifest)")
+    source_theta = _generated_theta_hash(directory)
+    if source_theta is not None:
+        values = hashlib.sha256(np.ascontiguousarray(flat, dtype="<f8").tobytes()).hexdigest()
+        if not values.startswith(source_theta):
+            problems.append("theta: the manifest's θ values are not those the solver sources were generated "
+                            f"from (theta sha256 {source_theta} in rlmpc_solver.h)")
     return problems
+
+
+def _generated_theta_hash(directory: Path) -> str | None:
+    """The θ hash the bare-metal generator wrote into ``rlmpc_solver.h`` (None if there is none)."""
+    header = directory / "rlmpc_solver.h"
+    if not header.is_file():
+        return None
+    match = re.search(r"theta sha256 ([0-9a-f]{8,64})", header.read_text(encoding="utf-8", errors="replace"))
+    return match.group(1) if match else None
 
 
 def _c_bytes(data: bytes) -> str:

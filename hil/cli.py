@@ -244,7 +244,12 @@ def run_command(args: argparse.Namespace) -> int:
     if args.faults:
         from rlmpc.hil.faults import parse_fault_spec
 
-        parse_fault_spec(args.faults)
+        if parse_fault_spec(args.faults).reset_at and not args.target:
+            raise ValueError("--faults: reset=…: only with --target (an emulated board this command restarts)")
+    if args.port:
+        from rlmpc.hil.transport import check_url
+
+        check_url(args.port)
     link_budget(args)
     bundle = Bundle.load(args.bundle, allow_modified=args.allow_modified)
     th = Thresholds.load(args.thresholds) if args.thresholds else Thresholds()

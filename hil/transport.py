@@ -133,11 +133,23 @@ class RecordingPort:
         return out
 
 
+def check_url(url: str) -> None:
+    """Refuse (one-line ValueError) a ``socket://`` or ``rfc2217://`` URL without a valid host:port."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("socket", "rfc2217"):
+        return
+    hostport = rest.split("?")[0].split("/")[0]
+    host, colon, port = hostport.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"--port: {url!r}: expected {scheme}://HOST:PORT with PORT from 1 to 65535")
+
+
 def open_link(url: str, *, baudrate: int = 115200, timeout: float = 0.01, attempts: int = 5,
               interval: float = 0.2) -> RecordingPort:
     """Open ``url`` with ``serial_for_url``, retrying up to ``attempts`` times ``interval`` apart."""
     if attempts < 1:
         raise ValueError("attempts: expected >= 1")
+    check_url(url)
     last: Exception | None = None
     for i in range(attempts):
         try:
@@ -145,6 +157,8 @@ def open_link(url: str, *, baudrate: int = 115200, timeout: float = 0.01, attemp
             return RecordingPort(port)
         except (serial.SerialException, OSError, ValueError) as exc:
             last = exc
+            if isinstance(exc, ValueError) and not isinstance(exc, serial.SerialException):
+                raise TransportError(f"{url}: not a port pyserial can open ({exc})") from None
             if i + 1 < attempts:
                 time.sleep(interval)
     raise TransportError(f"{url}: could not open after {attempts} attempts: {last}")

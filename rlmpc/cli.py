@@ -7,6 +7,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 
 def _print_bundle_make_variables() -> None:
@@ -211,9 +212,17 @@ def _export_mcu(args: argparse.Namespace) -> int:
     return 0 if not report.problems() else 1
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line (``rlmpc hil: error: …``, exit 2); ``-h`` shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlmpc", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="rlmpc", description=__doc__)
+    sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(  # type: ignore[assignment]
+        dest="command", required=True)
     doctor = sub.add_parser("doctor", help="check the acados and CasADi installation")
     doctor.set_defaults(func=_doctor)
     demo = sub.add_parser("demo", help="MPC core on a cart-pole, Q-learning on the LTI task, "
@@ -263,6 +272,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error(exc: OSError) -> str:
+    """``PATH: what went wrong`` (a temporary ``.partial-…`` name shown as the file it becomes)."""
+    name = exc.filename
+    if name is None:
+        return str(exc).replace("\n", " ")
+    path = Path(str(name))
+    for part in path.parts:  # the staging folder of a bundle: .NAME.partial-XXXX → NAME
+        if part.startswith(".") and ".partial-" in part:
+            path = Path(str(path).split(part)[0]) / part[1:].split(".partial-")[0]
+            break
+    return f"{path}: {exc.strerror or exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -270,7 +292,10 @@ def main(argv: list[str] | None = None) -> int:
 
         load_plugins()  # the user's own problems and plants (RLMPC_PLUGINS)
         return int(args.func(args))
-    except (ValueError, OSError) as exc:  # (OSError: e.g. an output path that cannot be created)
+    except OSError as exc:  # e.g. an output path that cannot be created
+        print(f"rlmpc: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
         print(f"rlmpc: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # (emulators are stopped on the way out)
