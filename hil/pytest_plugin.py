@@ -22,7 +22,9 @@ Fixtures:
 * ``hil_run`` (per test): ``hil_run(steps=50, seed=0, thresholds=None, device=None, **kw)``
   runs :func:`rlmpc.hil.runner.run_hil` against the bundle's plant with the workstation MPC as the
   reference, evaluates it and writes the report into ``<tmp_path>/hil``; returns a
-  :class:`HilResult` (``run``, ``verdict``, ``paths``).
+  :class:`HilResult` (``run``, ``verdict``, ``paths``).  A run that loses its link ends early and
+  fails its verdict (``completed``); on Ctrl-C the partial report and serial log are written,
+  the number of steps run is printed, and the interrupt goes on to pytest.
 """
 
 from __future__ import annotations
@@ -198,6 +200,12 @@ def hil_run(request: pytest.FixtureRequest, dut: Any, hil_bundle: Any, hil_refer
         folder = Path(out) if out is not None else tmp_path / name_
         paths = write_report(r, verdict, folder)
         request.node.user_properties.append((REPORT_KEY, str(paths["json"])))
+        if r.interrupted:
+            import sys
+
+            print(f"\nrlmpc hil: interrupted: {r.steps} of {r.steps_requested} steps ran; partial report: "
+                  f"{paths['markdown']}, serial log: {paths['serial_log']}", file=sys.stderr, flush=True)
+            raise KeyboardInterrupt
         return HilResult(r, verdict, paths)
 
     return run

@@ -215,7 +215,7 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
     aborted: str | None = None
     interrupted = False
     run_steps = steps
-    consecutive_lost = 0
+    consecutive_lost = completed = 0
     for k in range(steps):
         try:
             if k % seg == 0 and k > 0:
@@ -242,25 +242,27 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
             u_same[k] = policy(y)
             x, cost[k], viol[k] = _plant_step(plant_env, u + dist[k], violation_of)
             states[k + 1] = x
-        except KeyboardInterrupt:
-            aborted, run_steps, interrupted = f"interrupted (Ctrl-C) at step {k}", k, True
+            completed = k + 1
+            if not (np.all(np.isfinite(x)) and np.isfinite(cost[k])):
+                aborted, run_steps = (f"step {k}: the plant's state or cost is no longer finite (x = "
+                                      f"{np.array2string(x, precision=3)}, stage cost {cost[k]:.3g}); "
+                                      "the run ends here"), k + 1
+                break
+            if consecutive_lost >= device.budget.max_consecutive_lost:
+                aborted, run_steps = (f"step {k}: {consecutive_lost} steps in a row without a valid ACTION "
+                                      f"(budget {device.budget.max_consecutive_lost}); the link is lost: "
+                                      f"{device.stats.errors[-1] if device.stats.errors else ''}"), k + 1
+                break
+            if cond.period is not None:  # real-time pacing: the next step starts on its tick
+                wait = t_start + (k + 1) * cond.period - time.perf_counter()
+                late[k] = wait < 0
+                if wait > 0:
+                    time.sleep(wait)
+            if progress is not None:
+                progress(k)
+        except KeyboardInterrupt:  # Ctrl-C: keep the steps completed, the caller writes the report
+            aborted, run_steps, interrupted = f"interrupted (Ctrl-C) after {completed} steps", completed, True
             break
-        if not (np.all(np.isfinite(x)) and np.isfinite(cost[k])):
-            aborted, run_steps = (f"step {k}: the plant's state or cost is no longer finite (max |x| "
-                                  f"{np.nanmax(np.abs(x)):.3g}, stage cost {cost[k]:.3g}); the run ends here"), k + 1
-            break
-        if consecutive_lost >= device.budget.max_consecutive_lost:
-            aborted, run_steps = (f"step {k}: {consecutive_lost} steps in a row without a valid ACTION "
-                                  f"(budget {device.budget.max_consecutive_lost}); the link is lost: "
-                                  f"{device.stats.errors[-1] if device.stats.errors else ''}"), k + 1
-            break
-        if cond.period is not None:  # real-time pacing: the next step starts on its tick
-            wait = t_start + (k + 1) * cond.period - time.perf_counter()
-            late[k] = wait < 0
-            if wait > 0:
-                time.sleep(wait)
-        if progress is not None:
-            progress(k)
     wall = time.perf_counter() - t_start
     if run_steps < steps:
         n = run_steps

@@ -11,10 +11,11 @@ no lost step (``max_lost_steps``); no fallback action unless allowed; the device
 problem hashes equal the manifest's when a manifest was given.
 
 Nothing passes by accident: a run that ended early (lost link, refusal, diverging plant,
-Ctrl-C) fails ``completed``; cost and constraint comparisons use only the reference segments
-in which every step had a valid ACTION (a lost step applies the safe action to the plant, the
-reference loop would not, and the comparison would judge the fallback); a check with nothing
-to compare, or a non-finite value, fails.
+Ctrl-C) fails ``completed``; a run that lost its link (ended early, or more lost steps than
+``max_lost_steps``) fails the cost and state-constraint checks as "not judged"; otherwise they
+use only the reference segments in which every step had a valid ACTION (a lost step applies the
+safe action to the plant, and the comparison would judge the fallback, not the device); a
+check with nothing to compare, or a non-finite value, fails.
 """
 
 from __future__ import annotations
@@ -138,6 +139,12 @@ def evaluate(run: HilRun, thresholds: Thresholds | None = None) -> Verdict:
                             f"completed: the run ended after {run.steps} of {run.steps_requested} steps: "
                             f"{run.aborted}", "steps run"))
 
+    n_lost = int(np.sum(run.lost))
+    unjudged = None  # a run that lost its link: its cost and constraints say nothing about the device
+    if run.aborted is not None and not run.interrupted:
+        unjudged = f"the run ended early ({run.steps} of {run.steps_requested} steps)"
+    elif n_lost > th.max_lost_steps:
+        unjudged = f"{n_lost} steps without a valid ACTION (the plant got the safe action)"
     compared = comparable_steps(run)
     skipped = f"; {int(np.sum(~compared))} steps in segments with a lost step left out" if (~compared).any() else ""
     with np.errstate(over="ignore", invalid="ignore"):
@@ -145,8 +152,12 @@ def evaluate(run: HilRun, thresholds: Thresholds | None = None) -> Verdict:
         rel = abs(total - ref) / max(abs(ref), 1e-12) if compared.any() else float("nan")
         if not (np.isfinite(total) and np.isfinite(ref)):
             rel = float("nan")
-    checks.append(_check("cost_rel_tol", rel, th.cost_rel_tol,
-                         f"closed-loop cost {total:.6g} vs reference {ref:.6g}{skipped}, relative difference"))
+    if unjudged is not None:
+        checks.append(Check("cost_rel_tol", False, rel, th.cost_rel_tol,
+                            f"cost_rel_tol: not judged: {unjudged}", "closed-loop cost vs reference"))
+    else:
+        checks.append(_check("cost_rel_tol", rel, th.cost_rel_tol,
+                             f"closed-loop cost {total:.6g} vs reference {ref:.6g}{skipped}, relative difference"))
 
     if run.input_bounds is not None:
         lb, ub = (np.asarray(b, dtype=float) for b in run.input_bounds)
@@ -156,9 +167,14 @@ def evaluate(run: HilRun, thresholds: Thresholds | None = None) -> Verdict:
     with np.errstate(over="ignore", invalid="ignore"):
         ref_violation = float(np.sum(run.ref_violation[compared])) if compared.any() else float("nan")
         excess = float(np.sum(run.violation[compared])) - ref_violation
-    checks.append(_check("constraint_tol", excess,
-                         th.constraint_tol + th.violation_rel_tol * ref_violation,
-                         f"state-constraint violation beyond the reference's ({ref_violation:.3g})"))
+    if unjudged is not None:
+        checks.append(Check("constraint_tol", False, excess, th.constraint_tol,
+                            f"constraint_tol: state constraints not judged: {unjudged}",
+                            "state-constraint violation beyond the reference's"))
+    else:
+        checks.append(_check("constraint_tol", excess,
+                             th.constraint_tol + th.violation_rel_tol * ref_violation,
+                             f"state-constraint violation beyond the reference's ({ref_violation:.3g})"))
 
     if th.cost_budget is not None:
         peak = float(np.max(run.device_cost[ok_steps])) if ok_steps.any() else float("nan")
