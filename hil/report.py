@@ -175,21 +175,21 @@ def plot(run: HilRun, out: Path, verdict: Verdict | None = None) -> dict[str, Pa
     k = np.arange(run.steps + 1)
     nx = run.states.shape[1]
     ended = "" if run.aborted is None else f" (ended after {run.steps} of {run.steps_requested} steps)"
-    fig, axes = plt.subplots(nx, 1, figsize=(7.5, 2.2 * nx + 0.6), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(nx, 1, figsize=(9.5, 2.2 * nx + 0.6), sharex=True, squeeze=False)
     for i, ax in enumerate(axes[:, 0]):
         ax.plot(k, run.states[:, i], "C0-", lw=2.2, label=f"device ({run.board})")
         ax.plot(k, run.ref_states[:, i], "k--", lw=1.2, label="workstation reference")
         _mark_lost(ax, run, i == 0)
         ax.set_ylabel(f"x[{i}]")
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8, loc="upper right")
+    axes[0, 0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[-1, 0].set_xlabel("step")
     fig.suptitle(f"states: device loop vs workstation reference{ended}")
     paths["states_png"] = _save(fig, out / FILES["states_png"])
 
     ks = np.arange(run.steps)
     nu = run.actions.shape[1]
-    fig, axes = plt.subplots(nu, 1, figsize=(7.5, 2.2 * nu + 0.8), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(nu, 1, figsize=(9.5, 2.2 * nu + 0.8), sharex=True, squeeze=False)
     for i, ax in enumerate(axes[:, 0]):
         ax.step(ks, run.actions[:, i], "C1-", where="post", lw=2.2, label=f"device ({run.board})")
         ax.step(ks, run.ref_actions[:, i], "k--", where="post", lw=1.2, label="workstation reference")
@@ -200,12 +200,12 @@ def plot(run: HilRun, out: Path, verdict: Verdict | None = None) -> dict[str, Pa
         _mark_lost(ax, run, i == 0)
         ax.set_ylabel(f"u[{i}]")
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8, loc="upper right")
+    axes[0, 0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[-1, 0].set_xlabel("step")
     fig.suptitle(f"actions applied to the plant{ended}")
     paths["actions_png"] = _save(fig, out / FILES["actions_png"])
 
-    fig, ax = plt.subplots(figsize=(7.5, 3.0))
+    fig, ax = plt.subplots(figsize=(9.5, 3.0))
     err = np.where(run.lost, np.nan, run.action_error)
     ax.semilogy(ks, np.maximum(err, 1e-17), "C3.-", ms=3, label="device vs workstation, same state")
     tol = th.get("max_action_error")
@@ -216,10 +216,10 @@ def plot(run: HilRun, out: Path, verdict: Verdict | None = None) -> dict[str, Pa
     ax.set_ylabel("max |u_dev − u_ref|")
     ax.set_title("action error on the same states")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     paths["action_error_png"] = _save(fig, out / FILES["action_error_png"])
 
-    fig, ax = plt.subplots(figsize=(7.5, 3.0))
+    fig, ax = plt.subplots(figsize=(9.5, 3.0))
     ax.bar(ks, np.where(run.lost, 0, run.device_cost), color="C2", width=0.8, label="device cost per step")
     budget = th.get("cost_budget")
     if budget is not None:
@@ -227,9 +227,11 @@ def plot(run: HilRun, out: Path, verdict: Verdict | None = None) -> dict[str, Pa
     _mark_lost(ax, run, True)
     ax.set_xlabel("step")
     ax.set_ylabel(run.cost_unit)
+    if budget is None and run.steps:
+        ax.set_ylim(0, max(float(np.max(run.device_cost)) * 1.15, 1.0))
     ax.set_title(f"per-step device cost ({run.cost_unit})")
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     paths["device_cost_png"] = _save(fig, out / FILES["device_cost_png"])
     return paths
 
