@@ -70,7 +70,8 @@ def summarize(costs: np.ndarray, startup: np.ndarray, budget: float | None) -> d
     return out
 
 
-def _histogram(costs: np.ndarray, startup: np.ndarray, unit: str, path: Path, title: str) -> None:
+def _histogram(costs: np.ndarray, startup: np.ndarray, unit: str, path: Path, title: str,
+               budget: float | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,6 +82,8 @@ def _histogram(costs: np.ndarray, startup: np.ndarray, unit: str, path: Path, ti
                                if costs.max() > costs.min() else 10)
     ax.hist([costs[~startup], costs[startup]], bins=bins, stacked=True,
             label=["steady steps", "start-up steps"], color=["tab:blue", "tab:orange"])
+    if budget is not None:
+        ax.axvline(budget, color="k", ls="--", lw=1.2, label=f"budget {budget:,.0f}")
     ax.set_xlabel(f"cost per control step [{unit}]")
     ax.set_ylabel("steps")
     ax.set_yscale("log")
@@ -161,7 +164,7 @@ def run_bench_target(args: argparse.Namespace) -> int:
               f"serial log: {out / 'serial.log'}", file=sys.stderr)
         return 130 if interrupted else 2
     title = f"{board}: {bundle.manifest['problem']['name']}, {args.episodes} × {args.steps} steps"
-    _histogram(c, s, unit, out / "bench_target.png", title)
+    _histogram(c, s, unit, out / "bench_target.png", title, args.budget)
     print(f"bench-target {board}: {unit} per control step, {args.episodes} closed loops × {args.steps} "
           f"steps (seeds {args.seed}…{args.seed + args.episodes - 1})")
     for key, label in (("all", "all steps"), ("startup", "start-up steps"), ("steady", "steady steps")):
