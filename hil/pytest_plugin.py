@@ -132,7 +132,7 @@ def hil_reference(hil_bundle: Any) -> Any:
 @pytest.fixture(scope="module")
 def hil_device(pytestconfig: pytest.Config, hil_program: Path | None, hil_target: str) -> Iterator[Any]:
     from rlmpc.codegen.firmware import start_emulator
-    from rlmpc.hil.transport import Device, open_link
+    from rlmpc.hil.transport import Device, open_link, process_alive
 
     url = pytestconfig.getoption("hil_port")
     with contextlib.ExitStack() as stack:
@@ -146,7 +146,7 @@ def hil_device(pytestconfig: pytest.Config, hil_program: Path | None, hil_target
         stack.callback(port.close)
         if emu is not None:
             stack.callback(emu.stop, port)  # EXIT frame first
-        device = Device(port)
+        device = Device(port, alive=None if emu is None else process_alive(emu.process, f"the emulated {hil_target}"))
         device.connect()
         yield device
 

@@ -18,8 +18,8 @@ It fails fast and says why:
   process that exited (``alive``) ends it at once (:class:`LinkDownError`);
 * reply deadlines follow the link's measured round trip (:meth:`Device.calibrate`: PINGs after
   the handshake, then the step latencies seen): ``max(MIN_TIMEOUT, 10 × PING round trip,
-  10 × the median of the latest STEP round trips)``, at most ``timeout``, instead of a fixed
-  2 s (a late reply only costs a retry);
+  10 × the median and 2 × the maximum of the latest STEP round trips)``, doubled at each retry
+  of a request, at most ``timeout``, instead of a fixed 2 s (a late reply only costs a retry);
 * a :class:`LinkBudget` bounds the time without any valid frame (``max_silence_s``): past it
   the request ends with :class:`LinkDownError`.  (The runner also bounds the consecutive lost steps.)
 """
@@ -257,8 +257,10 @@ class Device:
         (``timeout`` before anything was measured, and for a STEP before the first answered one)."""
         if self.rtt is None or (what == "STEP" and not self.step_latencies):
             return self.timeout
-        typical = float(np.median(self.step_latencies)) if what == "STEP" else 0.0
-        return min(self.timeout, max(MIN_TIMEOUT, RTT_FACTOR * self.rtt, STEP_FACTOR * typical))
+        typical = slowest = 0.0
+        if what == "STEP":
+            typical, slowest = float(np.median(self.step_latencies)), max(self.step_latencies)
+        return min(self.timeout, max(MIN_TIMEOUT, RTT_FACTOR * self.rtt, STEP_FACTOR * typical, 2.0 * slowest))
 
     def info(self) -> Info:
         return self._info if self._info is not None else self.connect()
@@ -302,7 +304,8 @@ class Device:
         while True:
             self._check_alive(what)
             self.stats.requests += 1
-            wait = timeout if timeout is not None else self.reply_timeout(what.split()[0])
+            wait = timeout if timeout is not None else min(self.timeout, self.reply_timeout(what.split()[0])
+                                                           * 2.0 ** retries)  # a slow answer: wait longer
             t0 = time.perf_counter()
             problem: str
             try:

@@ -114,13 +114,13 @@ def test_a_lost_link_never_passes_cost_or_constraints(setup: LtiPrograms, allowe
     emu = start_emulator(setup.programs["host"], "host")
     port = open_link(emu.serial_url)
     try:
-        dev = Device(_GoneAfter(port, 30), budget=transport.LinkBudget(max_silence_s=30, max_consecutive_lost=8))
+        dev = Device(_GoneAfter(port, 30), budget=transport.LinkBudget(max_silence_s=30, max_consecutive_lost=3))
         dev.connect()
         run = run_hil(dev, LtiGrosZanon(), setup.reference, 60, seed=3, manifest=setup.bundle.manifest)
     finally:
         emu.stop(port)
         port.close()
-    assert run.lost.sum() == 8 and "in a row without a valid ACTION" in str(run.aborted)
+    assert run.lost.sum() == 3 and "in a row without a valid ACTION" in str(run.aborted)
     verdict = evaluate(run, Thresholds(max_lost_steps=allowed))
     checks = {(c.name, c.subject): c for c in verdict.checks}
     cost = [c for (n, _), c in checks.items() if n == "cost_rel_tol"]
