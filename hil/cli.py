@@ -278,6 +278,9 @@ def run_command(args: argparse.Namespace) -> int:
     run.conditions["plant"] = {"name": plant_name, "params": plant_params}
     if bundle.modified:
         run.identity["bundle_modified"] = list(bundle.modified)  # built with --allow-modified
+    # INFO's manifest hash: the exported manifest's, or another (a modified bundle, another export)
+    run.identity["manifest_matches_bundle"] = run.identity["manifest_hash"] == bundle.manifest_hash[
+        :len(run.identity["manifest_hash"])]
     verdict = evaluate(run, th)
     paths = write_report(run, verdict, out)
     complete_output_folder(out, "hil")

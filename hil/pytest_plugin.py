@@ -203,8 +203,10 @@ def hil_run(request: pytest.FixtureRequest, dut: Any, hil_bundle: Any, hil_refer
         if r.interrupted:
             import sys
 
-            print(f"\nrlmpc hil: interrupted: {r.steps} of {r.steps_requested} steps ran; partial report: "
-                  f"{paths['markdown']}, serial log: {paths['serial_log']}", file=sys.stderr, flush=True)
+            capture = request.config.pluginmanager.getplugin("capturemanager")
+            with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+                print(f"\nrlmpc hil: interrupted: {r.steps} of {r.steps_requested} steps ran; partial report: "
+                      f"{paths['markdown']}, serial log: {paths['serial_log']}", file=sys.stderr, flush=True)
             raise KeyboardInterrupt
         return HilResult(r, verdict, paths)
 

@@ -231,10 +231,11 @@ def test_interrupted(hil_run, tmp_path):
             raise KeyboardInterrupt
     hil_run(steps=100, seed=1, progress=ctrl_c)
 ''')
-    result = pytester.runpytest(*_plugin_args(), "--hil-target", "host")
+    # (in a subprocess: the interrupt ends that pytest session, not this one)
+    result = pytester.runpytest_subprocess(*_plugin_args(), "--hil-target", "host",
+                                           f"--basetemp={pytester.path / 'tmp'}")
     result.stderr.fnmatch_lines(["*rlmpc hil: interrupted: 20 of 100 steps ran; partial report: *summary.md, "
                                  "serial log: *serial.log*"])
-    report = next(pytester.path.parent.glob("**/test_interrupted0/hil/hil.json"), None)
-    if report is None:  # (pytester's basetemp)
-        report = next(Path(str(pytester.path)).parent.rglob("test_interrupted0/hil/hil.json"))
+    report = next((pytester.path / "tmp").rglob("hil/hil.json"))
     assert json.loads(report.read_text())["steps"] == 20
+    assert (report.parent / "serial.log").stat().st_size > 0
