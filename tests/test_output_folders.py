@@ -90,6 +90,8 @@ def test_the_marker_says_complete_only_after_the_run() -> None:
         assert not out.exists()  # a check writes nothing
         claim_output_folder(out, "hil")
         assert read_marker(out) == ("hil", "running")
+        assert claim_output_folder(out, "hil") == out  # nothing written yet: reusable
+        (out / "hil.json").write_text("{}")  # a run that crashed after writing
         with pytest.raises(ValueError, match="an unfinished rlmpc hil run"):
             claim_output_folder(out, "hil")
         assert claim_output_folder(out, "hil", resume=True) == out  # rlmpc train --resume

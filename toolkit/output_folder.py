@@ -5,7 +5,8 @@ command wrote before (it holds the marker file saying so).  Anything else is ref
 before anything is written, the marker included.  The marker says ``running`` from the moment
 a command claims a new or empty folder until :func:`complete_output_folder` marks it ``complete``
 (after the last file, also after a partial report on Ctrl-C); a folder left ``running`` (a crash)
-is reused only to resume (``resume=True``, e.g. ``rlmpc train --resume``).  Bundles have their
+is reused only to resume (``resume=True``, e.g. ``rlmpc train --resume``) or if it holds nothing
+but the marker.  Bundles have their
 own, stricter rule: :mod:`rlmpc.codegen.bundle_folder`.
 """
 
@@ -57,7 +58,7 @@ def check_output_folder(folder: str | Path, command: str, own: Iterable[str] = (
     by, state = mark
     if by != command:
         raise ValueError(f"{out}: output folder: written by rlmpc {by}, not {command}; choose another folder")
-    if state != COMPLETE and not resume:
+    if state != COMPLETE and not resume and names != [MARKER]:  # (a run that wrote nothing yet: reusable)
         raise ValueError(f"{out}: output folder: an unfinished rlmpc {command} run (its marker says "
                          f"{state!r}); remove the folder or choose another")
     return out
