@@ -175,13 +175,24 @@ def plot(run: HilRun, out: Path, verdict: Verdict | None = None) -> dict[str, Pa
     k = np.arange(run.steps + 1)
     nx = run.states.shape[1]
     ended = "" if run.aborted is None else f" (ended after {run.steps} of {run.steps_requested} steps)"
-    fig, axes = plt.subplots(nx, 1, figsize=(9.5, 2.2 * nx + 0.6), sharex=True, squeeze=False)
-    for i, ax in enumerate(axes[:, 0]):
+    with np.errstate(invalid="ignore"):
+        violated = bool(np.nanmax(np.abs(np.concatenate([run.violation, run.ref_violation])), initial=0.0) > 0)
+    rows = nx + int(violated)
+    fig, axes = plt.subplots(rows, 1, figsize=(9.5, 2.2 * rows + 0.6), sharex=True, squeeze=False)
+    for i, ax in enumerate(axes[:nx, 0]):
         ax.plot(k, run.states[:, i], "C0-", lw=2.2, label=f"device ({run.board})")
         ax.plot(k, run.ref_states[:, i], "k--", lw=1.2, label="workstation reference")
         _mark_lost(ax, run, i == 0)
         ax.set_ylabel(f"x[{i}]")
         ax.grid(alpha=0.3)
+    if violated:  # the state constraints: how far each loop went past them (0: inside)
+        ax = axes[nx, 0]
+        ax.step(k[1:], run.violation, "C0-", where="pre", lw=2.2, label="device loop")
+        ax.step(k[1:], run.ref_violation, "k--", where="pre", lw=1.2, label="reference loop")
+        _mark_lost(ax, run, False)
+        ax.set_ylabel("state-constraint\nviolation")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[0, 0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[-1, 0].set_xlabel("step")
     fig.suptitle(f"states: device loop vs workstation reference{ended}")

@@ -250,7 +250,7 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
                 break
             if consecutive_lost >= device.budget.max_consecutive_lost:
                 aborted, run_steps = (f"step {k}: {consecutive_lost} steps in a row without a valid ACTION "
-                                      f"(budget {device.budget.max_consecutive_lost}); the link is lost: "
+                                      f"(budget {device.budget.max_consecutive_lost}, --max-lost); the link is lost: "
                                       f"{device.stats.errors[-1] if device.stats.errors else ''}"), k + 1
                 break
             if cond.period is not None:  # real-time pacing: the next step starts on its tick

@@ -331,7 +331,7 @@ class Device:
             silent = time.monotonic() - self.last_valid
             if silent > self.budget.max_silence_s:
                 raise LinkDownError(f"{what}: no valid frame from the device for {silent:.1f} s "
-                               f"(budget {self.budget.max_silence_s:g} s); last problem: {problem}")
+                               f"(budget {self.budget.max_silence_s:g} s, --max-silence); last problem: {problem}")
             if retries >= self.max_retries:
                 raise TransportError(f"{what}: failed after {retries + 1} attempts: {problem}")
             retries += 1
