@@ -59,7 +59,7 @@ def _program_of(args: argparse.Namespace) -> Path:
             raise ValueError(f"{path}: expected a bundle folder (with manifest.json) or a firmware program")
         out = default_build_dir(path, args.board)
         print(f"building the firmware for {args.board} → {out}", flush=True)
-        return build_firmware(path, args.board, out)
+        return build_firmware(path, args.board, out, allow_modified=args.allow_modified)
     if not path.is_file():
         raise ValueError(f"{path}: no such bundle folder or firmware program")
     return path
@@ -139,6 +139,8 @@ def add_firmware_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     flash.add_argument("firmware", help="a bundle folder (built first) or a firmware build "
                        "(controller.elf, or the host / linux-aarch64 controller)")
     flash.add_argument("--board", required=True, choices=list(FIRMWARE_BOARDS))
+    flash.add_argument("--allow-modified", action="store_true",
+                       help="with a bundle: build it although its files differ from its manifest (recorded)")
     flash.add_argument("--probe", choices=["auto", *PROBES], default=None,
                        help="program a real board with this tool (auto: the first installed of "
                        f"{', '.join(PROBES)}); without it the emulated board runs")

@@ -115,7 +115,7 @@ def run_bench_target(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     check_device_arguments(args)
-    bundle = Bundle.load(args.bundle)
+    bundle = Bundle.load(args.bundle, allow_modified=args.allow_modified)
     reference, plant = reference_and_plant(bundle.manifest, args.plant, args.plant_params)
     out = claim_output_folder(args.out, "bench-target", OUTPUTS)
     costs: list[np.ndarray] = []
@@ -188,6 +188,8 @@ def add_bench_target_command(sub: argparse._SubParsersAction[argparse.ArgumentPa
     p.add_argument("--seed", type=int, default=0, help="plant seed of the first loop (default 0)")
     add_plant_arguments(p)
     p.add_argument("--budget", type=float, default=None, help="count the steps above this cost")
+    p.add_argument("--allow-modified", action="store_true",
+                   help="with --target: build a bundle whose files differ from its manifest (recorded)")
     p.add_argument("--out", default="runs/bench-target", help="output folder (default runs/bench-target)")
     p.set_defaults(func=run_bench_target)
 
