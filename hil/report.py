@@ -263,6 +263,11 @@ def write_serial_log(run: HilRun, path: Path) -> Path:
 
 def write_report(run: HilRun, verdict: Verdict, out_dir: str | Path, *,
                  plots: bool = True) -> dict[str, Path]:
+    with np.errstate(all="ignore"):  # a diverged plant's inf and NaN are reported, not warned about
+        return _write_report(run, verdict, Path(out_dir), plots)
+
+
+def _write_report(run: HilRun, verdict: Verdict, out_dir: Path, plots: bool) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / FILES["json"], "markdown": out / FILES["markdown"], "junit": out / FILES["junit"]}

@@ -22,6 +22,7 @@ from rlmpc.codegen.manifest import theta_hash
 from rlmpc.codegen.protocol_spec import ErrorCode
 from rlmpc.hil import transport
 from rlmpc.hil.faults import FaultConfig, parse_fault_spec
+from rlmpc.hil.report import write_report
 from rlmpc.hil.runner import run_hil
 from rlmpc.hil.transport import Device, DeviceRefusalError, open_link
 from rlmpc.hil.verdict import Thresholds, evaluate
@@ -79,12 +80,16 @@ class _Diverging(LtiGrosZanon):  # type: ignore[misc]
         return super().reset(**kw)
 
 
-def test_a_diverging_plant_ends_the_run_without_a_warning(device: Any, setup: LtiPrograms) -> None:
+def test_a_diverging_plant_ends_the_run_without_a_warning(device: Any, setup: LtiPrograms,
+                                                           tmp_path: Path) -> None:
     dev, _ = device
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         run = run_hil(dev, _Diverging(), setup.reference, 50, seed=3, manifest=setup.bundle.manifest)
         verdict = evaluate(run)
+        paths = write_report(run, verdict, tmp_path / "report")
+    doc = json.loads(paths["json"].read_text())  # valid JSON: the non-finite state is null
+    assert doc["trace"]["states"][-1] == [None, None] and doc["aborted"]
     assert run.steps == 6 and run.steps_requested == 50 and "no longer finite" in str(run.aborted)
     failed = {c.name for c in verdict.checks if not c.passed}
     assert {"completed", "cost_rel_tol", "constraint_tol"} <= failed
