@@ -74,6 +74,7 @@ REFUSALS = frozenset({ErrorCode.UNSUPPORTED, ErrorCode.BAD_DIMENSION, ErrorCode.
                       ErrorCode.OUT_OF_BOUNDS, ErrorCode.BAD_VERSION})
 MIN_TIMEOUT = 0.05  # s: the shortest reply deadline, whatever the measured round trip
 RTT_FACTOR, STEP_FACTOR = 10.0, 10.0
+SCALED = ("STEP", "PING", "HELLO")  # the requests whose deadline follows the measured round trip
 LATENCY_WINDOW = 64  # STEP round trips whose median sets the STEP deadline
 
 
@@ -255,8 +256,8 @@ class Device:
     def reply_timeout(self, what: str = "STEP") -> float:
         """The reply deadline: scaled to the measured round trip and the slowest STEP so far
         (``timeout`` before anything was measured, and for a STEP before the first answered one)."""
-        if self.rtt is None or (what == "STEP" and not self.step_latencies):
-            return self.timeout
+        if self.rtt is None or what not in SCALED or (what == "STEP" and not self.step_latencies):
+            return self.timeout  # (RESET, SET_THETA, …: rare, and the device may work a while on them)
         typical = slowest = 0.0
         if what == "STEP":
             typical, slowest = float(np.median(self.step_latencies)), max(self.step_latencies)
