@@ -123,9 +123,10 @@ def test_tutorial_plots_load_and_screenshots(server: str, browser: object) -> No
         widths = page.eval_on_selector_all("article img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
         assert widths and all(w > 0 for w in widths), f"{name}: plot images {widths}"
     page.goto(f"{server}/tutorials/t1_sensitivities.html")
-    plot = page.locator("article img").first
+    plot = page.locator("article img").last  # sensitivities against finite differences
     plot.scroll_into_view_if_needed()
-    page.evaluate("window.scrollBy(0, -250)")
+    page.evaluate("window.scrollBy(0, 200)")
+    page.wait_for_timeout(500)  # the header's title transition
     page.screenshot(path=str(SCREENSHOTS / "tutorial_sensitivities.png"))
     page.close()
     for png in ("landing.png", "tutorial_sensitivities.png"):
