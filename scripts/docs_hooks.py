@@ -11,12 +11,22 @@ from mkdocs.structure.files import File, Files
 CLI_PAGE = "reference/cli.md"
 
 
+def _help(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
+    """The help text as ``--help`` prints it (``%(default)s`` filled in, ``%%`` → ``%``)."""
+    if not action.help:
+        return ""
+    try:
+        return parser._get_formatter()._expand_help(action)
+    except (KeyError, TypeError, ValueError):
+        return action.help.replace("%%", "%")
+
+
 def _subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, str, argparse.ArgumentParser]]:
     """(name, help, parser) of each sub-command, in the order ``rlmpc --help`` lists them."""
     out: list[tuple[str, str, argparse.ArgumentParser]] = []
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
+            helps = {choice.dest: _help(parser, choice) for choice in action._choices_actions}
             for name, sub in action.choices.items():
                 out.append((name, helps.get(name, ""), sub))
     return out
@@ -33,7 +43,7 @@ def _options_table(parser: argparse.ArgumentParser) -> list[str]:
         if action.required and action.option_strings:
             name += " (required)"
         default = "" if action.default in (None, False, argparse.SUPPRESS) else f"`{action.default}`"
-        text = (action.help or "").replace("|", "\\|").replace("\n", " ")
+        text = _help(parser, action).replace("|", "\\|").replace("\n", " ")
         rows.append(f"| {name} | {default} | {text} |")
     return rows if len(rows) > 2 else []
 
