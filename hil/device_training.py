@@ -146,7 +146,7 @@ def plot_device_panel(path: Path, record: DeviceRecord, summary: dict[str, Any])
     steps = np.arange(d.size)
     ax1.semilogy(steps, np.maximum(d, 1e-12), lw=0.7, color="tab:blue")
     ax1.axhline(1e-4, color="tab:red", ls="--", lw=1, label="1e-4")
-    ax1.set_ylabel("|u_device − π_θ(s)|∞")
+    ax1.set_ylabel("|u_device − π_θ(s)|∞\n(floor 1e-12)")
     ax1.set_title(f"learning through {summary['board']}: {summary['theta_pushes']} θ pushes, "
                   f"{summary['fallbacks']} fallbacks, {summary['link']['retries']} retries", fontsize=10)
     ax1.legend(loc="upper right", fontsize=8)
