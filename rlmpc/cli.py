@@ -119,6 +119,13 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError(f"{option}: expected >= 1, got {value}")
     config = load_config(args.config, output=args.out,
                          overrides={"episodes": args.episodes, "steps": args.steps})
+    on_device = args.target is not None or args.port is not None
+    if args.port and not args.bundle:
+        raise ValueError("--port needs --bundle: the bundle the board was flashed with")
+    if args.bundle and not args.port:
+        raise ValueError("--bundle: only with --port (with --device the bundle is exported from the configuration)")
+    if on_device and config.agent.type == "bayes":
+        raise ValueError("--device/--port: agent.type = \"bayes\" scores θ on the workstation (not yet on a device)")
     if config.agent.type == "bayes":
         from rlmpc.toolkit.rl.bayes import BayesTuner
 
@@ -126,7 +133,12 @@ def _train(args: argparse.Namespace) -> int:
     else:
         trainer = Trainer(config, progress_bar=not args.quiet)
     try:
-        summary = trainer.run(resume=args.resume)
+        if on_device:
+            from rlmpc.hil.train_device import run_on_device
+
+            summary = run_on_device(trainer, args)
+        else:
+            summary = trainer.run(resume=args.resume)
     except KeyboardInterrupt:
         saved = trainer.checkpoint_path.exists()
         again = " ".join([f"rlmpc train {shlex.quote(str(args.config))} --out "
@@ -138,6 +150,13 @@ def _train(args: argparse.Namespace) -> int:
                  if saved else "no checkpoint was written yet"), file=sys.stderr)
         return 130
     out = config.output
+    on_device = args.target is not None or args.port is not None
+    if args.port and not args.bundle:
+        raise ValueError("--port needs --bundle: the bundle the board was flashed with")
+    if args.bundle and not args.port:
+        raise ValueError("--bundle: only with --port (with --device the bundle is exported from the configuration)")
+    if on_device and config.agent.type == "bayes":
+        raise ValueError("--device/--port: agent.type = \"bayes\" scores θ on the workstation (not yet on a device)")
     if config.agent.type == "bayes":
         print(f"\ntuned with {summary['steps']} closed-loop trials in {summary['wall_time_s']:.1f} s; "
               f"{summary['feasible_trials']} feasible")
@@ -148,6 +167,12 @@ def _train(args: argparse.Namespace) -> int:
     print(f"greedy closed-loop cost: initial θ {summary['greedy_cost_initial']:.4g} -> "
           f"learned θ {summary['greedy_cost_final']:.4g} "
           f"({100 * summary['greedy_cost_ratio']:.1f}%)")
+    if "device" in summary:
+        d = summary["device"]
+        print(f"through {d['board']}: |u_device − π_θ(s)|∞ max {d['distance_max']:.2e} (median "
+              f"{d['distance_median']:.2e}), device cost per step max {d['cost_max']:.0f}, {d['theta_pushes']} θ "
+              f"pushes ({d['theta_repushes_after_reset']} after a reset), {d['link']['retries']} retries, "
+              f"{d['fallbacks']} fallbacks; {out / 'device_panel.png'}")
     print(f"θ: {out / 'theta.json'}\n{'trials' if config.agent.type == 'bayes' else 'learning curves'}: "
           f"{out / summary['outputs']['plot']}\n"
           f"summary: {out / 'summary.json'}")
@@ -224,6 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--episodes", type=int, default=None, help="episodes (default: from the config)")
     train.add_argument("--steps", type=int, default=None, help="steps per episode (default: from the config)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    from rlmpc.codegen.boards import ALL_BOARDS as FIRMWARE_BOARDS
+
+    on = train.add_mutually_exclusive_group()
+    on.add_argument("--device", dest="target", choices=list(FIRMWARE_BOARDS), default=None,
+                    help="learn through this emulated board (or the host program): the controller on it "
+                    "computes every action, θ is pushed to it after every update (SET_THETA)")
+    on.add_argument("--port", default=None, help="learn through a running board at this serial port "
+                    "(/dev/ttyACM0, socket://host:port, …), flashed with --bundle")
+    train.add_argument("--bundle", default=None, help="with --port: the bundle the board was flashed with")
+    train.add_argument("--program", default=None, help="with --device: this firmware build instead of building it")
+    train.add_argument("--baud", type=int, default=None, help="with --port: line speed (default 115200)")
     train.set_defaults(func=_train)
     export = sub.add_parser("export", help="export learned θ as a C bundle for a target")
     export.add_argument("--theta", required=True, help="θ file written by rlmpc train")
