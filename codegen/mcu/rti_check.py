@@ -30,10 +30,14 @@ from rlmpc.codegen.mcu.generate_rti import GeneratedRti, generate_rti
 from rlmpc.codegen.mcu.host_check import (
     CLOSED_LOOP_SCALE,
     COST_TOLERANCE,
+    DRAWS_PER_STATE,
     U0_TOLERANCE,
+    Box,
     HostResult,
     HostSolver,
+    box_text,
     closed_loop_cost,
+    default_box,
     random_states,
     report_tail,
     status_text,
@@ -57,7 +61,6 @@ RTI_OPTIONS = SolverOptions(nlp_solver="SQP_RTI", hessian="GAUSS_NEWTON", tol=1e
 SQP_OPTIONS = SolverOptions(tol=1e-8)  # full Gauss-Newton SQP for a nonlinear problem (as in tests)
 GUESS_NOISE = 0.05  # guesses are converged plans of the state plus this much noise
 STEPS = 100
-DRAWS_PER_STATE = 20  # at most this many candidates per state where acados must succeed
 
 
 class RtiHostSolver(HostSolver):
@@ -103,10 +106,18 @@ class RtiReport:
     footprint: Footprint | None
     warm_start: str = "shifted"
     skipped: int = 0  # candidate states (and loop starts) where acados failed
+    box: Box | None = None
+    box_source: str = ""
+    fallback: str = ""
 
     def lines(self) -> list[str]:
         out = [f"{self.problem}: one RTI step from {self.n_states} guesses (and the zero guess)"
                + (f"; {self.skipped} candidate states skipped where acados fails" if self.skipped else "")]
+        if self.box is not None:
+            out.append(f"check states from the box {box_text(self.box)} ({self.box_source}; "
+                       "--check-box to change)")
+        if self.fallback:
+            out.append(self.fallback)
         for r in self.precisions:
             it = np.asarray(r.iterations)
             out.append(
@@ -160,7 +171,8 @@ def _acados_loop(mpc: MPC, fns: ProblemFunctions, theta: FloatArray, p: FloatArr
 def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | None = None,
               p: ParameterValues | None = None, n_states: int = 24, n_loops: int = 20,
               steps: int = STEPS, precisions: tuple[str, ...] = PRECISIONS,
-              footprint: bool = True, seed: int = 0, warm_start: str = "shifted") -> RtiReport:
+              footprint: bool = True, seed: int = 0, warm_start: str = "shifted",
+              box: Box | None = None, operating_point: object = None) -> RtiReport:
     """Generate, compile and compare the RTI solver with acados (see the module docstring);
     ``warm_start``: that of the generated solver (rlmpc.codegen.mcu.generate_rti.WARM_STARTS)."""
     th = fns.theta.flatten(theta)
@@ -168,7 +180,8 @@ def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | No
     rti = MPC(fns, RTI_OPTIONS, theta=th, p=pv)
     sqp = MPC(fns, SQP_OPTIONS, theta=th, p=pv)
     rng = np.random.default_rng(seed)
-    candidates = random_states(fns, n_states * DRAWS_PER_STATE, seed)
+    the_box, box_source = (box, "given") if box is not None else default_box(fns)
+    candidates = random_states(fns, n_states * DRAWS_PER_STATE, seed, box=the_box)
     cases: list[tuple[FloatArray, MpcSolution | None, MpcSolution]] = []  # state, guess, acados
     skipped = 0
     for s in candidates:
@@ -183,7 +196,8 @@ def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | No
         else:
             skipped += 1
     if not cases:
-        raise ValueError(f"{fns.name}: acados fails at every state drawn for the check")
+        raise ValueError(f"{fns.name}: acados fails at every state drawn for the check from the box "
+                         f"{box_text(the_box)}; give a box of states it can control (--check-box)")
     rti.reset()
     cold = rti.value(cases[0][0])
     if cold.success:
@@ -191,7 +205,7 @@ def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | No
     ref_rti: list[float] = []
     ref_sqp: list[float] = []
     loops: list[FloatArray] = []
-    for x0 in random_states(fns, n_loops * DRAWS_PER_STATE, seed + 1, CLOSED_LOOP_SCALE):
+    for x0 in random_states(fns, n_loops * DRAWS_PER_STATE, seed + 1, CLOSED_LOOP_SCALE, box=the_box):
         if len(loops) == n_loops:
             break
         c_rti, ok_rti = _acados_loop(rti, fns, th, pv, x0, steps, shift=warm_start == "shifted")
@@ -204,8 +218,10 @@ def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | No
             skipped += 1
 
     reports, forbidden, fp = [], set(), None
+    fallback = ""
     for prec in precisions:
-        gen: GeneratedRti = generate_rti(fns, work_dir / prec, th, pv, prec, warm_start)
+        gen: GeneratedRti = generate_rti(fns, work_dir / prec, th, pv, prec, warm_start, operating_point)
+        fallback = gen.fallback.summary() if gen.fallback is not None else ""
         exe = build_host_harness(gen, work_dir / prec / "harness", rti=True)
         forbidden |= forbidden_symbols(compile_objects(gen, work_dir / prec / "obj", "gcc", HOST_FLAGS))
         rep = RtiPrecisionReport(prec)
@@ -239,7 +255,8 @@ def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | No
         if footprint and prec == "float32" and arm_available():
             fp = cortex_m4_footprint(gen, work_dir / prec / "arm")
             forbidden |= set(fp.undefined) & set(FORBIDDEN)
-    return RtiReport(fns.name, len(cases) - (cold.success), reports, forbidden, fp, warm_start, skipped)
+    return RtiReport(fns.name, len(cases) - (cold.success), reports, forbidden, fp, warm_start, skipped,
+                     the_box, box_source, fallback)
 
 
 def main(argv: list[str] | None = None) -> None:
