@@ -216,6 +216,14 @@ def _export_mcu(args: argparse.Namespace) -> int:
     ram_limit = args.ram_limit if args.ram_limit is not None else DEFAULT_RAM_LIMIT_KB
     op = args.operating_point
     operating_point = op if op in (None, "none") else _json_option("--operating-point", op)
+    box = _json_option("--check-box", args.check_box)
+    if box is not None:  # (refused before anything is written)
+        from rlmpc.codegen.mcu.host_check import parse_box
+        from rlmpc.toolkit.theta_file import load_theta
+
+        if not args.check:
+            raise ValueError("--check-box: only with --check")
+        parse_box(box, load_theta(args.theta).fns.nx)
     out = export_mcu(args.theta, args.out, precision=precision, ram_limit=int(ram_limit * 1024),
                      rti_warm_start=args.rti_warm_start, operating_point=operating_point)
     manifest = json.loads((out / "manifest.json").read_text())
@@ -233,7 +241,7 @@ def _export_mcu(args: argparse.Namespace) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="rlmpc-mcu-check-") as tmp:
         report = check_mcu(args.theta, Path(tmp), args.rti_warm_start,
-                           box=_json_option("--check-box", args.check_box), operating_point=operating_point)
+                           box=box, operating_point=operating_point)
     print("\n".join(report.lines()))
     return 0 if not report.problems() else 1
 
