@@ -335,6 +335,7 @@ class HostReport:
     box: Box | None = None
     box_source: str = ""
     skipped: int = 0  # candidate states and loop starts where acados failed
+    max_penalty: float = 0.0  # largest slack penalty of a soft row
 
     def lines(self) -> list[str]:
         out = [f"{self.problem}: nz={self.nz}, constraints={self.m}, cond(H)={self.cond_h:.3g}",
@@ -361,7 +362,8 @@ class HostReport:
             tol = U0_TOLERANCE[r.precision]
             err = max(r.u0_error_warm, r.u0_error_cold)
             if err > tol:
-                out.append(f"{r.precision}: u0 differs from acados by {err:.2e} > {tol:g}")
+                out.append(f"{r.precision}: u0 differs from acados by {err:.2e} > {tol:g}"
+                           + self._why(r))
             failed = sum(n for s, n in r.statuses.items() if s <= 0)
             if failed:
                 out.append(f"{r.precision}: {failed} solves failed")
@@ -371,6 +373,19 @@ class HostReport:
         if self.forbidden:
             out.append(f"heap/stdio symbols {sorted(self.forbidden)}")
         return out
+
+    def _why(self, r: PrecisionReport) -> str:
+        """Why float32 misses while float64 agrees: rounding, with the soft rows' penalties."""
+        f64 = next((x for x in self.precisions if x.precision == "float64"), None)
+        if r.precision != "float32" or f64 is None:
+            return ""
+        err64 = max(f64.u0_error_warm, f64.u0_error_cold)
+        if err64 > U0_TOLERANCE["float64"]:
+            return ""
+        pen = (f", with soft-row penalties up to {self.max_penalty:g} (they make the QP's working sets "
+               "ill-conditioned in single precision)" if self.max_penalty >= 1e3 else "")
+        return (f" (float32 rounding: float64 agrees to {err64:.1e}{pen}; export with --precision float64"
+                + (" or lower the penalties)" if pen else ")"))
 
 
 def check(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | None = None,
@@ -459,7 +474,9 @@ def check(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | None =
         problem=fns.name, nz=gen.qp.nz, m=gen.qp.m, cond_h=gen.qp.cond_h, n_states=len(refs),
         n_input_active=sum(a.input_active for a in acts),
         n_state_active=sum(a.state_active for a in acts), precisions=reports,
-        forbidden=forbidden, footprint=fp, box=the_box, box_source=box_source, skipped=skipped)
+        forbidden=forbidden, footprint=fp, box=the_box, box_source=box_source, skipped=skipped,
+        max_penalty=float(max(np.max(np.concatenate([rows.w_lin, rows.w_quad]), initial=0.0)
+                              for rows in (fns.state_rows, fns.path_rows))))
 
 
 def main(argv: list[str] | None = None) -> None:
