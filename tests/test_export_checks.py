@@ -128,3 +128,29 @@ def test_check_box_option(user_folder: Path, capsys: pytest.CaptureFixture[str])
     text = "\n".join(report.lines())
     assert "check states from the box [-0.5..0.5, -0.1..0.1, -0.2..0.2, -0.2..0.2] (--check-box" in text
     assert text.endswith("PASS")
+
+
+def test_a_soft_rti_qp_is_never_reported_infeasible(tmp_path: Path) -> None:
+    """Input bounds and soft state rows only (penalty 1e4): the QP is always feasible.  float32
+    rounding that makes the plan miss an input bound is reported as such (RLMPC_INACCURATE,
+    -20), no longer as DAQP's 'infeasible' (-1), which it was at one of these states."""
+    import casadi as cs
+
+    from rlmpc.codegen.mcu.rti_check import check_rti
+    from rlmpc.toolkit.problem import ParametricMPC
+    from rlmpc.toolkit.problems.cartpole import cartpole_dynamics
+
+    mpc = ParametricMPC("soft_cartpole", nx=4, nu=1, horizon=20, discount=0.99)
+    x, u = mpc.x, mpc.u
+    mpc.continuous_dynamics(cartpole_dynamics(x, u, 1.0, 0.1, 0.8), dt=0.05)
+    mpc.stage_cost(cs.sumsqr(x) + 4 * x[1] ** 2 + 0.1 * cs.sumsqr(u))
+    mpc.terminal_cost(10.0 * cs.sumsqr(x))
+    mpc.input_bounds(-5.0, 5.0)
+    soft = {"soft": True, "linear_penalty": 1e4, "quadratic_penalty": 1e4}
+    mpc.state_constraint("cart", x[0], lb=-1.0, ub=1.0, **soft)
+    mpc.state_constraint("angle", x[1], lb=-0.3, ub=0.3, **soft)
+    mpc.state_constraint("velocities", x[2:], lb=-1.5, ub=1.5, **soft)
+    report = check_rti(mpc.build(), tmp_path, n_loops=0, precisions=("float32",), footprint=False,
+                       box=(np.full(4, -1.0), np.full(4, 1.0)))
+    statuses = set(report.precisions[0].statuses)
+    assert -1 not in statuses and statuses <= {1, 2, 4, -20}, statuses

@@ -62,7 +62,8 @@ U0_TOLERANCE = {"float64": 1e-6, "float32": 1e-3}  # u0 against acados, same ite
 COST_TOLERANCE = 0.01  # closed-loop cost within 1 % of the acados controller's
 STATUS_NAMES = {1: "optimal", 2: "optimal with a soft constraint relaxed", 4: "optimal (inexact)",
                 -1: "infeasible", -2: "cycling", -3: "unbounded", -4: "iteration limit",
-                -5: "nonconvex", -6: "overdetermined", -100: "state not finite"}
+                -5: "nonconvex", -6: "overdetermined", -100: "state not finite",
+                -20: "inaccurate (the plan misses an input bound: rounding, the QP is feasible)"}
 
 
 def status_text(statuses: Counter[int]) -> str:
@@ -375,17 +376,26 @@ class HostReport:
         return out
 
     def _why(self, r: PrecisionReport) -> str:
-        """Why float32 misses while float64 agrees: rounding, with the soft rows' penalties."""
         f64 = next((x for x in self.precisions if x.precision == "float64"), None)
         if r.precision != "float32" or f64 is None:
             return ""
-        err64 = max(f64.u0_error_warm, f64.u0_error_cold)
-        if err64 > U0_TOLERANCE["float64"]:
-            return ""
-        pen = (f", with soft-row penalties up to {self.max_penalty:g} (they make the QP's working sets "
-               "ill-conditioned in single precision)" if self.max_penalty >= 1e3 else "")
-        return (f" (float32 rounding: float64 agrees to {err64:.1e}{pen}; export with --precision float64"
-                + (" or lower the penalties)" if pen else ")"))
+        return float32_reason(max(f64.u0_error_warm, f64.u0_error_cold), self.max_penalty)
+
+
+def max_penalty(fns: ProblemFunctions) -> float:
+    """The largest slack penalty (linear or quadratic) of a soft row."""
+    return float(max(np.max(np.concatenate([rows.w_lin, rows.w_quad]), initial=0.0)
+                     for rows in (fns.state_rows, fns.path_rows)))
+
+
+def float32_reason(err64: float, penalty: float) -> str:
+    """Why float32 misses while float64 agrees (``err64``): rounding, with large soft penalties."""
+    if err64 > U0_TOLERANCE["float64"]:
+        return ""
+    pen = (f", with soft-row penalties up to {penalty:g} (they make the QP's working sets "
+           "ill-conditioned in single precision)" if penalty >= 1e3 else "")
+    return (f" (float32 rounding: float64 agrees to {err64:.1e}{pen}; export with --precision float64"
+            + (" or lower the penalties)" if pen else ")"))
 
 
 def check(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | None = None,
@@ -475,8 +485,7 @@ def check(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | None =
         n_input_active=sum(a.input_active for a in acts),
         n_state_active=sum(a.state_active for a in acts), precisions=reports,
         forbidden=forbidden, footprint=fp, box=the_box, box_source=box_source, skipped=skipped,
-        max_penalty=float(max(np.max(np.concatenate([rows.w_lin, rows.w_quad]), initial=0.0)
-                              for rows in (fns.state_rows, fns.path_rows))))
+        max_penalty=max_penalty(fns))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,6 +38,8 @@ from rlmpc.codegen.mcu.host_check import (
     box_text,
     closed_loop_cost,
     default_box,
+    float32_reason,
+    max_penalty,
     random_states,
     report_tail,
     status_text,
@@ -109,6 +111,7 @@ class RtiReport:
     box: Box | None = None
     box_source: str = ""
     fallback: str = ""
+    max_penalty: float = 0.0
 
     def lines(self) -> list[str]:
         out = [f"{self.problem}: one RTI step from {self.n_states} guesses (and the zero guess)"
@@ -120,12 +123,13 @@ class RtiReport:
             out.append(self.fallback)
         for r in self.precisions:
             it = np.asarray(r.iterations)
+            loops = (f"closed-loop cost / acados SQP_RTI (warm start: {self.warm_start}) {min(r.ratio_rti):.7f}.."
+                     f"{max(r.ratio_rti):.7f}, / converged acados SQP {min(r.ratio_sqp):.5f}.."
+                     f"{max(r.ratio_sqp):.5f} ({len(r.ratio_rti)} loops)" if r.ratio_rti
+                     else "no closed loop (acados fails from every start drawn)")
             out.append(
                 f"{r.precision}: max |u0 err| {r.u0_error:.2e}, max plan err {r.plan_error:.2e}; "
-                f"QP iterations median {np.median(it):.0f} max {it.max()}; closed-loop cost / "
-                f"acados SQP_RTI (warm start: {self.warm_start}) {min(r.ratio_rti):.7f}.."
-                f"{max(r.ratio_rti):.7f}, / converged acados SQP "
-                f"{min(r.ratio_sqp):.5f}..{max(r.ratio_sqp):.5f} ({len(r.ratio_rti)} loops); "
+                f"QP iterations median {np.median(it):.0f} max {it.max()}; {loops}; "
                 f"solves: {status_text(Counter(r.statuses))}")
         return out + report_tail(self.forbidden, self.footprint, self.problems())
 
@@ -135,11 +139,17 @@ class RtiReport:
         for r in self.precisions:
             tol = U0_TOLERANCE[r.precision]
             if r.u0_error > tol:
-                out.append(f"{r.precision}: u0 differs from acados SQP_RTI by {r.u0_error:.2e} > {tol:g}")
+                f64 = next((x for x in self.precisions if x.precision == "float64"), None)
+                why = float32_reason(f64.u0_error, self.max_penalty) if (
+                    r.precision == "float32" and f64 is not None) else ""
+                out.append(f"{r.precision}: u0 differs from acados SQP_RTI by {r.u0_error:.2e} > {tol:g}{why}")
             failed = sum(s <= 0 for s in r.statuses)
             if failed:
                 out.append(f"{r.precision}: {failed} steps failed")
             ratios = np.asarray(r.ratio_rti)
+            if not ratios.size:
+                out.append(f"{r.precision}: no closed loop compared (acados fails from every start drawn; "
+                           "--check-box to give states it can control)")
             off = int(np.sum(np.abs(ratios - 1.0) > COST_TOLERANCE))
             if off:
                 out.append(f"{r.precision}: {off} of {ratios.size} closed loops cost more than "
@@ -256,7 +266,7 @@ def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | No
             fp = cortex_m4_footprint(gen, work_dir / prec / "arm")
             forbidden |= set(fp.undefined) & set(FORBIDDEN)
     return RtiReport(fns.name, len(cases) - (cold.success), reports, forbidden, fp, warm_start, skipped,
-                     the_box, box_source, fallback)
+                     the_box, box_source, fallback, max_penalty(fns))
 
 
 def main(argv: list[str] | None = None) -> None:
