@@ -129,15 +129,16 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
 
 
 def check_box(tf: ThetaFile, box: Any = None) -> tuple[tuple[Any, Any] | None, str]:
-    """The box of the check's states: ``box`` (``{"lb", "ub"}``), the problem's check_box, the
-    reset distribution of the plant the θ file names, else the check's own default (None)."""
-    from rlmpc.codegen.mcu.host_check import parse_box, plant_box
+    """The box of the check's states: ``box`` (``{"lb", "ub"}``), the problem's check_box (or a
+    built-in problem's box), the reset distribution of the plant the θ file names, else the
+    check's own default (None: :func:`rlmpc.codegen.mcu.host_check.default_box`)."""
+    from rlmpc.codegen.mcu.host_check import STATE_BOXES, parse_box, plant_box
     from rlmpc.toolkit.registry import make_env
 
     if box is not None:
         return parse_box(box, tf.fns.nx), "--check-box"
     plant = tf.plant
-    if tf.fns.check_box is None and plant is not None:
+    if tf.fns.check_box is None and tf.fns.name not in STATE_BOXES and plant is not None:
         try:
             found = plant_box(lambda: make_env(plant["name"], plant.get("params", {})), tf.fns.nx)
         except Exception:  # (a plant that cannot be made here: the problem's own default box)

@@ -88,6 +88,14 @@ def test_unicycle_exports_without_a_stabilisable_linearisation(user_folder: Path
     assert fallback["gain"] is False and fallback["operating_point"]["x"] == pytest.approx([1.0, 0.0, 0.0])
     assert "#define HAS_GAIN 0" in (user_folder / "mcu" / "rlmpc_rti.c").read_text()
 
+    # HIL judges the RTI device against acados SQP_RTI from the same warm start; the converged
+    # MPC (3e-3 away on these states, more than the 1e-3 threshold) is a second figure
+    assert main(["hil", "mcu", "--target", "host", "--steps", "20", "--out", "hil"]) == 0
+    out = capsys.readouterr().out
+    assert "HIL host: PASS" in out and "distance to the converged MPC" in out
+    reference = json.loads((user_folder / "hil" / "hil.json").read_text())["conditions"]["reference"]
+    assert reference["algorithm"].startswith("acados SQP_RTI") and reference["max_distance_to_converged_mpc"] > 1e-3
+
     # closed loops on the host board from given states, the reference the device's own algorithm
     np.savetxt("starts.csv", [[-0.5, 0.1, 0.0], [-0.3, -0.2, 0.3]], delimiter=",")
     assert main(["bench-target", "mcu", "--target", "host", "--starts", "starts.csv", "--steps", "8",
@@ -154,3 +162,40 @@ def test_a_soft_rti_qp_is_never_reported_infeasible(tmp_path: Path) -> None:
                        box=(np.full(4, -1.0), np.full(4, 1.0)))
     statuses = set(report.precisions[0].statuses)
     assert -1 not in statuses and statuses <= {1, 2, 4, -20}, statuses
+
+
+def test_an_unstabilisable_linear_model_condenses_without_a_gain() -> None:
+    """The linear solver's pre-stabilisation: an unstable mode no input reaches has no LQR gain
+    (scipy: 'Failed to find a finite solution'); the condensing then uses K = 0."""
+    import casadi as cs
+
+    from rlmpc.codegen.mcu.condense import condense
+    from rlmpc.codegen.mcu.fallback import lqr
+    from rlmpc.codegen.mcu.linearise import linearise
+    from rlmpc.toolkit.problem import ParametricMPC
+
+    mpc = ParametricMPC("drift", nx=2, nu=1, horizon=5)
+    x, u = mpc.x, mpc.u
+    mpc.discrete_dynamics(cs.vertcat(x[0] + 0.1 * u[0], 1.05 * x[1]))
+    mpc.stage_cost(cs.sumsqr(x) + cs.sumsqr(u))
+    mpc.input_bounds(-1.0, 1.0)
+    ocp = linearise(mpc.build())
+    s0 = ocp.stages[0]
+    assert lqr(s0.A, s0.B, s0.W) is None
+    qp = condense(ocp)
+    assert np.array_equal(qp.K, np.zeros((1, 2))) and np.isfinite(qp.cond_h)
+
+
+def test_the_check_box_comes_from_the_plant_s_resets(tmp_path: Path) -> None:
+    from rlmpc.codegen.mcu_export import check_box
+    from rlmpc.toolkit.theta_file import init_theta, load_theta
+
+    path = init_theta("pendulum", {}, tmp_path / "theta.json", plant={"name": "Pendulum-v1", "params": {}})
+    box, source = check_box(load_theta(path))
+    assert box is not None and source == "the reset distribution of plant 'Pendulum-v1'"
+    assert np.all(box[0] < box[1])
+    given, source = check_box(load_theta(path), {"lb": [-0.1, -0.2], "ub": [0.1, 0.2]})
+    assert source == "--check-box" and given[0].tolist() == [-0.1, -0.2]
+    # a plant that always starts from the same state gives no box: the problem's own is used
+    path = init_theta("lti", {}, tmp_path / "lti.json", plant={"name": "LtiGrosZanon", "params": {}})
+    assert check_box(load_theta(path)) == (None, "")
