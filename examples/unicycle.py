@@ -1,9 +1,11 @@
 """A unicycle that drives to a reference around a soft circular obstacle: a plugin module.
 
-Name it in ``RLMPC_PLUGINS`` (copy it next to your work, or put ``examples/`` on ``PYTHONPATH``)::
+Name it in ``RLMPC_PLUGINS`` (it ships as ``rlmpc.examples.unicycle``; or copy it next to your
+work as a template for your own)::
 
-    RLMPC_PLUGINS=unicycle rlmpc theta init unicycle --out theta.json
-    RLMPC_PLUGINS=unicycle rlmpc export --theta theta.json --target cortex-m4 --out mcu --check
+    export RLMPC_PLUGINS=rlmpc.examples.unicycle
+    rlmpc theta init unicycle --plant Unicycle --out theta.json
+    rlmpc export --theta theta.json --target cortex-m4 --out mcu --check
 
 State (x, y, heading), inputs (speed, turn rate), N = 20, sampling time 0.1 s.  The reference
 (x_ref, y_ref, heading_ref) is a stage parameter p: the plant reports its schedule in
