@@ -294,8 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "state minimising the stage cost), without a gain if that is not stabilisable")
     export.add_argument("--check-box", default=None,
                         help='cortex-m4 --check: the box of the test states, \'{"lb": [...], "ub": [...]}\' '
-                        "(default: the problem's check_box, else the state constraints' bounds and the "
-                        "plant's reset distribution, else ±1 about the operating point)")
+                        "(default: the problem's check_box, else the reset distribution of the θ file's "
+                        "plant, else the state constraints' bounds widened by 20%% of their range and ±1 "
+                        "about the operating point for the other states)")
     export.add_argument("--out", required=True,
                         help="bundle folder: new, empty, or an earlier bundle without files added "
                         "or changed since its export (it is replaced)")
