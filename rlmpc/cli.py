@@ -179,6 +179,26 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_option(option: str, text: str | None) -> object:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{option}: not JSON ({exc.msg} at character {exc.pos})") from None
+
+
+def _theta_init(args: argparse.Namespace) -> int:
+    from rlmpc.toolkit.theta_file import init_theta
+
+    params = _json_option("--problem-params", args.problem_params)
+    plant = None if args.plant is None else {"name": args.plant, "params": {}}
+    out = init_theta(args.problem, {} if params is None else params, args.out, plant)  # type: ignore[arg-type]
+    print(f"θ of problem {args.problem!r} as defined (not trained): {out}\n"
+          f"next: rlmpc export --theta {out} --target cortex-m4 --out BUNDLE --check")
+    return 0
+
+
 EXPORT_TARGETS = ("linux-x86_64", "linux-aarch64", "cortex-m4")
 DEFAULT_RAM_LIMIT_KB = 112.0
 
@@ -189,7 +209,8 @@ def _export(args: argparse.Namespace) -> int:
     if args.target == "cortex-m4":
         return _export_mcu(args)
     for option, value in (("--rti-warm-start", args.rti_warm_start), ("--precision", args.precision),
-                          ("--ram-limit", args.ram_limit)):
+                          ("--ram-limit", args.ram_limit), ("--operating-point", args.operating_point),
+                          ("--check-box", args.check_box)):
         if value is not None:
             raise ValueError(f"{option}: only for the bare-metal solver (--target cortex-m4), not "
                              f"for {args.target} (acados' solver, double precision)")
@@ -218,17 +239,34 @@ def _export_mcu(args: argparse.Namespace) -> int:
 
     precision = args.precision or "float32"
     ram_limit = args.ram_limit if args.ram_limit is not None else DEFAULT_RAM_LIMIT_KB
+    op = args.operating_point
+    operating_point = op if op in (None, "none") else _json_option("--operating-point", op)
+    box = _json_option("--check-box", args.check_box)
+    if box is not None:  # (refused before anything is written)
+        from rlmpc.codegen.mcu.host_check import parse_box
+        from rlmpc.toolkit.theta_file import load_theta
+
+        if not args.check:
+            raise ValueError("--check-box: only with --check")
+        parse_box(box, load_theta(args.theta).fns.nx)
     out = export_mcu(args.theta, args.out, precision=precision, ram_limit=int(ram_limit * 1024),
-                     rti_warm_start=args.rti_warm_start)
-    fp = json.loads((out / "manifest.json").read_text())["footprint"]
+                     rti_warm_start=args.rti_warm_start, operating_point=operating_point)
+    manifest = json.loads((out / "manifest.json").read_text())
+    fp = manifest["footprint"]
     print(f"bare-metal solver ({precision}): {out} (manifest.json, solver sources, DAQP sources, "
           f"test_vectors.json)\nCortex-M4F footprint of the solver: text {fp['text']} B, "
           f"data {fp['data']} B, bss {fp['bss']} B (flash {fp['flash'] / 1024:.1f} KB, "
           f"RAM {fp['ram'] / 1024:.1f} KB)")
+    fb = manifest.get("fallback")
+    if fb is not None:
+        print(f"after a failed solve: {fb['after a failed solve']}"
+              + (f" (K at x={fb['operating_point']['x']}, u={fb['operating_point']['u']}: {fb['source']})"
+                 if fb["gain"] else f" ({fb.get('note', '')})"))
     if not args.check:
         return 0
     with tempfile.TemporaryDirectory(prefix="rlmpc-mcu-check-") as tmp:
-        report = check_mcu(args.theta, Path(tmp), args.rti_warm_start)
+        report = check_mcu(args.theta, Path(tmp), args.rti_warm_start,
+                           box=box, operating_point=operating_point)
     print("\n".join(report.lines()))
     return 0 if not report.problems() else 1
 
@@ -261,6 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--program", default=None, help="with --device: this firmware build instead of building it")
     train.add_argument("--baud", type=int, default=None, help="with --port: line speed (default 115200)")
     train.set_defaults(func=_train)
+    theta = sub.add_parser("theta", help="θ files: write the definition's θ (an MPC that was not trained)")
+    theta_sub = theta.add_subparsers(dest="theta_command", required=True)
+    init = theta_sub.add_parser("init", help="write the problem's own θ (initial values) as a θ file")
+    init.add_argument("problem", help="a registered problem (built in, or your own through RLMPC_PLUGINS)")
+    init.add_argument("--problem-params", default=None,
+                      help='JSON object of the problem\'s keyword arguments, e.g. \'{"horizon": 30}\'')
+    init.add_argument("--plant", default=None, help="the plant HIL runs it against by default (a registered name)")
+    init.add_argument("--out", required=True, help="the θ file to write (must not exist)")
+    init.set_defaults(func=_theta_init)
     export = sub.add_parser("export", help="export learned θ as a C bundle for a target")
     export.add_argument("--theta", required=True, help="θ file written by rlmpc train")
     export.add_argument("--target", required=True, choices=EXPORT_TARGETS,
@@ -276,6 +323,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "by one stage (default: closer to the converged MPC in normal operation) or as it "
                         "is (acados SQP_RTI's method, its closed loops exactly; steadier in large "
                         "transients); see docs/benchmarks.md")
+    export.add_argument("--operating-point", default=None,
+                        help='cortex-m4, nonlinear problem: the steady state of the fallback gain, '
+                        '\'{"x": [...], "u": [...]}\', or none (after a failed solve the previous plan, '
+                        "shifted); default: the problem's operating_point, else its reference (the steady "
+                        "state minimising the stage cost), without a gain if that is not stabilisable")
+    export.add_argument("--check-box", default=None,
+                        help='cortex-m4 --check: the box of the test states, \'{"lb": [...], "ub": [...]}\' '
+                        "(default: the problem's check_box, else the reset distribution of the θ file's "
+                        "plant, else the state constraints' bounds widened by 20%% of their range and ±1 "
+                        "about the operating point for the other states)")
     export.add_argument("--out", required=True,
                         help="bundle folder: new, empty, or an earlier bundle without files added "
                         "or changed since its export (it is replaced)")
