@@ -3,7 +3,8 @@
 Every ACTION frame carries what the step cost on the device (``INFO.cost_unit``: instructions on
 ``mps2-an386`` under ``-icount shift=0``, core cycles on ``stm32f405``, microseconds on the
 POSIX boards).  This command closes ``--episodes`` loops of ``--steps`` steps around the plant
-(as ``rlmpc hil`` does, seeds ``seed, seed+1, …``) and prints the distribution: all steps, the
+(as ``rlmpc hil`` does, seeds ``seed, seed+1, …``; ``--starts FILE``: one loop from each state of
+a CSV or ``.npy`` file, one state per row) and prints the distribution: all steps, the
 start-up steps (the first after RESET, which may iterate more) and the steady ones, with the
 steps over an optional ``--budget``.  Writes ``bench_target.json`` and a histogram
 ``bench_target.png`` into ``--out``.
@@ -94,12 +95,39 @@ def _histogram(costs: np.ndarray, startup: np.ndarray, unit: str, path: Path, ti
     plt.close(fig)
 
 
+def load_starts(path: str | Path, nx: int) -> np.ndarray:
+    """Initial states from a CSV (comma-separated, ``#`` comments) or ``.npy`` file, one per row;
+    one-line ValueError naming the file otherwise."""
+    src = Path(path)
+    try:
+        if src.suffix == ".npy":
+            arr = np.load(src, allow_pickle=False)
+        else:
+            arr = np.loadtxt(src, delimiter=",", ndmin=2, comments="#")
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--starts {src}: cannot read ({exc})") from None
+    arr = np.asarray(arr, dtype=float)
+    if arr.ndim == 1 and arr.size == nx:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != nx or arr.shape[0] < 1:
+        raise ValueError(f"--starts {src}: expected rows of {nx} numbers (one state per row), got shape "
+                         f"{arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"--starts {src}: expected finite numbers")
+    return arr
+
+
 def run_bench_target(args: argparse.Namespace) -> int:
     from rlmpc.codegen.firmware import Bundle
     from rlmpc.codegen.mcu.toolchain import ToolchainError
     from rlmpc.hil.runner import run_hil
     from rlmpc.hil.transport import TransportError
 
+    if args.starts is not None and args.episodes is not None:
+        print("rlmpc bench-target: error: --episodes: not with --starts (one loop per state of the file)",
+              file=sys.stderr)
+        return 2
+    args.episodes = 5 if args.episodes is None else args.episodes
     if args.episodes < 1 or args.steps < 1:
         print("rlmpc bench-target: error: --episodes and --steps: expected >= 1", file=sys.stderr)
         return 2
@@ -116,6 +144,9 @@ def run_bench_target(args: argparse.Namespace) -> int:
         return 2
     check_device_arguments(args)
     bundle = Bundle.load(args.bundle, allow_modified=args.allow_modified)
+    starts = None if args.starts is None else load_starts(args.starts, int(bundle.manifest["dims"]["nx"]))
+    if starts is not None:
+        args.episodes = starts.shape[0]
     reference, plant = reference_and_plant(bundle.manifest, args.plant, args.plant_params)
     out = claim_output_folder(args.out, "bench-target", OUTPUTS)
     costs: list[np.ndarray] = []
@@ -131,7 +162,8 @@ def run_bench_target(args: argparse.Namespace) -> int:
             from tqdm import tqdm
 
             for e in tqdm(range(args.episodes), desc="closed loops", unit="loop", file=sys.stderr):
-                run = run_hil(device, plant, reference, args.steps, args.seed + e, manifest=bundle.manifest)
+                run = run_hil(device, plant, reference, args.steps, args.seed + e, manifest=bundle.manifest,
+                              x0=None if starts is None else starts[e])
                 ok = ~run.lost
                 lost += int(run.lost.sum())
                 ran += run.steps
@@ -153,6 +185,7 @@ def run_bench_target(args: argparse.Namespace) -> int:
     summary = summarize(c, s, args.budget)
     doc = {"format": "rlmpc-bench-target/1", "board": board, "unit": unit, "episodes": args.episodes,
            "steps": args.steps, "seed": args.seed, "steps_run": ran, "aborted": aborted, "lost_steps": lost,
+           **({"starts": starts.tolist()} if starts is not None else {}),
            "max_action_error": max(errors) if errors else None, "summary": summary,
            "costs": c.tolist(), "startup": s.tolist()}
     (out / "bench_target.json").write_text(json.dumps(doc, indent=1) + "\n")
@@ -166,7 +199,8 @@ def run_bench_target(args: argparse.Namespace) -> int:
     title = f"{board}: {bundle.manifest['problem']['name']}, {args.episodes} × {args.steps} steps"
     _histogram(c, s, unit, out / "bench_target.png", title, args.budget)
     print(f"bench-target {board}: {unit} per control step, {args.episodes} closed loops × {args.steps} "
-          f"steps (seeds {args.seed}…{args.seed + args.episodes - 1})")
+          f"steps (seeds {args.seed}…{args.seed + args.episodes - 1}"
+          + (f"; from the states of {args.starts})" if starts is not None else ")"))
     for key, label in (("all", "all steps"), ("startup", "start-up steps"), ("steady", "steady steps")):
         if summary[key] is not None:
             print(CostSummary(**summary[key]).line(label))
@@ -183,7 +217,9 @@ def add_bench_target_command(sub: argparse._SubParsersAction[argparse.ArgumentPa
                        "(instructions / cycles / µs) over closed loops")
     p.add_argument("bundle", help="bundle folder (its manifest.json gives problem and θ)")
     add_device_arguments(p)
-    p.add_argument("--episodes", type=int, default=5, help="closed loops (default 5)")
+    p.add_argument("--episodes", type=int, default=None, help="closed loops (default 5)")
+    p.add_argument("--starts", default=None, help="initial states, one per row (CSV or .npy): one closed loop "
+                   "from each (instead of --episodes from the plant's resets)")
     p.add_argument("--steps", type=int, default=100, help="steps per loop (default 100)")
     p.add_argument("--seed", type=int, default=0, help="plant seed of the first loop (default 0)")
     add_plant_arguments(p)

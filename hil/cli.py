@@ -208,6 +208,7 @@ def reference_and_plant(manifest: dict[str, Any], plant: str | None,
     """The workstation MPC at the bundle's θ, and the plant environment (see :func:`plant_choice`)."""
     import numpy as np
 
+    from rlmpc.hil.rti_reference import is_rti_bundle, rti_reference
     from rlmpc.toolkit import MPC, SolverOptions
     from rlmpc.toolkit.registry import make_env, make_problem
     from rlmpc.toolkit.rl.plant_io import plant_state
@@ -215,7 +216,11 @@ def reference_and_plant(manifest: dict[str, Any], plant: str | None,
     name, params = plant_choice(manifest, plant, plant_params)
     problem = manifest["problem"]["name"]
     fns = make_problem(problem, manifest["problem"].get("params", {})).build()
-    reference = MPC(fns, SolverOptions(tol=1e-9), theta=np.array(manifest["theta"]["flat"]))
+    theta = np.array(manifest["theta"]["flat"])
+    if is_rti_bundle(manifest):  # the same algorithm as the device: acados SQP_RTI, same warm start
+        reference: Any = rti_reference(manifest, fns, theta)
+    else:
+        reference = MPC(fns, SolverOptions(tol=1e-9), theta=theta)
     try:
         env = make_env(name, params)
     except (TypeError, ValueError) as exc:
@@ -281,6 +286,10 @@ def run_command(args: argparse.Namespace) -> int:
     # INFO's manifest hash: the exported manifest's, or another (a modified bundle, another export)
     run.identity["manifest_matches_bundle"] = run.identity["manifest_hash"] == bundle.manifest_hash[
         :len(run.identity["manifest_hash"])]
+    distance = getattr(reference, "converged_distance", None)
+    if distance is not None:
+        run.conditions["reference"] = {"algorithm": "acados SQP_RTI, the device's warm start",
+                                       "max_distance_to_converged_mpc": distance}
     verdict = evaluate(run, th)
     paths = write_report(run, verdict, out)
     complete_output_folder(out, "hil")
@@ -298,6 +307,9 @@ def run_command(args: argparse.Namespace) -> int:
           f"cost ratio {g('cost_ratio', '.6f')}  {g('link_steps_per_second', '.0f')} steps/s over the link")
     for reason in verdict.reasons:
         print(f"  {reason}")
+    if distance is not None:
+        print(f"reference: acados SQP_RTI from the device's warm start; its distance to the converged MPC "
+              f"on the same states (not judged): max |Δu| {distance:.3g}")
     print(f"report: {paths['markdown']}")
     return 0 if verdict.passed else 1
 

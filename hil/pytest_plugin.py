@@ -118,15 +118,20 @@ def hil_program(pytestconfig: pytest.Config, hil_bundle: Any, hil_target: str,
 
 @pytest.fixture(scope="session")
 def hil_reference(hil_bundle: Any) -> Any:
-    """The workstation MPC of the bundle's problem at its θ."""
+    """The workstation MPC of the bundle's problem at its θ (for a real-time-iteration bundle:
+    acados SQP_RTI run like the device, :mod:`rlmpc.hil.rti_reference`)."""
     import numpy as np
 
+    from rlmpc.hil.rti_reference import is_rti_bundle, rti_reference
     from rlmpc.toolkit import MPC, SolverOptions
     from rlmpc.toolkit.registry import make_problem
 
     m = hil_bundle.manifest
     fns = make_problem(m["problem"]["name"], m["problem"].get("params", {})).build()
-    return MPC(fns, SolverOptions(tol=1e-9), theta=np.array(m["theta"]["flat"]))
+    theta = np.array(m["theta"]["flat"])
+    if is_rti_bundle(m):
+        return rti_reference(m, fns, theta)
+    return MPC(fns, SolverOptions(tol=1e-9), theta=theta)
 
 
 @pytest.fixture(scope="module")

@@ -193,6 +193,8 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
     else:
         safe = np.asarray(safe_action, dtype=float).ravel()
     device.reset()
+    if hasattr(reference_mpc, "reset"):  # (a real-time-iteration reference restarts like the device)
+        reference_mpc.reset()
     if device.rtt is None:
         device.calibrate()  # reply deadlines from the measured round trip
     stats0 = device.stats.as_dict()
@@ -277,6 +279,8 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
 
     # workstation reference loop, same x0 and seed (same disturbances), restarted per segment
     xr = _reset_plant(plant_env, seed, x0)
+    if hasattr(reference_mpc, "reset"):
+        reference_mpc.reset()
     env = plant_env
     ref_states = np.zeros((steps + 1, nx))
     ref_states[0] = xr

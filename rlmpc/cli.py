@@ -123,6 +123,13 @@ def _train(args: argparse.Namespace) -> int:
             raise ValueError(f"{option}: expected >= 1, got {value}")
     config = load_config(args.config, output=args.out,
                          overrides={"episodes": args.episodes, "steps": args.steps})
+    on_device = args.target is not None or args.port is not None
+    if args.port and not args.bundle:
+        raise ValueError("--port needs --bundle: the bundle the board was flashed with")
+    if args.bundle and not args.port:
+        raise ValueError("--bundle: only with --port (with --device the bundle is exported from the configuration)")
+    if on_device and config.agent.type == "bayes":
+        raise ValueError("--device/--port: agent.type = \"bayes\" scores θ on the workstation (not yet on a device)")
     if config.agent.type == "bayes":
         from rlmpc.toolkit.rl.bayes import BayesTuner
 
@@ -130,7 +137,12 @@ def _train(args: argparse.Namespace) -> int:
     else:
         trainer = Trainer(config, progress_bar=not args.quiet)
     try:
-        summary = trainer.run(resume=args.resume)
+        if on_device:
+            from rlmpc.hil.train_device import run_on_device
+
+            summary = run_on_device(trainer, args)
+        else:
+            summary = trainer.run(resume=args.resume)
     except KeyboardInterrupt:
         saved = trainer.checkpoint_path.exists()
         again = " ".join([f"rlmpc train {shlex.quote(str(args.config))} --out "
@@ -142,6 +154,13 @@ def _train(args: argparse.Namespace) -> int:
                  if saved else "no checkpoint was written yet"), file=sys.stderr)
         return 130
     out = config.output
+    on_device = args.target is not None or args.port is not None
+    if args.port and not args.bundle:
+        raise ValueError("--port needs --bundle: the bundle the board was flashed with")
+    if args.bundle and not args.port:
+        raise ValueError("--bundle: only with --port (with --device the bundle is exported from the configuration)")
+    if on_device and config.agent.type == "bayes":
+        raise ValueError("--device/--port: agent.type = \"bayes\" scores θ on the workstation (not yet on a device)")
     if config.agent.type == "bayes":
         print(f"\ntuned with {summary['steps']} closed-loop trials in {summary['wall_time_s']:.1f} s; "
               f"{summary['feasible_trials']} feasible")
@@ -152,9 +171,35 @@ def _train(args: argparse.Namespace) -> int:
     print(f"greedy closed-loop cost: initial θ {summary['greedy_cost_initial']:.4g} -> "
           f"learned θ {summary['greedy_cost_final']:.4g} "
           f"({100 * summary['greedy_cost_ratio']:.1f}%)")
+    if "device" in summary:
+        d = summary["device"]
+        print(f"through {d['board']}: |u_device − π_θ(s)|∞ max {d['distance_max']:.2e} (median "
+              f"{d['distance_median']:.2e}), device cost per step max {d['cost_max']:.0f}, {d['theta_pushes']} θ "
+              f"pushes ({d['theta_repushes_after_reset']} after a reset), {d['link']['retries']} retries, "
+              f"{d['fallbacks']} fallbacks; {out / 'device_panel.png'}")
     print(f"θ: {out / 'theta.json'}\n{'trials' if config.agent.type == 'bayes' else 'learning curves'}: "
           f"{out / summary['outputs']['plot']}\n"
           f"summary: {out / 'summary.json'}")
+    return 0
+
+
+def _json_option(option: str, text: str | None) -> object:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{option}: not JSON ({exc.msg} at character {exc.pos})") from None
+
+
+def _theta_init(args: argparse.Namespace) -> int:
+    from rlmpc.toolkit.theta_file import init_theta
+
+    params = _json_option("--problem-params", args.problem_params)
+    plant = None if args.plant is None else {"name": args.plant, "params": {}}
+    out = init_theta(args.problem, {} if params is None else params, args.out, plant)  # type: ignore[arg-type]
+    print(f"θ of problem {args.problem!r} as defined (not trained): {out}\n"
+          f"next: rlmpc export --theta {out} --target cortex-m4 --out BUNDLE --check")
     return 0
 
 
@@ -168,7 +213,8 @@ def _export(args: argparse.Namespace) -> int:
     if args.target == "cortex-m4":
         return _export_mcu(args)
     for option, value in (("--rti-warm-start", args.rti_warm_start), ("--precision", args.precision),
-                          ("--ram-limit", args.ram_limit)):
+                          ("--ram-limit", args.ram_limit), ("--operating-point", args.operating_point),
+                          ("--check-box", args.check_box)):
         if value is not None:
             raise ValueError(f"{option}: only for the bare-metal solver (--target cortex-m4), not "
                              f"for {args.target} (acados' solver, double precision)")
@@ -197,17 +243,34 @@ def _export_mcu(args: argparse.Namespace) -> int:
 
     precision = args.precision or "float32"
     ram_limit = args.ram_limit if args.ram_limit is not None else DEFAULT_RAM_LIMIT_KB
+    op = args.operating_point
+    operating_point = op if op in (None, "none") else _json_option("--operating-point", op)
+    box = _json_option("--check-box", args.check_box)
+    if box is not None:  # (refused before anything is written)
+        from rlmpc.codegen.mcu.host_check import parse_box
+        from rlmpc.toolkit.theta_file import load_theta
+
+        if not args.check:
+            raise ValueError("--check-box: only with --check")
+        parse_box(box, load_theta(args.theta).fns.nx)
     out = export_mcu(args.theta, args.out, precision=precision, ram_limit=int(ram_limit * 1024),
-                     rti_warm_start=args.rti_warm_start)
-    fp = json.loads((out / "manifest.json").read_text())["footprint"]
+                     rti_warm_start=args.rti_warm_start, operating_point=operating_point)
+    manifest = json.loads((out / "manifest.json").read_text())
+    fp = manifest["footprint"]
     print(f"bare-metal solver ({precision}): {out} (manifest.json, solver sources, DAQP sources, "
           f"test_vectors.json)\nCortex-M4F footprint of the solver: text {fp['text']} B, "
           f"data {fp['data']} B, bss {fp['bss']} B (flash {fp['flash'] / 1024:.1f} KB, "
           f"RAM {fp['ram'] / 1024:.1f} KB)")
+    fb = manifest.get("fallback")
+    if fb is not None:
+        print(f"after a failed solve: {fb['after a failed solve']}"
+              + (f" (K at x={fb['operating_point']['x']}, u={fb['operating_point']['u']}: {fb['source']})"
+                 if fb["gain"] else f" ({fb.get('note', '')})"))
     if not args.check:
         return 0
     with tempfile.TemporaryDirectory(prefix="rlmpc-mcu-check-") as tmp:
-        report = check_mcu(args.theta, Path(tmp), args.rti_warm_start)
+        report = check_mcu(args.theta, Path(tmp), args.rti_warm_start,
+                           box=box, operating_point=operating_point)
     print("\n".join(report.lines()))
     return 0 if not report.problems() else 1
 
@@ -236,7 +299,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--episodes", type=int, default=None, help="episodes (default: from the config)")
     train.add_argument("--steps", type=int, default=None, help="steps per episode (default: from the config)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    from rlmpc.codegen.boards import ALL_BOARDS as FIRMWARE_BOARDS
+
+    on = train.add_mutually_exclusive_group()
+    on.add_argument("--device", dest="target", choices=list(FIRMWARE_BOARDS), default=None,
+                    help="learn through this emulated board (or the host program): the controller on it "
+                    "computes every action, θ is pushed to it after every update (SET_THETA)")
+    on.add_argument("--port", default=None, help="learn through a running board at this serial port "
+                    "(/dev/ttyACM0, socket://host:port, …), flashed with --bundle")
+    train.add_argument("--bundle", default=None, help="with --port: the bundle the board was flashed with")
+    train.add_argument("--program", default=None, help="with --device: this firmware build instead of building it")
+    train.add_argument("--baud", type=int, default=None, help="with --port: line speed (default 115200)")
     train.set_defaults(func=_train)
+    theta = sub.add_parser("theta", help="θ files: write the definition's θ (an MPC that was not trained)")
+    theta_sub = theta.add_subparsers(dest="theta_command", required=True)
+    init = theta_sub.add_parser("init", help="write the problem's own θ (initial values) as a θ file")
+    init.add_argument("problem", help="a registered problem (built in, or your own through RLMPC_PLUGINS)")
+    init.add_argument("--problem-params", default=None,
+                      help='JSON object of the problem\'s keyword arguments, e.g. \'{"horizon": 30}\'')
+    init.add_argument("--plant", default=None, help="the plant HIL runs it against by default (a registered name)")
+    init.add_argument("--out", required=True, help="the θ file to write (must not exist)")
+    init.set_defaults(func=_theta_init)
     export = sub.add_parser("export", help="export learned θ as a C bundle for a target")
     export.add_argument("--theta", required=True, help="θ file written by rlmpc train")
     export.add_argument("--target", required=True, choices=EXPORT_TARGETS,
@@ -252,6 +335,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "by one stage (default: closer to the converged MPC in normal operation) or as it "
                         "is (acados SQP_RTI's method, its closed loops exactly; steadier in large "
                         "transients); see docs/benchmarks.md")
+    export.add_argument("--operating-point", default=None,
+                        help='cortex-m4, nonlinear problem: the steady state of the fallback gain, '
+                        '\'{"x": [...], "u": [...]}\', or none (after a failed solve the previous plan, '
+                        "shifted); default: the problem's operating_point, else its reference (the steady "
+                        "state minimising the stage cost), without a gain if that is not stabilisable")
+    export.add_argument("--check-box", default=None,
+                        help='cortex-m4 --check: the box of the test states, \'{"lb": [...], "ub": [...]}\' '
+                        "(default: the problem's check_box, else the reset distribution of the θ file's "
+                        "plant, else the state constraints' bounds widened by 20%% of their range and ±1 "
+                        "about the operating point for the other states)")
     export.add_argument("--out", required=True,
                         help="bundle folder: new, empty, or an earlier bundle without files added "
                         "or changed since its export (it is replaced)")

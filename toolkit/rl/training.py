@@ -134,7 +134,8 @@ def _check_sizes(config: TrainConfig, env: gym.Env[Any, Any], mpc: MPC) -> None:
 
 
 TRAIN_OUTPUTS = ("checkpoint.pkl", "checkpoint.tmp", "theta.json", "theta.json.tmp", "history.npz",
-                 "learning_curves.png", "summary.json", "summary.json.tmp")
+                 "learning_curves.png", "summary.json", "summary.json.tmp",
+                 "device", "device_steps.npz", "device.json", "device_panel.png")  # (with --device/--port)
 
 
 class Trainer:
