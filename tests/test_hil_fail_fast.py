@@ -45,6 +45,8 @@ def device(setup: LtiPrograms) -> Any:
     yield dev, emu
     emu.stop(port)
     port.close()
+    if emu.process.stderr is not None:
+        emu.process.stderr.close()
 
 
 def test_a_refusal_of_the_device_is_not_retried(device: Any) -> None:
