@@ -7,6 +7,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 
 def _print_bundle_make_variables() -> None:
@@ -41,7 +42,7 @@ def _demo_folders(out: Path) -> Path:
     from rlmpc.codegen.bundle_folder import check_destination
     from rlmpc.codegen.firmware import BUILD_OUTPUTS
     from rlmpc.hil.report import FILES
-    from rlmpc.toolkit.output_folder import claim_output_folder
+    from rlmpc.toolkit.output_folder import check_output_folder, claim_output_folder
     from rlmpc.toolkit.rl.training import TRAIN_OUTPUTS
 
     folders = {"lti_qlearning": ("train", TRAIN_OUTPUTS), "firmware_mps2-an386": ("build", BUILD_OUTPUTS),
@@ -51,7 +52,7 @@ def _demo_folders(out: Path) -> Path:
     for name in ("lti_bundle_aarch64", "lti_mcu"):
         check_destination((out / name).resolve())
     for name, (command, own) in folders.items():
-        claim_output_folder(out / name, command, own)
+        check_output_folder(out / name, command, own)
     run_dir = out / "lti_qlearning"
     for name in TRAIN_OUTPUTS:  # the demo always trains afresh
         (run_dir / name).unlink(missing_ok=True)
@@ -107,6 +108,9 @@ def _demo(args: argparse.Namespace) -> int:
           f"acados bundle with --target linux-aarch64), a real board (rlmpc flash … --probe auto, "
           f"rlmpc hil … --port /dev/ttyACM0), the cost per step (rlmpc bench-target {mcu} --target "
           f"mps2-an386).")
+    from rlmpc.toolkit.output_folder import complete_output_folder
+
+    complete_output_folder(out, "demo")
     return 0 if report.passed and verdict_code == 0 else 1
 
 
@@ -271,9 +275,17 @@ def _export_mcu(args: argparse.Namespace) -> int:
     return 0 if not report.problems() else 1
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line (``rlmpc hil: error: …``, exit 2); ``-h`` shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlmpc", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="rlmpc", description=__doc__)
+    sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(  # type: ignore[assignment]
+        dest="command", required=True)
     doctor = sub.add_parser("doctor", help="check the acados and CasADi installation")
     doctor.set_defaults(func=_doctor)
     demo = sub.add_parser("demo", help="MPC core on a cart-pole, Q-learning on the LTI task, "
@@ -353,6 +365,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error(exc: OSError) -> str:
+    """``PATH: what went wrong`` (a temporary ``.partial-…`` name shown as the file it becomes)."""
+    name = exc.filename
+    if name is None:
+        return str(exc).replace("\n", " ")
+    path = Path(str(name))
+    for part in path.parts:  # the staging folder of a bundle: .NAME.partial-XXXX → NAME
+        if part.startswith(".") and ".partial-" in part:
+            path = Path(str(path).split(part)[0]) / part[1:].split(".partial-")[0]
+            break
+    return f"{path}: {exc.strerror or exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -360,7 +385,10 @@ def main(argv: list[str] | None = None) -> int:
 
         load_plugins()  # the user's own problems and plants (RLMPC_PLUGINS)
         return int(args.func(args))
-    except (ValueError, OSError) as exc:  # (OSError: e.g. an output path that cannot be created)
+    except OSError as exc:  # e.g. an output path that cannot be created
+        print(f"rlmpc: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
         print(f"rlmpc: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # (emulators are stopped on the way out)

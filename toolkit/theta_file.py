@@ -124,6 +124,12 @@ def load_theta(path: str | Path) -> ThetaFile:
     if plant is not None and not (isinstance(plant, dict) and isinstance(plant.get("name"), str)
                                   and isinstance(plant.get("params", {}), dict)):
         raise ValueError(f"{src}: plant: expected {{\"name\": str, \"params\": {{…}}}}")
+    if plant is not None:
+        from rlmpc.toolkit.registry import ENVS, plant_known
+
+        if not plant_known(plant["name"]):
+            raise ValueError(f"{src}: plant: unknown plant {plant['name']!r}; expected one of {sorted(ENVS)}, "
+                             "a gymnasium id or a plant registered by a plugin (RLMPC_PLUGINS)")
     if "flat" in doc and not _same_flat(doc["flat"], values):
         raise ValueError(f"{src}: flat: does not match values (flat is written from values for "
                          "reference; edit values and delete flat, or make them agree)")
