@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,10 +77,15 @@ class MpcAgent:
         self.steps = 0
         self.updates = 0
         self._last_action = np.clip(np.zeros(mpc.fns.nu), self.low, self.high)
+        # learning through a device (rlmpc.hil.device_training): the greedy action comes from the
+        # controller on the target, at the solution's state and θ (MpcSolution.s, .theta)
+        self.greedy_source: Callable[[MpcSolution], FloatArray] | None = None
 
     # --- acting ----------------------------------------------------------------------
     def _action_from(self, sol: MpcSolution, explore: bool) -> FloatArray:
-        if sol.success or (self.failure_action == "solution" and np.all(np.isfinite(sol.u0))):
+        if self.greedy_source is not None:
+            action = np.asarray(self.greedy_source(sol), dtype=float)
+        elif sol.success or (self.failure_action == "solution" and np.all(np.isfinite(sol.u0))):
             action = sol.u0
         else:
             action = self._last_action.copy()

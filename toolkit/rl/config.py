@@ -6,6 +6,7 @@ Every error names the file, the key and what was expected, e.g.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import json
@@ -104,6 +105,7 @@ class AgentConfig:
     optimizer: dict[str, Any]
     exploration: dict[str, Any] | None
     replay: dict[str, int]
+    bayes: dict[str, Any] | None = None  # agent.type = "bayes": [agent.bayes] (trials, tune, seed)
 
 
 @dataclass(frozen=True)
@@ -135,14 +137,15 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()
 
 
-AGENT_TYPES = ("lstd_q", "dpg")
+AGENT_TYPES = ("lstd_q", "dpg", "bayes")
 
 
 def load_config(path: str | Path, output: str | Path | None = None,
                 overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Read and validate a training configuration; raises ConfigError naming file and key.
-    ``overrides``: top-level keys replaced (``rlmpc train --episodes/--steps``; a resumed run
-    must be given the same)."""
+    ``overrides``: keys replaced, dotted for nested tables (``{"steps": 2000}`` from ``rlmpc train
+    --steps``, ``{"agent.optimizer.learning_rate": 0.1}`` from a sweep; a resumed run must be given
+    the same)."""
     src = Path(path)
     try:
         data = tomllib.loads(src.read_text(encoding="utf-8"))
@@ -150,13 +153,46 @@ def load_config(path: str | Path, output: str | Path | None = None,
         raise ConfigError(f"{src}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{src}: not valid TOML ({exc})") from None
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    except UnicodeDecodeError:
+        raise ConfigError(f"{src}: not a text file (not UTF-8); expected a TOML configuration") from None
+    except OSError as exc:
+        raise ConfigError(f"{src}: cannot read it ({exc.strerror or exc})") from None
     try:
+        if any(v is not None for v in (overrides or {}).values()):
+            _parse(copy.deepcopy(data), src, output)  # the file is valid as written, whatever overrides it
+        for key, value in (overrides or {}).items():
+            if value is not None:
+                _set_dotted(data, key, value)
         return _parse(data, src, output)
     except ConfigError as exc:
         raise ConfigError(f"{src}: {exc}") from None
     except ValueError as exc:  # from SolverOptions and friends
         raise ConfigError(f"{src}: {exc}") from None
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """``data["agent"]["optimizer"]["learning_rate"] = value`` for ``key = "agent.optimizer.learning_rate"``
+    (tables created on the way; a key under a value that is not a table is refused)."""
+    *tables, last = key.split(".")
+    node = data
+    for i, name in enumerate(tables):
+        child = node.setdefault(name, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(tables[:i + 1])}: expected a table to set {key!r} in, got {child!r}")
+        node = child
+    node[last] = value
+
+
+def _bayes(table: _Table, seed: int) -> dict[str, Any]:
+    """``[agent.bayes]``: ``trials`` (closed-loop scores), ``tune`` (the θ names searched; default all),
+    ``seed`` (of the sampler; default the run's seed)."""
+    trials = table.get("trials", int, 60, positive=True)
+    tune = table.raw("tune", None)
+    if tune is not None and not (isinstance(tune, list) and tune and all(isinstance(n, str) for n in tune)):
+        raise ConfigError(f"agent.bayes.tune: expected a non-empty list of θ names, got {tune!r}")
+    sampler_seed = table.get("seed", int, seed, non_negative=True)
+    table.done()
+    return {"trials": trials, "tune": tune, "seed": sampler_seed}
 
 
 def _parse(data: dict[str, Any], src: Path, output: str | Path | None) -> TrainConfig:
@@ -205,9 +241,10 @@ def _parse(data: dict[str, Any], src: Path, output: str | Path | None) -> TrainC
               "sample_size": replay_t.get("sample_size", int, 1, positive=True),
               "include_latest": replay_t.get("include_latest", int, 1)}
     replay_t.done()
+    bayes = _bayes(ag.table("bayes"), seed) if kind == "bayes" else None
     ag.done()
     agent = AgentConfig(kind, discount, order, hessian, update_every, rollout_length, critic,
-                        on_failure, optimizer, exploration, replay)
+                        on_failure, optimizer, exploration, replay, bayes)
 
     ev = top.table("evaluation")
     evaluation = EvaluationConfig(ev.get("episodes", int, 5, positive=True),

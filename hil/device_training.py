@@ -1,0 +1,161 @@
+"""Learning through the device: the controller on the target is the policy while θ is learned.
+
+At every step the device computes the action at the plant's state (its ACTION drives the plant;
+exploration is added on the workstation by the agent, and the applied action is what is recorded).
+The workstation computes what the agent needs at the device's states with its own acados MPC at
+the same θ (Q(s, a), V(s⁺), ∇θQ; for DPG ∇θπ and the critic), updates θ and pushes it to the device
+with SET_THETA after every update.  Every step records the distance between the device's action and
+the workstation's π_θ(s), the device's cost per step, its flags and fallbacks.
+
+Faults: a lost or corrupted frame is retried by :class:`~rlmpc.hil.transport.Device`; a device that
+answers with another θ hash than the one pushed last (it reset and came back with its exported θ)
+gets the current θ again before the step is used.  Nothing of this touches θ or the replay buffer:
+the agent only ever sees the action the device finally returned.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlmpc.codegen.manifest import theta_hash
+from rlmpc.codegen.protocol import Ack, SetTheta, hash_prefix
+from rlmpc.codegen.protocol_spec import Capability, StatusFlag
+from rlmpc.hil.transport import Device, TransportError
+from rlmpc.toolkit.mpc import MpcSolution
+from rlmpc.toolkit.parameters import FloatArray
+
+DEVICE_FILES = ("device_steps.npz", "device.json", "device_panel.png")
+
+
+@dataclass
+class DeviceRecord:
+    """Per step: ‖u_device − π_θ(s)‖∞ (NaN when the workstation's solve failed), the device's cost
+    per step (its unit), flags; counters of θ pushes, re-pushes after a reset, and retries."""
+
+    distance: list[float] = field(default_factory=list)
+    cost: list[int] = field(default_factory=list)
+    flags: list[int] = field(default_factory=list)
+    fallbacks: int = 0
+    pushes: int = 0
+    repushes: int = 0
+    theta_hash: str = ""
+
+
+class DeviceInTheLoop:
+    """The device as the agent's greedy policy (:attr:`MpcAgent.greedy_source`), kept at the θ of the
+    workstation's solve (pushed whenever it differs: at the start, after every update, after a
+    resume and after a device reset)."""
+
+    def __init__(self, device: Device, problem_hash: str, ntheta: int) -> None:
+        info = device.info()
+        if not info.capabilities & Capability.SET_THETA:
+            raise ValueError(f"the device ({info.board_name}) does not offer SET_THETA: its θ cannot change at "
+                             "run time, so it cannot learn; export and build a bundle with run-time θ")
+        if info.problem_hash != hash_prefix(problem_hash):
+            raise ValueError(f"the device ({info.board_name}) runs another problem's controller "
+                             f"(problem hash {info.problem_hash.hex()}…, the configuration's {problem_hash[:32]}…)")
+        if info.ntheta != ntheta:
+            raise ValueError(f"the device takes {info.ntheta} θ values, the problem has {ntheta}")
+        self.device = device
+        self.problem_hash = problem_hash
+        self.record = DeviceRecord()
+        self._theta: FloatArray | None = None
+        self._info_seen: Any = None  # the INFO of the handshake in force at the last push
+
+    # --- θ ---------------------------------------------------------------------------------------
+    def push(self, theta: FloatArray) -> None:
+        """SET_THETA (whole or not at all on the device); a refusal ends the run with its reason."""
+        theta = np.asarray(theta, dtype=float).copy()
+        digest = theta_hash(theta)
+        msg = SetTheta(hash_prefix(self.problem_hash), hash_prefix(digest), tuple(float(v) for v in theta))
+        try:
+            self.device._request(msg, Ack, "SET_THETA")
+        except TransportError as exc:
+            raise TransportError(f"pushing θ to the device: {exc}") from None
+        self._theta, self.record.theta_hash = theta, digest
+        self.record.pushes += 1
+
+    def _reset_since_push(self) -> bool:
+        """A new handshake (the transport shakes hands again after a reset) whose INFO names
+        another θ than the one pushed last: the device runs its exported θ again."""
+        info = self.device.info()
+        return info is not self._info_seen and info.theta_hash != hash_prefix(self.record.theta_hash)
+
+    def _ensure_theta(self, theta: FloatArray) -> None:
+        """The device acts with ``theta``: pushed when it is new or the device lost it in a reset."""
+        if self._theta is None or not np.array_equal(theta, self._theta):
+            self.push(theta)
+        elif self._reset_since_push():
+            self.record.repushes += 1
+            self.push(theta)
+        self._info_seen = self.device.info()
+
+    # --- the policy ------------------------------------------------------------------------------
+    def action(self, sol: MpcSolution) -> FloatArray:
+        """The device's action at the state the workstation just solved for, with the same θ."""
+        self._ensure_theta(sol.theta)
+        result = self.device.step(sol.s, sol.p if sol.p.size else ())
+        if self._reset_since_push():  # it reset during the step: ask again with the current θ
+            self._ensure_theta(sol.theta)
+            result = self.device.step(sol.s, sol.p if sol.p.size else ())
+        u = np.asarray(result.u, dtype=float)
+        self.record.distance.append(float(np.max(np.abs(u - sol.u0))) if sol.success else float("nan"))
+        self.record.cost.append(int(result.cost))
+        self.record.flags.append(int(result.flags))
+        if result.flags & (StatusFlag.FALLBACK | StatusFlag.OVERRUN):
+            self.record.fallbacks += 1
+        return u
+
+    # --- outputs ---------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        d = np.array(self.record.distance, dtype=float)
+        c = np.array(self.record.cost, dtype=float)
+        info = self.device.info()
+        return {"board": info.board_name, "cost_unit": int(info.cost_unit), "steps": int(d.size),
+                "distance_max": float(np.nanmax(d)) if np.isfinite(d).any() else float("nan"),
+                "distance_median": float(np.nanmedian(d)) if np.isfinite(d).any() else float("nan"),
+                "cost_max": float(c.max()) if c.size else float("nan"),
+                "cost_median": float(np.median(c)) if c.size else float("nan"),
+                "fallbacks": self.record.fallbacks, "theta_pushes": self.record.pushes,
+                "theta_repushes_after_reset": self.record.repushes, "theta_hash": self.record.theta_hash,
+                "link": self.device.stats.as_dict()}
+
+    def save(self, out: Path) -> dict[str, Any]:
+        np.savez_compressed(out / "device_steps.npz", distance=np.array(self.record.distance),
+                            cost=np.array(self.record.cost), flags=np.array(self.record.flags))
+        summary = self.summary()
+        (out / "device.json").write_text(json.dumps(summary, indent=1, default=float) + "\n", encoding="utf-8")
+        plot_device_panel(out / "device_panel.png", self.record, summary)
+        return summary
+
+
+def plot_device_panel(path: Path, record: DeviceRecord, summary: dict[str, Any]) -> Path:
+    """The device while learning: ‖u_device − π_θ(s)‖∞ per step (log) and its cost per step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 5.2), sharex=True)
+    d = np.array(record.distance, dtype=float)
+    steps = np.arange(d.size)
+    ax1.semilogy(steps, np.maximum(d, 1e-12), lw=0.7, color="tab:blue")
+    ax1.axhline(1e-4, color="tab:red", ls="--", lw=1, label="1e-4")
+    ax1.set_ylabel("|u_device − π_θ(s)|∞\n(floor 1e-12)")
+    ax1.set_title(f"learning through {summary['board']}: {summary['theta_pushes']} θ pushes, "
+                  f"{summary['fallbacks']} fallbacks, {summary['link']['retries']} retries", fontsize=10)
+    ax1.legend(loc="upper right", fontsize=8)
+    ax1.grid(alpha=0.3)
+    ax2.plot(steps, record.cost, lw=0.7, color="tab:green")
+    ax2.set_ylabel("device cost per step")
+    ax2.set_xlabel("training step")
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

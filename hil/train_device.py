@@ -1,0 +1,53 @@
+"""``rlmpc train CONFIG --device BOARD`` / ``--port URL``: a training run whose policy is the
+controller on the target (:mod:`rlmpc.hil.device_training`).
+
+With ``--device`` the configuration's MPC at its initial θ is exported (bare metal for the MCU
+boards and ``host``, an acados bundle for ``linux-aarch64``) into ``OUT/device/bundle``, the
+firmware is built into ``OUT/device/firmware`` and started like ``rlmpc hil`` starts it; with
+``--port`` the board is already running (flashed with that bundle).  The run's usual outputs are
+joined by ``device_steps.npz``, ``device.json`` and ``device_panel.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rlmpc.hil.device_training import DeviceInTheLoop
+
+
+def export_for_device(trainer: Any, board: str, folder: Path) -> Path:
+    """The bundle of the configuration's MPC at θ0 for ``board`` (replaced if it is ours and unchanged)."""
+    from rlmpc.codegen.bundle import export_bundle
+    from rlmpc.codegen.mcu_export import export_mcu
+    from rlmpc.toolkit.theta_file import save_theta, theta_document
+
+    cfg = trainer.config
+    folder.mkdir(parents=True, exist_ok=True)
+    theta0 = folder / "theta0.json"
+    save_theta(theta0, theta_document(cfg.mpc.problem, cfg.mpc.params, trainer.mpc.fns, trainer.theta0,
+                                      plant={"name": cfg.env.name, "params": cfg.env.params}))
+    if board == "linux-aarch64":
+        return Path(export_bundle(theta0, "linux-aarch64", folder / "bundle"))
+    return Path(export_mcu(theta0, folder / "bundle"))
+
+
+def run_on_device(trainer: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Train with the device as the policy; the summary gains ``device``."""
+    from rlmpc.hil.cli import connected_device
+
+    out = trainer.out
+    device_dir = out / "device"
+    bundle = export_for_device(trainer, args.target, device_dir) if args.target else Path(args.bundle)
+    with connected_device(args, bundle, device_dir / "firmware") as device:
+        loop = DeviceInTheLoop(device, trainer.mpc.fns.problem_hash, trainer.mpc.fns.theta.size)
+        trainer.agent.greedy_source = loop.action
+        try:
+            summary = trainer.run(resume=args.resume)
+        finally:
+            trainer.agent.greedy_source = None
+            if loop.record.distance:
+                loop.save(out)
+        summary["device"] = loop.summary()
+    return summary

@@ -1,0 +1,200 @@
+"""Learning through the device (issue #16): the host side of ``rlmpc train --device/--port`` against a
+device double that speaks the serial protocol on a pty (a Python device running the workstation's
+MPC in double precision, with SET_THETA). It checks what the host must do: take the device's action,
+push θ after every update, push it again after the device reset, and learn the same θ as a run
+without a device. (The same run against the C firmware on the emulated boards needs firmware with
+SET_THETA.)"""
+
+from __future__ import annotations
+
+import os
+import threading
+import tty
+from pathlib import Path
+
+import numpy as np
+import pytest
+import serial
+
+from rlmpc.codegen.manifest import theta_hash
+from rlmpc.codegen.protocol import (
+    Ack,
+    Action,
+    DeviceLimits,
+    Error,
+    Frame,
+    FrameParser,
+    Hello,
+    Info,
+    Reset,
+    SetTheta,
+    Step,
+    board_bytes,
+    check_request,
+    decode,
+    encode,
+    hash_prefix,
+)
+from rlmpc.codegen.protocol_spec import PROTOCOL_VERSION, Capability, CostUnit, MsgType, Precision, StatusFlag
+from rlmpc.hil.device_training import DeviceInTheLoop
+from rlmpc.hil.transport import Device
+from rlmpc.toolkit.mpc import MPC
+from rlmpc.toolkit.rl.config import load_config
+from rlmpc.toolkit.rl.training import Trainer
+
+CONFIG = """\
+seed = 11
+episodes = 1
+steps = 300
+checkpoint_every = 100
+[env]
+name = "LtiGrosZanon"
+[mpc]
+problem = "lti"
+[mpc.solver]
+hpipm_mode = "SPEED"
+[agent]
+type = "lstd_q"
+order = 2
+hessian = "approx"
+update_every = 1
+optimizer = { type = "newton", learning_rate = 5e-2 }
+exploration = { type = "gaussian", std = 0.05 }
+[evaluation]
+episodes = 2
+steps = 50
+seed = 1000
+"""
+
+
+class PythonDevice(threading.Thread):
+    """The device side of the protocol on a pty: the workstation's MPC at the device's θ (float64).
+    ``reboot_at``: at that STEP the device 'resets' (θ back to its exported θ) and does not answer."""
+
+    def __init__(self, fd: int, mpc: MPC, reboot_at: int | None = None, cold: bool = False) -> None:
+        super().__init__(daemon=True)
+        self.fd, self.mpc, self.reboot_at, self.cold = fd, mpc, reboot_at, cold
+        fns = mpc.fns
+        self.theta0 = np.array(mpc.theta)
+        self.limits = DeviceLimits(fns.nx, fns.np, fns.ntheta, hash_prefix(fns.problem_hash),
+                                   fns.theta.lower(), fns.theta.upper(), Precision.F64)
+        self.theta_hash = hash_prefix(theta_hash(self.theta0))
+        self.steps = 0
+        self.set_theta = 0
+        self.stopped = threading.Event()
+
+    def info(self) -> Info:
+        fns = self.mpc.fns
+        return Info(PROTOCOL_VERSION, 0, 1, 0, int(Precision.F64), int(Capability.SET_THETA), int(CostUnit.NONE),
+                    fns.nx, fns.nu, fns.np, fns.ntheta, board_bytes("python"), bytes(16),
+                    hash_prefix(fns.problem_hash), self.theta_hash)
+
+    def answer(self, msg: object) -> object | None:
+        if isinstance(msg, Hello):
+            return self.info()
+        if isinstance(msg, Step):
+            self.steps += 1
+            if self.reboot_at is not None and self.steps == self.reboot_at:
+                self.mpc.theta = self.theta0  # a reset: the exported θ again, and no answer
+                self.theta_hash = hash_prefix(theta_hash(self.theta0))
+                return None
+            if self.cold:
+                self.mpc.reset()  # every step from a cold start: the answer does not depend on the past
+            sol = self.mpc.value(np.asarray(msg.x))
+            return Action(msg.step, int(StatusFlag.SOLVER_OK), 0, 1, 1, 1000 + self.steps, tuple(sol.u0))
+        if isinstance(msg, SetTheta):
+            self.mpc.theta = np.asarray(msg.theta)
+            self.theta_hash = msg.theta_hash
+            self.set_theta += 1
+            return Ack(int(MsgType.SET_THETA))
+        if isinstance(msg, Reset):
+            return Ack(int(MsgType.RESET))
+        return None
+
+    def run(self) -> None:
+        parser = FrameParser()
+        while not self.stopped.is_set():
+            try:
+                data = os.read(self.fd, 4096)
+            except OSError:
+                return
+            for item in parser.feed(data):
+                if not isinstance(item, Frame):
+                    continue
+                msg = decode(item, Precision.F64)
+                bad = check_request(msg, self.limits) if not hasattr(msg, "code") else None
+                reply = Error(bad.code, int(item.type), bad.detail) if bad is not None else self.answer(msg)
+                if reply is not None:
+                    os.write(self.fd, encode(reply, item.seq, Precision.F64))
+
+
+def _train(tmp_path: Path, name: str, reboot_at: int | None = None,
+           cold: bool = False) -> tuple[dict, PythonDevice | None, Trainer]:
+    cfg_path = tmp_path / "lti.toml"
+    cfg_path.write_text(CONFIG)
+    trainer = Trainer(load_config(cfg_path, output=tmp_path / name), progress_bar=False)
+    if name == "alone":  # the workstation only
+        return trainer.run(), None, trainer
+    master, slave = os.openpty()
+    tty.setraw(master)
+    device_mpc = MPC(trainer.mpc.fns, trainer.config.mpc.solver, theta=trainer.theta0)
+    double = PythonDevice(master, device_mpc, reboot_at, cold)
+    double.start()
+    port = serial.Serial(os.ttyname(slave), timeout=0.01)
+    device = Device(port, timeout=0.3, max_retries=3)
+    device.connect()
+    loop = DeviceInTheLoop(device, trainer.mpc.fns.problem_hash, trainer.mpc.fns.ntheta)
+    trainer.agent.greedy_source = loop.action
+    try:
+        summary = trainer.run()
+        summary["device"] = loop.save(trainer.out)
+    finally:
+        double.stopped.set()
+        port.close()
+        os.close(slave)
+        os.close(master)
+        device_mpc.close()
+    return summary, double, trainer
+
+
+def test_learning_through_the_device_pushes_theta_and_learns_what_the_workstation_learns(tmp_path: Path) -> None:
+    alone, _, _ = _train(tmp_path, "alone")
+    through, double, trainer = _train(tmp_path, "device")
+    assert double is not None
+    d = through["device"]
+    assert d["steps"] == 301  # one device action per agent action (the episode's first, then one per step)
+    assert d["distance_max"] < 1e-6  # the device double runs the same MPC at the same θ
+    # θ0 at the start, then each update's θ before the next device step (the last update is not needed
+    # for an action any more): as many pushes as updates
+    assert double.set_theta == d["theta_pushes"] == trainer.agent.updates == 300
+    for key in alone["theta_final"]:
+        np.testing.assert_allclose(through["theta_final"][key], alone["theta_final"][key], rtol=0, atol=1e-6)
+    assert abs(through["greedy_cost_final"] - alone["greedy_cost_final"]) <= 1e-6 * abs(alone["greedy_cost_final"])
+    assert (tmp_path / "device" / "device_panel.png").stat().st_size > 10_000
+
+
+def test_a_device_that_resets_gets_the_current_theta_again(tmp_path: Path) -> None:
+    """A reset at step 120 (θ back to the exported one, the request unanswered): retried, shaken hands
+    again, θ pushed again, no step lost; the same θ as a clean run through the same device. (The double
+    starts every solve cold, so that its answers do not depend on a warm start the reset would lose.)"""
+    clean, _, _ = _train(tmp_path, "clean", cold=True)
+    faulty, _, _ = _train(tmp_path, "device", reboot_at=120, cold=True)
+    d = faulty["device"]
+    assert d["theta_repushes_after_reset"] == 1 and d["link"]["retries"] >= 1 and d["link"]["resyncs"] >= 1
+    assert d["link"]["lost_steps"] == 0
+    assert faulty["theta_final"] == clean["theta_final"]  # the reset cost no step and did not corrupt θ
+
+
+def test_a_device_without_set_theta_is_refused(tmp_path: Path) -> None:
+    cfg_path = tmp_path / "lti.toml"
+    cfg_path.write_text(CONFIG)
+    trainer = Trainer(load_config(cfg_path, output=tmp_path / "x"), progress_bar=False)
+
+    class Fixed:
+        def info(self) -> Info:
+            fns = trainer.mpc.fns
+            return Info(PROTOCOL_VERSION, 0, 1, 0, 4, 0, 0, fns.nx, fns.nu, 0, 0, board_bytes("mps2-an386"),
+                        bytes(16), hash_prefix(fns.problem_hash), bytes(16))
+
+    with pytest.raises(ValueError, match="does not offer SET_THETA"):
+        DeviceInTheLoop(Fixed(), trainer.mpc.fns.problem_hash, trainer.mpc.fns.ntheta)  # type: ignore[arg-type]
