@@ -129,3 +129,25 @@ def test_ram_estimate_matches_the_arrays(tmp_path: Path) -> None:
     fns = quadrotor_hover_mpc(horizon=20).build()
     ram = cortex_m4_footprint(generate_structured(fns, tmp_path / "g"), tmp_path / "arm").ram
     assert abs(structured_ram_estimate(fns, "float32") - ram) <= 0.05 * ram
+
+
+def test_structured_bundle_runs_in_the_unchanged_firmware(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """export --qp structured, build for the host board, HIL on the LTI plant: PASS."""
+    from rlmpc.cli import main
+    from rlmpc.toolkit.registry import make_problem
+    from rlmpc.toolkit.theta_file import save_theta, theta_document
+
+    fns = make_problem("lti", {}).build()
+    theta = tmp_path / "theta.json"
+    save_theta(theta, theta_document("lti", {}, fns, fns.theta.default()))
+    bundle, fw = tmp_path / "bundle", tmp_path / "fw"
+    assert main(["export", "--theta", str(theta), "--target", "cortex-m4", "--out", str(bundle),
+                 "--qp", "structured"]) == 0
+    assert "QP path: structured" in capsys.readouterr().out
+    assert (bundle / "rlmpc_solver.h").is_file() and not (bundle / "daqp").exists()
+    assert main(["build", str(bundle), "--board", "host", "--out", str(fw)]) == 0
+    code = main(["hil", str(bundle), "--target", "host", "--program", str(fw / "controller"), "--steps", "40",
+                 "--seed", "3", "--out", str(tmp_path / "hil")])
+    out = capsys.readouterr().out
+    assert code == 0 and "HIL host: PASS" in out, out
