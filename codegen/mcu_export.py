@@ -41,14 +41,19 @@ VECTORS_JSON = "test_vectors.json"
 DEFAULT_RAM_LIMIT = 112 * 1024
 
 
+DENSE_SOLVER = {"qp_solver": "DAQP (static workspace)", "condensing": "dense, around an LQR feedback u = -K x + v"}
+STRUCTURED_SOLVER = {"qp_solver": "interior point (Mehrotra) with a Riccati recursion (static workspace)",
+                     "condensing": "none: stage structure kept, stage matrices computed on the device"}
+
+
 def _manifest(tf: ThetaFile, precision: str, kind: str, vectors: dict[str, Any],
-              footprint: Footprint, fallback: dict[str, Any] | None = None) -> dict[str, Any]:
+              footprint: Footprint, fallback: dict[str, Any] | None = None,
+              solver: dict[str, str] | None = None) -> dict[str, Any]:
     fns = tf.fns
     return {**({"fallback": fallback} if fallback is not None else {}),
         "target": MCU_TARGET,
         "precision": precision,
-        "solver": {"kind": kind, "qp_solver": "DAQP (static workspace)",
-                   "condensing": "dense, around an LQR feedback u = -K x + v"},
+        "solver": {"kind": kind, **(solver or DENSE_SOLVER)},
         "problem": {"name": tf.problem, "params": tf.problem_params, "hash": fns.problem_hash},
         **({"plant": tf.plant} if tf.plant is not None else {}),
         "theta": {"names": fns.theta.names, "labels": fns.theta.labels(),
@@ -79,17 +84,20 @@ def _check_ram(tf: ThetaFile, footprint: Footprint, limit: int) -> None:
 
 def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "float32",
                ram_limit: int = DEFAULT_RAM_LIMIT, rti_warm_start: str | None = None,
-               operating_point: Any = None) -> Path:
+               operating_point: Any = None, qp: str | None = None) -> Path:
     """Write the bare-metal solver of the θ file into ``out_dir`` (new, empty or a bundle).
 
     The solver is compiled for a Cortex-M4F first: if its static RAM exceeds ``ram_limit``
     bytes, a one-line ValueError is raised and nothing is written.  ``rti_warm_start``
     (nonlinear problems only): the RTI's next guess, the last plan shifted (default) or as it is;
     ``operating_point`` (nonlinear only): of the fallback gain, ``{"x", "u"}`` or ``"none"``
-    (:func:`rlmpc.codegen.mcu.fallback.fallback_gain`).
+    (:func:`rlmpc.codegen.mcu.fallback.fallback_gain`).  ``qp``: ``dense`` or ``structured``
+    (default: :func:`~rlmpc.codegen.mcu.structured.choice.choose_qp`).
     """
     from rlmpc.codegen.mcu.generate import generate
     from rlmpc.codegen.mcu.generate_rti import WARM_STARTS, generate_rti
+    from rlmpc.codegen.mcu.structured.choice import choose_qp
+    from rlmpc.codegen.mcu.structured.generate import generate_structured
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {list(PRECISIONS)}, got {precision!r}")
@@ -103,13 +111,21 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
         raise ValueError(f"{theta_path}: problem {tf.problem!r} is linear: its solver does not fail "
                          "for want of a linearisation; --operating-point does not apply")
     warm = rti_warm_start or WARM_STARTS[0]
+    choice = choose_qp(tf.fns, precision, qp, ram_limit)
     fallback = None
     out = Path(out_dir).resolve()
     check_destination(out)
     vectors = compute_test_vectors(fix_theta(tf.fns, tf.values), SolverOptions(tol=1e-9))
     with staged_bundle(out) as staging:
         gen: SolverSources
-        if tf.fns.is_qp:
+        solver = None
+        if choice.path == "structured":
+            gen = generate_structured(tf.fns, staging, tf.values, precision=precision)
+            kind = ("structured QP (interior point + Riccati; "
+                    + ("linear MPC)" if tf.fns.is_qp else "nonlinear MPC: one Gauss-Newton QP per step at "
+                       "the last plan shifted)"))
+            solver = {**STRUCTURED_SOLVER, "choice": choice.reason}
+        elif tf.fns.is_qp:
             gen = generate(tf.fns, staging, tf.values, precision=precision)
             kind = "condensed QP (linear MPC, matrices precomputed)"
         else:
@@ -124,7 +140,8 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
             footprint = cortex_m4_footprint(gen, Path(tmp))
         _check_ram(tf, footprint, ram_limit)
         (staging / VECTORS_JSON).write_text(json.dumps(vectors, indent=1) + "\n", encoding="utf-8")
-        write_manifest(staging, _manifest(tf, precision, kind, vectors, footprint, fallback))
+        write_manifest(staging, _manifest(tf, precision, kind, vectors, footprint, fallback,
+                                          solver or {**DENSE_SOLVER, "choice": choice.reason}))
     return out
 
 
@@ -149,7 +166,8 @@ def check_box(tf: ThetaFile, box: Any = None) -> tuple[tuple[Any, Any] | None, s
 
 
 def check_mcu(theta_path: str | Path, work_dir: Path, rti_warm_start: str | None = None,
-              box: Any = None, operating_point: Any = None) -> HostReport | RtiReport:
+              box: Any = None, operating_point: Any = None, qp: str | None = None,
+              precision: str = "float32") -> HostReport | RtiReport:
     """Compile the solver on the host (float64 and float32) and compare it with acados; the
     report's ``lines()`` end with the verdict, ``problems()`` lists what failed.  ``box``: of the
     check's states (:func:`check_box`)."""
@@ -158,8 +176,12 @@ def check_mcu(theta_path: str | Path, work_dir: Path, rti_warm_start: str | None
     from rlmpc.codegen.mcu.generate_rti import WARM_STARTS
     from rlmpc.codegen.mcu.host_check import check
     from rlmpc.codegen.mcu.rti_check import check_rti
+    from rlmpc.codegen.mcu.structured.check import check_structured
+    from rlmpc.codegen.mcu.structured.choice import choose_qp
 
     tf = load_theta(theta_path)
+    if choose_qp(tf.fns, precision, qp).path == "structured":
+        return check_structured(tf.fns, work_dir, tf.values)
     the_box, source = check_box(tf, box)
     report: HostReport | RtiReport
     if tf.fns.is_qp:

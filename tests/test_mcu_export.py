@@ -33,7 +33,7 @@ def test_too_large_for_the_ram_is_refused_before_writing(tmp_path: Path) -> None
     with pytest.raises(ValueError, match=r"^problem 'lti' \(N=120, nx=2, nu=1\): the solver needs "
                                          r"\d+\.\d KB of static RAM on a Cortex-M4F, more than the "
                                          r"target's 112\.0 KB \(--ram-limit\)"):
-        export_mcu(theta, tmp_path / "out")
+        export_mcu(theta, tmp_path / "out", qp="dense")  # (auto: the structured path fits)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.json"]  # no bundle, no staging left
     assert DEFAULT_RAM_LIMIT == 112 * 1024
 

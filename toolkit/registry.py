@@ -20,10 +20,13 @@ from rlmpc.toolkit.envs.cartpole_incline import CartPoleIncline
 from rlmpc.toolkit.problem import ParametricMPC
 from rlmpc.toolkit.problems import cartpole_mpc, lti_mpc, pendulum_mpc
 from rlmpc.toolkit.problems.cartpole_incline import cartpole_incline_mpc
+from rlmpc.toolkit.problems.mass_chain import mass_chain_mpc
+from rlmpc.toolkit.problems.quadrotor import quadrotor_hover_mpc
 
 PROBLEMS: dict[str, Callable[..., ParametricMPC]] = {
     "lti": lti_mpc, "cartpole": cartpole_mpc, "pendulum": pendulum_mpc,
-    "cartpole_incline": cartpole_incline_mpc}
+    "cartpole_incline": cartpole_incline_mpc, "quadrotor_hover": quadrotor_hover_mpc,
+    "mass_chain": mass_chain_mpc}
 ENVS: dict[str, Callable[..., gym.Env[Any, Any]]] = {
     "LtiGrosZanon": LtiGrosZanon,
     "CartPole": CartPole,

@@ -1,0 +1,1 @@
+"""The structured MCU QP path: interior point with a Riccati recursion (see :mod:`.generate`)."""

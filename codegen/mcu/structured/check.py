@@ -1,0 +1,163 @@
+"""Host verification of the structured MCU solver against the acados MPC at the same θ.
+
+The same comparison as :mod:`rlmpc.codegen.mcu.host_check` (u0 on reference states, warm and
+cold; closed loops from random states, cost against the acados controller; float64 and
+float32; heap/stdio symbols; the Cortex-M4F footprint), for the solver of
+:mod:`rlmpc.codegen.mcu.structured.generate`.
+
+``python -m rlmpc.codegen.mcu.structured.check --problem quadrotor_hover`` prints the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rlmpc.codegen.mcu.generate import PRECISIONS
+from rlmpc.codegen.mcu.host_check import (
+    CLOSED_LOOP_SCALE,
+    CLOSED_LOOP_STEPS,
+    DEFAULT_STEPS,
+    REFERENCE_OPTIONS,
+    HostReport,
+    HostSolver,
+    PrecisionReport,
+    closed_loop_cost,
+    plan_activity,
+    random_states,
+    report_tail,
+    status_text,
+)
+from rlmpc.codegen.mcu.structured.generate import MAX_ITER, GeneratedStructured, generate_structured
+from rlmpc.codegen.mcu.toolchain import (
+    FORBIDDEN,
+    HOST_FLAGS,
+    arm_available,
+    build_host_harness,
+    compile_objects,
+    cortex_m4_footprint,
+    forbidden_symbols,
+)
+from rlmpc.toolkit.mpc import MPC
+from rlmpc.toolkit.parameters import FloatArray, ParameterValues
+from rlmpc.toolkit.problem import ProblemFunctions
+
+
+@dataclass
+class StructuredReport(HostReport):
+    """:class:`~rlmpc.codegen.mcu.host_check.HostReport` of the structured path (no condensed
+    Hessian: ``nz`` counts stage variables, ``m`` inequality rows of all stages)."""
+
+    def lines(self) -> list[str]:
+        out = [f"{self.problem}: structured (interior point + Riccati), stage variables {self.nz}, "
+               f"inequality rows {self.m}",
+               f"reference states: {self.n_states} ({self.n_input_active} with active input "
+               f"bounds, {self.n_state_active} with active state constraints)"]
+        for r in self.precisions:
+            it, lit = np.asarray(r.iterations), np.asarray(r.loop_iterations)
+            out.append(f"{r.precision}: max |u0 err| warm {r.u0_error_warm:.2e}, cold "
+                       f"{r.u0_error_cold:.2e} (iterations median {np.median(it):.0f}, max "
+                       f"{it.max()}); closed-loop cost ratio {min(r.cost_ratios):.6f}.."
+                       f"{max(r.cost_ratios):.6f} over {len(r.cost_ratios)} loops (iterations "
+                       f"median {np.median(lit):.0f}, max {lit.max()}); solves: "
+                       f"{status_text(r.statuses)}")
+        return out + report_tail(self.forbidden, self.footprint, self.problems(), objects=True)
+
+
+def _rows(fns: ProblemFunctions) -> int:
+    N = fns.horizon
+    return N * fns.nu + N * fns.path_rows.n + N * fns.state_rows.n
+
+
+def check_structured(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | None = None,
+                     p: ParameterValues | None = None, n_states: int = 24, n_loops: int = 20,
+                     steps: int | None = None, precisions: tuple[str, ...] = PRECISIONS,
+                     footprint: bool = True, seed: int = 0, max_iter: int = MAX_ITER,
+                     states: FloatArray | None = None, loop_states: FloatArray | None = None
+                     ) -> StructuredReport:
+    """Generate, compile and compare the structured solver with acados (module docstring);
+    ``states``/``loop_states`` replace the problem's random boxes."""
+    th = fns.theta.flatten(theta)
+    pv = fns.params.flatten(p, check_bounds=False)
+    mpc = MPC(fns, REFERENCE_OPTIONS, theta=th, p=pv)
+    ref_states = random_states(fns, n_states, seed) if states is None else np.asarray(states)
+    refs = []
+    for s in ref_states:
+        mpc.reset()
+        refs.append(mpc.value(s))
+    acts = [plan_activity(fns, th, pv, r.x, r.u) for r in refs]
+    starts = (random_states(fns, n_loops, seed + 1, CLOSED_LOOP_SCALE) if loop_states is None
+              else np.asarray(loop_states))
+    horizon = steps if steps is not None else CLOSED_LOOP_STEPS.get(fns.name, DEFAULT_STEPS)
+    mpc.reset()
+    acados_costs = [closed_loop_cost(fns, th, pv, mpc.policy, x0, horizon) for x0 in starts]
+
+    reports, forbidden, fp = [], set(), None
+    for prec in precisions:
+        gen: GeneratedStructured = generate_structured(fns, work_dir / prec, th, pv, prec, max_iter)
+        exe = build_host_harness(gen, work_dir / prec / "harness")
+        forbidden |= forbidden_symbols(compile_objects(gen, work_dir / prec / "obj", "gcc", HOST_FLAGS))
+        rep = PrecisionReport(prec)
+        with HostSolver(exe) as solver:
+            for s, ref in zip(ref_states, refs, strict=True):
+                res = solver.solve(s)
+                rep.u0_error_warm = max(rep.u0_error_warm, float(np.max(np.abs(res.u0 - ref.u0))))
+                rep.iterations.append(res.iterations)
+                rep.statuses[res.status] += 1
+            for s, ref in zip(ref_states, refs, strict=True):
+                solver.reset()
+                res = solver.solve(s)
+                rep.u0_error_cold = max(rep.u0_error_cold, float(np.max(np.abs(res.u0 - ref.u0))))
+
+            def policy(x: FloatArray, sv: HostSolver = solver, r: PrecisionReport = rep) -> FloatArray:
+                res = sv.solve(x)
+                r.loop_iterations.append(res.iterations)
+                r.statuses[res.status] += 1
+                return res.u0
+
+            for x0, ref_cost in zip(starts, acados_costs, strict=True):
+                solver.reset()
+                rep.cost_ratios.append(closed_loop_cost(fns, th, pv, policy, x0, horizon) / ref_cost)
+        reports.append(rep)
+        if footprint and prec == "float32" and arm_available():
+            fp = cortex_m4_footprint(gen, work_dir / prec / "arm")
+            forbidden |= set(fp.undefined) & set(FORBIDDEN)
+    return StructuredReport(
+        problem=fns.name, nz=fns.horizon * (fns.nx + fns.nu), m=_rows(fns), cond_h=float("nan"),
+        n_states=len(ref_states), n_input_active=sum(a.input_active for a in acts),
+        n_state_active=sum(a.state_active for a in acts), precisions=reports,
+        forbidden=forbidden, footprint=fp)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from rlmpc.toolkit.problems.linear_cartpole import linear_cartpole_mpc
+    from rlmpc.toolkit.registry import PROBLEMS
+    from rlmpc.toolkit.theta_file import load_theta
+
+    problems = {**PROBLEMS, "linear_cartpole": linear_cartpole_mpc}
+
+    parser = argparse.ArgumentParser(prog="python -m rlmpc.codegen.mcu.structured.check", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--problem", choices=sorted(problems), default="quadrotor_hover",
+                        help="problem at its default θ")
+    parser.add_argument("--theta", help="θ file from `rlmpc train` instead of --problem")
+    parser.add_argument("--out", help="work folder (default: a temporary folder)")
+    parser.add_argument("--states", type=int, default=24)
+    parser.add_argument("--loops", type=int, default=20)
+    args = parser.parse_args(argv)
+    if args.theta is not None:
+        tf = load_theta(args.theta)
+        fns, theta = tf.fns, tf.values
+    else:
+        fns, theta = problems[args.problem]().build(), None
+    with tempfile.TemporaryDirectory(prefix="rlmpc-mcu-structured-") as tmp:
+        report = check_structured(fns, Path(args.out or tmp), theta, n_states=args.states, n_loops=args.loops)
+    print("\n".join(report.lines()))
+
+
+if __name__ == "__main__":
+    main()

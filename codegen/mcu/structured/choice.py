@@ -1,0 +1,67 @@
+"""Which MCU QP path an export takes: the condensed dense QP (DAQP) or the structured one.
+
+Decided from sizes known at export, before anything is generated.  The dense path's static
+RAM grows with the square of the QP's rows m = N (nu + rows per stage) (≈ 2.4 bytes × m² in
+float32, fitted to the hover model and the mass chain at N = 20), the structured path's
+linearly with N (:func:`structured_ram_estimate` counts its arrays).  Where the dense path
+fits the RAM limit it is taken: it is much faster (hover model N = 20 on QEMU mps2-an386:
+median 60k against 5.7M instructions per step, docs/benchmarks.md); otherwise the structured
+path, whose RAM is linear in N.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rlmpc.toolkit.problem import ProblemFunctions
+
+QP_PATHS = ("dense", "structured")
+DENSE_BYTES_PER_ROW2 = 2.4  # float32 static RAM of the dense path per m² (measured, see the docstring)
+
+
+@dataclass(frozen=True)
+class QpChoice:
+    """The path and why, for the export report and the manifest."""
+
+    path: str
+    reason: str
+    dense_ram: int  # estimates, bytes
+    structured_ram: int
+
+
+def structured_ram_estimate(fns: ProblemFunctions, precision: str) -> int:
+    """Static RAM of the structured solver (the arrays of ``rlmpc_riccati.c.in``), bytes."""
+    from rlmpc.codegen.mcu.structured.generate import dynamics_sparsity
+
+    N, nx, nu = fns.horizon, fns.nx, fns.nu
+    nz, nh = nx + nu, max(fns.state_rows.n + fns.path_rows.n, 1)
+    nr = nu + fns.state_rows.n + fns.path_rows.n
+    _, a_row, _, b_row = dynamics_sparsity(fns, fns.theta.flatten(None), None)
+    stages = N * (len(a_row) + len(b_row) + nx + nu * nx + nu * nu + nu + nx + nu + nx + nu)
+    stages += (N + 1) * (nh + nh * nz + nx * nx + nx + nx + nx + nz + nx + nx)
+    stages += (N + 1) * 2 * nr * 11 + 2 * ((N + 1) * nx + N * nu)
+    scratch = 2 * nz * nz + nz + nx * nx + nx * nu + nx * nz + nz + nx
+    size = 4 if precision == "float32" else 8
+    return int((stages + scratch) * size + (N + 1) * 2 * nr)
+
+
+def dense_ram_estimate(fns: ProblemFunctions, precision: str) -> int:
+    """Static RAM of the dense path from its QP rows (issue 15's fit), bytes."""
+    m = fns.horizon * (fns.nu + fns.state_rows.n + fns.path_rows.n)
+    return int(DENSE_BYTES_PER_ROW2 * m * m * (1 if precision == "float32" else 2))
+
+
+def choose_qp(fns: ProblemFunctions, precision: str, requested: str | None = None,
+              ram_limit: int = 112 * 1024) -> QpChoice:
+    """The QP path for this problem (``requested``: ``--qp``, overrides the rule)."""
+    if requested is not None and requested not in QP_PATHS:
+        raise ValueError(f"--qp: expected one of {list(QP_PATHS)}, got {requested!r}")
+    dense, structured = dense_ram_estimate(fns, precision), structured_ram_estimate(fns, precision)
+    sizes = (f"static RAM estimates: dense {dense / 1024:.1f} KB, structured {structured / 1024:.1f} KB, "
+             f"limit {ram_limit / 1024:.1f} KB")
+    if requested is not None:
+        return QpChoice(requested, f"--qp {requested} ({sizes})", dense, structured)
+    if dense <= ram_limit:
+        return QpChoice("dense", f"the dense path fits and is much faster per step ({sizes})", dense, structured)
+    return QpChoice("structured", f"the dense path does not fit; the structured one grows linearly with N "
+                    f"({sizes})", dense, structured)
