@@ -7,7 +7,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 
 def _print_bundle_make_variables() -> None:
@@ -180,6 +180,33 @@ def _train(args: argparse.Namespace) -> int:
     print(f"θ: {out / 'theta.json'}\n{'trials' if config.agent.type == 'bayes' else 'learning curves'}: "
           f"{out / summary['outputs']['plot']}\n"
           f"summary: {out / 'summary.json'}")
+    return _learning_verdict(summary, out)
+
+
+TRAIN_WORSE_EXIT = 3
+"""`rlmpc train` exit code when the θ it wrote (theta.json) scores worse than θ0."""
+
+
+def _learning_verdict(summary: dict[str, Any], out: Path) -> int:
+    """The last line: whether learning improved on θ0 (exit 0) or not (exit TRAIN_WORSE_EXIT)."""
+    if "learned_worse_than_initial" not in summary:  # (bayes: keeps its best trial)
+        return 0
+    for event in summary["guard_events"]:
+        print(f"guard: step {event['step']}: greedy cost {event['cost']:.4g} -> {event['action']}")
+    if summary["stopped"]:
+        print(f"guard: {summary['stopped']}")
+    initial, final = summary["greedy_cost_initial"], summary["greedy_cost_final"]
+    if summary["theta_json_worse_than_initial"]:
+        print(f"WORSE: the learned θ ({final:.4g}) is worse than θ0 ({initial:.4g}); best evaluated θ "
+              f"({summary['greedy_cost_best']:.4g}, step {summary['best_step']}): {out / 'theta_best.json'} "
+              f"(exit code {TRAIN_WORSE_EXIT})")
+        return TRAIN_WORSE_EXIT
+    if summary["learned_worse_than_initial"]:
+        print(f"learned θ worse than θ0 ({final:.4g} > {initial:.4g}): the guard kept the best θ "
+              f"({summary['greedy_cost_best']:.4g}, step {summary['best_step']}) in {out / 'theta.json'}")
+    else:
+        print(f"OK: the learned θ ({final:.4g}) is no worse than θ0 ({initial:.4g}); best "
+              f"{summary['greedy_cost_best']:.4g} at step {summary['best_step']} ({out / 'theta_best.json'})")
     return 0
 
 

@@ -28,9 +28,11 @@ from functools import cached_property
 
 import casadi as cs
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from rlmpc.toolkit.acados_instance import IterateLayout
-from rlmpc.toolkit.fast_function import FastFunction
+from rlmpc.toolkit.fast_function import FastFunction, SparseFunction
 from rlmpc.toolkit.mpc import MpcSolution
 from rlmpc.toolkit.nlp import Transcription, stage_soft_rows, transcribe
 from rlmpc.toolkit.parameters import FloatArray
@@ -120,11 +122,9 @@ class _Evaluators:
         return self._fast("hess_theta", self._grad_th, cs.jacobian(self._grad_th, self._tr.theta),
                           matrices=(1,))
 
-    @cached_property
-    def kkt(self) -> FastFunction:
+    def _kkt_outputs(self) -> list[cs.SX]:
         tr, grad_w, grad_th = self._tr, self._grad_w, self._grad_th
-        return self._fast(
-            "kkt",
+        return [
             cs.jacobian(grad_w, tr.w),  # ∇²_ww L
             cs.jacobian(tr.g_eq, tr.w),
             cs.jacobian(tr.g_in, tr.w),
@@ -132,8 +132,28 @@ class _Evaluators:
             cs.jacobian(tr.g_eq, tr.theta),
             cs.jacobian(tr.g_in, tr.theta),
             cs.jacobian(grad_th, tr.theta),  # ∇²_θθ L
-            matrices=tuple(range(7)),  # a single θ or constraint still gives 2-D blocks
-        )
+        ]
+
+    @cached_property
+    def kkt(self) -> FastFunction:
+        # (a single θ or constraint still gives 2-D blocks)
+        return self._fast("kkt", *self._kkt_outputs(), matrices=tuple(range(7)))
+
+    @cached_property
+    def kkt_sparse(self) -> SparseFunction:
+        """The KKT blocks as sparse matrices: their nonzeros grow linearly with the horizon."""
+        return SparseFunction(cs.Function("kkt_sparse", self._args, self._kkt_outputs()))
+
+
+def _pinning_rows_sparse(J: sp.csr_matrix, J_theta: sp.csr_matrix) -> np.ndarray:
+    """`_pinning_rows` of sparse (csr, explicit zeros removed) blocks."""
+    out = np.full(J.shape[0], -1)
+    if J.shape[0] == 0:
+        return out
+    single = (np.diff(J.indptr) == 1) & (np.diff(J_theta.indptr) == 0)
+    rows = np.where(single)[0]
+    out[rows] = J.indices[J.indptr[rows]]
+    return out
 
 
 def _pinning_rows(J: FloatArray, J_theta: FloatArray) -> np.ndarray:
@@ -377,11 +397,76 @@ class Sensitivities:
                 dmult[r] = -residual[j] / J[r, j]
         return KktSensitivity(dw, dmu, dlam, active)
 
-    def policy_jacobian(self, sol: MpcSolution) -> FloatArray:
-        """∇θπ(s) = ∂u_0/∂θ, shape (nu, nθ), from a V solution."""
+    def kkt_sensitivity_sparse(self, sol: MpcSolution) -> KktSensitivity:
+        """`kkt_sensitivity` with sparse blocks and a sparse LU factorisation of the reduced KKT
+        matrix (fill-reducing column order): the stage structure makes its cost grow about linearly
+        with the horizon, where the dense path grows as its cube.  Same system, same eliminations;
+        a singular matrix falls back to the dense least-squares path."""
+        H, Jeq, Jin, Hwt, Jeq_t, Jin_t, _ = self._eval(sol.a is not None).kkt_sparse(*self._args(sol))
+        for m in (H, Jeq, Jin, Jeq_t, Jin_t):
+            m.eliminate_zeros()  # (structural nonzeros that are 0 here: as the dense path sees them)
+        _, _, lam = self.unpack(sol)
+        active = np.where(lam > ACTIVE_TOL)[0]
+        Jin_r, Jin_t_r = Jin.tocsr(), Jin_t.tocsr()
+        JA, JA_t = Jin_r[active], Jin_t_r[active]
+        Jeq_r, Jeq_t_r = Jeq.tocsr(), Jeq_t.tocsr()
+        nw, neq, na, nth = H.shape[0], Jeq.shape[0], active.size, Hwt.shape[1]
+        eq_pin = _pinning_rows_sparse(Jeq_r, Jeq_t_r)
+        in_pin = _pinning_rows_sparse(JA, JA_t)
+        pinned = np.zeros(nw, dtype=bool)
+        pinned[eq_pin[eq_pin >= 0]] = True
+        pinned[in_pin[in_pin >= 0]] = True
+        keep_w = np.where(~pinned)[0]
+        keep_eq = np.where(eq_pin < 0)[0]
+        keep_in = np.where(in_pin < 0)[0]
+        Hc = H.tocsc()
+        Hr = Hc[:, keep_w].tocsr()[keep_w]
+        Er = Jeq_r[keep_eq][:, keep_w]
+        Ar = JA[keep_in][:, keep_w]
+        K = sp.bmat([[Hr, Er.T, Ar.T], [Er, None, None], [Ar, None, None]], format="csc")
+        n1, n2 = keep_w.size, keep_eq.size
+        rhs = -np.vstack([Hwt.tocsr()[keep_w].toarray(), Jeq_t_r[keep_eq].toarray(), JA_t[keep_in].toarray()])
+        try:
+            dz = spla.splu(K).solve(rhs) if K.shape[0] else np.zeros((0, nth))
+        except RuntimeError:  # exactly singular: the dense path's least-squares fallback
+            return self.kkt_sensitivity(sol)
+        if not np.all(np.isfinite(dz)):
+            return self.kkt_sensitivity(sol)
+        dw = np.zeros((nw, nth))
+        dw[keep_w] = dz[:n1]
+        dmu = np.zeros((neq, nth))
+        dmu[keep_eq] = dz[n1:n1 + n2]
+        dlam = np.zeros((na, nth))
+        dlam[keep_in] = dz[n1 + n2:]
+        # multipliers of the pinning rows, from stationarity in the pinned variable (vectorised:
+        # a pinning row has one nonzero, J.data[J.indptr[r]]; a variable pinned twice keeps the first)
+        pinned_w = np.flatnonzero(pinned)
+        residual = (H[pinned_w] @ dw + Jeq_r.T[pinned_w] @ dmu + JA.T[pinned_w] @ dlam
+                    + Hwt.tocsr()[pinned_w].toarray())
+        where = np.full(nw, -1)
+        where[pinned_w] = np.arange(pinned_w.size)
+        rows_eq, rows_in = np.flatnonzero(eq_pin >= 0), np.flatnonzero(in_pin >= 0)
+        var = np.concatenate([eq_pin[rows_eq], in_pin[rows_in]])
+        _, first = np.unique(var, return_index=True)
+        take = np.zeros(var.size, dtype=bool)
+        take[first] = True
+        n_eq = rows_eq.size
+        for rows, vars_, J, dmult, sel in ((rows_eq, var[:n_eq], Jeq_r, dmu, take[:n_eq]),
+                                           (rows_in, var[n_eq:], JA, dlam, take[n_eq:])):
+            r = rows[sel]
+            dmult[r] = -residual[where[vars_[sel]]] / J.data[J.indptr[r]][:, None]
+        return KktSensitivity(dw, dmu, dlam, active)
+
+    def policy_jacobian(self, sol: MpcSolution, method: str = "sparse") -> FloatArray:
+        """∇θπ(s) = ∂u_0/∂θ, shape (nu, nθ), from a V solution.
+
+        ``method``: "sparse" (structure-exploiting, linear in the horizon) or "dense" (the dense
+        KKT solve, kept as the reference)."""
         if sol.a is not None:
             raise ValueError("policy_jacobian: expected a V(s) solution, got a Q(s,a) solution")
-        sens = self.kkt_sensitivity(sol)
+        if method not in ("sparse", "dense"):
+            raise ValueError(f"policy_jacobian: method: expected 'sparse' or 'dense', got {method!r}")
+        sens = self.kkt_sensitivity_sparse(sol) if method == "sparse" else self.kkt_sensitivity(sol)
         return sens.dw[self.transcriptions[False].u_index[0]]
 
     def hessian_theta(self, sol: MpcSolution, full: bool = False) -> FloatArray:

@@ -1,0 +1,61 @@
+"""A 12-state, 4-input MPC for the sensitivity benchmarks: a quadrotor linearised at hover.
+
+State (p, v, attitude φ θ ψ, body rates), input (thrust deviation, three torques), Euler
+discretisation at 50 ms.  θ: the model offset b (12), the diagonals of the state and input
+weights (12 + 4) and back-offs of the soft velocity bounds (3): 31 parameters.  Soft bounds on
+velocity and tilt, hard input bounds, so closed loops from a displaced hover have active input and
+(soft) state constraints.
+"""
+
+from __future__ import annotations
+
+import casadi as cs
+import numpy as np
+
+from rlmpc.toolkit.problem import ParametricMPC
+
+DT = 0.05
+GRAVITY = 9.81
+MASS = 1.0
+INERTIA = np.array([0.02, 0.02, 0.04])
+U_MAX = np.array([4.0, 0.2, 0.2, 0.1])
+V_MAX = 1.0
+TILT_MAX = 0.35
+
+
+def hover_model() -> tuple[np.ndarray, np.ndarray]:
+    """(A, B) of x⁺ = A x + B u at hover."""
+    a, b = np.zeros((12, 12)), np.zeros((12, 4))
+    a[0:3, 3:6] = np.eye(3)
+    a[3, 7], a[4, 6] = GRAVITY, -GRAVITY
+    a[6:9, 9:12] = np.eye(3)
+    b[5, 0] = 1.0 / MASS
+    b[9:12, 1:4] = np.diag(1.0 / INERTIA)
+    return np.eye(12) + DT * a, DT * b
+
+
+def quadrotor_mpc(horizon: int = 20, discount: float = 0.99) -> ParametricMPC:
+    mpc = ParametricMPC(f"quadrotor_n{horizon}", nx=12, nu=4, horizon=horizon, discount=discount)
+    x, u = mpc.x, mpc.u
+    a_mat, b_mat = hover_model()
+    b = mpc.learnable("b", np.zeros(12), lb=-1.0, ub=1.0)
+    q = mpc.learnable("q", [10, 10, 10, 1, 1, 1, 1, 1, 1, 0.1, 0.1, 0.1], lb=1e-3, ub=1e3)
+    r = mpc.learnable("r", [0.1, 1.0, 1.0, 1.0], lb=1e-3, ub=1e3)
+    backoff = mpc.learnable("v_backoff", np.zeros(3), lb=-0.5, ub=0.5)
+    mpc.discrete_dynamics(a_mat @ x + b_mat @ u + b, dt=DT)
+    mpc.input_bounds(-U_MAX, U_MAX)
+    v = x[3:6]
+    mpc.state_constraint("v_upper", v + backoff, ub=V_MAX, soft=True, linear_penalty=10.0,
+                         quadratic_penalty=1.0)
+    mpc.state_constraint("v_lower", v - backoff, lb=-V_MAX, soft=True, linear_penalty=10.0,
+                         quadratic_penalty=1.0)
+    mpc.state_constraint("tilt", x[6:8], lb=-TILT_MAX, ub=TILT_MAX, soft=True, linear_penalty=10.0)
+    mpc.stage_cost(cs.dot(q, x * x) + cs.dot(r, u * u))
+    mpc.terminal_cost(10.0 * cs.dot(q, x * x))
+    return mpc
+
+
+def start_states(n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Displaced hovers: positions ±2 m, velocities ±0.8 m/s, small tilts (inputs saturate)."""
+    scale = np.array([2, 2, 2, 0.8, 0.8, 0.8, 0.2, 0.2, 0.3, 0.5, 0.5, 0.5])
+    return [rng.uniform(-1, 1, 12) * scale for _ in range(n)]
