@@ -89,7 +89,8 @@ class SparseFunction:
             self._buf.set_res(i, memoryview(out))  # type: ignore[call-arg, arg-type]
 
     def __call__(self, *args: FloatArray) -> list[Any]:
-        """The outputs as new ``csc_matrix`` objects (their data copied: safe to keep)."""
+        """The outputs as new ``csc_matrix`` objects (data and pattern copied: safe to keep and to
+        modify, e.g. ``eliminate_zeros``)."""
         import scipy.sparse
 
         if len(args) != len(self._inputs):
@@ -97,5 +98,5 @@ class SparseFunction:
         for dst, src in zip(self._inputs, args, strict=True):
             dst[:] = np.ravel(src, order="F")
         self._eval()
-        return [scipy.sparse.csc_matrix((data.copy(), rows, colind), shape=shape)
+        return [scipy.sparse.csc_matrix((data.copy(), rows.copy(), colind.copy()), shape=shape)
                 for data, (rows, colind, shape) in zip(self._outputs, self._patterns, strict=True)]

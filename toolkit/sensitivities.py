@@ -397,14 +397,19 @@ class Sensitivities:
                 dmult[r] = -residual[j] / J[r, j]
         return KktSensitivity(dw, dmu, dlam, active)
 
-    def kkt_sensitivity_sparse(self, sol: MpcSolution) -> KktSensitivity:
+    def _sparse_blocks(self, sol: MpcSolution) -> list[sp.csc_matrix]:
+        blocks = self._eval(sol.a is not None).kkt_sparse(*self._args(sol))
+        for m in blocks:
+            m.eliminate_zeros()  # (structural nonzeros that are 0 here: as the dense path sees them)
+        return blocks
+
+    def kkt_sensitivity_sparse(self, sol: MpcSolution,
+                               blocks: list[sp.csc_matrix] | None = None) -> KktSensitivity:
         """`kkt_sensitivity` with sparse blocks and a sparse LU factorisation of the reduced KKT
         matrix (fill-reducing column order): the stage structure makes its cost grow about linearly
         with the horizon, where the dense path grows as its cube.  Same system, same eliminations;
         a singular matrix falls back to the dense least-squares path."""
-        H, Jeq, Jin, Hwt, Jeq_t, Jin_t, _ = self._eval(sol.a is not None).kkt_sparse(*self._args(sol))
-        for m in (H, Jeq, Jin, Jeq_t, Jin_t):
-            m.eliminate_zeros()  # (structural nonzeros that are 0 here: as the dense path sees them)
+        H, Jeq, Jin, Hwt, Jeq_t, Jin_t, _ = blocks if blocks is not None else self._sparse_blocks(sol)
         _, _, lam = self.unpack(sol)
         active = np.where(lam > ACTIVE_TOL)[0]
         Jin_r, Jin_t_r = Jin.tocsr(), Jin_t.tocsr()
@@ -478,8 +483,9 @@ class Sensitivities:
         """
         if not full:
             return self.grad_and_hessian_theta(sol)[1]
-        blocks = self._kkt_blocks(sol)
+        blocks = self._sparse_blocks(sol)
         _, _, _, Hwt, Jeq_t, Jin_t, Htt = blocks
-        sens = self.kkt_sensitivity(sol, blocks)
-        total = Htt + Hwt.T @ sens.dw + Jeq_t.T @ sens.dmu + Jin_t[sens.active].T @ sens.dlam_active
+        sens = self.kkt_sensitivity_sparse(sol, blocks)
+        total = (Htt.toarray() + Hwt.T @ sens.dw + Jeq_t.T @ sens.dmu
+                 + Jin_t.tocsr()[sens.active].T @ sens.dlam_active)
         return np.asarray(0.5 * (total + total.T))
