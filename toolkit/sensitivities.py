@@ -39,7 +39,8 @@ from rlmpc.toolkit.parameters import FloatArray
 from rlmpc.toolkit.problem import ProblemFunctions
 
 PI_SIGN = -1.0  # multiplier of (x_{k+1} - F) = PI_SIGN * acados pi_k
-ACTIVE_TOL = 1e-7  # a multiplier above this marks an active inequality
+ACTIVE_TOL = 1e-7
+PERMC_SPEC = "COLAMD"  # SuperLU's fill-reducing column order for the reduced KKT matrix  # a multiplier above this marks an active inequality
 
 
 def _require_solution(sol: MpcSolution) -> None:
@@ -145,15 +146,33 @@ class _Evaluators:
         return SparseFunction(cs.Function("kkt_sparse", self._args, self._kkt_outputs()))
 
 
-def _pinning_rows_sparse(J: sp.csr_matrix, J_theta: sp.csr_matrix) -> np.ndarray:
-    """`_pinning_rows` of sparse (csr, explicit zeros removed) blocks."""
-    out = np.full(J.shape[0], -1)
-    if J.shape[0] == 0:
-        return out
-    single = (np.diff(J.indptr) == 1) & (np.diff(J_theta.indptr) == 0)
-    rows = np.where(single)[0]
-    out[rows] = J.indices[J.indptr[rows]]
-    return out
+@dataclass(frozen=True)
+class _Coo:
+    """The nonzeros of a sparse matrix: ``data[k]`` at ``(row[k], col[k])``."""
+
+    data: FloatArray
+    row: np.ndarray
+    col: np.ndarray
+    shape: tuple[int, int]
+
+    def rows_mapped(self, new_row: np.ndarray, n: int) -> _Coo:
+        """The rows ``i`` with ``new_row[i] >= 0``, renumbered ``new_row[i]`` (``n`` rows)."""
+        m = new_row[self.row] >= 0
+        return _Coo(self.data[m], new_row[self.row[m]], self.col[m], (n, self.shape[1]))
+
+    def csr(self) -> sp.csr_matrix:
+        return sp.csr_matrix((self.data, (self.row, self.col)), shape=self.shape)
+
+
+def _pins(J: _Coo, J_theta: _Coo) -> tuple[np.ndarray, FloatArray]:
+    """`_pinning_rows` of sparse blocks (zeros dropped), and each pinning row's nonzero."""
+    n = J.shape[0]
+    out, pivot = np.full(n, -1), np.zeros(n)
+    single = (np.bincount(J.row, minlength=n) == 1) & (np.bincount(J_theta.row, minlength=n) == 0)
+    m = single[J.row]
+    out[J.row[m]] = J.col[m]
+    pivot[J.row[m]] = J.data[m]
+    return out, pivot
 
 
 def _pinning_rows(J: FloatArray, J_theta: FloatArray) -> np.ndarray:
@@ -397,42 +416,60 @@ class Sensitivities:
                 dmult[r] = -residual[j] / J[r, j]
         return KktSensitivity(dw, dmu, dlam, active)
 
-    def _sparse_blocks(self, sol: MpcSolution) -> list[sp.csc_matrix]:
-        blocks = self._eval(sol.a is not None).kkt_sparse(*self._args(sol))
-        for m in blocks:
-            m.eliminate_zeros()  # (structural nonzeros that are 0 here: as the dense path sees them)
-        return blocks
+    def _sparse_blocks(self, sol: MpcSolution) -> list[_Coo]:
+        """The KKT blocks as nonzeros (zeros of this point dropped: as the dense path sees them)."""
+        out = []
+        for data, row, col, shape in self._eval(sol.a is not None).kkt_sparse.coo(*self._args(sol)):
+            keep = data != 0.0
+            out.append(_Coo(data[keep], row[keep], col[keep], shape))
+        return out
 
-    def kkt_sensitivity_sparse(self, sol: MpcSolution,
-                               blocks: list[sp.csc_matrix] | None = None) -> KktSensitivity:
-        """`kkt_sensitivity` with sparse blocks and a sparse LU factorisation of the reduced KKT
-        matrix (fill-reducing column order): the stage structure makes its cost grow about linearly
-        with the horizon, where the dense path grows as its cube.  Same system, same eliminations;
-        a singular matrix falls back to the dense least-squares path."""
+    def kkt_sensitivity_sparse(self, sol: MpcSolution, blocks: list[_Coo] | None = None,
+                               multipliers: bool = True) -> KktSensitivity:
+        """`kkt_sensitivity` from the sparse KKT blocks, with a sparse LU factorisation of the reduced
+        KKT matrix (fill-reducing column order).  The stage structure keeps the nonzeros, the fill and
+        so the cost about linear in the horizon, where the dense path grows as its cube.  Same system,
+        same eliminations (assembled from index arrays, no dense matrix); a singular or non-finite
+        solve falls back to the dense least-squares path.  ``multipliers=False`` skips the derivatives of
+        the pinning rows' multipliers (left at zero; ∇θπ needs only dw)."""
         H, Jeq, Jin, Hwt, Jeq_t, Jin_t, _ = blocks if blocks is not None else self._sparse_blocks(sol)
         _, _, lam = self.unpack(sol)
+        nw, neq, nin, nth = H.shape[0], Jeq.shape[0], Jin.shape[0], Hwt.shape[1]
         active = np.where(lam > ACTIVE_TOL)[0]
-        Jin_r, Jin_t_r = Jin.tocsr(), Jin_t.tocsr()
-        JA, JA_t = Jin_r[active], Jin_t_r[active]
-        Jeq_r, Jeq_t_r = Jeq.tocsr(), Jeq_t.tocsr()
-        nw, neq, na, nth = H.shape[0], Jeq.shape[0], active.size, Hwt.shape[1]
-        eq_pin = _pinning_rows_sparse(Jeq_r, Jeq_t_r)
-        in_pin = _pinning_rows_sparse(JA, JA_t)
+        na = active.size
+        amap = np.full(nin, -1)
+        amap[active] = np.arange(na)
+        JA, JA_t = Jin.rows_mapped(amap, na), Jin_t.rows_mapped(amap, na)
+        eq_pin, eq_pivot = _pins(Jeq, Jeq_t)
+        in_pin, in_pivot = _pins(JA, JA_t)
         pinned = np.zeros(nw, dtype=bool)
         pinned[eq_pin[eq_pin >= 0]] = True
         pinned[in_pin[in_pin >= 0]] = True
-        keep_w = np.where(~pinned)[0]
-        keep_eq = np.where(eq_pin < 0)[0]
-        keep_in = np.where(in_pin < 0)[0]
-        Hc = H.tocsc()
-        Hr = Hc[:, keep_w].tocsr()[keep_w]
-        Er = Jeq_r[keep_eq][:, keep_w]
-        Ar = JA[keep_in][:, keep_w]
-        K = sp.bmat([[Hr, Er.T, Ar.T], [Er, None, None], [Ar, None, None]], format="csc")
-        n1, n2 = keep_w.size, keep_eq.size
-        rhs = -np.vstack([Hwt.tocsr()[keep_w].toarray(), Jeq_t_r[keep_eq].toarray(), JA_t[keep_in].toarray()])
+        keep_w, keep_eq, keep_in = np.flatnonzero(~pinned), np.flatnonzero(eq_pin < 0), np.flatnonzero(in_pin < 0)
+        n1, n2, n3 = keep_w.size, keep_eq.size, keep_in.size
+        wmap, eqmap, inmap = np.full(nw, -1), np.full(neq, -1), np.full(na, -1)
+        wmap[keep_w] = np.arange(n1)
+        eqmap[keep_eq] = n1 + np.arange(n2)
+        inmap[keep_in] = n1 + n2 + np.arange(n3)
+        rows, cols, vals = [], [], []
+        m = (wmap[H.row] >= 0) & (wmap[H.col] >= 0)
+        rows.append(wmap[H.row[m]])
+        cols.append(wmap[H.col[m]])
+        vals.append(H.data[m])
+        for J, cmap in ((Jeq, eqmap), (JA, inmap)):
+            m = (cmap[J.row] >= 0) & (wmap[J.col] >= 0)
+            r, c, d = cmap[J.row[m]], wmap[J.col[m]], J.data[m]
+            rows += [r, c]
+            cols += [c, r]
+            vals += [d, d]
+        n = n1 + n2 + n3
+        K = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+        rhs = np.zeros((n, nth))
+        for B, bmap in ((Hwt, wmap), (Jeq_t, eqmap), (JA_t, inmap)):
+            m = bmap[B.row] >= 0
+            rhs[bmap[B.row[m]], B.col[m]] = -B.data[m]
         try:
-            dz = spla.splu(K).solve(rhs) if K.shape[0] else np.zeros((0, nth))
+            dz = spla.splu(K, permc_spec=PERMC_SPEC).solve(rhs) if n else np.zeros((0, nth))
         except RuntimeError:  # exactly singular: the dense path's least-squares fallback
             return self.kkt_sensitivity(sol)
         if not np.all(np.isfinite(dz)):
@@ -443,23 +480,31 @@ class Sensitivities:
         dmu[keep_eq] = dz[n1:n1 + n2]
         dlam = np.zeros((na, nth))
         dlam[keep_in] = dz[n1 + n2:]
-        # multipliers of the pinning rows, from stationarity in the pinned variable (vectorised:
-        # a pinning row has one nonzero, J.data[J.indptr[r]]; a variable pinned twice keeps the first)
+        if not multipliers:
+            return KktSensitivity(dw, dmu, dlam, active)
+        # multipliers of the pinning rows, from stationarity in the pinned variable (a variable pinned
+        # twice keeps the first row, the second stays at zero: degenerate)
         pinned_w = np.flatnonzero(pinned)
-        residual = (H[pinned_w] @ dw + Jeq_r.T[pinned_w] @ dmu + JA.T[pinned_w] @ dlam
-                    + Hwt.tocsr()[pinned_w].toarray())
-        where = np.full(nw, -1)
-        where[pinned_w] = np.arange(pinned_w.size)
+        npin = pinned_w.size
+        pmap = np.full(nw, -1)
+        pmap[pinned_w] = np.arange(npin)
+        residual = np.zeros((npin, nth))
+        m = pmap[Hwt.row] >= 0
+        residual[pmap[Hwt.row[m]], Hwt.col[m]] = Hwt.data[m]
+        for B, tr, other, x in ((H, False, nw, dw), (Jeq, True, neq, dmu), (JA, True, na, dlam)):
+            r, c = (B.col, B.row) if tr else (B.row, B.col)  # rows of Bᵀ are the columns of B
+            m = pmap[r] >= 0
+            residual += sp.csr_matrix((B.data[m], (pmap[r[m]], c[m])), shape=(npin, other)) @ x
         rows_eq, rows_in = np.flatnonzero(eq_pin >= 0), np.flatnonzero(in_pin >= 0)
         var = np.concatenate([eq_pin[rows_eq], in_pin[rows_in]])
         _, first = np.unique(var, return_index=True)
         take = np.zeros(var.size, dtype=bool)
         take[first] = True
         n_eq = rows_eq.size
-        for rows, vars_, J, dmult, sel in ((rows_eq, var[:n_eq], Jeq_r, dmu, take[:n_eq]),
-                                           (rows_in, var[n_eq:], JA, dlam, take[n_eq:])):
-            r = rows[sel]
-            dmult[r] = -residual[where[vars_[sel]]] / J.data[J.indptr[r]][:, None]
+        for rws, vars_, pivot, dmult, sel in ((rows_eq, var[:n_eq], eq_pivot, dmu, take[:n_eq]),
+                                              (rows_in, var[n_eq:], in_pivot, dlam, take[n_eq:])):
+            r = rws[sel]
+            dmult[r] = -residual[pmap[vars_[sel]]] / pivot[r][:, None]
         return KktSensitivity(dw, dmu, dlam, active)
 
     def policy_jacobian(self, sol: MpcSolution, method: str = "sparse") -> FloatArray:
@@ -471,7 +516,8 @@ class Sensitivities:
             raise ValueError("policy_jacobian: expected a V(s) solution, got a Q(s,a) solution")
         if method not in ("sparse", "dense"):
             raise ValueError(f"policy_jacobian: method: expected 'sparse' or 'dense', got {method!r}")
-        sens = self.kkt_sensitivity_sparse(sol) if method == "sparse" else self.kkt_sensitivity(sol)
+        sens = (self.kkt_sensitivity_sparse(sol, multipliers=False) if method == "sparse"
+                else self.kkt_sensitivity(sol))
         return sens.dw[self.transcriptions[False].u_index[0]]
 
     def hessian_theta(self, sol: MpcSolution, full: bool = False) -> FloatArray:
@@ -486,6 +532,9 @@ class Sensitivities:
         blocks = self._sparse_blocks(sol)
         _, _, _, Hwt, Jeq_t, Jin_t, Htt = blocks
         sens = self.kkt_sensitivity_sparse(sol, blocks)
-        total = (Htt.toarray() + Hwt.T @ sens.dw + Jeq_t.T @ sens.dmu
-                 + Jin_t.tocsr()[sens.active].T @ sens.dlam_active)
+        amap = np.full(Jin_t.shape[0], -1)
+        amap[sens.active] = np.arange(sens.active.size)
+        JA_t = Jin_t.rows_mapped(amap, sens.active.size)
+        total = (Htt.csr().toarray() + Hwt.csr().T @ sens.dw + Jeq_t.csr().T @ sens.dmu
+                 + JA_t.csr().T @ sens.dlam_active)
         return np.asarray(0.5 * (total + total.T))
