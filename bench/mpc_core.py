@@ -126,13 +126,13 @@ def bench_scaling(horizons: list[int], n_states: int, dense_max: int) -> None:
         sols = [mpc.value(s) for s in states]
         ok = [s for s in sols if s.success]
         sens.policy_jacobian(ok[0])  # (generate the evaluators once)
-        solve = median_ms(lambda i: mpc.value(states[i % len(states)]), len(states))
+        solve = median_ms(lambda i, m=mpc: m.value(states[i % len(states)]), len(states))
         time_tot = float(np.median([s.time_tot for s in ok]) * 1e3)
-        sparse = median_ms(lambda i: sens.policy_jacobian(ok[i % len(ok)]), len(ok))
+        sparse = median_ms(lambda i, se=sens, ok=ok: se.policy_jacobian(ok[i % len(ok)]), len(ok))
         dense = float("nan")
         if n <= dense_max:
             sens.policy_jacobian(ok[0], method="dense")
-            dense = median_ms(lambda i: sens.policy_jacobian(ok[i % len(ok)], method="dense"),
+            dense = median_ms(lambda i, se=sens, ok=ok: se.policy_jacobian(ok[i % len(ok)], method="dense"),
                               min(len(ok), 10), repeat=1)
             gap = max(float(np.abs(sens.policy_jacobian(s) - sens.policy_jacobian(s, method="dense")).max())
                       for s in ok[:5])

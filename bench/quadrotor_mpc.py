@@ -9,7 +9,10 @@ velocity and tilt, hard input bounds, so closed loops from a displaced hover hav
 
 from __future__ import annotations
 
+from typing import Any
+
 import casadi as cs
+import gymnasium as gym
 import numpy as np
 
 from rlmpc.toolkit.problem import ParametricMPC
@@ -59,3 +62,33 @@ def start_states(n: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Displaced hovers: positions ±2 m, velocities ±0.8 m/s, small tilts (inputs saturate)."""
     scale = np.array([2, 2, 2, 0.8, 0.8, 0.8, 0.2, 0.2, 0.3, 0.5, 0.5, 0.5])
     return [rng.uniform(-1, 1, 12) * scale for _ in range(n)]
+
+
+class QuadrotorHover(gym.Env[np.ndarray, np.ndarray]):
+    """The hover model as a plant, with a constant wind offset on the velocities (which the MPC's
+    learnable b can absorb) and uniform noise; cost xᵀQx + uᵀRu with the MPC's initial weights."""
+
+    def __init__(self, wind: float = 0.02, noise: float = 0.005) -> None:
+        super().__init__()
+        self.a, self.b = hover_model()
+        self.wind, self.noise = float(wind), float(noise)
+        self.q = np.array([10, 10, 10, 1, 1, 1, 1, 1, 1, 0.1, 0.1, 0.1])
+        self.r = np.array([0.1, 1.0, 1.0, 1.0])
+        self.action_space = gym.spaces.Box(-U_MAX, U_MAX, (4,), np.float64)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (12,), np.float64)
+        self._x = np.zeros(12)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._x = start_states(1, self.np_random)[0] * 0.5
+        return self._x.copy(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        u = np.clip(np.asarray(action, dtype=float).reshape(4), -U_MAX, U_MAX)
+        x = self._x
+        cost = float(self.q @ (x * x) + self.r @ (u * u))
+        drift = np.zeros(12)
+        drift[3:6] = self.wind
+        self._x = self.a @ x + self.b @ u + drift + self.np_random.uniform(-self.noise, self.noise, 12)
+        return self._x.copy(), -cost, False, False, {"cost": cost}

@@ -39,8 +39,8 @@ from rlmpc.toolkit.parameters import FloatArray
 from rlmpc.toolkit.problem import ProblemFunctions
 
 PI_SIGN = -1.0  # multiplier of (x_{k+1} - F) = PI_SIGN * acados pi_k
-ACTIVE_TOL = 1e-7
-PERMC_SPEC = "COLAMD"  # SuperLU's fill-reducing column order for the reduced KKT matrix  # a multiplier above this marks an active inequality
+ACTIVE_TOL = 1e-7  # a multiplier above this marks an active inequality
+PERMC_SPEC = "COLAMD"  # SuperLU's fill-reducing column order for the reduced KKT matrix
 
 
 def _require_solution(sol: MpcSolution) -> None:

@@ -157,7 +157,8 @@ class EvaluationHistory:
             at = [i for i, r in enumerate(self.records) if r["guard"] == kind]
             if at:
                 ax.plot(steps[at], cost[at], marker, ms=9, color="tab:red", label=f"guard: {kind}")
-        if np.all(cost[np.isfinite(cost)] > 0) and np.nanmax(cost) > 20 * np.nanmin(cost):
+        finite = cost[np.isfinite(cost)]
+        if finite.size and np.all(finite > 0) and finite.max() > 20 * finite.min():
             ax.set_yscale("log")
         ax.set_xlabel("training step")
         ax.set_ylabel("greedy cost (same noise each time)")
