@@ -135,7 +135,7 @@ def _train(args: argparse.Namespace) -> int:
 
         trainer: Trainer | BayesTuner = BayesTuner(config, progress_bar=not args.quiet)
     else:
-        trainer = Trainer(config, progress_bar=not args.quiet)
+        trainer = Trainer(config, progress_bar=not args.quiet, plots=not args.no_plots)
     try:
         if on_device:
             from rlmpc.hil.train_device import run_on_device
@@ -177,10 +177,19 @@ def _train(args: argparse.Namespace) -> int:
               f"{d['distance_median']:.2e}), device cost per step max {d['cost_max']:.0f}, {d['theta_pushes']} θ "
               f"pushes ({d['theta_repushes_after_reset']} after a reset), {d['link']['retries']} retries, "
               f"{d['fallbacks']} fallbacks; {out / 'device_panel.png'}")
+    plots = (f"{out / summary['outputs']['plot']}" if not args.no_plots
+             else f"not drawn (--no-plots; `rlmpc plot {out}` draws them)")
     print(f"θ: {out / 'theta.json'}\n{'trials' if config.agent.type == 'bayes' else 'learning curves'}: "
-          f"{out / summary['outputs']['plot']}\n"
-          f"summary: {out / 'summary.json'}")
+          f"{plots}\nsummary: {out / 'summary.json'}")
     return _learning_verdict(summary, out)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from rlmpc.toolkit.rl.outputs import write_plots
+
+    for path in write_plots(Path(args.run)):
+        print(path)
+    return 0
 
 
 TRAIN_WORSE_EXIT = 3
@@ -327,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--episodes", type=int, default=None, help="episodes (default: from the config)")
     train.add_argument("--steps", type=int, default=None, help="steps per episode (default: from the config)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--no-plots", action="store_true",
+                       help="skip the PNGs (draw them later with `rlmpc plot OUT`)")
     from rlmpc.codegen.boards import ALL_BOARDS as FIRMWARE_BOARDS
 
     on = train.add_mutually_exclusive_group()
@@ -348,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--plant", default=None, help="the plant HIL runs it against by default (a registered name)")
     init.add_argument("--out", required=True, help="the θ file to write (must not exist)")
     init.set_defaults(func=_theta_init)
+    plot = sub.add_parser("plot", help="draw a training run's plots (after rlmpc train --no-plots)")
+    plot.add_argument("run", help="the run's output folder")
+    plot.set_defaults(func=_plot)
     export = sub.add_parser("export", help="export learned θ as a C bundle for a target")
     export.add_argument("--theta", required=True, help="θ file written by rlmpc train")
     export.add_argument("--target", required=True, choices=EXPORT_TARGETS,

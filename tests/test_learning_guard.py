@@ -100,3 +100,14 @@ def test_guard_config_errors(tmp_path: Path, text: str, message: str) -> None:
     path.write_text(PERTURBED.format(steps=10, every=0, guard="").replace("every = 0\n", text + "\n"))
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         load_config(path)
+
+
+def test_no_plots_then_rlmpc_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    config = _config(tmp_path, "lazy", steps=10, every=5)
+    assert main(["train", str(config), "--out", str(run), "--quiet", "--no-plots"]) in (0, TRAIN_WORSE_EXIT)
+    assert not (run / "learning_curves.png").exists() and not (run / "evaluation.png").exists()
+    assert "rlmpc plot" in capsys.readouterr().out
+    assert main(["plot", str(run)]) == 0
+    assert (run / "learning_curves.png").stat().st_size > 0 and (run / "evaluation.png").stat().st_size > 0
+    assert main(["plot", str(tmp_path)]) == 2  # not a run: one line, exit 2

@@ -46,8 +46,8 @@ def write_outputs(trainer: Trainer, final_eval: float, restored: bool = False) -
                         td_error=np.array(hist.td_error), theta=np.array(hist.theta),
                         episode_cost=np.array(hist.episode_cost),
                         theta_labels=np.array(fns.theta.labels()))
-    png = plot_learning_curves(out / "learning_curves.png", hist, fns.theta.labels())
-    evals.plot(out / "evaluation.png")
+    if trainer.plots:
+        write_plots(out)
     initial = pr.initial_eval if pr.initial_eval is not None else float("nan")
     written_cost = evals.best_cost if restored else final_eval
     summary = {
@@ -77,7 +77,7 @@ def write_outputs(trainer: Trainer, final_eval: float, restored: bool = False) -
         "theta_initial": {k: v.tolist() for k, v in fns.theta.unflatten(trainer.theta0).items()},
         "theta_final": {k: v.tolist() for k, v in fns.theta.unflatten(theta).items()},
         "outputs": {"theta": "theta.json", "theta_best": "theta_best.json", "history": "history.npz",
-                    "evaluation": "evaluation.json", "plot": png.name, "evaluation_plot": "evaluation.png",
+                    "evaluation": "evaluation.json", "plot": "learning_curves.png", "evaluation_plot": "evaluation.png",
                     "checkpoint": "checkpoint.pkl"},
     }
     _write_json(out / "summary.json", summary)
@@ -91,6 +91,26 @@ def relative_change(theta: np.ndarray) -> np.ndarray:
     scale = np.max(np.abs(change), axis=0, initial=0.0)
     scale[scale == 0] = 1.0
     return np.asarray(change / scale)
+
+
+def write_plots(out: Path) -> list[Path]:
+    """``learning_curves.png`` and ``evaluation.png`` of the run in ``out``, from its saved
+    ``history.npz`` and ``evaluation.json`` (what ``rlmpc plot OUT`` does after ``--no-plots``)."""
+    from types import SimpleNamespace
+
+    from rlmpc.toolkit.rl.evaluation import EvaluationHistory, Guard
+
+    try:
+        with np.load(out / "history.npz") as data:
+            hist = SimpleNamespace(**{k: data[k] for k in ("step_cost", "td_error", "theta", "episode_cost")})
+            labels = [str(v) for v in data["theta_labels"]]
+        doc = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{out}: not a finished training run ({type(exc).__name__}: {exc})") from None
+    hist.episode_cost = list(hist.episode_cost)
+    evals = EvaluationHistory(Guard(**doc["guard"]) if doc.get("guard") else None, doc["records"],
+                              doc["best_theta"], doc["best_cost"], doc["best_step"])
+    return [plot_learning_curves(out / "learning_curves.png", hist, labels), evals.plot(out / "evaluation.png")]
 
 
 MAX_POINTS = 1500

@@ -143,8 +143,9 @@ TRAIN_OUTPUTS = ("checkpoint.pkl", "checkpoint.tmp", "theta.json", "theta.json.t
 class Trainer:
     """Run (or resume) one training run described by a :class:`TrainConfig`."""
 
-    def __init__(self, config: TrainConfig, progress_bar: bool = True) -> None:
+    def __init__(self, config: TrainConfig, progress_bar: bool = True, plots: bool = True) -> None:
         self.config = config
+        self.plots = plots  # False: `rlmpc plot RUN` draws them later from the saved history
         self.out = config.output
         self.progress_bar = progress_bar
         with _section(config, "mpc.params"):
