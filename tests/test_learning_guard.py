@@ -111,3 +111,14 @@ def test_no_plots_then_rlmpc_plot(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["plot", str(run)]) == 0
     assert (run / "learning_curves.png").stat().st_size > 0 and (run / "evaluation.png").stat().st_size > 0
     assert main(["plot", str(tmp_path)]) == 2  # not a run: one line, exit 2
+
+
+def test_periodic_evaluations_reach_the_hook(tmp_path: Path) -> None:
+    """What a sweep trial reports to Ray Tune: every periodic evaluation, in order, as in evaluation.json."""
+    trainer = Trainer(load_config(_config(tmp_path, "hook", steps=20, every=5), output=tmp_path / "r"),
+                      progress_bar=False, plots=False)
+    seen: list[dict] = []  # type: ignore[type-arg]
+    trainer.on_evaluation = seen.append
+    trainer.run()
+    records = json.loads((tmp_path / "r" / "evaluation.json").read_text())["records"]
+    assert [p["step"] for p in seen] == [5, 10, 15] and seen == records[1:-1]

@@ -14,7 +14,7 @@ import contextlib
 import os
 import pickle
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,6 +146,9 @@ class Trainer:
     def __init__(self, config: TrainConfig, progress_bar: bool = True, plots: bool = True) -> None:
         self.config = config
         self.plots = plots  # False: `rlmpc plot RUN` draws them later from the saved history
+        self.on_evaluation: Callable[[dict[str, Any]], None] | None = None
+        """Called with each periodic evaluation's record (step, cost, best, guard, θ; e.g. a sweep
+        reports the cost to Ray Tune)."""
         self.out = config.output
         self.progress_bar = progress_bar
         with _section(config, "mpc.params"):
@@ -296,6 +299,8 @@ class Trainer:
         learning rate, or stop)."""
         pr, hist = self.progress, self.evaluations
         verdict = hist.evaluate(self.evaluate, self.mpc.theta, pr.total)
+        if self.on_evaluation is not None:
+            self.on_evaluation(dict(hist.records[-1]))
         if verdict.action is None:
             return
         guard = self.config.evaluation.guard
