@@ -105,6 +105,17 @@ def run_mpcrl(steps: int) -> dict[str, object] | None:
     return result
 
 
+def min_ms(fn: Callable[[int], object], n: int, repeat: int = 5) -> float:
+    """Minimum over ``repeat`` passes of the mean time per call, in ms (robust to other jobs' load)."""
+    passes = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        passes.append((time.perf_counter() - t0) / n * 1e3)
+    return float(min(passes))
+
+
 def loglog_slope(ns: list[int], ts: list[float]) -> float:
     """Least-squares slope of log t against log N."""
     return float(np.polyfit(np.log(ns), np.log(ts), 1)[0])
@@ -117,7 +128,7 @@ def bench_scaling(horizons: list[int], n_states: int, dense_max: int) -> None:
     states = start_states(n_states, rng)
     rows = []
     print("\n12 states, 4 inputs, nθ = 31 (quadrotor hover), PARTIAL_CONDENSING_HPIPM, SQP to 1e-8; "
-          "median over closed-loop states")
+          "mean per call over the states, min over 5 passes (dense: 2)")
     print(f"  {'N':>4} {'acados solve':>14} {'time_tot':>10} {'∇θπ sparse':>12} {'∇θπ dense':>11} "
           f"{'sparse/solve':>13} {'active':>7}")
     for n in horizons:
@@ -126,14 +137,14 @@ def bench_scaling(horizons: list[int], n_states: int, dense_max: int) -> None:
         sols = [mpc.value(s) for s in states]
         ok = [s for s in sols if s.success]
         sens.policy_jacobian(ok[0])  # (generate the evaluators once)
-        solve = median_ms(lambda i, m=mpc: m.value(states[i % len(states)]), len(states))
+        solve = min_ms(lambda i, m=mpc: m.value(states[i % len(states)]), len(states))
         time_tot = float(np.median([s.time_tot for s in ok]) * 1e3)
-        sparse = median_ms(lambda i, se=sens, ok=ok: se.policy_jacobian(ok[i % len(ok)]), len(ok))
+        sparse = min_ms(lambda i, se=sens, ok=ok: se.policy_jacobian(ok[i % len(ok)]), len(ok))
         dense = float("nan")
         if n <= dense_max:
             sens.policy_jacobian(ok[0], method="dense")
-            dense = median_ms(lambda i, se=sens, ok=ok: se.policy_jacobian(ok[i % len(ok)], method="dense"),
-                              min(len(ok), 10), repeat=1)
+            dense = min_ms(lambda i, se=sens, ok=ok: se.policy_jacobian(ok[i % len(ok)], method="dense"),
+                           min(len(ok), 10), repeat=2)
             gap = max(float(np.abs(sens.policy_jacobian(s) - sens.policy_jacobian(s, method="dense")).max())
                       for s in ok[:5])
             assert gap < 1e-8, f"sparse and dense ∇θπ differ by {gap:.2e} at N = {n}"
