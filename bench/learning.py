@@ -148,7 +148,8 @@ def main() -> None:
         if ref is not None:
             ms = float(ref["seconds_per_step"]) * 1e3  # type: ignore[arg-type]
             print(f"mpcrl {ref.get('version')} ({ref.get('solver')}): {ms:.2f} ms per training step "
-                  f"-> rlmpc is {ms / q_ms:.1f}x faster")
+                  f"-> rlmpc is {ms / q_ms:.1f}x faster; mpcrl's greedy cost after training "
+                  f"{ref.get('greedy_cost_after')} ({ref.get('greedy_eval_steps')} steps)")
 
 
 if __name__ == "__main__":
