@@ -1,10 +1,10 @@
 """A 12-state, 4-input MPC for the sensitivity benchmarks: a quadrotor linearised at hover.
 
-State (p, v, attitude φ θ ψ, body rates), input (thrust deviation, three torques), Euler
-discretisation at 50 ms.  θ: the model offset b (12), the diagonals of the state and input
-weights (12 + 4) and back-offs of the soft velocity bounds (3): 31 parameters.  Soft bounds on
-velocity and tilt, hard input bounds, so closed loops from a displaced hover have active input and
-(soft) state constraints.
+The model and input limits are those of ``rlmpc.toolkit.problems.quadrotor`` (zero-order hold, here
+at 50 ms); this benchmark variant learns more than the weights.  θ: the model offset b (12), the
+diagonals of the state and input weights (12 + 4) and back-offs of the soft velocity bounds (3):
+31 parameters.  Soft bounds on velocity and tilt, hard input bounds, so closed loops from a
+displaced hover have active input and (soft) state constraints.
 """
 
 from __future__ import annotations
@@ -16,31 +16,18 @@ import gymnasium as gym
 import numpy as np
 
 from rlmpc.toolkit.problem import ParametricMPC
+from rlmpc.toolkit.problems.quadrotor import INPUT_LIMITS, hover_model
 
 DT = 0.05
-GRAVITY = 9.81
-MASS = 1.0
-INERTIA = np.array([0.02, 0.02, 0.04])
-U_MAX = np.array([4.0, 0.2, 0.2, 0.1])
+U_MAX = np.asarray(INPUT_LIMITS)
 V_MAX = 1.0
 TILT_MAX = 0.35
-
-
-def hover_model() -> tuple[np.ndarray, np.ndarray]:
-    """(A, B) of x⁺ = A x + B u at hover."""
-    a, b = np.zeros((12, 12)), np.zeros((12, 4))
-    a[0:3, 3:6] = np.eye(3)
-    a[3, 7], a[4, 6] = GRAVITY, -GRAVITY
-    a[6:9, 9:12] = np.eye(3)
-    b[5, 0] = 1.0 / MASS
-    b[9:12, 1:4] = np.diag(1.0 / INERTIA)
-    return np.eye(12) + DT * a, DT * b
 
 
 def quadrotor_mpc(horizon: int = 20, discount: float = 0.99) -> ParametricMPC:
     mpc = ParametricMPC(f"quadrotor_n{horizon}", nx=12, nu=4, horizon=horizon, discount=discount)
     x, u = mpc.x, mpc.u
-    a_mat, b_mat = hover_model()
+    a_mat, b_mat = hover_model(DT)
     b = mpc.learnable("b", np.zeros(12), lb=-1.0, ub=1.0)
     q = mpc.learnable("q", [10, 10, 10, 1, 1, 1, 1, 1, 1, 0.1, 0.1, 0.1], lb=1e-3, ub=1e3)
     r = mpc.learnable("r", [0.1, 1.0, 1.0, 1.0], lb=1e-3, ub=1e3)
@@ -70,7 +57,7 @@ class QuadrotorHover(gym.Env[np.ndarray, np.ndarray]):
 
     def __init__(self, wind: float = 0.02, noise: float = 0.005) -> None:
         super().__init__()
-        self.a, self.b = hover_model()
+        self.a, self.b = hover_model(DT)
         self.wind, self.noise = float(wind), float(noise)
         self.q = np.array([10, 10, 10, 1, 1, 1, 1, 1, 1, 0.1, 0.1, 0.1])
         self.r = np.array([0.1, 1.0, 1.0, 1.0])
