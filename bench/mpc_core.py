@@ -8,6 +8,11 @@ in its own virtual environment (bench/mpcrl_reference.py) in the same run and
 prints the ratio.
 
     .venv/bin/python bench/mpc_core.py [--states 300] [--mpcrl]
+    .venv/bin/python bench/mpc_core.py --scaling [--horizons 10 20 40 80]
+
+``--scaling``: ∇θπ (structured sparse KKT solve; the dense KKT solve for N ≤ 40) against acados'
+solve time on a 12-state, 4-input quadrotor-hover MPC (bench/quadrotor_mpc.py) over the
+horizon, with log-log slopes; goals: ∇θπ ≤ 2× the solve, slope ≤ 1.2.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from rlmpc.toolkit import MPC, SolverOptions  # noqa: E402
 from rlmpc.toolkit.problems import cartpole_mpc, lti_mpc  # noqa: E402
@@ -99,6 +105,62 @@ def run_mpcrl(steps: int) -> dict[str, object] | None:
     return result
 
 
+def min_ms(fn: Callable[[int], object], n: int, repeat: int = 5) -> float:
+    """Minimum over ``repeat`` passes of the mean time per call, in ms (robust to other jobs' load)."""
+    passes = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for i in range(n):
+            fn(i)
+        passes.append((time.perf_counter() - t0) / n * 1e3)
+    return float(min(passes))
+
+
+def loglog_slope(ns: list[int], ts: list[float]) -> float:
+    """Least-squares slope of log t against log N."""
+    return float(np.polyfit(np.log(ns), np.log(ts), 1)[0])
+
+
+def bench_scaling(horizons: list[int], n_states: int, dense_max: int) -> None:
+    from quadrotor_mpc import quadrotor_mpc, start_states  # (bench/)
+
+    rng = np.random.default_rng(0)
+    states = start_states(n_states, rng)
+    rows = []
+    print("\n12 states, 4 inputs, nθ = 31 (quadrotor hover), PARTIAL_CONDENSING_HPIPM, SQP to 1e-8; "
+          "mean per call over the states, min over 5 passes (dense: 2)")
+    print(f"  {'N':>4} {'acados solve':>14} {'time_tot':>10} {'∇θπ sparse':>12} {'∇θπ dense':>11} "
+          f"{'sparse/solve':>13} {'active':>7}")
+    for n in horizons:
+        mpc = MPC(quadrotor_mpc(n), SolverOptions(qp_solver="PARTIAL_CONDENSING_HPIPM"))
+        sens = mpc.sensitivities
+        sols = [mpc.value(s) for s in states]
+        ok = [s for s in sols if s.success]
+        sens.policy_jacobian(ok[0])  # (generate the evaluators once)
+        solve = min_ms(lambda i, m=mpc: m.value(states[i % len(states)]), len(states))
+        time_tot = float(np.median([s.time_tot for s in ok]) * 1e3)
+        sparse = min_ms(lambda i, se=sens, ok=ok: se.policy_jacobian(ok[i % len(ok)]), len(ok))
+        dense = float("nan")
+        if n <= dense_max:
+            sens.policy_jacobian(ok[0], method="dense")
+            dense = min_ms(lambda i, se=sens, ok=ok: se.policy_jacobian(ok[i % len(ok)], method="dense"),
+                           min(len(ok), 10), repeat=2)
+            gap = max(float(np.abs(sens.policy_jacobian(s) - sens.policy_jacobian(s, method="dense")).max())
+                      for s in ok[:5])
+            assert gap < 1e-8, f"sparse and dense ∇θπ differ by {gap:.2e} at N = {n}"
+        active = float(np.median([sens.kkt_sensitivity_sparse(s).active.size for s in ok[:5]]))
+        rows.append((n, solve, time_tot, sparse, dense))
+        print(f"  {n:>4} {solve:>11.3f} ms {time_tot:>7.3f} ms {sparse:>9.3f} ms {dense:>8.3f} ms "
+              f"{sparse / solve:>12.2f}x {active:>7.0f}   ({len(sols) - len(ok)} failed solves)")
+        mpc.close()
+    ns = [r[0] for r in rows]
+    print(f"  log-log slope over N: acados solve {loglog_slope(ns, [r[1] for r in rows]):.2f}, "
+          f"∇θπ sparse {loglog_slope(ns, [r[3] for r in rows]):.2f}"
+          + (f", ∇θπ dense (N ≤ {dense_max}) "
+             f"{loglog_slope([r[0] for r in rows if r[0] <= dense_max], [r[4] for r in rows if r[0] <= dense_max]):.2f}"
+             if sum(r[0] <= dense_max for r in rows) >= 2 else ""))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -106,7 +168,14 @@ def main() -> None:
     parser.add_argument("--mpcrl", action="store_true",
                         help="also time mpcrl's LTI Q-learning (separate venv) for a ratio")
     parser.add_argument("--mpcrl-steps", type=int, default=300)
+    parser.add_argument("--scaling", action="store_true",
+                        help="only the ∇θπ-vs-horizon benchmark on the 12-state quadrotor MPC")
+    parser.add_argument("--horizons", type=int, nargs="+", default=[10, 20, 40, 80])
+    parser.add_argument("--dense-max", type=int, default=40, help="largest N for the dense reference")
     args = parser.parse_args()
+    if args.scaling:
+        bench_scaling(args.horizons, min(args.states, 40), args.dense_max)
+        return
     rng = np.random.default_rng(0)
 
     lti = MPC(lti_mpc(), SolverOptions(hpipm_mode="SPEED"))  # as in examples/lti_*.toml

@@ -7,7 +7,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 
 def _print_bundle_make_variables() -> None:
@@ -135,7 +135,7 @@ def _train(args: argparse.Namespace) -> int:
 
         trainer: Trainer | BayesTuner = BayesTuner(config, progress_bar=not args.quiet)
     else:
-        trainer = Trainer(config, progress_bar=not args.quiet)
+        trainer = Trainer(config, progress_bar=not args.quiet, plots=not args.no_plots)
     try:
         if on_device:
             from rlmpc.hil.train_device import run_on_device
@@ -177,9 +177,45 @@ def _train(args: argparse.Namespace) -> int:
               f"{d['distance_median']:.2e}), device cost per step max {d['cost_max']:.0f}, {d['theta_pushes']} θ "
               f"pushes ({d['theta_repushes_after_reset']} after a reset), {d['link']['retries']} retries, "
               f"{d['fallbacks']} fallbacks; {out / 'device_panel.png'}")
+    plots = (f"{out / summary['outputs']['plot']}" if not args.no_plots
+             else f"not drawn (--no-plots; `rlmpc plot {out}` draws them)")
     print(f"θ: {out / 'theta.json'}\n{'trials' if config.agent.type == 'bayes' else 'learning curves'}: "
-          f"{out / summary['outputs']['plot']}\n"
-          f"summary: {out / 'summary.json'}")
+          f"{plots}\nsummary: {out / 'summary.json'}")
+    return _learning_verdict(summary, out)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from rlmpc.toolkit.rl.outputs import write_plots
+
+    for path in write_plots(Path(args.run)):
+        print(path)
+    return 0
+
+
+TRAIN_WORSE_EXIT = 3
+"""`rlmpc train` exit code when the θ it wrote (theta.json) scores worse than θ0."""
+
+
+def _learning_verdict(summary: dict[str, Any], out: Path) -> int:
+    """The last line: whether learning improved on θ0 (exit 0) or not (exit TRAIN_WORSE_EXIT)."""
+    if "learned_worse_than_initial" not in summary:  # (bayes: keeps its best trial)
+        return 0
+    for event in summary["guard_events"]:
+        print(f"guard: step {event['step']}: greedy cost {event['cost']:.4g} -> {event['action']}")
+    if summary["stopped"]:
+        print(f"guard: {summary['stopped']}")
+    initial, final = summary["greedy_cost_initial"], summary["greedy_cost_final"]
+    if summary["theta_json_worse_than_initial"]:
+        print(f"WORSE: the learned θ ({final:.4g}) is worse than θ0 ({initial:.4g}); best evaluated θ "
+              f"({summary['greedy_cost_best']:.4g}, step {summary['best_step']}): {out / 'theta_best.json'} "
+              f"(exit code {TRAIN_WORSE_EXIT})")
+        return TRAIN_WORSE_EXIT
+    if summary["learned_worse_than_initial"]:
+        print(f"learned θ worse than θ0 ({final:.4g} > {initial:.4g}): the guard kept the best θ "
+              f"({summary['greedy_cost_best']:.4g}, step {summary['best_step']}) in {out / 'theta.json'}")
+    else:
+        print(f"OK: the learned θ ({final:.4g}) is no worse than θ0 ({initial:.4g}); best "
+              f"{summary['greedy_cost_best']:.4g} at step {summary['best_step']} ({out / 'theta_best.json'})")
     return 0
 
 
@@ -300,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--episodes", type=int, default=None, help="episodes (default: from the config)")
     train.add_argument("--steps", type=int, default=None, help="steps per episode (default: from the config)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--no-plots", action="store_true",
+                       help="skip the PNGs (draw them later with `rlmpc plot OUT`)")
     from rlmpc.codegen.boards import ALL_BOARDS as FIRMWARE_BOARDS
 
     on = train.add_mutually_exclusive_group()
@@ -321,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--plant", default=None, help="the plant HIL runs it against by default (a registered name)")
     init.add_argument("--out", required=True, help="the θ file to write (must not exist)")
     init.set_defaults(func=_theta_init)
+    plot = sub.add_parser("plot", help="draw a training run's plots (after rlmpc train --no-plots)")
+    plot.add_argument("run", help="the run's output folder")
+    plot.set_defaults(func=_plot)
     export = sub.add_parser("export", help="export learned θ as a C bundle for a target")
     export.add_argument("--theta", required=True, help="θ file written by rlmpc train")
     export.add_argument("--target", required=True, choices=EXPORT_TARGETS,

@@ -72,6 +72,22 @@ def test_grad_theta_v_and_q_match_finite_differences(problem: MPC) -> None:
             assert_close(grad, fd)
 
 
+def test_sparse_policy_jacobian_equals_the_dense_kkt_solve(problem: MPC) -> None:
+    """The structured (sparse LU) ∇θπ against the dense KKT solve, incl. active input/state and soft
+    constraints: to 1e-8, and the multipliers' derivatives too."""
+    sens, checked_active = problem.sensitivities, 0
+    for s in STATES[problem_name(problem)]:
+        sol = problem.value(s)
+        dense, sparse = sens.kkt_sensitivity(sol), sens.kkt_sensitivity_sparse(sol)
+        for a, b in ((dense.dw, sparse.dw), (dense.dmu, sparse.dmu), (dense.dlam_active, sparse.dlam_active)):
+            np.testing.assert_allclose(b, a, rtol=1e-8, atol=1e-8 * max(1.0, float(np.abs(a).max(initial=0))))
+        np.testing.assert_array_equal(dense.active, sparse.active)
+        checked_active += int(dense.active.size > 0)
+        np.testing.assert_allclose(sens.policy_jacobian(sol), sens.policy_jacobian(sol, method="dense"),
+                                   rtol=1e-8, atol=1e-10)
+    assert checked_active >= 2
+
+
 @pytest.mark.usefixtures("restore_theta")
 def test_policy_jacobian_matches_finite_differences(problem: MPC) -> None:
     theta0 = problem.theta

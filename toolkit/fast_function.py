@@ -9,6 +9,7 @@ memory: about a microsecond of overhead.
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
 import casadi as cs
 import numpy as np
@@ -65,3 +66,49 @@ class FastFunction:
             dst[:] = np.ravel(src, order="F")
         self._eval()
         return self._views
+
+
+class SparseFunction:
+    """A CasADi function whose outputs stay sparse: evaluated through its buffer interface into the
+    nonzeros, returned as ``scipy.sparse.csc_matrix`` on the fixed sparsity pattern (no dense copy:
+    the cost grows with the nonzeros, not with rows × columns)."""
+
+    def __init__(self, fn: cs.Function) -> None:
+        self.fn = fn
+        self._buf, self._eval = fn.buffer()
+        self._inputs = [np.zeros(fn.nnz_in(i)) for i in range(fn.n_in())]
+        self._outputs = [np.zeros(fn.nnz_out(i)) for i in range(fn.n_out())]
+        self._patterns = []
+        self._coo = []
+        for i in range(fn.n_out()):
+            sp = fn.sparsity_out(i)
+            rows, colind = np.array(sp.row(), dtype=np.int32), np.array(sp.colind(), dtype=np.int32)
+            self._patterns.append((rows, colind, (sp.size1(), sp.size2())))
+            self._coo.append((rows.astype(np.int64), np.repeat(np.arange(sp.size2()), np.diff(colind))))
+        for i, arr in enumerate(self._inputs):
+            self._buf.set_arg(i, memoryview(arr))  # type: ignore[call-arg, arg-type]
+        for i, out in enumerate(self._outputs):
+            self._buf.set_res(i, memoryview(out))  # type: ignore[call-arg, arg-type]
+
+    def coo(self, *args: FloatArray) -> list[tuple[FloatArray, np.ndarray, np.ndarray, tuple[int, int]]]:
+        """The outputs as ``(data, row, col, shape)`` of their nonzeros (data copied; row and col shared:
+        do not modify them)."""
+        self._load(args)
+        return [(data.copy(), row, col, shape) for data, (row, col), (_, _, shape)
+                in zip(self._outputs, self._coo, self._patterns, strict=True)]
+
+    def _load(self, args: tuple[FloatArray, ...]) -> None:
+        if len(args) != len(self._inputs):
+            raise ValueError(f"{self.fn.name()}: expected {len(self._inputs)} arguments, got {len(args)}")
+        for dst, src in zip(self._inputs, args, strict=True):
+            dst[:] = np.ravel(src, order="F")
+        self._eval()
+
+    def __call__(self, *args: FloatArray) -> list[Any]:
+        """The outputs as new ``csc_matrix`` objects (data and pattern copied: safe to keep and to
+        modify, e.g. ``eliminate_zeros``)."""
+        import scipy.sparse
+
+        self._load(args)
+        return [scipy.sparse.csc_matrix((data.copy(), rows.copy(), colind.copy()), shape=shape)
+                for data, (rows, colind, shape) in zip(self._outputs, self._patterns, strict=True)]

@@ -8,6 +8,7 @@ Your own: :func:`register_problem` / :func:`register_plant` in a module, and nam
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 from collections.abc import Callable
@@ -82,9 +83,27 @@ def make_env(name: str, params: dict[str, Any]) -> gym.Env[Any, Any]:
     """A registered plant, or any gymnasium id wrapped as a plant (cost = −reward)."""
     try:
         if name in ENVS:
+            accepted = _keywords(ENVS[name])
+            unknown = sorted(set(params) - set(accepted)) if accepted is not None else []
+            if unknown:
+                raise ValueError(f"env.params: {name} has no parameter {unknown[0]!r}"
+                                 + (f" (nor {unknown[1:]})" if len(unknown) > 1 else "")
+                                 + f"; accepted keys: {', '.join(accepted or []) or '(none)'}")
             return ENVS[name](**params)
         return GymPlant(gym.make(name, **params))
     except TypeError as exc:
         raise ValueError(f"env.params: {exc}") from None
     except gym.error.Error as exc:
         raise ValueError(f"env.name: {exc}") from None
+
+
+def _keywords(make: Callable[..., Any]) -> list[str] | None:
+    """The keyword arguments ``make`` accepts (None if it takes ``**kwargs``: anything)."""
+    try:
+        sig = inspect.signature(make)
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return [n for n, p in sig.parameters.items()
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]

@@ -28,9 +28,11 @@ from functools import cached_property
 
 import casadi as cs
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from rlmpc.toolkit.acados_instance import IterateLayout
-from rlmpc.toolkit.fast_function import FastFunction
+from rlmpc.toolkit.fast_function import FastFunction, SparseFunction
 from rlmpc.toolkit.mpc import MpcSolution
 from rlmpc.toolkit.nlp import Transcription, stage_soft_rows, transcribe
 from rlmpc.toolkit.parameters import FloatArray
@@ -38,6 +40,7 @@ from rlmpc.toolkit.problem import ProblemFunctions
 
 PI_SIGN = -1.0  # multiplier of (x_{k+1} - F) = PI_SIGN * acados pi_k
 ACTIVE_TOL = 1e-7  # a multiplier above this marks an active inequality
+PERMC_SPEC = "COLAMD"  # SuperLU's fill-reducing column order for the reduced KKT matrix
 
 
 def _require_solution(sol: MpcSolution) -> None:
@@ -120,11 +123,9 @@ class _Evaluators:
         return self._fast("hess_theta", self._grad_th, cs.jacobian(self._grad_th, self._tr.theta),
                           matrices=(1,))
 
-    @cached_property
-    def kkt(self) -> FastFunction:
+    def _kkt_outputs(self) -> list[cs.SX]:
         tr, grad_w, grad_th = self._tr, self._grad_w, self._grad_th
-        return self._fast(
-            "kkt",
+        return [
             cs.jacobian(grad_w, tr.w),  # ∇²_ww L
             cs.jacobian(tr.g_eq, tr.w),
             cs.jacobian(tr.g_in, tr.w),
@@ -132,8 +133,46 @@ class _Evaluators:
             cs.jacobian(tr.g_eq, tr.theta),
             cs.jacobian(tr.g_in, tr.theta),
             cs.jacobian(grad_th, tr.theta),  # ∇²_θθ L
-            matrices=tuple(range(7)),  # a single θ or constraint still gives 2-D blocks
-        )
+        ]
+
+    @cached_property
+    def kkt(self) -> FastFunction:
+        # (a single θ or constraint still gives 2-D blocks)
+        return self._fast("kkt", *self._kkt_outputs(), matrices=tuple(range(7)))
+
+    @cached_property
+    def kkt_sparse(self) -> SparseFunction:
+        """The KKT blocks as sparse matrices: their nonzeros grow linearly with the horizon."""
+        return SparseFunction(cs.Function("kkt_sparse", self._args, self._kkt_outputs()))
+
+
+@dataclass(frozen=True)
+class _Coo:
+    """The nonzeros of a sparse matrix: ``data[k]`` at ``(row[k], col[k])``."""
+
+    data: FloatArray
+    row: np.ndarray
+    col: np.ndarray
+    shape: tuple[int, int]
+
+    def rows_mapped(self, new_row: np.ndarray, n: int) -> _Coo:
+        """The rows ``i`` with ``new_row[i] >= 0``, renumbered ``new_row[i]`` (``n`` rows)."""
+        m = new_row[self.row] >= 0
+        return _Coo(self.data[m], new_row[self.row[m]], self.col[m], (n, self.shape[1]))
+
+    def csr(self) -> sp.csr_matrix:
+        return sp.csr_matrix((self.data, (self.row, self.col)), shape=self.shape)
+
+
+def _pins(J: _Coo, J_theta: _Coo) -> tuple[np.ndarray, FloatArray]:
+    """`_pinning_rows` of sparse blocks (zeros dropped), and each pinning row's nonzero."""
+    n = J.shape[0]
+    out, pivot = np.full(n, -1), np.zeros(n)
+    single = (np.bincount(J.row, minlength=n) == 1) & (np.bincount(J_theta.row, minlength=n) == 0)
+    m = single[J.row]
+    out[J.row[m]] = J.col[m]
+    pivot[J.row[m]] = J.data[m]
+    return out, pivot
 
 
 def _pinning_rows(J: FloatArray, J_theta: FloatArray) -> np.ndarray:
@@ -377,11 +416,108 @@ class Sensitivities:
                 dmult[r] = -residual[j] / J[r, j]
         return KktSensitivity(dw, dmu, dlam, active)
 
-    def policy_jacobian(self, sol: MpcSolution) -> FloatArray:
-        """∇θπ(s) = ∂u_0/∂θ, shape (nu, nθ), from a V solution."""
+    def _sparse_blocks(self, sol: MpcSolution) -> list[_Coo]:
+        """The KKT blocks as nonzeros (zeros of this point dropped: as the dense path sees them)."""
+        out = []
+        for data, row, col, shape in self._eval(sol.a is not None).kkt_sparse.coo(*self._args(sol)):
+            keep = data != 0.0
+            out.append(_Coo(data[keep], row[keep], col[keep], shape))
+        return out
+
+    def kkt_sensitivity_sparse(self, sol: MpcSolution, blocks: list[_Coo] | None = None,
+                               multipliers: bool = True) -> KktSensitivity:
+        """`kkt_sensitivity` from the sparse KKT blocks, with a sparse LU factorisation of the reduced
+        KKT matrix (fill-reducing column order).  The stage structure keeps the nonzeros, the fill and
+        so the cost about linear in the horizon, where the dense path grows as its cube.  Same system,
+        same eliminations (assembled from index arrays, no dense matrix); a singular or non-finite
+        solve falls back to the dense least-squares path.  ``multipliers=False`` skips the derivatives of
+        the pinning rows' multipliers (left at zero; ∇θπ needs only dw)."""
+        H, Jeq, Jin, Hwt, Jeq_t, Jin_t, _ = blocks if blocks is not None else self._sparse_blocks(sol)
+        _, _, lam = self.unpack(sol)
+        nw, neq, nin, nth = H.shape[0], Jeq.shape[0], Jin.shape[0], Hwt.shape[1]
+        active = np.where(lam > ACTIVE_TOL)[0]
+        na = active.size
+        amap = np.full(nin, -1)
+        amap[active] = np.arange(na)
+        JA, JA_t = Jin.rows_mapped(amap, na), Jin_t.rows_mapped(amap, na)
+        eq_pin, eq_pivot = _pins(Jeq, Jeq_t)
+        in_pin, in_pivot = _pins(JA, JA_t)
+        pinned = np.zeros(nw, dtype=bool)
+        pinned[eq_pin[eq_pin >= 0]] = True
+        pinned[in_pin[in_pin >= 0]] = True
+        keep_w, keep_eq, keep_in = np.flatnonzero(~pinned), np.flatnonzero(eq_pin < 0), np.flatnonzero(in_pin < 0)
+        n1, n2, n3 = keep_w.size, keep_eq.size, keep_in.size
+        wmap, eqmap, inmap = np.full(nw, -1), np.full(neq, -1), np.full(na, -1)
+        wmap[keep_w] = np.arange(n1)
+        eqmap[keep_eq] = n1 + np.arange(n2)
+        inmap[keep_in] = n1 + n2 + np.arange(n3)
+        rows, cols, vals = [], [], []
+        m = (wmap[H.row] >= 0) & (wmap[H.col] >= 0)
+        rows.append(wmap[H.row[m]])
+        cols.append(wmap[H.col[m]])
+        vals.append(H.data[m])
+        for J, cmap in ((Jeq, eqmap), (JA, inmap)):
+            m = (cmap[J.row] >= 0) & (wmap[J.col] >= 0)
+            r, c, d = cmap[J.row[m]], wmap[J.col[m]], J.data[m]
+            rows += [r, c]
+            cols += [c, r]
+            vals += [d, d]
+        n = n1 + n2 + n3
+        K = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+        rhs = np.zeros((n, nth))
+        for B, bmap in ((Hwt, wmap), (Jeq_t, eqmap), (JA_t, inmap)):
+            m = bmap[B.row] >= 0
+            rhs[bmap[B.row[m]], B.col[m]] = -B.data[m]
+        try:
+            dz = spla.splu(K, permc_spec=PERMC_SPEC).solve(rhs) if n else np.zeros((0, nth))
+        except RuntimeError:  # exactly singular: the dense path's least-squares fallback
+            return self.kkt_sensitivity(sol)
+        if not np.all(np.isfinite(dz)):
+            return self.kkt_sensitivity(sol)
+        dw = np.zeros((nw, nth))
+        dw[keep_w] = dz[:n1]
+        dmu = np.zeros((neq, nth))
+        dmu[keep_eq] = dz[n1:n1 + n2]
+        dlam = np.zeros((na, nth))
+        dlam[keep_in] = dz[n1 + n2:]
+        if not multipliers:
+            return KktSensitivity(dw, dmu, dlam, active)
+        # multipliers of the pinning rows, from stationarity in the pinned variable (a variable pinned
+        # twice keeps the first row, the second stays at zero: degenerate)
+        pinned_w = np.flatnonzero(pinned)
+        npin = pinned_w.size
+        pmap = np.full(nw, -1)
+        pmap[pinned_w] = np.arange(npin)
+        residual = np.zeros((npin, nth))
+        m = pmap[Hwt.row] >= 0
+        residual[pmap[Hwt.row[m]], Hwt.col[m]] = Hwt.data[m]
+        for B, tr, other, x in ((H, False, nw, dw), (Jeq, True, neq, dmu), (JA, True, na, dlam)):
+            r, c = (B.col, B.row) if tr else (B.row, B.col)  # rows of Bᵀ are the columns of B
+            m = pmap[r] >= 0
+            residual += sp.csr_matrix((B.data[m], (pmap[r[m]], c[m])), shape=(npin, other)) @ x
+        rows_eq, rows_in = np.flatnonzero(eq_pin >= 0), np.flatnonzero(in_pin >= 0)
+        var = np.concatenate([eq_pin[rows_eq], in_pin[rows_in]])
+        _, first = np.unique(var, return_index=True)
+        take = np.zeros(var.size, dtype=bool)
+        take[first] = True
+        n_eq = rows_eq.size
+        for rws, vars_, pivot, dmult, sel in ((rows_eq, var[:n_eq], eq_pivot, dmu, take[:n_eq]),
+                                              (rows_in, var[n_eq:], in_pivot, dlam, take[n_eq:])):
+            r = rws[sel]
+            dmult[r] = -residual[pmap[vars_[sel]]] / pivot[r][:, None]
+        return KktSensitivity(dw, dmu, dlam, active)
+
+    def policy_jacobian(self, sol: MpcSolution, method: str = "sparse") -> FloatArray:
+        """∇θπ(s) = ∂u_0/∂θ, shape (nu, nθ), from a V solution.
+
+        ``method``: "sparse" (structure-exploiting, linear in the horizon) or "dense" (the dense
+        KKT solve, kept as the reference)."""
         if sol.a is not None:
             raise ValueError("policy_jacobian: expected a V(s) solution, got a Q(s,a) solution")
-        sens = self.kkt_sensitivity(sol)
+        if method not in ("sparse", "dense"):
+            raise ValueError(f"policy_jacobian: method: expected 'sparse' or 'dense', got {method!r}")
+        sens = (self.kkt_sensitivity_sparse(sol, multipliers=False) if method == "sparse"
+                else self.kkt_sensitivity(sol))
         return sens.dw[self.transcriptions[False].u_index[0]]
 
     def hessian_theta(self, sol: MpcSolution, full: bool = False) -> FloatArray:
@@ -393,8 +529,12 @@ class Sensitivities:
         """
         if not full:
             return self.grad_and_hessian_theta(sol)[1]
-        blocks = self._kkt_blocks(sol)
+        blocks = self._sparse_blocks(sol)
         _, _, _, Hwt, Jeq_t, Jin_t, Htt = blocks
-        sens = self.kkt_sensitivity(sol, blocks)
-        total = Htt + Hwt.T @ sens.dw + Jeq_t.T @ sens.dmu + Jin_t[sens.active].T @ sens.dlam_active
+        sens = self.kkt_sensitivity_sparse(sol, blocks)
+        amap = np.full(Jin_t.shape[0], -1)
+        amap[sens.active] = np.arange(sens.active.size)
+        JA_t = Jin_t.rows_mapped(amap, sens.active.size)
+        total = (Htt.csr().toarray() + Hwt.csr().T @ sens.dw + Jeq_t.csr().T @ sens.dmu
+                 + JA_t.csr().T @ sens.dlam_active)
         return np.asarray(0.5 * (total + total.T))

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from rlmpc.toolkit.envs.checks import as_vector
+from rlmpc.toolkit.envs.checks import as_int, as_number, as_vector
 from rlmpc.toolkit.problems.cartpole import CART_LIMIT, FORCE_LIMIT, cartpole_dynamics
 
 STATE_WEIGHTS = np.array([1.0, 5.0, 0.1, 0.1])
@@ -41,6 +41,8 @@ class CartPole(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
         Sampling time [s].
     substeps
         Number of RK4 steps per sampling interval.
+    init_half_width
+        Half-widths of the uniform draw of the initial state around x_eq (default (0.2, 0.2, 0.1, 0.1)).
     """
 
     nx = 4
@@ -49,18 +51,24 @@ class CartPole(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
     name = "CartPole"
 
     def __init__(self, m_cart: float = 1.0, m_pole: float = 0.1, length: float = 0.8,
-                 friction: float = 0.0, dt: float = 0.05, substeps: int = 4) -> None:
+                 friction: float = 0.0, dt: float = 0.05, substeps: int = 4,
+                 init_half_width: ArrayLike | None = None) -> None:
         super().__init__()
-        if dt <= 0.0 or substeps < 1:
-            raise ValueError(f"{self.name}: need dt > 0 and substeps ≥ 1")
-        self.m_cart, self.m_pole = float(m_cart), float(m_pole)
-        self.length, self.friction = float(length), float(friction)
-        self.dt, self.substeps = float(dt), int(substeps)
+        name = self.name
+        self.m_cart = as_number(name, "m_cart", m_cart, positive=True)
+        self.m_pole = as_number(name, "m_pole", m_pole, positive=True)
+        self.length = as_number(name, "length", length, positive=True)
+        self.friction = as_number(name, "friction", friction, non_negative=True)
+        self.dt = as_number(name, "dt", dt, positive=True)
+        self.substeps = as_int(name, "substeps", substeps)
         self.x_eq = np.zeros(self.nx)
         """The upright equilibrium the cost is measured from."""
         self.u_eq = 0.0
         """The force that holds it."""
-        self.init_half_width = INIT_HALF_WIDTH.copy()
+        self.init_half_width = (INIT_HALF_WIDTH.copy() if init_half_width is None
+                                else as_vector(name, "init_half_width", init_half_width, self.nx))
+        if np.any(self.init_half_width < 0.0):
+            raise ValueError(f"{name}: expected init_half_width ≥ 0 per state, got {init_half_width!r}")
 
         x = cs.SX.sym("x", self.nx)
         u = cs.SX.sym("u", self.nu)

@@ -6,6 +6,7 @@ import casadi as cs
 import numpy as np
 
 from rlmpc.toolkit.envs.cartpole import INIT_HALF_WIDTH, CartPole
+from rlmpc.toolkit.envs.checks import as_number
 from rlmpc.toolkit.problems.cartpole_incline import DEFAULT_SLOPE, equilibrium_force, incline_dynamics
 
 
@@ -27,9 +28,8 @@ class CartPoleIncline(CartPole):
     def __init__(self, m_cart: float = 1.0, m_pole: float = 1.3, length: float = 0.8,
                  slope: float = DEFAULT_SLOPE, friction: float = 0.0, dt: float = 0.05,
                  substeps: int = 4, init_scale: float = 1.0) -> None:
-        if init_scale < 0.0:
-            raise ValueError("CartPoleIncline: need init_scale ≥ 0")
-        self.slope = float(slope)  # before CartPole builds the dynamics with _ode
+        init_scale = as_number(self.name, "init_scale", init_scale, non_negative=True)
+        self.slope = as_number(self.name, "slope", slope)  # before CartPole builds the dynamics with _ode
         super().__init__(m_cart, m_pole, length, friction, dt, substeps)
         self.init_scale = float(init_scale)
         self.init_half_width = self.init_scale * INIT_HALF_WIDTH

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from rlmpc.toolkit.envs.checks import as_vector
+from rlmpc.toolkit.envs.checks import as_flag, as_matrix, as_vector
 from rlmpc.toolkit.problems.lti import A_TRUE, B_TRUE, U_BOUND, VIOLATION_WEIGHT, X_LB, X_UB
 
 NOISE_BOUNDS = (-0.1, 0.0)
@@ -18,7 +18,7 @@ X0_DEFAULT = np.array([0.0, 0.15])
 
 
 class LtiGrosZanon(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
-    """x⁺ = A x + B a + [e; 0] with e ~ U(−0.1, 0).
+    """x⁺ = A x + B a + e with e_i ~ U(low_i, high_i) (default: e₁ ~ U(−0.1, 0), e₂ = 0).
 
     The stage cost ``0.5 (xᵀx + 0.5 a² + w·max(0, x_lb − x) + w·max(0, x − x_ub))`` is
     evaluated at the state *before* the step and returned as ``info["cost"]``; the
@@ -32,24 +32,57 @@ class LtiGrosZanon(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
         Initial state on reset (default ``[0, 0.15]``); ``reset(options={"state": x})``
         overrides it for one episode.
     noise
-        If False, the disturbance e is zero.
+        ``true`` (the default range), ``false`` (no disturbance), or one ``[low, high]`` pair
+        per state, e.g. ``[[-0.1, 0.0], [0.0, 0.02]]``.
+    A, B
+        The true dynamics (default those of Gros & Zanon): ``A`` 2×2 nested lists, ``B`` 2 entries.
+    x0_spread
+        Half-widths per state of a uniform draw added to ``x0`` on each reset (default zero: a
+        fixed start).
     """
 
     nx = 2
     nu = 1
+    PARAMS = ("A", "B", "noise", "x0", "x0_spread")
+    """The accepted keyword arguments (``[env.params]`` keys)."""
 
-    def __init__(self, x0: ArrayLike | None = None, noise: bool = True) -> None:
+    def __init__(self, x0: ArrayLike | None = None, noise: bool | ArrayLike = True,
+                 A: ArrayLike | None = None, B: ArrayLike | None = None,
+                 x0_spread: ArrayLike | None = None) -> None:
         super().__init__()
-        self.A = np.array(A_TRUE, dtype=np.float64)
-        self.B = np.array(B_TRUE, dtype=np.float64).reshape(self.nx)
+        name = "LtiGrosZanon"
+        self.A = as_matrix(name, "A", A_TRUE if A is None else A, (self.nx, self.nx))
+        self.B = as_matrix(name, "B", B_TRUE if B is None else B, (self.nx, 1)).reshape(self.nx)
+        self.noise_bounds = self._noise_bounds(noise)
+        self.x0_spread = np.zeros(self.nx) if x0_spread is None else as_vector(name, "x0_spread", x0_spread, self.nx)
+        if np.any(self.x0_spread < 0.0):
+            raise ValueError(f"{name}: expected x0_spread ≥ 0 per state, got {x0_spread!r}")
         self.x_lb = np.array(X_LB, dtype=np.float64)
         self.x_ub = np.array(X_UB, dtype=np.float64)
         self.violation_weight = float(VIOLATION_WEIGHT)
         self.x0 = self._as_state(X0_DEFAULT if x0 is None else x0)
-        self.noise = bool(noise)
+        self.noise = bool(np.any(self.noise_bounds != 0.0))
         self.action_space = gym.spaces.Box(-U_BOUND, U_BOUND, (self.nu,), np.float64)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.nx,), np.float64)
         self._x = self.x0.copy()
+
+    def _noise_bounds(self, noise: Any) -> NDArray[np.float64]:
+        """(nx, 2) array of [low, high] per state."""
+        if isinstance(noise, bool | np.bool_):
+            bounds = np.zeros((self.nx, 2))
+            if as_flag("LtiGrosZanon", "noise", noise):
+                bounds[0] = NOISE_BOUNDS
+            return bounds
+        try:
+            bounds = as_matrix("LtiGrosZanon", "noise", noise, (self.nx, 2))
+            if np.ndim(noise) != 2:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"LtiGrosZanon: expected noise as true, false or one [low, high] pair per state "
+                             f"(e.g. [[-0.1, 0.0], [0.0, 0.0]]), got {noise!r}") from None
+        if np.any(bounds[:, 0] > bounds[:, 1]):
+            raise ValueError(f"LtiGrosZanon: expected noise pairs [low, high] with low ≤ high, got {noise!r}")
+        return bounds
 
     @property
     def state(self) -> NDArray[np.float64]:
@@ -75,7 +108,12 @@ class LtiGrosZanon(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
         """Reset to ``x0`` (or ``options["state"]``); ``seed`` seeds the disturbance."""
         super().reset(seed=seed)
         state = None if options is None else options.get("state")
-        self._x = self.x0.copy() if state is None else self._as_state(state)
+        if state is not None:
+            self._x = self._as_state(state)
+        elif np.any(self.x0_spread > 0.0):
+            self._x = self.x0 + self.np_random.uniform(-self.x0_spread, self.x0_spread)
+        else:
+            self._x = self.x0.copy()
         return self._x.copy(), {}
 
     def step(
@@ -86,9 +124,17 @@ class LtiGrosZanon(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
         x = self._x
         cost = self.stage_cost(x, a)
         violation = self.violation(x)
-        e = float(self.np_random.uniform(*NOISE_BOUNDS)) if self.noise else 0.0
         x_next = self.A @ x + self.B * a
-        x_next[0] += e
+        e = 0.0
+        if self.noise:
+            lo, hi = self.noise_bounds[:, 0], self.noise_bounds[:, 1]
+            if np.any(self.noise_bounds[1:] != 0.0):  # per-state draws
+                noise = self.np_random.uniform(lo, hi)
+                x_next += noise
+                e = float(noise[0])
+            else:  # (only the first state: one draw, the stream of earlier versions)
+                e = float(self.np_random.uniform(lo[0], hi[0]))
+                x_next[0] += e
         self._x = x_next
         info = {"cost": cost, "violation": violation, "noise": e}
         return x_next.copy(), -cost, False, False, info

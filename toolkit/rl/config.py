@@ -17,6 +17,7 @@ from typing import Any
 
 from rlmpc.toolkit.options import SolverOptions
 from rlmpc.toolkit.registry import ENVS, PROBLEMS
+from rlmpc.toolkit.rl.evaluation import GUARD_ACTIONS, Guard
 
 
 class ConfigError(ValueError):
@@ -113,6 +114,8 @@ class EvaluationConfig:
     episodes: int = 5
     steps: int = 100
     seed: int = 1000
+    every: int = 0  # greedy evaluation every so many training steps (0: initial and final θ only)
+    guard: Guard | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,21 @@ def _bayes(table: _Table, seed: int) -> dict[str, Any]:
     return {"trials": trials, "tune": tune, "seed": sampler_seed}
 
 
+def _guard(table: _Table) -> Guard:
+    """``[evaluation] guard = { worse_than_initial = 2.0, action = "rollback" | "stop", shrink = 0.5 }``."""
+    factor = table.get("worse_than_initial", float, 2.0)
+    if not factor >= 1.0:
+        raise ConfigError(f"{table.path}.worse_than_initial: expected a number >= 1, got {factor!r}")
+    action = table.get("action", str, "rollback")
+    if action not in GUARD_ACTIONS:
+        raise ConfigError(f"{table.path}.action: expected one of {list(GUARD_ACTIONS)}, got {action!r}")
+    shrink = table.get("shrink", float, 0.5)
+    if not 0.0 < shrink <= 1.0:
+        raise ConfigError(f"{table.path}.shrink: expected a number in (0, 1], got {shrink!r}")
+    table.done()
+    return Guard(factor, action, shrink)
+
+
 def _parse(data: dict[str, Any], src: Path, output: str | Path | None) -> TrainConfig:
     top = _Table(data, "")
     seed = top.get("seed", int, 0, non_negative=True)
@@ -249,8 +267,16 @@ def _parse(data: dict[str, Any], src: Path, output: str | Path | None) -> TrainC
     ev = top.table("evaluation")
     evaluation = EvaluationConfig(ev.get("episodes", int, 5, positive=True),
                                   ev.get("steps", int, 100, positive=True),
-                                  ev.get("seed", int, 1000, non_negative=True))
+                                  ev.get("seed", int, 1000, non_negative=True),
+                                  ev.get("every", int, 0, non_negative=True),
+                                  _guard(ev.table("guard")) if "guard" in ev.data else ev.raw("guard"))
     ev.done()
+    if kind == "bayes" and (evaluation.every or evaluation.guard):
+        raise ConfigError("evaluation.every/guard: only for learning agents (agent.type = \"bayes\" scores "
+                          "every trial already)")
+    if evaluation.guard is not None and not evaluation.every:
+        raise ConfigError("evaluation.guard: needs evaluation.every = K (the guard acts on the periodic "
+                          "evaluations)")
     top.done()
     return TrainConfig(src, seed, episodes, steps, checkpoint_every,
                        Path(output) if output is not None else Path(out), env, mpc, agent,

@@ -1,8 +1,13 @@
-"""Greedy closed-loop evaluation of a θ on fixed noise realisations."""
+"""Greedy closed-loop evaluation of θ on fixed noise realisations; its history over a run, the best θ
+and the divergence guard."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -45,3 +50,120 @@ def greedy_cost(fns: ProblemFunctions, options: SolverOptions, theta: FloatArray
     finally:
         mpc.close()
     return float(np.mean(totals))
+
+
+GUARD_ACTIONS = ("rollback", "stop")
+
+
+@dataclass(frozen=True)
+class Guard:
+    """Divergence guard: when a periodic evaluation scores worse than ``worse_than_initial`` × the
+    initial θ's cost, roll back to the best θ so far and multiply the learning rate by ``shrink``
+    (``action = "rollback"``), or roll back and stop (``"stop"``)."""
+
+    worse_than_initial: float = 2.0
+    action: str = "rollback"
+    shrink: float = 0.5
+
+    def tripped(self, cost: float, initial: float) -> bool:
+        """``cost`` beyond the threshold (costs of either sign: the excess over the initial cost
+        is compared with ``(worse_than_initial − 1)·|initial|``); a non-finite cost always trips."""
+        if not np.isfinite(cost):
+            return True
+        return bool(cost - initial > (self.worse_than_initial - 1.0) * abs(initial))
+
+
+def worse(cost: float, reference: float) -> bool:
+    """``cost`` worse than ``reference`` beyond rounding (the same noise each time: no other slack)."""
+    return bool(not np.isfinite(cost) or cost > reference + 1e-9 * max(1.0, abs(reference)))
+
+
+@dataclass
+class Verdict:
+    """What one periodic evaluation found."""
+
+    step: int
+    cost: float
+    best: bool
+    action: str | None  # the guard's action, if it tripped
+
+
+@dataclass
+class EvaluationHistory:
+    """Greedy closed-loop scores of θ over a run: the initial θ, every K steps, the final θ; the best
+    θ so far and the guard's decisions.
+
+    ``score(θ)`` is a deterministic greedy closed-loop cost (same initial states and noise each
+    call, e.g. :func:`greedy_cost`), so scores are comparable.  Reusable outside `Trainer` (a
+    sweep trial calls :meth:`evaluate` and reports the cost); :meth:`to_dict` is what
+    ``evaluation.json`` holds.
+    """
+
+    guard: Guard | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    best_theta: list[float] | None = None
+    best_cost: float = float("inf")
+    best_step: int = -1
+
+    @property
+    def initial_cost(self) -> float:
+        return float(self.records[0]["cost"]) if self.records else float("nan")
+
+    def evaluate(self, score: Callable[[FloatArray], float], theta: FloatArray, step: int,
+                 kind: str = "periodic") -> Verdict:
+        """Score ``theta`` at ``step`` (``kind``: "initial", "periodic" or "final"), record it, update
+        the best θ, and say whether the guard trips (never on the initial θ)."""
+        cost = float(score(theta))
+        best = bool(np.isfinite(cost) and cost < self.best_cost)
+        if best:
+            self.best_cost, self.best_step = cost, step
+            self.best_theta = [float(v) for v in theta]
+        action = None
+        if self.guard is not None and self.records and self.guard.tripped(cost, self.initial_cost):
+            action = self.guard.action
+        self.records.append({"step": step, "kind": kind, "cost": cost, "best": best, "guard": action,
+                             "theta": [float(v) for v in theta]})
+        return Verdict(step, cost, best, action)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"guard": None if self.guard is None else vars(self.guard).copy(),
+                "initial_cost": self.initial_cost, "best_cost": self.best_cost, "best_step": self.best_step,
+                "best_theta": self.best_theta, "records": self.records}
+
+    def save_json(self, path: Path) -> None:
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+    def plot(self, path: Path) -> Path:
+        """Greedy cost against training step, the initial θ's level, the best θ and guard events."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        steps = np.array([r["step"] for r in self.records], dtype=float)
+        cost = np.array([r["cost"] for r in self.records], dtype=float)
+        fig, ax = plt.subplots(figsize=(7, 3.8), constrained_layout=True)
+        ax.plot(steps, cost, "o-", ms=4, label="greedy closed-loop cost")
+        ax.axhline(self.initial_cost, color="0.4", ls="--", lw=1, label="initial θ")
+        if self.guard is not None and np.isfinite(self.initial_cost):
+            limit = self.initial_cost + (self.guard.worse_than_initial - 1.0) * abs(self.initial_cost)
+            ax.axhline(limit, color="tab:red", ls=":", lw=1,
+                       label=f"guard ({self.guard.worse_than_initial:g} × initial)")
+        if self.best_step >= 0:
+            ax.plot([self.best_step], [self.best_cost], "*", ms=14, color="tab:green", label="best θ")
+        for kind, marker in (("rollback", "v"), ("stop", "X")):
+            at = [i for i, r in enumerate(self.records) if r["guard"] == kind]
+            if at:
+                ax.plot(steps[at], cost[at], marker, ms=9, color="tab:red", label=f"guard: {kind}")
+        finite = cost[np.isfinite(cost)]
+        if finite.size and np.all(finite > 0) and finite.max() > 20 * finite.min():
+            ax.set_yscale("log")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("greedy cost (same noise each time)")
+        ax.set_title("periodic evaluation")
+        ax.legend(fontsize=8)
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path

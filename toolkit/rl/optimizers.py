@@ -111,6 +111,8 @@ class Optimizer(ABC):
         self.relative_floor = positive(relative_floor, "relative_floor")
         self.k = 0
         """Number of updates done so far (the learning-rate schedule's index)."""
+        self.lr_scale = 1.0
+        """Factor on the schedule's learning rate (a divergence guard shrinks it after a rollback)."""
 
     @property
     def size(self) -> int:
@@ -152,7 +154,7 @@ class Optimizer(ABC):
         th = self._vector(theta, "theta")
         g = self._vector(grad, "grad")
         lo, hi = self._step_bounds(th)
-        lr = self.lr(self.k)
+        lr = self.lr(self.k) * self.lr_scale
         if lr < 0.0:
             raise ValueError(f"learning_rate: expected a non-negative value, got {lr} at k={self.k}")
         d = self._step(g, hessian, lr, lo, hi)
@@ -167,7 +169,7 @@ class Optimizer(ABC):
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-serialisable state: type, update counter and (subclasses) moment estimates."""
-        return {"type": self.kind, "k": self.k}
+        return {"type": self.kind, "k": self.k, "lr_scale": self.lr_scale}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore the state saved by `state_dict` (same type and dimension)."""
@@ -175,6 +177,10 @@ class Optimizer(ABC):
             got = state.get("type") if isinstance(state, Mapping) else state
             raise ValueError(f"state_dict.type: expected {self.kind!r}, got {got!r}")
         self.k = integer(state.get("k"), "state_dict.k", 0)
+        scale = state.get("lr_scale", 1.0)
+        if not isinstance(scale, int | float) or isinstance(scale, bool) or not 0.0 < scale <= 1.0:
+            raise ValueError(f"state_dict.lr_scale: expected a number in (0, 1], got {scale!r}")
+        self.lr_scale = float(scale)
 
     def _load_moment(self, state: Mapping[str, Any], key: str) -> FloatArray:
         arr = as_array(state.get(key), f"state_dict.{key}").reshape(-1)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rlmpc.toolkit.rl.evaluation import worse
 from rlmpc.toolkit.theta_file import save_theta, theta_document
 
 if TYPE_CHECKING:
@@ -20,21 +21,35 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def write_outputs(trainer: Trainer, final_eval: float) -> dict[str, Any]:
+def write_outputs(trainer: Trainer, final_eval: float, restored: bool = False) -> dict[str, Any]:
+    """θ files, history, evaluation history, plots and the summary of a finished run.
+
+    ``restored``: the guard replaced a learned θ worse than θ0 by the best θ evaluated (then
+    ``theta.json`` holds that θ, and ``final_eval`` is the learned θ's score).
+    """
     out = trainer.out
     out.mkdir(parents=True, exist_ok=True)
     fns, hist, pr, agent = trainer.mpc.fns, trainer.history, trainer.progress, trainer.agent
+    evals = trainer.evaluations
     theta = trainer.mpc.theta
     cfg = trainer.config.mpc
     env = trainer.config.env
-    save_theta(out / "theta.json", theta_document(cfg.problem, cfg.params, fns, theta,
-                                                  plant={"name": env.name, "params": env.params}))
+
+    def document(values: np.ndarray) -> dict[str, Any]:
+        return theta_document(cfg.problem, cfg.params, fns, values, plant={"name": env.name, "params": env.params})
+
+    save_theta(out / "theta.json", document(theta))
+    best = np.asarray(evals.best_theta if evals.best_theta is not None else theta)
+    save_theta(out / "theta_best.json", document(best))
+    evals.save_json(out / "evaluation.json")
     np.savez_compressed(out / "history.npz", step_cost=np.array(hist.step_cost),
                         td_error=np.array(hist.td_error), theta=np.array(hist.theta),
                         episode_cost=np.array(hist.episode_cost),
                         theta_labels=np.array(fns.theta.labels()))
-    png = plot_learning_curves(out / "learning_curves.png", hist, fns.theta.labels())
+    if trainer.plots:
+        write_plots(out)
     initial = pr.initial_eval if pr.initial_eval is not None else float("nan")
+    written_cost = evals.best_cost if restored else final_eval
     summary = {
         "config": str(trainer.config.source),
         "agent": trainer.config.agent.type,
@@ -45,14 +60,24 @@ def write_outputs(trainer: Trainer, final_eval: float) -> dict[str, Any]:
         "greedy_cost_initial": initial,
         "greedy_cost_final": final_eval,
         "greedy_cost_ratio": final_eval / initial if initial else float("nan"),
-        "evaluation": vars(trainer.config.evaluation),
+        "greedy_cost_best": evals.best_cost,
+        "best_step": evals.best_step,
+        "learned_worse_than_initial": worse(final_eval, initial),
+        "theta_json": "best θ (the learned θ was worse than θ0)" if restored else "learned θ",
+        "theta_json_worse_than_initial": worse(written_cost, initial),
+        "guard_events": [{"step": r["step"], "cost": r["cost"], "action": r["guard"]}
+                         for r in evals.records if r["guard"]],
+        "stopped": pr.stopped,
+        "evaluation": {k: (vars(v) if k == "guard" and v is not None else v)
+                       for k, v in vars(trainer.config.evaluation).items()},
         "updates": agent.updates,
         "mpc_failures": {"V": agent.failures.value, "Q": agent.failures.q_value,
                          "skipped_updates": agent.failures.skipped_updates,
                          "messages": agent.failures.messages},
         "theta_initial": {k: v.tolist() for k, v in fns.theta.unflatten(trainer.theta0).items()},
         "theta_final": {k: v.tolist() for k, v in fns.theta.unflatten(theta).items()},
-        "outputs": {"theta": "theta.json", "history": "history.npz", "plot": png.name,
+        "outputs": {"theta": "theta.json", "theta_best": "theta_best.json", "history": "history.npz",
+                    "evaluation": "evaluation.json", "plot": "learning_curves.png", "evaluation_plot": "evaluation.png",
                     "checkpoint": "checkpoint.pkl"},
     }
     _write_json(out / "summary.json", summary)
@@ -68,7 +93,45 @@ def relative_change(theta: np.ndarray) -> np.ndarray:
     return np.asarray(change / scale)
 
 
+def write_plots(out: Path) -> list[Path]:
+    """``learning_curves.png`` and ``evaluation.png`` of the run in ``out``, from its saved
+    ``history.npz`` and ``evaluation.json`` (what ``rlmpc plot OUT`` does after ``--no-plots``)."""
+    from types import SimpleNamespace
+
+    from rlmpc.toolkit.rl.evaluation import EvaluationHistory, Guard
+
+    try:
+        with np.load(out / "history.npz") as data:
+            hist = SimpleNamespace(**{k: data[k] for k in ("step_cost", "td_error", "theta", "episode_cost")})
+            labels = [str(v) for v in data["theta_labels"]]
+        doc = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{out}: not a finished training run ({type(exc).__name__}: {exc})") from None
+    hist.episode_cost = list(hist.episode_cost)
+    evals = EvaluationHistory(Guard(**doc["guard"]) if doc.get("guard") else None, doc["records"],
+                              doc["best_theta"], doc["best_cost"], doc["best_step"])
+    return [plot_learning_curves(out / "learning_curves.png", hist, labels), evals.plot(out / "evaluation.png")]
+
+
+MAX_POINTS = 1500
+"""Points drawn per curve: longer histories are reduced (a plot of 5000 or 500 000 steps costs the same)."""
+
+
+def _reduce(values: np.ndarray, how: str = "stride") -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) with at most MAX_POINTS rows: every k-th row ("stride"), or the bin means ("mean")."""
+    n = values.shape[0]
+    k = max(1, -(-n // MAX_POINTS))
+    if k == 1:
+        return np.arange(n), values
+    if how == "mean":
+        m = n // k
+        return np.arange(m) * k + (k - 1) / 2, values[: m * k].reshape(m, k, *values.shape[1:]).mean(axis=1)
+    return np.arange(0, n, k), values[::k]
+
+
 def plot_learning_curves(path: Path, hist: Any, labels: list[str]) -> Path:
+    """Cost per step, TD error, cost per episode (or cumulative) and θ, each curve reduced to at most
+    MAX_POINTS points."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,43 +140,47 @@ def plot_learning_curves(path: Path, hist: Any, labels: list[str]) -> Path:
     cost = np.array(hist.step_cost)
     td = np.array(hist.td_error)
     theta = np.array(hist.theta)
-    fig = plt.figure(figsize=(11, 8), constrained_layout=True)
-    grid = fig.add_gridspec(3, 2)
+    fig = plt.figure(figsize=(11, 8))  # (a fixed layout: constrained_layout doubles the cost)
+    margins = {"left": 0.07, "bottom": 0.06, "top": 0.96, "hspace": 0.45}
+    grid = fig.add_gridspec(3, 2, right=0.98, wspace=0.18, **margins)
+    legend_right = max(0.45, 0.97 - 0.19 * (1 + len(labels) // 12))  # (the θ legend sits to its right)
     ax = fig.add_subplot(grid[0, 0])
-    ax.semilogy(np.maximum(cost, 1e-12), ".", ms=1, alpha=0.4, label="stage cost")
+    ax.semilogy(*_reduce(np.maximum(cost, 1e-12)), ".", ms=1, alpha=0.4, label="stage cost")
     if cost.size >= 50:
         kernel = np.ones(50) / 50
-        ax.semilogy(np.arange(49, cost.size), np.convolve(cost, kernel, "valid"), lw=1.5,
-                    label="moving mean (50)")
+        at, mean = _reduce(np.convolve(cost, kernel, "valid"))
+        ax.semilogy(at + 49, mean, lw=1.5, label="moving mean (50)")
     ax.set_title("cost per step")
     ax.set_xlabel("step")
     ax.legend()
     ax = fig.add_subplot(grid[0, 1])
     at = np.flatnonzero(np.isfinite(td))  # (DPG: only at its updates)
     sparse = at.size < td.size / 10
-    ax.plot(at, td[at], "o-" if sparse else ".", ms=3 if sparse else 1)
+    _, vals = _reduce(np.column_stack([at, td[at]]) if at.size else np.zeros((0, 2)))
+    ax.plot(vals[:, 0], vals[:, 1], "o-" if sparse else ".", ms=3 if sparse else 1)
     ax.set_title("TD error" + (" (at each update)" if sparse else ""))
     ax.set_xlabel("step")
     ax = fig.add_subplot(grid[1, :])
     if len(hist.episode_cost) > 1:
-        ax.plot(hist.episode_cost, "o-")
+        ax.plot(*_reduce(np.array(hist.episode_cost)), "o-", ms=3)
         ax.set_title("cost per episode")
         ax.set_xlabel("episode")
     else:  # one long episode: how the cost accumulates shows the learning
-        ax.plot(np.cumsum(cost))
+        ax.plot(*_reduce(np.cumsum(cost)))
         ax.set_title("cumulative cost (one episode)")
         ax.set_xlabel("step")
-    ax = fig.add_subplot(grid[2, :])
+    ax = fig.add_subplot(fig.add_gridspec(3, 1, right=legend_right, **margins)[2, 0])
     if theta.size:  # components of different scales: each relative to its initial value
-        rel = relative_change(theta)
+        steps, rel = _reduce(relative_change(theta))
         styles = ["-", "--", ":", "-."]
         for i, label in enumerate(labels):
-            ax.plot(rel[:, i], lw=1.2, ls=styles[(i // 10) % 4],
+            ax.plot(steps, rel[:, i], lw=1.2, ls=styles[(i // 10) % 4],
                     label=f"{label} ({theta[0, i]:.3g}→{theta[-1, i]:.3g})")
         ax.axhline(0.0, color="k", lw=0.8)
         ax.legend(ncol=1 + len(labels) // 12, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.set_ylabel("(θ − θ₀) / max|θ − θ₀|")
-    ax.set_title("θ components: each one's change, normalised to its largest change (legend: initial → final)")
+    ax.set_title("θ components: each one's change, normalised to its largest change (legend: initial → final)",
+                 loc="left")
     ax.set_xlabel("step")
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -14,7 +14,7 @@ import contextlib
 import os
 import pickle
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from rlmpc.toolkit.rl import plant_io
 from rlmpc.toolkit.rl.agent import MpcAgent
 from rlmpc.toolkit.rl.config import ConfigError, TrainConfig
 from rlmpc.toolkit.rl.dpg import DeterministicPolicyGradient
-from rlmpc.toolkit.rl.evaluation import greedy_cost
+from rlmpc.toolkit.rl.evaluation import EvaluationHistory, greedy_cost, worse
 from rlmpc.toolkit.rl.exploration import exploration_from_config
 from rlmpc.toolkit.rl.optimizers import optimizer_from_config
 from rlmpc.toolkit.rl.plant_io import plant_state
@@ -82,6 +82,7 @@ class Progress:
     episode_cost: float = 0.0
     initial_eval: float | None = None
     wall_time: float = 0.0
+    stopped: str | None = None  # why the guard stopped the run early
 
 
 def _last_finite(values: list[float], look_back: int = 10_000) -> float:
@@ -134,15 +135,20 @@ def _check_sizes(config: TrainConfig, env: gym.Env[Any, Any], mpc: MPC) -> None:
 
 
 TRAIN_OUTPUTS = ("checkpoint.pkl", "checkpoint.tmp", "theta.json", "theta.json.tmp", "history.npz",
-                 "learning_curves.png", "summary.json", "summary.json.tmp",
+                 "learning_curves.png", "theta_best.json", "theta_best.json.tmp", "evaluation.json",
+                 "evaluation.json.tmp", "evaluation.png", "summary.json", "summary.json.tmp",
                  "device", "device_steps.npz", "device.json", "device_panel.png")  # (with --device/--port)
 
 
 class Trainer:
     """Run (or resume) one training run described by a :class:`TrainConfig`."""
 
-    def __init__(self, config: TrainConfig, progress_bar: bool = True) -> None:
+    def __init__(self, config: TrainConfig, progress_bar: bool = True, plots: bool = True) -> None:
         self.config = config
+        self.plots = plots  # False: `rlmpc plot RUN` draws them later from the saved history
+        self.on_evaluation: Callable[[dict[str, Any]], None] | None = None
+        """Called with each periodic evaluation's record (step, cost, best, guard, θ; e.g. a sweep
+        reports the cost to Ray Tune)."""
         self.out = config.output
         self.progress_bar = progress_bar
         with _section(config, "mpc.params"):
@@ -157,6 +163,7 @@ class Trainer:
             self.agent = build_agent(config, self.mpc, np.random.default_rng(config.seed))
         self.history = History()
         self.progress = Progress()
+        self.evaluations = EvaluationHistory(config.evaluation.guard)
 
     # --- checkpoints ----------------------------------------------------------------
     @property
@@ -169,7 +176,7 @@ class Trainer:
             "version": CHECKPOINT_VERSION, "config_digest": self.config.digest, "config": self.config.raw,
             "problem_hash": self.mpc.fns.problem_hash, "agent": self.agent.state_dict(),
             "env": self.env, "warm_start": self.mpc.warm_start_state(),
-            "history": self.history, "progress": self.progress,
+            "history": self.history, "progress": self.progress, "evaluations": self.evaluations,
         }
         tmp = self.checkpoint_path.with_suffix(".tmp")
         with open(tmp, "wb") as fh:
@@ -202,6 +209,7 @@ class Trainer:
         self.mpc.load_warm_start_state(payload["warm_start"])
         self.history = payload["history"]
         self.progress = payload["progress"]
+        self.evaluations = payload.get("evaluations") or EvaluationHistory(self.config.evaluation.guard)
 
     # --- the loop ---------------------------------------------------------------------
     def evaluate(self, theta: FloatArray) -> float:
@@ -220,7 +228,8 @@ class Trainer:
         claim_output_folder(self.out, "train", TRAIN_OUTPUTS, resume=resume)
         pr = self.progress
         if pr.initial_eval is None:
-            pr.initial_eval = self.evaluate(self.theta0)
+            pr.initial_eval = self.evaluations.evaluate(self.evaluate, self.theta0, 0, "initial").cost
+        every = cfg.evaluation.every
         total = cfg.episodes * cfg.steps
         bar = tqdm(total=total, initial=pr.total, disable=not self.progress_bar, unit="step",
                    desc="training", dynamic_ncols=True)
@@ -259,16 +268,51 @@ class Trainer:
                     td = _last_finite(self.history.td_error)
                     bar.set_postfix(episode=pr.episode + (pr.state is not None), cost=f"{cost:.3g}",
                                     td=f"{td:.2e}", failures=self.agent.failures.total)
+                if every and pr.total % every == 0 and pr.total < total:
+                    pr.wall_time = time.perf_counter() - start
+                    self._periodic_evaluation(bar)
+                    start = time.perf_counter() - pr.wall_time  # (evaluations are not training time)
                 if pr.total % cfg.checkpoint_every == 0:
                     pr.wall_time = time.perf_counter() - start
                     self.save_checkpoint()
+                if pr.stopped:
+                    break
         finally:
             bar.close()
         pr.wall_time = time.perf_counter() - start
         self.save_checkpoint()
-        final_eval = self.evaluate(self.mpc.theta)
+        learned = self.mpc.theta
+        final = self.evaluations.evaluate(self.evaluate, learned, pr.total, "final")
+        restored = False
+        if cfg.evaluation.guard is not None and worse(final.cost, pr.initial_eval):
+            # with a guard, the run never ends on a θ worse than θ0: the best one evaluated
+            self.mpc.theta = np.asarray(self.evaluations.best_theta)
+            restored = True
         from rlmpc.toolkit.rl.outputs import write_outputs
 
-        summary = write_outputs(self, final_eval)
+        summary = write_outputs(self, final.cost, restored)
         complete_output_folder(self.out, "train")
         return summary
+
+    def _periodic_evaluation(self, bar: Any) -> None:
+        """Score θ greedily; with a guard that trips, roll back to the best θ (and shrink the
+        learning rate, or stop)."""
+        pr, hist = self.progress, self.evaluations
+        verdict = hist.evaluate(self.evaluate, self.mpc.theta, pr.total)
+        if self.on_evaluation is not None:
+            self.on_evaluation(dict(hist.records[-1]))
+        if verdict.action is None:
+            return
+        guard = self.config.evaluation.guard
+        assert guard is not None and hist.best_theta is not None
+        self.mpc.theta = np.asarray(hist.best_theta)
+        reason = (f"greedy cost {verdict.cost:.4g} at step {pr.total} is more than "
+                  f"{guard.worse_than_initial:g} × the initial {hist.initial_cost:.4g}")
+        if verdict.action == "stop":
+            pr.stopped = f"{reason}: stopped, θ rolled back to the best (step {hist.best_step})"
+        else:
+            self.agent.optimizer.lr_scale *= guard.shrink
+            note = (f"{reason}: θ rolled back to the best (step {hist.best_step}), learning rate × "
+                    f"{self.agent.optimizer.lr_scale:g}")
+            if self.progress_bar:
+                tqdm.write(f"guard: {note}")
