@@ -179,3 +179,16 @@ def test_evaluate_compares_theta_files_on_the_same_noise(tmp_path: Path, capsys:
     assert np.isclose(local.cost, doc["episodes"][str(tmp_path / "theta0.json")][3]["cost"], rtol=0, atol=0)
     assert (out / "evaluation.png").stat().st_size > 10_000
     assert "95 % CI" in capsys.readouterr().out
+
+
+def test_asha_stops_unpromising_trials_on_the_periodic_evaluation(tmp_path: Path) -> None:
+    config, sweep = _files(tmp_path, steps=1500, sweep=(
+        '[space]\n"agent.optimizer.learning_rate" = { grid = [0.0005, 0.001, 0.002, 0.003, 0.01, 0.05] }\n'
+        '[sweep]\nmetric = "evaluation_best"\nasha = { grace_period = 1, reduction_factor = 2 }\n'))
+    config.write_text(config.read_text().replace("seed = 1000\n", "seed = 1000\nevery = 300\n"))
+    out = tmp_path / "out"
+    assert main(["sweep", str(config), str(sweep), "--out", str(out), "--workers", "2"]) == 0
+    rows = _table(out)
+    stopped = [r for r in rows if r["status"].startswith("stopped early at step")]
+    assert stopped and all(float(r["evaluation_best"]) > 0 for r in stopped)
+    assert rows[0]["status"] == "ok" and load_theta(out / "theta_best.json").values.size > 0

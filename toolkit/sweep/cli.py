@@ -46,7 +46,7 @@ def _sweep(args: argparse.Namespace) -> int:
         complete_output_folder(out, "sweep")
     if summary["interrupted"]:
         return 130
-    return 0 if summary["finished"] == summary["trials"] else 1
+    return 0 if summary["finished"] + summary["stopped_early"] == summary["trials"] else 1
 
 
 def _plant(text: str | None) -> dict[str, object] | None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from rlmpc.toolkit.sweep.space import SweepSpec, Trial
-from rlmpc.toolkit.sweep.trial import ERROR_FILE, TRIAL_FILE, metrics_of, trial_dir
+from rlmpc.toolkit.sweep.trial import ERROR_FILE, STOPPED_FILE, TRIAL_FILE, metrics_of, trial_dir
 
 SWEEP_FILES = ("sweep_results.csv", "sweep_results.json", "sweep_results.md", "sweep_curves.png",
                "theta_best.json")
@@ -27,7 +27,7 @@ TIME_COLUMNS = ("train_time_s", "trial_time_s")
 @dataclass(frozen=True)
 class TrialRow:
     trial: Trial
-    status: str  # "ok", "failed: …" or "not run"
+    status: str  # "ok", "stopped early at step K" (ASHA), "failed: …" or "not run"
     metrics: dict[str, Any]
     trial_time_s: float
 
@@ -50,6 +50,10 @@ def collect(spec: SweepSpec, out: Path) -> list[TrialRow]:
             metrics = metrics_of(json.loads(summary.read_text(encoding="utf-8")), trial)
             took = json.loads(info.read_text(encoding="utf-8"))["trial_time_s"] if info.is_file() else math.nan
             rows.append(TrialRow(trial, "ok", metrics, float(took)))
+        elif (folder / STOPPED_FILE).is_file():  # ASHA: not promising at its last evaluation
+            last = json.loads((folder / STOPPED_FILE).read_text(encoding="utf-8"))
+            rows.append(TrialRow(trial, f"stopped early at step {last.get('step', '?')}",
+                                 {"evaluation_best": last.get("cost")}, math.nan))
         elif (folder / ERROR_FILE).is_file():
             first = (folder / ERROR_FILE).read_text(encoding="utf-8").splitlines()[0]
             rows.append(TrialRow(trial, f"failed: {first}", {}, math.nan))
@@ -86,6 +90,7 @@ def write_results(spec: SweepSpec, out: Path, rows: list[TrialRow]) -> dict[str,
     summary = {"sweep": str(spec.source), "metric": metric, "trials": len(rows),
                "finished": sum(r.status == "ok" for r in rows),
                "failed": sum(r.status.startswith("failed") for r in rows),
+               "stopped_early": sum(r.status.startswith("stopped early") for r in rows),
                "not_run": sum(r.status == "not run" for r in rows),
                "best": None if best is None else {"trial": best.trial.name, "overrides": best.trial.overrides,
                                                   metric: best.metrics[metric]},
@@ -98,8 +103,9 @@ def write_results(spec: SweepSpec, out: Path, rows: list[TrialRow]) -> dict[str,
              "No trial finished.", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(_fmt(table[i][h]) for h in head) + " |" for i in order]
     (out / "sweep_results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    if best is not None:
-        shutil.copyfile(trial_dir(out, best.trial) / "theta.json", out / "theta_best.json")
+    if best is not None:  # (ranked by the best evaluation: that trial's best θ)
+        name = "theta_best.json" if metric == "evaluation_best" else "theta.json"
+        shutil.copyfile(trial_dir(out, best.trial) / name, out / "theta_best.json")
     plot_curves(out / "sweep_curves.png", out, rows, best, metric)
     return summary
 

@@ -16,6 +16,7 @@ from rlmpc.toolkit.sweep.space import Trial
 
 TRIAL_FILE = "trial.json"
 ERROR_FILE = "error.txt"
+STOPPED_FILE = "stopped.json"  # written when ASHA stopped the trial early (its last evaluation)
 
 
 def trial_dir(out: Path, trial: Trial) -> Path:
@@ -30,12 +31,10 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 def metrics_of(summary: dict[str, Any], trial: Trial) -> dict[str, Any]:
     """What a trial reports to Tune and to the table."""
-    history = summary.get("evaluation_history") or []
-    finals = [float(h["cost"]) for h in history if "cost" in h]
+    final = float(summary["greedy_cost_final"])
     return {"trial": trial.name, "greedy_cost_initial": float(summary["greedy_cost_initial"]),
-            "greedy_cost_final": float(summary["greedy_cost_final"]),
-            "greedy_cost_ratio": float(summary["greedy_cost_ratio"]),
-            "evaluation_best": min([float(summary["greedy_cost_final"]), *finals]),
+            "greedy_cost_final": final, "greedy_cost_ratio": float(summary["greedy_cost_ratio"]),
+            "evaluation_best": min(final, float(summary.get("greedy_cost_best", final))),
             "mpc_failures": int(summary["mpc_failures"]["V"]) + int(summary["mpc_failures"]["Q"]),
             "train_time_s": float(summary["wall_time_s"]), "steps": int(summary["steps"])}
 

@@ -8,6 +8,7 @@ experiment state in ``OUT/ray`` so that ``--resume`` runs only the trials that h
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import Any
 from rlmpc.toolkit.sweep.ray_session import start_ray
 from rlmpc.toolkit.sweep.results import best_row, collect, write_results
 from rlmpc.toolkit.sweep.space import SweepSpec
-from rlmpc.toolkit.sweep.trial import run_trial
+from rlmpc.toolkit.sweep.trial import STOPPED_FILE, run_trial, trial_dir
 
 EXPERIMENT = "sweep"
 
@@ -28,7 +29,8 @@ def _trainable(config: dict[str, Any], *, spec: SweepSpec, base: Path, out: Path
     trial = spec.trials[int(config["trial"])]
 
     def on_evaluation(point: dict[str, Any]) -> None:  # periodic evaluation → ASHA
-        tune.report({"evaluation_cost": float(point["cost"]), "trial": trial.name, "done": False})
+        tune.report({"evaluation_cost": float(point["cost"]), "step": int(point["step"]), "trial": trial.name,
+                     "done": False})
 
     import os
 
@@ -67,7 +69,15 @@ def _progress_callback(spec: SweepSpec, out: Path, say: Callable[[str], None]) -
 
         def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             self.running.discard(trial.trial_id)
-            self._line(f"finished {spec.trials[int(trial.config['trial'])].name}")
+            ours = spec.trials[int(trial.config["trial"])]
+            folder = trial_dir(out, ours)
+            last = trial.last_result or {}
+            if not (folder / "summary.json").is_file() and "evaluation_cost" in last:  # ASHA stopped it
+                (folder / STOPPED_FILE).write_text(json.dumps({"step": last.get("step"),
+                                                               "cost": last["evaluation_cost"]}) + "\n")
+                self._line(f"stopped {ours.name} early (ASHA)")
+                return
+            self._line(f"finished {ours.name}")
 
         def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             self.running.discard(trial.trial_id)
@@ -121,15 +131,16 @@ def run_sweep(spec: SweepSpec, base: Path, out: Path, *, workers: int | None, ad
     summary = write_results(spec, out, collect(spec, out))
     summary["wall_time_s"] = time.perf_counter() - started
     summary["workers"] = int(ray.cluster_resources().get("CPU", 0)) if workers is None else workers
-    summary["interrupted"] = interrupted or summary["not_run"] > 0
+    summary["interrupted"] = interrupted or summary["not_run"] > 0  # (ASHA's stops are not interruptions)
     del ray
     return summary
 
 
 def report_line(summary: dict[str, Any], out: Path, resume_hint: str) -> str:
     best = summary["best"]
-    head = (f"sweep: {summary['finished']}/{summary['trials']} trials finished, {summary['failed']} failed "
-            f"in {summary['wall_time_s']:.1f} s")
+    head = (f"sweep: {summary['finished']}/{summary['trials']} trials finished, {summary['failed']} failed"
+            + (f", {summary['stopped_early']} stopped early (ASHA)" if summary["stopped_early"] else "")
+            + f" in {summary['wall_time_s']:.1f} s")
     if best:
         head += f"; best {summary['metric']} {best[summary['metric']]:.4g} ({best['trial']}: {best['overrides']})"
     lines = [head, f"table: {out / 'sweep_results.md'}  plot: {out / 'sweep_curves.png'}"
