@@ -32,6 +32,7 @@ from rlmpc.codegen.mcu.daqp_patch import copy_patched_daqp
 from rlmpc.codegen.mcu.daqp_sources import LICENSE_NAME, SOLVER_HEADERS, SOLVER_SOURCES, daqp_sources
 from rlmpc.codegen.mcu.ldp import DAQP_INF, LdpData, ldp_data
 from rlmpc.codegen.mcu.linearise import LinearisedOcp, linearise
+from rlmpc.codegen.mcu.param_affine import ParamAffine, param_affine
 from rlmpc.toolkit.parameters import ParameterValues
 from rlmpc.toolkit.problem import ParametricMPC, ProblemFunctions
 
@@ -145,10 +146,18 @@ def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
                          "constraints, quadratic cost); for a nonlinear one use rlmpc.codegen.mcu.generate_rti")
     single = precision == "float32"
     theta_flat = fns.theta.flatten(theta)
-    ocp = linearise(fns, theta_flat, p)
+    p_flat = fns.params.flatten(p, check_bounds=False)
+    ocp = linearise(fns, theta_flat, p_flat)
     qp = condense(ocp)
     ldp = ldp_data(qp, precision)
     dyn_a, dyn_b, dyn_c = plan_dynamics(ocp)
+
+    def ldp_at(pv: np.ndarray) -> tuple[CondensedQP, LdpData, np.ndarray]:
+        o = linearise(fns, theta_flat, pv)
+        q = condense(o, K=qp.K)
+        return q, ldp_data(q, precision), plan_dynamics(o)[2]
+
+    pa: ParamAffine = param_affine(ldp_at, p_flat)
 
     def arr(a: np.ndarray) -> str:
         return c_array(a, single)
@@ -170,6 +179,9 @@ def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
         "earlier_row": ", ".join(str(int(r)) for r in qp.earlier_rows()) or "0",
         "ndyn": str(dyn_a.shape[0]),
         "dyn_a": arr(dyn_a), "dyn_b": arr(dyn_b), "dyn_c": arr(dyn_c),
+        "np": str(p_flat.size), "np_alloc": str(max(p_flat.size, 1)),
+        "p0": arr(pa.p0), "dup": arr(pa.DUp), "dlp": arr(pa.DLp), "vp": arr(pa.Vp),
+        "u0p": arr(pa.U0p), "cp": arr(pa.Cp),
         "cycle_tol": str(CYCLE_TOL), "iter_limit": str(ITER_LIMIT),
         **{k: c_number(v, single) for k, v in SETTINGS.items()},
     }

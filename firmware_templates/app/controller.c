@@ -23,6 +23,15 @@
 #endif
 #endif
 
+/* STEP may carry p if the solver takes parameters at run time */
+#if RLMPC_BUNDLE_NP > 0 && defined(RLMPC_SOLVER_HAS_PARAMS)
+#define RLMPC_STEP_PARAMS 1
+#define RLMPC_CAPABILITIES (RLMPC_BUNDLE_CAPABILITIES | RLMPC_CAP_STEP_PARAMS)
+#else
+#define RLMPC_STEP_PARAMS 0
+#define RLMPC_CAPABILITIES RLMPC_BUNDLE_CAPABILITIES
+#endif
+
 #define NX RLMPC_NX
 #define NU RLMPC_NU
 #define READ_CHUNK 64u
@@ -71,7 +80,7 @@ static void answer_hello(const rlmpc_event *ev)
     info.fw_minor = RLMPC_FW_MINOR;
     info.fw_patch = RLMPC_FW_PATCH;
     info.precision = RLMPC_PROTO_PRECISION;
-    info.capabilities = RLMPC_BUNDLE_CAPABILITIES;
+    info.capabilities = RLMPC_CAPABILITIES;
     info.cost_unit = RLMPC_BOARD_COST_UNIT;
     info.nx = NX;
     info.nu = NU;
@@ -191,9 +200,15 @@ static void answer_step(const rlmpc_event *ev)
         send_error(ev->seq, err, ev->type, detail);
         return;
     }
-    if (step.n_p > 0u) { /* parameters are compiled into the solver */
-        send_error(ev->seq, RLMPC_ERR_UNSUPPORTED, ev->type, 0u);
+    if (step.n_p > 0u) {
+#if RLMPC_STEP_PARAMS
+        /* the parameters of this and later steps (a STEP without p keeps them) */
+        for (i = 0; i < (int)RLMPC_BUNDLE_NP; i++) finite = finite && is_finite(p[i]);
+        if (finite && rlmpc_set_params(p) != 0) finite = 0;
+#else
+        send_error(ev->seq, RLMPC_ERR_UNSUPPORTED, ev->type, 0u); /* parameters compiled in */
         return;
+#endif
     }
     info.iterations = 0;
 #ifdef RLMPC_SOLVER_REPORTS_SQP
