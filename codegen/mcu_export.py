@@ -78,11 +78,14 @@ def _check_ram(tf: ThetaFile, footprint: Footprint, limit: int) -> None:
 
 
 def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "float32",
-               ram_limit: int = DEFAULT_RAM_LIMIT, rti_warm_start: str | None = None) -> Path:
+               ram_limit: int = DEFAULT_RAM_LIMIT, rti_warm_start: str | None = None,
+               runtime_theta: bool = True) -> Path:
     """Write the bare-metal solver of the θ file into ``out_dir`` (new, empty or a bundle).
 
     The solver is compiled for a Cortex-M4F first: if its static RAM exceeds ``ram_limit``
-    bytes, a one-line ValueError is raised and nothing is written.  ``rti_warm_start``
+    bytes, a one-line ValueError is raised and nothing is written.  ``runtime_theta``: the device
+    takes a new θ (SET_THETA) and recomputes its θ-dependent data (linear MPC: the condensed
+    matrices then live in RAM); False: θ compiled in (constants in flash).  ``rti_warm_start``
     (nonlinear problems only): the RTI's next guess, the last plan shifted (default) or as it is.
     """
     from rlmpc.codegen.mcu.generate import generate
@@ -103,8 +106,9 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
     with staged_bundle(out) as staging:
         gen: SolverSources
         if tf.fns.is_qp:
-            gen = generate(tf.fns, staging, tf.values, precision=precision)
-            kind = "condensed QP (linear MPC, matrices precomputed)"
+            gen = generate(tf.fns, staging, tf.values, precision=precision, runtime_theta=runtime_theta)
+            kind = "condensed QP (linear MPC, matrices precomputed" + (
+                "; SET_THETA recomputes them on the device)" if runtime_theta and tf.fns.ntheta else ")")
         else:
             gen = generate_rti(tf.fns, staging, tf.values, precision=precision, warm_start=warm)
             kind = ("real-time iteration (nonlinear MPC, Gauss-Newton, one QP per step, linearised "

@@ -219,7 +219,7 @@ def _export_mcu(args: argparse.Namespace) -> int:
     precision = args.precision or "float32"
     ram_limit = args.ram_limit if args.ram_limit is not None else DEFAULT_RAM_LIMIT_KB
     out = export_mcu(args.theta, args.out, precision=precision, ram_limit=int(ram_limit * 1024),
-                     rti_warm_start=args.rti_warm_start)
+                     rti_warm_start=args.rti_warm_start, runtime_theta=not args.fixed_theta)
     fp = json.loads((out / "manifest.json").read_text())["footprint"]
     print(f"bare-metal solver ({precision}): {out} (manifest.json, solver sources, DAQP sources, "
           f"test_vectors.json)\nCortex-M4F footprint of the solver: text {fp['text']} B, "
@@ -276,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "by one stage (default: closer to the converged MPC in normal operation) or as it "
                         "is (acados SQP_RTI's method, its closed loops exactly; steadier in large "
                         "transients); see docs/benchmarks.md")
+    export.add_argument("--fixed-theta", action="store_true",
+                        help="cortex-m4, linear problem: compile θ in (the condensed matrices stay in flash; "
+                        "less RAM, no SET_THETA).  Default: the device takes a new θ (SET_THETA, "
+                        "`rlmpc hil --theta`) and recomputes them")
     export.add_argument("--out", required=True,
                         help="bundle folder: new, empty, or an earlier bundle without files added "
                         "or changed since its export (it is replaced)")

@@ -178,7 +178,7 @@ def plan_dynamics(ocp: LinearisedOcp) -> tuple[np.ndarray, np.ndarray, np.ndarra
 def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
            p: ParameterValues | None = None,
            precision: str = "float32", shift_max_active: int = SHIFT_MAX_ACTIVE,
-           runtime_theta: bool = True) -> tuple[dict[str, str], CondensedQP, LdpData]:
+           runtime_theta: bool = False) -> tuple[dict[str, str], CondensedQP, LdpData]:
     """The solver's files as text (no I/O); the condensed QP and LDP data they hold.
 
     ``runtime_theta``: θ-dependent data in RAM, recomputed on the device by ``rlmpc_set_theta``
@@ -246,7 +246,7 @@ def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
 
 def generate(fns: ProblemFunctions, out_dir: str | Path, theta: ParameterValues | None = None,
              p: ParameterValues | None = None, precision: str = "float32",
-             shift_max_active: int = SHIFT_MAX_ACTIVE, runtime_theta: bool = True) -> GeneratedSolver:
+             shift_max_active: int = SHIFT_MAX_ACTIVE, runtime_theta: bool = False) -> GeneratedSolver:
     """Write the solver and the DAQP sources it needs into ``out_dir`` (a build folder)."""
     files, qp, ldp = render(fns, theta, p, precision, shift_max_active, runtime_theta)
     out = Path(out_dir)
