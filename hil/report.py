@@ -64,7 +64,7 @@ def to_json(run: HilRun, verdict: Verdict) -> dict[str, Any]:
         **verdict.as_dict(),
         "metrics": metrics(run),
         "trace": {
-            "states": run.states.tolist(), "actions": run.actions.tolist(),
+            "states": run.states.tolist(), "actions": run.actions.tolist(), "params": run.params.tolist(),
             "actions_ref_same_state": run.actions_ref_same_state.tolist(),
             "ref_states": run.ref_states.tolist(), "ref_actions": run.ref_actions.tolist(),
             "stage_cost": run.stage_cost.tolist(), "ref_stage_cost": run.ref_stage_cost.tolist(),
@@ -146,6 +146,9 @@ def plot(run: HilRun, out: Path) -> dict[str, Path]:
     for i, ax in enumerate(axes[:, 0]):
         ax.plot(k, run.ref_states[:, i], "k-", lw=2, alpha=0.4, label="workstation")
         ax.plot(k, run.states[:, i], "C0.-", ms=3, label=f"device ({run.board})")
+        if i < run.params.shape[1]:  # run-time parameters (e.g. a reference), drawn where they apply
+            ax.step(k[:-1], run.params[:, i], "C3--", where="post", lw=1.2, label=f"p[{i}] sent")
+            ax.legend(fontsize=8)
         ax.set_ylabel(f"x[{i}]")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
