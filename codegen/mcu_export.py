@@ -110,7 +110,8 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
             kind = "condensed QP (linear MPC, matrices precomputed" + (
                 "; SET_THETA recomputes them on the device)" if runtime_theta and tf.fns.ntheta else ")")
         else:
-            gen = generate_rti(tf.fns, staging, tf.values, precision=precision, warm_start=warm)
+            gen = generate_rti(tf.fns, staging, tf.values, precision=precision, warm_start=warm,
+                               runtime=runtime_theta)
             kind = ("real-time iteration (nonlinear MPC, Gauss-Newton, one QP per step, linearised "
                     + ("at the last plan shifted by one stage)" if warm == "shifted"
                        else "at the last plan, like acados SQP_RTI)"))
