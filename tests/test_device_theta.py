@@ -114,3 +114,32 @@ def test_hil_follows_a_reference_given_as_p(tmp_path: Path) -> None:
     # the position follows the set-points: down to 0.2, up towards 0.8, back down towards 0.5
     ends = run.states[[12, 24, 36], 0]
     assert ends[0] < 0.4 and ends[1] > ends[0] + 0.2 and ends[2] < ends[1] - 0.1, ends
+
+
+def test_set_theta_on_an_acados_aarch64_bundle(tmp_path: Path) -> None:
+    from rlmpc.codegen.bundle import export_bundle
+
+    fns = PROBLEMS["lti"]().build()
+    save_theta(tmp_path / "theta.json", theta_document("lti", {}, fns, fns.theta.default()))
+    bundle = Bundle.load(export_bundle(tmp_path / "theta.json", "linux-aarch64", tmp_path / "bundle"))
+    program = build_firmware(bundle.directory, "linux-aarch64", tmp_path / "fw")
+    states = random_states(fns, 6, 5)
+    th1 = second_theta(fns)
+    u_new = np.array([MPC(fns, SolverOptions(), theta=th1).value(x).u0 for x in states])
+    u_old = np.array([MPC(fns, SolverOptions()).value(x).u0 for x in states])
+    assert np.max(np.abs(u_new - u_old)) > 1e-2
+    problem = hash_prefix(bundle.manifest["problem"]["hash"])
+    with connected(program, "linux-aarch64") as (_, link):
+        info = link.hello()
+        assert info.ntheta == fns.ntheta and info.capabilities & Capability.SET_THETA
+        assert np.max(np.abs(_actions(link, states) - u_old)) < 1e-9
+        assert link.request(SetTheta(problem, hash_prefix(theta_hash(th1)), tuple(th1))) == \
+            Ack(int(MsgType.SET_THETA))
+        assert np.max(np.abs(_actions(link, states) - u_new)) < 1e-9
+        bad = th1.copy()
+        bad[0] = np.nan
+        assert link.request(SetTheta(problem, bytes(16), tuple(bad))) == \
+            Error(ErrorCode.OUT_OF_BOUNDS, MsgType.SET_THETA, 0)
+        assert link.request(SetTheta(bytes(16), bytes(16), tuple(th1))) == \
+            Error(ErrorCode.BAD_HASH, MsgType.SET_THETA, 0)
+        assert np.max(np.abs(_actions(link, states) - u_new)) < 1e-9
