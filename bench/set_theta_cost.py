@@ -73,11 +73,13 @@ def main() -> None:
     parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
     args = parser.parse_args()
     print(f"{'problem':16} {'nz':>4} {'m':>4} {'RAM fixed':>10} {'RAM runtime':>12} {'+RAM':>8} "
-          f"{'flash fixed':>12} {'flash runtime':>14} {'program+set_theta':>18} {'SET_THETA instr':>16} {'cold solve':>11} {'ratio':>7}")
+          f"{'flash fixed':>12} {'flash runtime':>14} {'program+set_theta':>18} {'SET_THETA instr':>16} "
+          f"{'cold solve':>11} {'ratio':>7}")
     for name in args.problems:
         r = measure(name, Path(args.out))
         print(f"{name:16} {r['nz']:4.0f} {r['m']:4.0f} {r['ram_fixed']:10.0f} {r['ram_runtime']:12.0f} "
-              f"{r['ram_runtime'] - r['ram_fixed']:8.0f} {r['flash_fixed']:12.0f} {r['flash_runtime']:14.0f} {r['bench_flash']:18.0f} "
+              f"{r['ram_runtime'] - r['ram_fixed']:8.0f} {r['flash_fixed']:12.0f} {r['flash_runtime']:14.0f} "
+              f"{r['bench_flash']:18.0f} "
               f"{r['set_theta']:16.0f} {r['solve']:11.0f} {r['set_theta'] / r['solve']:7.1f}")
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import casadi as cs
-import numpy as np
 
 import rlmpc.toolkit as toolkit
 from rlmpc.codegen.acados_export import export_solver_sources

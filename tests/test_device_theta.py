@@ -101,7 +101,7 @@ def test_hil_follows_a_reference_given_as_p(tmp_path: Path) -> None:
     steps = 36
     schedule = np.repeat([[0.2], [0.8], [0.5]], steps // 3, axis=0)  # three set-points
     reference = MPC(fns, SolverOptions(tol=1e-9))
-    with connected(program, "host") as (emu, link):
+    with connected(program, "host") as (_, link):
         device = Device(link.port)
         assert device.connect().capabilities & Capability.STEP_PARAMS
         run = run_hil(device, LtiGrosZanon(noise=False), reference, steps, seed=1, x0=[0.5, 0.0],
