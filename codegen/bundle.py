@@ -115,7 +115,7 @@ def export_bundle(theta_path: str | Path, target: str, out_dir: str | Path,
     p = baked.params.default()
     # θ and p stay acados parameters (stage rows [θ; p; γ^k]): SET_THETA and STEP_PARAMS set them
     settings = startup_settings(tf.fns, tf.values, p)
-    vectors = compute_test_vectors(baked, options, plan)
+    vectors = compute_test_vectors(tf.fns, options, plan, theta=tf.values)  # as the bundle solves it
     summary = (f"problem {tf.problem} ({tf.fns.problem_hash[:12]}), theta sha256 "
                f"{theta_hash(tf.values)[:12]} at start-up (SET_THETA sets another), target {target}")
 

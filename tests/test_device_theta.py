@@ -143,3 +143,30 @@ def test_set_theta_on_an_acados_aarch64_bundle(tmp_path: Path) -> None:
         assert link.request(SetTheta(bytes(16), bytes(16), tuple(th1))) == \
             Error(ErrorCode.BAD_HASH, MsgType.SET_THETA, 0)
         assert np.max(np.abs(_actions(link, states) - u_new)) < 1e-9
+
+
+def test_rti_solver_takes_theta_and_p_at_run_time(tmp_path: Path) -> None:
+    """The nonlinear cart-pole (RTI) on the host board: after SET_THETA (heavier pole, shorter) and
+    with a reference p, cold starts (SQP to convergence) match the workstation MPC at that θ and p."""
+    fns, bundle = _export(tmp_path, "cartpole")
+    program = build_firmware(bundle.directory, "host", tmp_path / "host")
+    states = np.array([x for x, _ in bundle.test_vectors()[:5]])
+    th1 = fns.theta.default().copy()
+    th1[fns.theta.names.index("m_pole")] *= 1.3
+    th1[fns.theta.names.index("length")] *= 0.85
+    p1 = fns.params.default() + np.array([0.1, 0.0, 0.0, 0.0])
+    mpc = MPC(fns, SolverOptions(tol=1e-9), theta=th1)
+    mpc.p = p1
+    u_new = np.array([mpc.value(x).u0 for x in states])
+    u_old = np.array([MPC(fns, SolverOptions(tol=1e-9)).value(x).u0 for x in states])
+    assert np.max(np.abs(u_new - u_old)) > 1e-2
+    with connected(program, "host") as (_, link):
+        info = link.hello()
+        assert info.capabilities & Capability.SET_THETA and info.capabilities & Capability.STEP_PARAMS
+        assert link.request(SetTheta(hash_prefix(bundle.manifest["problem"]["hash"]), bytes(16), tuple(th1))) \
+            == Ack(int(MsgType.SET_THETA))
+        u_dev = []
+        for k, x in enumerate(states):
+            assert isinstance(link.request(Reset()), Ack)
+            u_dev.append(link.request(Step(k, x, p1)).u)
+    assert np.max(np.abs(np.array(u_dev) - u_new)) < 1e-4
