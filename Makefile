@@ -3,7 +3,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint doctor bench fuzz wheel clean
+.PHONY: setup demo test lint doctor bench fuzz wheel docs clean
 
 setup:
 	@bash scripts/setup.sh
@@ -27,6 +27,10 @@ bench: setup
 	@$(PY) bench/mcu_solver.py
 	@$(PY) bench/rti_warm_start.py
 	@$(PY) bench/hil.py
+
+# the documentation site in build/site, strict (a warning or a broken link fails); executes the tutorials
+docs: setup
+	@NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --clean --config-file mkdocs.yml
 
 # the sdist and the wheel (built from the sdist) in dist/; the wheel carries everything a command needs
 wheel: setup

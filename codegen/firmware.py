@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import pty
+import re
 import shutil
 import signal
 import socket
@@ -45,17 +46,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rlmpc.codegen import protocol_header
 from rlmpc.codegen import toolchain as linux_toolchain
 from rlmpc.codegen.boards import ALL_BOARDS
+from rlmpc.codegen.manifest import file_sha256, theta_hash
 from rlmpc.codegen.mcu.generate_rti import STARTUP_ITERATIONS
 from rlmpc.codegen.mcu.qemu_bench import LINK_FLAGS, QEMU
 from rlmpc.codegen.mcu.toolchain import ARM_GCC, CORTEX_M4F, WARNINGS, ToolchainError
 from rlmpc.codegen.program_check import check_program
 from rlmpc.codegen.protocol_spec import BOARD_LEN, HASH_LEN, Capability, CostUnit
-from rlmpc.toolkit.output_folder import claim_output_folder
+from rlmpc.toolkit.output_folder import claim_output_folder, complete_output_folder
 
-BUILD_OUTPUTS = ("controller.elf", "controller.bin", "controller.hex", "controller.map", "controller",
+BUILD_OUTPUTS = ("build.json", "controller.elf", "controller.bin", "controller.hex", "controller.map", "controller",
                  "size.txt", "gen", "obj", "lib", "flash.log")  # what build_firmware writes in its folder
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = REPO_ROOT / "firmware_templates"
@@ -130,8 +134,13 @@ class Bundle:
     manifest: dict[str, Any]
     manifest_hash: str  # SHA-256 hex of manifest.json's bytes
 
+    modified: tuple[str, ...] = ()  # files that differ from the manifest's sha256 (with allow_modified)
+
     @classmethod
-    def load(cls, directory: str | Path) -> Bundle:
+    def load(cls, directory: str | Path, *, allow_modified: bool = False) -> Bundle:
+        """Read ``manifest.json`` and verify the bundle against it: every listed file's sha256 and
+        θ's hash recomputed from its values.  A difference is refused (one-line ValueError) unless
+        ``allow_modified``: then it is recorded in :attr:`modified`."""
         d = Path(directory)
         try:
             raw = (d / "manifest.json").read_bytes()
@@ -142,7 +151,24 @@ class Bundle:
         if not isinstance(doc, dict) or doc.get("target") not in targets:
             got = doc.get("target") if isinstance(doc, dict) else None
             raise ValueError(f"{d / 'manifest.json'}: target: expected one of {list(targets)}, got {got!r}")
-        return cls(d, doc, hashlib.sha256(raw).hexdigest())
+        modified = verify_bundle(d, doc)
+        if modified and not allow_modified:
+            raise ValueError(f"{d / 'manifest.json'}: {modified[0]}"
+                             + (f" (and {len(modified) - 1} more differences)" if len(modified) > 1 else "")
+                             + "; re-export the bundle, or pass --allow-modified to build it as it is")
+        return cls(d, doc, hashlib.sha256(raw).hexdigest(), tuple(modified))
+
+    @property
+    def firmware_manifest_hash(self) -> str:
+        """The manifest hash the firmware reports: the manifest's own, or for a modified bundle a
+        hash over the manifest and the modified files (so INFO does not claim the exported bundle)."""
+        if not self.modified:
+            return self.manifest_hash
+        h = hashlib.sha256(bytes.fromhex(self.manifest_hash))
+        for entry in self.manifest.get("files", []):
+            f = self.directory / str(entry.get("path", ""))
+            h.update(f.read_bytes() if f.is_file() else b"")
+        return h.hexdigest()
 
     @property
     def target(self) -> str:
@@ -217,6 +243,48 @@ class Bundle:
         return [([float(v) for v in t["x0"]], [float(v) for v in t["u0"]]) for t in doc["vectors"]]
 
 
+def verify_bundle(directory: Path, doc: dict[str, Any]) -> list[str]:
+    """The differences between a bundle folder and its manifest: files whose sha256 differs or
+    that are missing, and a θ whose hash is not that of its values (empty: as exported)."""
+    problems: list[str] = []
+    files = doc.get("files")
+    if not isinstance(files, list) or not files:
+        return ["files: missing (the list of the bundle's files with their sha256)"]
+    for entry in files:
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or "sha256" not in entry:
+            problems.append(f"files: expected entries {{path, sha256}}, got {entry!r:.60}")
+            continue
+        f = directory / entry["path"]
+        if not f.is_file():
+            problems.append(f"files: {entry['path']} is missing from the bundle")
+        elif file_sha256(f) != entry["sha256"]:
+            problems.append(f"files: {entry['path']} was modified (its sha256 differs from the manifest's)")
+    theta = doc.get("theta")
+    try:
+        flat = [float(v) for v in theta["flat"]]  # type: ignore[index]
+        same = theta_hash(flat) == theta["hash"]  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        return [*problems, "theta: expected {flat: [numbers], hash}"]
+    if not same:
+        problems.append("theta: its values do not give its hash (θ was edited in the manifest)")
+    source_theta = _generated_theta_hash(directory)
+    if source_theta is not None:
+        values = hashlib.sha256(np.ascontiguousarray(flat, dtype="<f8").tobytes()).hexdigest()
+        if not values.startswith(source_theta):
+            problems.append("theta: the manifest's θ values are not those the solver sources were generated "
+                            f"from (theta sha256 {source_theta} in rlmpc_solver.h)")
+    return problems
+
+
+def _generated_theta_hash(directory: Path) -> str | None:
+    """The θ hash the bare-metal generator wrote into ``rlmpc_solver.h`` (None if there is none)."""
+    header = directory / "rlmpc_solver.h"
+    if not header.is_file():
+        return None
+    match = re.search(r"theta sha256 ([0-9a-f]{8,64})", header.read_text(encoding="utf-8", errors="replace"))
+    return match.group(1) if match else None
+
+
 def _c_bytes(data: bytes) -> str:
     return "{" + ", ".join(f"0x{b:02x}u" for b in data) + "}"
 
@@ -259,9 +327,9 @@ def bundle_info_header(bundle: Bundle, board: Board, safe_u: Sequence[float], bu
         f"#define RLMPC_BOARD_COST_UNIT {int(board.cost_unit)}u",
         f"#define RLMPC_BOARD_COST_DIVISOR {int(board.cost_divisor)}u",
         f"#define RLMPC_BUNDLE_BOARD {_c_bytes(board.name.encode().ljust(BOARD_LEN, bytes(1)))}",
-        f"#define RLMPC_BUNDLE_MANIFEST_HASH {_c_bytes(bytes.fromhex(bundle.manifest_hash)[:HASH_LEN])}",
+        f"#define RLMPC_BUNDLE_MANIFEST_HASH {_c_bytes(bytes.fromhex(bundle.firmware_manifest_hash)[:HASH_LEN])}",
         f"#define RLMPC_BUNDLE_PROBLEM_HASH {_c_bytes(bytes.fromhex(m['problem']['hash'])[:HASH_LEN])}",
-        f"#define RLMPC_BUNDLE_THETA_HASH {_c_bytes(bytes.fromhex(m['theta']['hash'])[:HASH_LEN])}",
+        f"#define RLMPC_BUNDLE_THETA_HASH {_c_bytes(bytes.fromhex(theta_hash(m['theta']['flat']))[:HASH_LEN])}",
         "#define RLMPC_BUNDLE_SAFE_ACTION {"
         + ", ".join(_c_real(v, bundle.precision_bytes) for v in safe_u) + "}",
         "#endif /* RLMPC_BUNDLE_INFO_H */", "",
@@ -303,12 +371,15 @@ def _runtime_libraries(tools: linux_toolchain.Toolchain, out: Path) -> list[str]
 
 
 def build_firmware(bundle_dir: str | Path, board: str, out_dir: str | Path, *,
-                   safe: Sequence[float] | None = None, budget: int = 0, sqp_iterations: int = 1) -> Path:
+                   safe: Sequence[float] | None = None, budget: int = 0, sqp_iterations: int = 1,
+                   allow_modified: bool = False) -> Path:
     """Compile the controller firmware of a bundle for ``board`` into ``out_dir``; its program.
 
     ``safe``: the fallback input when there is no plan (default zero, clipped to the bounds);
     ``budget``: ACTION.cost above it sets OVERRUN and sends the fallback (0: no budget);
     ``sqp_iterations``: Gauss-Newton iterations per step of a real-time-iteration solver.
+    ``allow_modified``: build a bundle whose files differ from its manifest's sha256 (otherwise
+    refused); the differences go to ``out_dir/build.json`` and the firmware's manifest hash.
 
     ``host``, ``linux-aarch64``: ``out_dir/controller`` (native / aarch64 Linux executable)
     with ``size.txt``; for linux-aarch64 also ``out_dir/lib`` (the acados libraries it loads:
@@ -317,7 +388,7 @@ def build_firmware(bundle_dir: str | Path, board: str, out_dir: str | Path, *,
     (``arm-none-eabi-size``).
     """
     b = _board(board)
-    bundle = Bundle.load(bundle_dir)
+    bundle = Bundle.load(bundle_dir, allow_modified=allow_modified)
     _check_compatible(bundle, b)
     if not 1 <= sqp_iterations <= 100:
         raise ValueError(f"sqp_iterations: expected 1 to 100, got {sqp_iterations}")
@@ -326,6 +397,10 @@ def build_firmware(bundle_dir: str | Path, board: str, out_dir: str | Path, *,
         raise ValueError(f"sqp_iterations: only for a real-time iteration (a nonlinear cortex-m4 "
                          f"bundle); {bundle.directory} holds {kind}")
     out = claim_output_folder(out_dir, "build", BUILD_OUTPUTS)
+    (out / "build.json").write_text(json.dumps({
+        "bundle": str(bundle.directory), "board": board, "budget": int(budget), "sqp_iterations": sqp_iterations,
+        "manifest_sha256": bundle.manifest_hash, "firmware_manifest_hash": bundle.firmware_manifest_hash,
+        "allow_modified": allow_modified, "modified": list(bundle.modified)}, indent=2) + "\n")
     gen_dir = out / "gen"
     obj_dir = out / "obj"
     obj_dir.mkdir(parents=True, exist_ok=True)
@@ -356,12 +431,14 @@ def build_firmware(bundle_dir: str | Path, board: str, out_dir: str | Path, *,
         _run([b.cc, *b.cflags, *objects, "-o", str(exe), *link_extra, *b.ldflags])
         size = "aarch64-linux-gnu-size" if board == "linux-aarch64" else "size"
         (out / "size.txt").write_text(_run([size, str(exe)]))
+        complete_output_folder(out, "build")
         return exe
     elf = out / "controller.elf"
     _run([b.cc, *b.cflags, *objects, "-o", str(elf), f"-Wl,-Map={out / 'controller.map'}", *b.ldflags])
     _run(["arm-none-eabi-objcopy", "-O", "binary", str(elf), str(out / "controller.bin")])
     _run(["arm-none-eabi-objcopy", "-O", "ihex", str(elf), str(out / "controller.hex")])
     (out / "size.txt").write_text(_run(["arm-none-eabi-size", str(elf)]))
+    complete_output_folder(out, "build")
     return elf
 
 

@@ -10,6 +10,7 @@ probe (:mod:`rlmpc.codegen.flash_probe`).  ``rlmpc bench-target`` is :mod:`rlmpc
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import time
@@ -27,15 +28,20 @@ def _build(args: argparse.Namespace) -> int:
     from rlmpc.codegen.firmware import build_firmware
     from rlmpc.codegen.mcu.toolchain import ToolchainError
 
-    if args.budget is not None and args.budget < 0:
-        raise ValueError(f"--budget: expected a non-negative number, got {args.budget}")
+    if args.budget is not None and args.budget <= 0:
+        raise ValueError(f"--budget: expected a positive per-step cost (leave the option out for no budget), "
+                         f"got {args.budget}")
     out = Path(args.out) if args.out else default_build_dir(args.bundle, args.board)
     try:
         program = build_firmware(args.bundle, args.board, out, budget=args.budget or 0,
-                                 sqp_iterations=args.sqp_iterations)
+                                 sqp_iterations=args.sqp_iterations, allow_modified=args.allow_modified)
     except ToolchainError as exc:
         print(f"rlmpc: error: {exc}", file=sys.stderr)
         return 1
+    modified = json.loads((out / "build.json").read_text())["modified"]
+    if modified:
+        print(f"warning: built with --allow-modified, the bundle differs from its manifest: {'; '.join(modified)}"
+              " (recorded in build.json and in the manifest hash the firmware reports)")
     print(f"firmware ({args.board}): {program}")
     size = out / "size.txt"
     if size.is_file():
@@ -53,7 +59,7 @@ def _program_of(args: argparse.Namespace) -> Path:
             raise ValueError(f"{path}: expected a bundle folder (with manifest.json) or a firmware program")
         out = default_build_dir(path, args.board)
         print(f"building the firmware for {args.board} → {out}", flush=True)
-        return build_firmware(path, args.board, out)
+        return build_firmware(path, args.board, out, allow_modified=args.allow_modified)
     if not path.is_file():
         raise ValueError(f"{path}: no such bundle folder or firmware program")
     return path
@@ -119,7 +125,11 @@ def add_firmware_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     build.add_argument("--board", required=True, choices=list(FIRMWARE_BOARDS))
     build.add_argument("--out", default=None, help="build folder (default: BUNDLE/build/firmware-BOARD)")
     build.add_argument("--budget", type=int, default=None,
-                       help="per-step cost above which the firmware flags OVERRUN and sends the fallback")
+                       help="per-step cost (> 0, in the board's cost unit) above which the firmware flags "
+                       "OVERRUN and sends the fallback (default: no budget)")
+    build.add_argument("--allow-modified", action="store_true",
+                       help="build a bundle whose files differ from its manifest's sha256 (recorded in "
+                       "build.json and the manifest hash the firmware reports); otherwise refused")
     build.add_argument("--sqp-iterations", type=int, default=1,
                        help="nonlinear (RTI) solvers: Gauss-Newton iterations per step (default 1)")
     build.set_defaults(func=_build)
@@ -129,6 +139,8 @@ def add_firmware_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     flash.add_argument("firmware", help="a bundle folder (built first) or a firmware build "
                        "(controller.elf, or the host / linux-aarch64 controller)")
     flash.add_argument("--board", required=True, choices=list(FIRMWARE_BOARDS))
+    flash.add_argument("--allow-modified", action="store_true",
+                       help="with a bundle: build it although its files differ from its manifest (recorded)")
     flash.add_argument("--probe", choices=["auto", *PROBES], default=None,
                        help="program a real board with this tool (auto: the first installed of "
                        f"{', '.join(PROBES)}); without it the emulated board runs")

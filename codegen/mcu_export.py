@@ -42,9 +42,9 @@ DEFAULT_RAM_LIMIT = 112 * 1024
 
 
 def _manifest(tf: ThetaFile, precision: str, kind: str, vectors: dict[str, Any],
-              footprint: Footprint) -> dict[str, Any]:
+              footprint: Footprint, fallback: dict[str, Any] | None = None) -> dict[str, Any]:
     fns = tf.fns
-    return {
+    return {**({"fallback": fallback} if fallback is not None else {}),
         "target": MCU_TARGET,
         "precision": precision,
         "solver": {"kind": kind, "qp_solver": "DAQP (static workspace)",
@@ -79,14 +79,16 @@ def _check_ram(tf: ThetaFile, footprint: Footprint, limit: int) -> None:
 
 def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "float32",
                ram_limit: int = DEFAULT_RAM_LIMIT, rti_warm_start: str | None = None,
-               runtime_theta: bool = True) -> Path:
+               operating_point: Any = None, runtime_theta: bool = True) -> Path:
     """Write the bare-metal solver of the θ file into ``out_dir`` (new, empty or a bundle).
 
     The solver is compiled for a Cortex-M4F first: if its static RAM exceeds ``ram_limit``
-    bytes, a one-line ValueError is raised and nothing is written.  ``runtime_theta``: the device
-    takes a new θ (SET_THETA) and recomputes its θ-dependent data (linear MPC: the condensed
-    matrices then live in RAM); False: θ compiled in (constants in flash).  ``rti_warm_start``
-    (nonlinear problems only): the RTI's next guess, the last plan shifted (default) or as it is.
+    bytes, a one-line ValueError is raised and nothing is written.  ``rti_warm_start``
+    (nonlinear problems only): the RTI's next guess, the last plan shifted (default) or as it is;
+    ``operating_point`` (nonlinear only): of the fallback gain, ``{"x", "u"}`` or ``"none"``
+    (:func:`rlmpc.codegen.mcu.fallback.fallback_gain`).  ``runtime_theta``: the device takes a new
+    θ (SET_THETA) and recomputes its θ-dependent data (linear MPC: the condensed matrices then live
+    in RAM); False: θ compiled in (constants in flash).
     """
     from rlmpc.codegen.mcu.generate import generate
     from rlmpc.codegen.mcu.generate_rti import WARM_STARTS, generate_rti
@@ -99,7 +101,11 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
     if rti_warm_start is not None and tf.fns.is_qp:
         raise ValueError(f"{theta_path}: problem {tf.problem!r} is linear (a condensed QP, no real-time "
                          "iteration): --rti-warm-start does not apply")
+    if operating_point is not None and tf.fns.is_qp:
+        raise ValueError(f"{theta_path}: problem {tf.problem!r} is linear: its solver does not fail "
+                         "for want of a linearisation; --operating-point does not apply")
     warm = rti_warm_start or WARM_STARTS[0]
+    fallback = None
     out = Path(out_dir).resolve()
     check_destination(out)
     vectors = compute_test_vectors(fix_theta(tf.fns, tf.values), SolverOptions(tol=1e-9))
@@ -111,7 +117,9 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
                 "; SET_THETA recomputes them on the device)" if runtime_theta and tf.fns.ntheta else ")")
         else:
             gen = generate_rti(tf.fns, staging, tf.values, precision=precision, warm_start=warm,
-                               runtime=runtime_theta)
+                               operating_point=operating_point, runtime=runtime_theta)
+            assert gen.fallback is not None
+            fallback = gen.fallback.manifest()
             kind = ("real-time iteration (nonlinear MPC, Gauss-Newton, one QP per step, linearised "
                     + ("at the last plan shifted by one stage)" if warm == "shifted"
                        else "at the last plan, like acados SQP_RTI)"))
@@ -119,19 +127,47 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
             footprint = cortex_m4_footprint(gen, Path(tmp))
         _check_ram(tf, footprint, ram_limit)
         (staging / VECTORS_JSON).write_text(json.dumps(vectors, indent=1) + "\n", encoding="utf-8")
-        write_manifest(staging, _manifest(tf, precision, kind, vectors, footprint))
+        write_manifest(staging, _manifest(tf, precision, kind, vectors, footprint, fallback))
     return out
 
 
-def check_mcu(theta_path: str | Path, work_dir: Path,
-              rti_warm_start: str | None = None) -> HostReport | RtiReport:
+def check_box(tf: ThetaFile, box: Any = None) -> tuple[tuple[Any, Any] | None, str]:
+    """The box of the check's states: ``box`` (``{"lb", "ub"}``), the problem's check_box (or a
+    built-in problem's box), the reset distribution of the plant the θ file names, else the
+    check's own default (None: :func:`rlmpc.codegen.mcu.host_check.default_box`)."""
+    from rlmpc.codegen.mcu.host_check import STATE_BOXES, parse_box, plant_box
+    from rlmpc.toolkit.registry import make_env
+
+    if box is not None:
+        return parse_box(box, tf.fns.nx), "--check-box"
+    plant = tf.plant
+    if tf.fns.check_box is None and tf.fns.name not in STATE_BOXES and plant is not None:
+        try:
+            found = plant_box(lambda: make_env(plant["name"], plant.get("params", {})), tf.fns.nx)
+        except Exception:  # (a plant that cannot be made here: the problem's own default box)
+            found = None
+        if found is not None:
+            return found, f"the reset distribution of plant {plant['name']!r}"
+    return None, ""
+
+
+def check_mcu(theta_path: str | Path, work_dir: Path, rti_warm_start: str | None = None,
+              box: Any = None, operating_point: Any = None) -> HostReport | RtiReport:
     """Compile the solver on the host (float64 and float32) and compare it with acados; the
-    report's ``lines()`` end with the verdict, ``problems()`` lists what failed."""
+    report's ``lines()`` end with the verdict, ``problems()`` lists what failed.  ``box``: of the
+    check's states (:func:`check_box`)."""
+    from dataclasses import replace
+
     from rlmpc.codegen.mcu.generate_rti import WARM_STARTS
     from rlmpc.codegen.mcu.host_check import check
     from rlmpc.codegen.mcu.rti_check import check_rti
 
     tf = load_theta(theta_path)
+    the_box, source = check_box(tf, box)
+    report: HostReport | RtiReport
     if tf.fns.is_qp:
-        return check(tf.fns, work_dir, tf.values)
-    return check_rti(tf.fns, work_dir, tf.values, warm_start=rti_warm_start or WARM_STARTS[0])
+        report = check(tf.fns, work_dir, tf.values, box=the_box)
+    else:
+        report = check_rti(tf.fns, work_dir, tf.values, warm_start=rti_warm_start or WARM_STARTS[0],
+                           box=the_box, operating_point=operating_point)
+    return replace(report, box_source=source) if the_box is not None else report

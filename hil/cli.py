@@ -9,7 +9,10 @@ Where the controller is:
   ``rfc2217://…``): a board that is already running (flashed with ``rlmpc flash``).
 
 The reference policy is the workstation MPC of the bundle's manifest at its θ.  Exit code 0 on
-PASS, 1 on FAIL, 2 on a usage or link error.  Hooked into ``toolkit/cli.py`` with
+PASS, 1 on FAIL, 2 on a usage or link error (a run that loses its link, is refused by the device
+or whose plant diverges ends at once with the report of the steps run), 130 on Ctrl-C (the
+partial report and serial log are written).  ``--faults SPEC`` injects bit flips, drops, delays
+and resets into the link (:mod:`rlmpc.hil.faults`).  Hooked into ``toolkit/cli.py`` with
 :func:`add_hil_command`; :func:`connected_device` is shared with ``rlmpc bench-target``.
 """
 
@@ -26,6 +29,7 @@ from typing import Any
 from rlmpc.codegen.boards import ALL_BOARDS as TARGETS
 
 DEFAULT_BAUD = 115200
+MAX_STEPS = 1_000_000  # a run's traces are kept in memory (and a step takes ~1 ms or more)
 PLANTS = {"lti": "LtiGrosZanon", "lti_tracking": "LtiGrosZanon", "cartpole": "CartPole", "pendulum": "Pendulum-v1",
           "cartpole_incline": "CartPoleIncline"}  # the default plant of each problem
 
@@ -61,27 +65,72 @@ def connected_device(args: argparse.Namespace, bundle_dir: str | Path, build_dir
     ``ValueError`` with a one-line message.
     """
     from rlmpc.codegen.firmware import build_firmware, start_emulator
-    from rlmpc.hil.transport import Device, open_link
+    from rlmpc.hil.faults import FaultyPort, emulator_restarter, parse_fault_spec
+    from rlmpc.hil.transport import Device, LinkBudget, open_link
 
     check_device_arguments(args)
+    faults = parse_fault_spec(args.faults) if getattr(args, "faults", None) else None
+    budget = link_budget(args)
     with contextlib.ExitStack() as stack:
-        emu = None
+        holder: dict[str, Any] = {}
+        program = None
         if args.target:
             program = args.program
             if program is None:
                 print(f"building the firmware for {args.target} → {build_dir}", flush=True)
-                program = build_firmware(bundle_dir, args.target, build_dir)
-            emu = stack.enter_context(start_emulator(program, args.target))
-            url = emu.serial_url
+                program = build_firmware(bundle_dir, args.target, build_dir,
+                                         allow_modified=getattr(args, "allow_modified", False))
+            holder["emu"] = start_emulator(program, args.target)
+            stack.callback(lambda: holder["emu"].stop())
+            url = holder["emu"].serial_url
         else:
             url = args.port
-        port = open_link(url, baudrate=args.baud or DEFAULT_BAUD)
+        port: Any = open_link(url, baudrate=args.baud or DEFAULT_BAUD)
         stack.callback(port.close)
-        if emu is not None:
-            stack.callback(emu.stop, port)  # EXIT frame first, then signals
-        device = Device(port)
+        if holder:
+            stack.callback(lambda: holder["emu"].stop(port))  # EXIT frame first, then signals
+        if faults is not None:
+            if faults.reset_at and program is None:
+                raise ValueError("--faults: reset=…: only with --target (an emulated board this command restarts)")
+            hook = emulator_restarter(program, args.target, holder) if faults.reset_at else None
+            port = FaultyPort(port, faults, reset_device=hook)
+        alive = None
+        if holder:
+            def alive() -> str | None:
+                code = holder["emu"].process.poll()
+                return None if code is None else f"the emulated {args.target} exited (code {code})"
+        device = Device(port, budget=budget or LinkBudget(), alive=alive)
         device.connect()
         yield device
+
+
+def add_link_arguments(parser: argparse.ArgumentParser) -> None:
+    """The link budget: how long a run may go on without the device."""
+    parser.add_argument("--max-silence", type=float, default=None, metavar="S",
+                        help="end the run (exit 2) after S seconds without a valid frame (default 3)")
+    parser.add_argument("--max-lost", type=int, default=None, metavar="N",
+                        help="end the run (exit 2) after N steps in a row without a valid ACTION (default 5)")
+
+
+def link_budget(args: argparse.Namespace) -> Any:
+    """The :class:`rlmpc.hil.transport.LinkBudget` of :func:`add_link_arguments` (None: defaults)."""
+    from rlmpc.hil.transport import LinkBudget
+
+    silence, lost = getattr(args, "max_silence", None), getattr(args, "max_lost", None)
+    if silence is None and lost is None:
+        return None
+    if silence is not None and not 0 < silence < 1e6:
+        raise ValueError(f"--max-silence: expected a positive number of seconds, got {silence:g}")
+    if lost is not None and lost < 1:
+        raise ValueError(f"--max-lost: expected an integer >= 1, got {lost}")
+    d = LinkBudget()
+    return LinkBudget(silence if silence is not None else d.max_silence_s,
+                      lost if lost is not None else d.max_consecutive_lost)
+
+
+def check_steps(steps: int) -> None:
+    if not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"--steps: expected an integer from 1 to {MAX_STEPS}, got {steps}")
 
 
 def add_hil_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,6 +156,12 @@ def add_hil_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                      help="run-time parameters p per step (one row per step; the last row repeats), "
                      "sent with each STEP; default: the plant's info['p'] if it gives one")
     hil.add_argument("--out", default="runs/hil", help="report folder (default runs/hil)")
+    from rlmpc.hil.faults import SPEC_HELP
+
+    hil.add_argument("--faults", default=None, metavar="SPEC", help="inject link faults: " + SPEC_HELP)
+    hil.add_argument("--allow-modified", action="store_true",
+                     help="with --target: build a bundle whose files differ from its manifest (recorded)")
+    add_link_arguments(hil)
     hil.set_defaults(func=run_command)
 
 
@@ -159,6 +214,7 @@ def reference_and_plant(manifest: dict[str, Any], plant: str | None,
     """The workstation MPC at the bundle's θ, and the plant environment (see :func:`plant_choice`)."""
     import numpy as np
 
+    from rlmpc.hil.rti_reference import is_rti_bundle, rti_reference
     from rlmpc.toolkit import MPC, SolverOptions
     from rlmpc.toolkit.registry import make_env, make_problem
     from rlmpc.toolkit.rl.plant_io import plant_state
@@ -166,7 +222,11 @@ def reference_and_plant(manifest: dict[str, Any], plant: str | None,
     name, params = plant_choice(manifest, plant, plant_params)
     problem = manifest["problem"]["name"]
     fns = make_problem(problem, manifest["problem"].get("params", {})).build()
-    reference = MPC(fns, SolverOptions(tol=1e-9), theta=np.array(manifest["theta"]["flat"]))
+    theta = np.array(manifest["theta"]["flat"])
+    if is_rti_bundle(manifest):  # the same algorithm as the device: acados SQP_RTI, same warm start
+        reference: Any = rti_reference(manifest, fns, theta)
+    else:
+        reference = MPC(fns, SolverOptions(tol=1e-9), theta=theta)
     try:
         env = make_env(name, params)
     except (TypeError, ValueError) as exc:
@@ -197,15 +257,27 @@ def run_command(args: argparse.Namespace) -> int:
     from rlmpc.codegen.firmware import Bundle
     from rlmpc.codegen.mcu.toolchain import ToolchainError
     from rlmpc.hil.conditions import Conditions
+    from rlmpc.hil.faults import attach_fault_counts
     from rlmpc.hil.report import FILES, write_report
     from rlmpc.hil.run_inputs import load_params, theta_for_bundle
     from rlmpc.hil.runner import run_hil
     from rlmpc.hil.transport import TransportError
     from rlmpc.hil.verdict import Thresholds, evaluate
-    from rlmpc.toolkit.output_folder import claim_output_folder
+    from rlmpc.toolkit.output_folder import claim_output_folder, complete_output_folder
 
     check_device_arguments(args)
-    bundle = Bundle.load(args.bundle)
+    check_steps(args.steps)
+    if args.faults:
+        from rlmpc.hil.faults import parse_fault_spec
+
+        if parse_fault_spec(args.faults).reset_at and not args.target:
+            raise ValueError("--faults: reset=…: only with --target (an emulated board this command restarts)")
+    if args.port:
+        from rlmpc.hil.transport import check_url
+
+        check_url(args.port)
+    link_budget(args)
+    bundle = Bundle.load(args.bundle, allow_modified=args.allow_modified)
     th = Thresholds.load(args.thresholds) if args.thresholds else Thresholds()
     if args.cost_budget is not None:
         th = Thresholds(**{**th.__dict__, "cost_budget": args.cost_budget})
@@ -214,8 +286,6 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"plant: {plant_name} {json.dumps(plant_params) if plant_params else '(its defaults)'}")
     noise, dist = (v[0] if len(v) == 1 else v for v in (args.measurement_noise, args.input_disturbance))
     conditions = Conditions(noise, dist, float(bundle.manifest["sampling_time"]) if args.realtime else None)
-    if args.steps < 1:
-        raise ValueError(f"--steps: expected >= 1, got {args.steps}")
     if args.seed < 0:
         raise ValueError(f"--seed: expected >= 0, got {args.seed}")
     if args.cost_budget is not None and not args.cost_budget >= 0:
@@ -235,12 +305,28 @@ def run_command(args: argparse.Namespace) -> int:
                 push_theta(device, manifest, theta)
             run = run_hil(device, plant, reference, args.steps, args.seed, manifest=manifest,
                           conditions=conditions, params=params)
+            attach_fault_counts(run, device.port)
     except (TransportError, ToolchainError) as exc:
         print(f"rlmpc hil: error: {exc}", file=sys.stderr)
         return 2
     run.conditions["plant"] = {"name": plant_name, "params": plant_params}
+    if bundle.modified:
+        run.identity["bundle_modified"] = list(bundle.modified)  # built with --allow-modified
+    # INFO's manifest hash: the exported manifest's, or another (a modified bundle, another export)
+    run.identity["manifest_matches_bundle"] = run.identity["manifest_hash"] == bundle.manifest_hash[
+        :len(run.identity["manifest_hash"])]
+    distance = getattr(reference, "converged_distance", None)
+    if distance is not None:
+        run.conditions["reference"] = {"algorithm": "acados SQP_RTI, the device's warm start",
+                                       "max_distance_to_converged_mpc": distance}
     verdict = evaluate(run, th)
     paths = write_report(run, verdict, out)
+    complete_output_folder(out, "hil")
+    if run.aborted is not None:
+        what = "interrupted" if run.interrupted else "error"
+        print(f"rlmpc hil: {what}: {run.aborted}; {run.steps} of {run.steps_requested} steps ran, "
+              f"report: {paths['markdown']}, serial log: {paths['serial_log']}", file=sys.stderr)
+        return 130 if run.interrupted else 2
     m = json.loads(paths["json"].read_text())["metrics"]
 
     def g(key: str, spec: str) -> str:
@@ -250,17 +336,24 @@ def run_command(args: argparse.Namespace) -> int:
           f"cost ratio {g('cost_ratio', '.6f')}  {g('link_steps_per_second', '.0f')} steps/s over the link")
     for reason in verdict.reasons:
         print(f"  {reason}")
+    if distance is not None:
+        print(f"reference: acados SQP_RTI from the device's warm start; its distance to the converged MPC "
+              f"on the same states (not judged): max |Δu| {distance:.3g}")
     print(f"report: {paths['markdown']}")
     return 0 if verdict.passed else 1
 
 
 __all__ = [
+    "MAX_STEPS",
     "PLANTS",
     "TARGETS",
     "add_device_arguments",
     "add_hil_command",
+    "add_link_arguments",
     "add_plant_arguments",
+    "check_steps",
     "connected_device",
+    "link_budget",
     "parse_hil_args",
     "plant_choice",
     "reference_and_plant",

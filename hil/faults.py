@@ -189,6 +189,53 @@ class FaultyPort:
         return getattr(self.port, name)
 
 
+SPEC_KEYS = {"flip": "flip_rate", "drop": "drop_rate", "delay": "delay_rate", "delay_s": "delay_s",
+             "seed": "seed", "dir": "directions", "start": "start_step", "stop": "stop_step", "reset": "reset_at"}
+SPEC_HELP = ("comma-separated KEY=VALUE: flip=P (bit flips per byte), drop=P (dropped bytes per byte), "
+             "delay=P (delayed chunks), delay_s=S (default 0.02), reset=K[+K…] (reset the device after the "
+             "K-th STEP), dir=tx|rx|both, start=K, stop=K, seed=N; e.g. 'drop=0.001,flip=1e-4,seed=3'")
+
+
+def parse_fault_spec(text: str) -> FaultConfig:
+    """A :class:`FaultConfig` from ``rlmpc hil --faults SPEC`` (see :data:`SPEC_HELP`); one-line ValueError."""
+    values: dict[str, Any] = {}
+    for item in (t.strip() for t in text.split(",")):
+        key, eq, raw = item.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not eq or key not in SPEC_KEYS:
+            raise ValueError(f"--faults: {item!r}: expected KEY=VALUE with KEY one of {', '.join(SPEC_KEYS)}")
+        name = SPEC_KEYS[key]
+        try:
+            if name == "directions":
+                if raw not in ("tx", "rx", "both"):
+                    raise ValueError
+                values[name] = ("tx", "rx") if raw == "both" else (raw,)
+            elif name == "reset_at":
+                values[name] = tuple(int(v) for v in raw.split("+"))
+                if any(v < 1 for v in values[name]):
+                    raise ValueError
+            elif name in ("seed", "start_step", "stop_step"):
+                values[name] = int(raw)
+                if values[name] < 0:
+                    raise ValueError
+            else:
+                values[name] = float(raw)
+                if not values[name] >= 0 or values[name] == float("inf"):
+                    raise ValueError
+        except ValueError:
+            raise ValueError(f"--faults: {key}: expected {_expected(name)}, got {raw!r}") from None
+    try:
+        return FaultConfig(**values)
+    except ValueError as exc:
+        raise ValueError(f"--faults: {exc}") from None
+
+
+def _expected(name: str) -> str:
+    return {"directions": "tx, rx or both", "reset_at": "step counts >= 1 joined by +",
+            "seed": "an integer >= 0", "start_step": "an integer >= 0", "stop_step": "an integer >= 0",
+            "delay_s": "a non-negative number of seconds"}.get(name, "a probability in [0, 1]")
+
+
 def find_faulty(port: Any) -> FaultyPort | None:
     """The :class:`FaultyPort` in a chain of port wrappers (``.port`` attributes), if any."""
     seen = 0
@@ -227,5 +274,5 @@ def emulator_restarter(program: Any, board: str, holder: dict[str, Any]) -> Rese
     return restart
 
 
-__all__ = ["FaultConfig", "FaultCounts", "FaultyPort", "attach_fault_counts", "emulator_restarter",
-           "find_faulty"]
+__all__ = ["SPEC_HELP", "FaultConfig", "FaultCounts", "FaultyPort", "attach_fault_counts", "emulator_restarter",
+           "find_faulty", "parse_fault_spec"]

@@ -22,7 +22,9 @@ Fixtures:
 * ``hil_run`` (per test): ``hil_run(steps=50, seed=0, thresholds=None, device=None, **kw)``
   runs :func:`rlmpc.hil.runner.run_hil` against the bundle's plant with the workstation MPC as the
   reference, evaluates it and writes the report into ``<tmp_path>/hil``; returns a
-  :class:`HilResult` (``run``, ``verdict``, ``paths``).
+  :class:`HilResult` (``run``, ``verdict``, ``paths``).  A run that loses its link ends early and
+  fails its verdict (``completed``); on Ctrl-C the partial report and serial log are written,
+  the number of steps run is printed, and the interrupt goes on to pytest.
 """
 
 from __future__ import annotations
@@ -116,21 +118,26 @@ def hil_program(pytestconfig: pytest.Config, hil_bundle: Any, hil_target: str,
 
 @pytest.fixture(scope="session")
 def hil_reference(hil_bundle: Any) -> Any:
-    """The workstation MPC of the bundle's problem at its θ."""
+    """The workstation MPC of the bundle's problem at its θ (for a real-time-iteration bundle:
+    acados SQP_RTI run like the device, :mod:`rlmpc.hil.rti_reference`)."""
     import numpy as np
 
+    from rlmpc.hil.rti_reference import is_rti_bundle, rti_reference
     from rlmpc.toolkit import MPC, SolverOptions
     from rlmpc.toolkit.registry import make_problem
 
     m = hil_bundle.manifest
     fns = make_problem(m["problem"]["name"], m["problem"].get("params", {})).build()
-    return MPC(fns, SolverOptions(tol=1e-9), theta=np.array(m["theta"]["flat"]))
+    theta = np.array(m["theta"]["flat"])
+    if is_rti_bundle(m):
+        return rti_reference(m, fns, theta)
+    return MPC(fns, SolverOptions(tol=1e-9), theta=theta)
 
 
 @pytest.fixture(scope="module")
 def hil_device(pytestconfig: pytest.Config, hil_program: Path | None, hil_target: str) -> Iterator[Any]:
     from rlmpc.codegen.firmware import start_emulator
-    from rlmpc.hil.transport import Device, open_link
+    from rlmpc.hil.transport import Device, open_link, process_alive
 
     url = pytestconfig.getoption("hil_port")
     with contextlib.ExitStack() as stack:
@@ -144,7 +151,7 @@ def hil_device(pytestconfig: pytest.Config, hil_program: Path | None, hil_target
         stack.callback(port.close)
         if emu is not None:
             stack.callback(emu.stop, port)  # EXIT frame first
-        device = Device(port)
+        device = Device(port, alive=None if emu is None else process_alive(emu.process, f"the emulated {hil_target}"))
         device.connect()
         yield device
 
@@ -198,6 +205,14 @@ def hil_run(request: pytest.FixtureRequest, dut: Any, hil_bundle: Any, hil_refer
         folder = Path(out) if out is not None else tmp_path / name_
         paths = write_report(r, verdict, folder)
         request.node.user_properties.append((REPORT_KEY, str(paths["json"])))
+        if r.interrupted:
+            import sys
+
+            capture = request.config.pluginmanager.getplugin("capturemanager")
+            with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+                print(f"\nrlmpc hil: interrupted: {r.steps} of {r.steps_requested} steps ran; partial report: "
+                      f"{paths['markdown']}, serial log: {paths['serial_log']}", file=sys.stderr, flush=True)
+            raise KeyboardInterrupt
         return HilResult(r, verdict, paths)
 
     return run

@@ -9,6 +9,12 @@ during the device loop, so the same state *and* the same future disturbances): t
 controllers that differ in the last float32 digit drift apart over hundreds of steps on a plant
 riding a constraint, and a cost comparison of the two whole trajectories would then judge the
 drift, not the device.  Everything is collected in a :class:`HilRun`.
+
+A run ends early, with what it measured so far and the reason in :attr:`HilRun.aborted`, when
+the link is gone (:class:`~rlmpc.hil.transport.LinkDownError`: closed port, exited emulator,
+silence beyond the device's :class:`~rlmpc.hil.transport.LinkBudget`), after
+``budget.max_consecutive_lost`` lost steps in a row, on a deterministic refusal of the device,
+when the plant's state or cost is no longer finite, and on Ctrl-C (``interrupted``).
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rlmpc.codegen.manifest import theta_hash
 from rlmpc.codegen.protocol import hash_prefix
 from rlmpc.codegen.protocol_spec import CostUnit, Precision, StatusFlag
 from rlmpc.hil.conditions import Conditions
-from rlmpc.hil.transport import Device, TransportError
+from rlmpc.hil.transport import Device, DeviceRefusalError, LinkDownError, TransportError
 from rlmpc.toolkit.rl.plant_io import plant_cost, plant_state
 
 Policy = Callable[[np.ndarray], np.ndarray]
@@ -76,10 +83,15 @@ class HilRun:
     conditions: dict[str, Any] = field(default_factory=dict)  # rlmpc.hil.conditions.Conditions.as_dict()
     params: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # p sent with each step (steps, np)
     serial_log: list[tuple[float, str, bytes]] = field(default_factory=list)
+    steps_requested: int = 0  # the run was asked for this many steps; ``steps`` ran
+    aborted: str | None = None  # why the run ended before ``steps_requested`` (None: it did not)
+    interrupted: bool = False  # ended by Ctrl-C
 
     @property
     def action_error(self) -> np.ndarray:
         """|u_dev − u_ref| on the same states, per step (max over inputs)."""
+        if not self.actions.size:
+            return np.zeros(self.actions.shape[0])
         return np.max(np.abs(self.actions - self.actions_ref_same_state), axis=1)
 
     @property
@@ -105,7 +117,9 @@ def _identity(info: Any, manifest: dict[str, Any] | None) -> dict[str, Any]:
         "manifest_hash": info.manifest_hash.hex(),
     }
     if manifest is not None:
-        ident["theta_matches_manifest"] = info.theta_hash == hash_prefix(manifest["theta"]["hash"])
+        # θ from its values (a hash field copied or edited in the manifest does not count)
+        ident["theta_matches_manifest"] = (info.theta_hash == hash_prefix(theta_hash(manifest["theta"]["flat"]))
+                                           and manifest["theta"]["hash"] == theta_hash(manifest["theta"]["flat"]))
         ident["problem_matches_manifest"] = info.problem_hash == hash_prefix(manifest["problem"]["hash"])
         ident["dims_match_manifest"] = (info.nx, info.nu) == (manifest["dims"]["nx"], manifest["dims"]["nu"])
     return ident
@@ -127,9 +141,10 @@ def _reset_plant(env: Any, seed: int, x0: npt.ArrayLike | None) -> np.ndarray:
 
 def _plant_step(env: Any, u: np.ndarray,
                 violation_of: Callable[[np.ndarray], float] | None = None) -> tuple[np.ndarray, float, float]:
-    obs, reward, _, _, info = env.step(u)
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging plant is judged, not warned about
+        obs, reward, _, _, info = env.step(u)
+        x, cost = plant_state(obs, info), plant_cost(float(reward), info)
     env._rlmpc_hil_p = _plant_p(info)
-    x, cost = plant_state(obs, info), plant_cost(float(reward), info)
     if "violation" in info:
         return x, cost, float(info["violation"])
     return x, cost, violation_of(x) if violation_of is not None else 0.0
@@ -168,6 +183,7 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
     ``params``: the run-time parameters p of each step, shape (steps, np) (e.g. a reference
     schedule); without it, the plant's ``info["p"]`` if it gives one.  They are sent with each
     STEP and the reference MPC (``reference_mpc.p``) uses the same p at the same step.
+    The run may end early (see the module doc): ``HilRun.steps`` is then the number of steps run.
     """
     if steps < 1:
         raise ValueError("steps: expected >= 1")
@@ -193,6 +209,10 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
     else:
         safe = np.asarray(safe_action, dtype=float).ravel()
     device.reset()
+    if hasattr(reference_mpc, "reset"):  # (a real-time-iteration reference restarts like the device)
+        reference_mpc.reset()
+    if device.rtt is None:
+        device.calibrate()  # reply deadlines from the measured round trip
     stats0 = device.stats.as_dict()
     cond = conditions or Conditions()
 
@@ -211,39 +231,75 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
     sent_p: list[np.ndarray] = []
     snapshots: dict[int, Any] = {}
     t_start = time.perf_counter()
+    aborted: str | None = None
+    interrupted = False
+    run_steps = steps
+    consecutive_lost = completed = 0
     for k in range(steps):
-        if k % seg == 0 and k > 0:
-            snapshots[k] = copy.deepcopy(plant_env)  # state and disturbance generator
-        retries_before = device.stats.retries
-        y = x + noise[k]  # what the controller measures
-        pk = schedule[k] if schedule is not None else getattr(plant_env, "_rlmpc_hil_p", None)
-        sent_p.append(np.zeros(0) if pk is None else pk)
         try:
-            r = device.step(y, () if pk is None else pk)
-            u = np.asarray(r.u, dtype=float)
-            flags[k], status[k] = r.flags, r.solver_status
-            iters[k], qp_iters[k] = r.iterations, r.qp_iterations
-            dev_cost[k], latency[k] = r.cost, r.latency
-        except TransportError:
-            lost[k] = True
-            u = safe.copy()
-            flags[k] = int(StatusFlag.FALLBACK)
-        retries[k] = device.stats.retries - retries_before
-        actions[k] = u
-        u_same[k] = policy(y, pk)
-        x, cost[k], viol[k] = _plant_step(plant_env, u + dist[k], violation_of)
-        states[k + 1] = x
-        if cond.period is not None:  # real-time pacing: the next step starts on its tick
-            wait = t_start + (k + 1) * cond.period - time.perf_counter()
-            late[k] = wait < 0
-            if wait > 0:
-                time.sleep(wait)
-        if progress is not None:
-            progress(k)
+            if k % seg == 0 and k > 0:
+                snapshots[k] = copy.deepcopy(plant_env)  # state and disturbance generator
+            retries_before = device.stats.retries
+            y = x + noise[k]  # what the controller measures
+            pk = schedule[k] if schedule is not None else getattr(plant_env, "_rlmpc_hil_p", None)
+            try:
+                r = device.step(y, () if pk is None else pk)
+                u = np.asarray(r.u, dtype=float)
+                flags[k], status[k] = r.flags, r.solver_status
+                iters[k], qp_iters[k] = r.iterations, r.qp_iterations
+                dev_cost[k], latency[k] = r.cost, r.latency
+                consecutive_lost = 0
+            except (LinkDownError, DeviceRefusalError) as exc:
+                aborted, run_steps = f"step {k}: {exc}".replace(f"step {k}: STEP {k}: ", f"step {k}: "), k
+                break
+            except TransportError:
+                lost[k] = True
+                u = safe.copy()
+                flags[k] = int(StatusFlag.FALLBACK)
+                consecutive_lost += 1
+            sent_p.append(np.zeros(0) if pk is None else pk)
+            retries[k] = device.stats.retries - retries_before
+            actions[k] = u
+            u_same[k] = policy(y, pk)
+            x, cost[k], viol[k] = _plant_step(plant_env, u + dist[k], violation_of)
+            states[k + 1] = x
+            completed = k + 1
+            if not (np.all(np.isfinite(x)) and np.isfinite(cost[k])):
+                aborted, run_steps = (f"step {k}: the plant's state or cost is no longer finite (x = "
+                                      f"{np.array2string(x, precision=3)}, stage cost {cost[k]:.3g}); "
+                                      "the run ends here"), k + 1
+                break
+            if consecutive_lost >= device.budget.max_consecutive_lost:
+                aborted, run_steps = (f"step {k}: {consecutive_lost} steps in a row without a valid ACTION "
+                                      f"(budget {device.budget.max_consecutive_lost}, --max-lost); the link is lost: "
+                                      f"{device.stats.errors[-1] if device.stats.errors else ''}"), k + 1
+                break
+            if cond.period is not None:  # real-time pacing: the next step starts on its tick
+                wait = t_start + (k + 1) * cond.period - time.perf_counter()
+                late[k] = wait < 0
+                if wait > 0:
+                    time.sleep(wait)
+            if progress is not None:
+                progress(k)
+        except KeyboardInterrupt:  # Ctrl-C: keep the steps completed, the caller writes the report
+            aborted, run_steps, interrupted = f"interrupted (Ctrl-C) after {completed} steps", completed, True
+            break
     wall = time.perf_counter() - t_start
+    if run_steps < steps:
+        n = run_steps
+        states, late = states[:n + 1], late[:n]
+        actions, u_same, cost, viol, lost, latency = (a[:n] for a in (actions, u_same, cost, viol, lost, latency))
+        flags, status, iters, qp_iters, dev_cost, retries = (a[:n] for a in (flags, status, iters, qp_iters,
+                                                                              dev_cost, retries))
+        snapshots = {k: v for k, v in snapshots.items() if k < n}
+        steps_requested, steps = steps, n
+    else:
+        steps_requested = steps
 
     # workstation reference loop, same x0 and seed (same disturbances), restarted per segment
     xr = _reset_plant(plant_env, seed, x0)
+    if hasattr(reference_mpc, "reset"):
+        reference_mpc.reset()
     env = plant_env
     ref_states = np.zeros((steps + 1, nx))
     ref_states[0] = xr
@@ -252,6 +308,9 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
     for k in range(steps):
         if k in snapshots:
             env, xr = snapshots.pop(k), states[k].copy()
+        if not np.all(np.isfinite(xr)):  # the reference diverged too: nothing left to compare
+            ref_states[k:], ref_actions[k:], ref_cost[k:], ref_viol[k:] = np.nan, np.nan, np.inf, np.inf
+            break
         ref_actions[k] = policy(xr + noise[k], sent_p[k] if sent_p[k].size else None)
         xr, ref_cost[k], ref_viol[k] = _plant_step(env, ref_actions[k] + dist[k], violation_of)
         ref_states[k + 1] = xr
@@ -272,8 +331,9 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
         iterations=iters, qp_iterations=qp_iters, device_cost=dev_cost, latency=latency,
         retries=retries, lost=lost, input_bounds=bounds, link=link,
         identity=_identity(info, manifest), wall_time=wall, segment=seg, late=late,
-        conditions=cond.as_dict(nx, nu), serial_log=log,
-        params=np.array(sent_p) if sent_p and sent_p[0].size else np.zeros((steps, 0)))
+        conditions=cond.as_dict(nx, nu), serial_log=log, steps_requested=steps_requested,
+        aborted=aborted, interrupted=interrupted,
+        params=np.array(sent_p[:steps]) if sent_p and sent_p[0].size else np.zeros((steps, 0)))
 
 
 def _with_params(policy: Policy, reference: Any) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:

@@ -5,14 +5,29 @@
 :class:`RecordingPort` that keeps the raw bytes in both directions (the serial log artifact).
 :class:`Device` wraps :class:`rlmpc.codegen.firmware_link.FirmwareLink` (one request in flight):
 ``info()``, ``step(x)``, ``reset()``, ``ping()``.  A failed request (timeout, frame error,
-undecodable or unexpected reply, ERROR reply) is retried after a resynchronisation (drain
-input, reset the parser, a new HELLO handshake); every retry, resync and lost step is counted
-in :attr:`Device.stats`.
+undecodable or unexpected reply, a transient ERROR such as BAD_CRC) is retried after a
+resynchronisation (drain input, reset the parser, one short HELLO handshake); every retry,
+resync and lost step is counted in :attr:`Device.stats`.
+
+It fails fast and says why:
+
+* a deterministic refusal of the device (ERROR UNSUPPORTED, BAD_DIMENSION, BAD_HASH,
+  OUT_OF_BOUNDS, BAD_VERSION) ends the request at once (:class:`DeviceRefusalError`): resending the
+  same request would get the same answer;
+* a closed port (the emulator or the board went away, the socket was closed) or a device
+  process that exited (``alive``) ends it at once (:class:`LinkDownError`);
+* reply deadlines follow the link's measured round trip (:meth:`Device.calibrate`: PINGs after
+  the handshake, then the step latencies seen): ``max(MIN_TIMEOUT, 10 × PING round trip,
+  10 × the median and 2 × the maximum of the latest STEP round trips)``, doubled at each retry
+  of a request, at most ``timeout``, instead of a fixed 2 s (a late reply only costs a retry);
+* a :class:`LinkBudget` bounds the time without any valid frame (``max_silence_s``): past it
+  the request ends with :class:`LinkDownError`.  (The runner also bounds the consecutive lost steps.)
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,11 +52,47 @@ from rlmpc.codegen.protocol import (
     SetTheta,
     Step,
 )
-from rlmpc.codegen.protocol_spec import CostUnit, MsgType, Precision
+from rlmpc.codegen.protocol_spec import CostUnit, ErrorCode, MsgType, Precision
 
 
 class TransportError(RuntimeError):
     """The link could not be opened, or a request failed after all retries."""
+
+
+class LinkDownError(TransportError):
+    """The link is gone or silent beyond the budget: the run cannot go on (no retry helps)."""
+
+
+class DeviceRefusalError(TransportError):
+    """The device refused the request deterministically (ERROR with a code a retry cannot change)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+REFUSALS = frozenset({ErrorCode.UNSUPPORTED, ErrorCode.BAD_DIMENSION, ErrorCode.BAD_HASH,
+                      ErrorCode.OUT_OF_BOUNDS, ErrorCode.BAD_VERSION})
+MIN_TIMEOUT = 0.05  # s: the shortest reply deadline, whatever the measured round trip
+RTT_FACTOR, STEP_FACTOR = 10.0, 10.0
+SCALED = ("STEP", "PING", "HELLO")  # the requests whose deadline follows the measured round trip
+LATENCY_WINDOW = 64  # STEP round trips whose median sets the STEP deadline
+
+
+@dataclass(frozen=True)
+class LinkBudget:
+    """How long a run may go on without the device: ``max_silence_s`` without any valid frame
+    (then :class:`LinkDownError`), ``max_consecutive_lost`` steps in a row without a valid ACTION
+    (checked by :func:`rlmpc.hil.runner.run_hil`)."""
+
+    max_silence_s: float = 3.0
+    max_consecutive_lost: int = 5
+
+    def __post_init__(self) -> None:
+        if not self.max_silence_s > 0:
+            raise ValueError(f"max_silence_s: expected a positive number of seconds, got {self.max_silence_s}")
+        if self.max_consecutive_lost < 1:
+            raise ValueError(f"max_consecutive_lost: expected >= 1, got {self.max_consecutive_lost}")
 
 
 class RecordingPort:
@@ -84,11 +135,23 @@ class RecordingPort:
         return out
 
 
+def check_url(url: str) -> None:
+    """Refuse (one-line ValueError) a ``socket://`` or ``rfc2217://`` URL without a valid host:port."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("socket", "rfc2217"):
+        return
+    hostport = rest.split("?")[0].split("/")[0]
+    host, colon, port = hostport.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"--port: {url!r}: expected {scheme}://HOST:PORT with PORT from 1 to 65535")
+
+
 def open_link(url: str, *, baudrate: int = 115200, timeout: float = 0.01, attempts: int = 5,
               interval: float = 0.2) -> RecordingPort:
     """Open ``url`` with ``serial_for_url``, retrying up to ``attempts`` times ``interval`` apart."""
     if attempts < 1:
         raise ValueError("attempts: expected >= 1")
+    check_url(url)
     last: Exception | None = None
     for i in range(attempts):
         try:
@@ -96,6 +159,8 @@ def open_link(url: str, *, baudrate: int = 115200, timeout: float = 0.01, attemp
             return RecordingPort(port)
         except (serial.SerialException, OSError, ValueError) as exc:
             last = exc
+            if isinstance(exc, ValueError) and not isinstance(exc, serial.SerialException):
+                raise TransportError(f"{url}: not a port pyserial can open ({exc})") from None
             if i + 1 < attempts:
                 time.sleep(interval)
     raise TransportError(f"{url}: could not open after {attempts} attempts: {last}")
@@ -132,18 +197,27 @@ class LinkStats:
 class Device:
     """The firmware at the other end of ``port`` (see the module doc).
 
-    ``timeout`` is the reply deadline per request, ``max_retries`` the retries after the first
-    failed attempt of a request.  Call :meth:`connect` (or :meth:`info`) first.
+    ``timeout``: the longest reply deadline per request (the first STEP waits this long, later
+    ones less, see :meth:`reply_timeout`); ``max_retries``: retries after the first failed
+    attempt of a request; ``budget``: the :class:`LinkBudget`; ``alive``: returns None while the
+    device's process runs, else a reason (e.g. the emulator's exit code).  Call :meth:`connect`
+    (or :meth:`info`) first.
     """
 
     def __init__(self, port: Any, *, timeout: float = 2.0, max_retries: int = 3,
-                 hello_attempts: int = 30) -> None:
+                 hello_attempts: int = 30, budget: LinkBudget | None = None,
+                 alive: Callable[[], str | None] | None = None) -> None:
         self.port = port
         self.link = FirmwareLink(port)
         self.timeout = timeout
         self.max_retries = max_retries
         self.hello_attempts = hello_attempts
+        self.budget = budget or LinkBudget()
+        self.alive = alive
         self.stats = LinkStats()
+        self.rtt: float | None = None  # s, median PING round trip (calibrate)
+        self.step_latencies: list[float] = []  # s, the latest STEP round trips answered at once
+        self.last_valid = time.monotonic()
         self._info: Info | None = None
         self._step = 0
 
@@ -161,13 +235,34 @@ class Device:
 
     # --- handshake and recovery -------------------------------------------------------
     def connect(self) -> Info:
+        self._check_alive("handshake")
         try:
             self._info = self.link.hello(attempts=self.hello_attempts)
         except LinkError as exc:
+            self._check_alive("handshake")
             raise TransportError(f"handshake failed: {exc}") from None
         except (OSError, serial.SerialException) as exc:  # e.g. the board reset the connection
-            raise TransportError(f"handshake failed: serial error: {exc}") from None
+            raise LinkDownError(f"handshake failed: the link closed ({exc})") from None
+        self.last_valid = time.monotonic()
         return self._info
+
+    def calibrate(self, pings: int = 5) -> float:
+        """Measure the link's round trip (median of ``pings`` PINGs) for the reply deadlines."""
+        samples = []
+        for _ in range(pings):
+            samples.append(self._request(Ping(b"rlmpc"), Pong, "PING", self.timeout)[1])
+        self.rtt = float(np.median(samples))
+        return self.rtt
+
+    def reply_timeout(self, what: str = "STEP") -> float:
+        """The reply deadline: scaled to the measured round trip and the slowest STEP so far
+        (``timeout`` before anything was measured, and for a STEP before the first answered one)."""
+        if self.rtt is None or what not in SCALED or (what == "STEP" and not self.step_latencies):
+            return self.timeout  # (RESET, SET_THETA, …: rare, and the device may work a while on them)
+        typical = slowest = 0.0
+        if what == "STEP":
+            typical, slowest = float(np.median(self.step_latencies)), max(self.step_latencies)
+        return min(self.timeout, max(MIN_TIMEOUT, RTT_FACTOR * self.rtt, STEP_FACTOR * typical, 2.0 * slowest))
 
     def info(self) -> Info:
         return self._info if self._info is not None else self.connect()
@@ -180,42 +275,73 @@ class Device:
     def cost_unit(self) -> CostUnit:
         return CostUnit(self.info().cost_unit)
 
-    def resync(self) -> None:
-        """Drain pending input, reset the frame parser and shake hands again."""
+    def _check_alive(self, what: str) -> None:
+        if self.alive is not None:
+            reason = self.alive()
+            if reason is not None:
+                raise LinkDownError(f"{what}: {reason}")
+
+    def resync(self, timeout: float | None = None) -> None:
+        """Drain pending input, reset the frame parser and shake hands again (briefly: two HELLOs
+        at the reply deadline; the initial :meth:`connect` tries longer)."""
         self.stats.resyncs += 1
-        time.sleep(0.01)
         try:
             while self.port.in_waiting:
                 self.port.read(self.port.in_waiting)
-        except (OSError, serial.SerialException):
-            pass
+        except (OSError, serial.SerialException) as exc:
+            raise LinkDownError(f"the link closed ({exc})") from None
         self.link.parser.reset()
-        self.connect()
+        try:
+            self._info = self.link.hello(attempts=2, interval=timeout or self.reply_timeout("HELLO"))
+        except LinkError as exc:
+            raise TransportError(f"handshake failed: {exc}") from None
+        except (OSError, serial.SerialException) as exc:
+            raise LinkDownError(f"the link closed ({exc})") from None
+        self.last_valid = time.monotonic()
 
-    def _request(self, msg: Message, accept: type, what: str) -> tuple[Any, float, int]:
+    def _request(self, msg: Message, accept: type, what: str,
+                 timeout: float | None = None) -> tuple[Any, float, int]:
         """Send ``msg`` until a reply of type ``accept`` arrives (and passes ``_check``)."""
         retries = 0
         while True:
+            self._check_alive(what)
             self.stats.requests += 1
+            wait = timeout if timeout is not None else min(self.timeout, self.reply_timeout(what.split()[0])
+                                                           * 2.0 ** retries)  # a slow answer: wait longer
             t0 = time.perf_counter()
             problem: str
             try:
-                reply = self.link.request(msg, timeout=self.timeout)
+                reply = self.link.request(msg, timeout=wait)
                 latency = time.perf_counter() - t0
                 if isinstance(reply, accept) and self._check(msg, reply):
+                    self.last_valid = time.monotonic()
                     return reply, latency, retries
+                if isinstance(reply, Error) and reply.code in REFUSALS:
+                    self.last_valid = time.monotonic()
+                    text = f"{what}: the device refused it: {_describe(reply)}"
+                    self.stats.errors.append(text)
+                    raise DeviceRefusalError(text, int(reply.code))
                 problem = _describe(reply)
             except LinkError as exc:
                 problem = str(exc)
             except (OSError, serial.SerialException) as exc:
-                problem = f"serial error: {exc}"
+                self.stats.errors.append(f"{what}: serial error: {exc}")
+                self._check_alive(what)
+                raise LinkDownError(f"{what}: the link closed ({exc})") from None
             self.stats.errors.append(f"{what}: {problem}")
+            self._check_alive(what)
+            silent = time.monotonic() - self.last_valid
+            if silent > self.budget.max_silence_s:
+                raise LinkDownError(f"{what}: no valid frame from the device for {silent:.1f} s "
+                               f"(budget {self.budget.max_silence_s:g} s, --max-silence); last problem: {problem}")
             if retries >= self.max_retries:
                 raise TransportError(f"{what}: failed after {retries + 1} attempts: {problem}")
             retries += 1
             self.stats.retries += 1
             try:
                 self.resync()
+            except LinkDownError:
+                raise
             except TransportError as exc:
                 self.stats.errors.append(f"{what}: resync: {exc}")
 
@@ -232,7 +358,8 @@ class Device:
     # --- requests ---------------------------------------------------------------------
     def step(self, x: npt.ArrayLike, p: npt.ArrayLike = ()) -> ActionResult:
         """One control step; raises :class:`TransportError` (and counts a lost step) if no
-        valid ACTION arrives after all retries."""
+        valid ACTION arrives after all retries, :class:`LinkDownError` / :class:`DeviceRefusalError`
+        when no retry can help."""
         k = self._step
         self._step = (self._step + 1) % (1 << 32)
         msg = Step(k, np.asarray(x, dtype=float).ravel(), np.asarray(p, dtype=float).ravel())
@@ -241,6 +368,8 @@ class Device:
         except TransportError:
             self.stats.lost_steps += 1
             raise
+        if retries == 0:
+            self.step_latencies = [*self.step_latencies[-(LATENCY_WINDOW - 1):], latency]
         return ActionResult(k, a.u, a.flags, a.solver_status, a.sqp_iterations, a.qp_iterations,
                             a.cost, latency, retries)
 
@@ -251,7 +380,7 @@ class Device:
         self.hello()  # INFO now reports the new θ hash
 
     def reset(self) -> None:
-        self._request(Reset(), Ack, "RESET")
+        self._request(Reset(), Ack, "RESET", self.timeout)
         self._step = 0
 
     def ping(self, data: bytes = b"rlmpc") -> float:
@@ -259,12 +388,20 @@ class Device:
         return self._request(Ping(data), Pong, "PING")[1]
 
     def hello(self) -> Info:
-        reply = self._request(Hello(), Info, "HELLO")[0]
+        reply = self._request(Hello(), Info, "HELLO", self.timeout)[0]
         self._info = reply
         return reply
 
     def close(self) -> None:
         self.port.close()
+
+
+def process_alive(process: Any, what: str = "the emulator") -> Callable[[], str | None]:
+    """An ``alive`` callback for :class:`Device`: None while ``process`` (a Popen) runs."""
+    def alive() -> str | None:
+        code = process.poll()
+        return None if code is None else f"{what} exited (code {code})"
+    return alive
 
 
 def _describe(reply: Message | DecodeError | FrameError) -> str:
@@ -275,4 +412,5 @@ def _describe(reply: Message | DecodeError | FrameError) -> str:
     return f"unexpected reply {type(reply).__name__}"
 
 
-__all__ = ["ActionResult", "Device", "LinkStats", "RecordingPort", "TransportError", "open_link"]
+__all__ = ["REFUSALS", "ActionResult", "Device", "DeviceRefusalError", "LinkBudget", "LinkDownError", "LinkStats",
+           "RecordingPort", "TransportError", "open_link", "process_alive"]

@@ -9,6 +9,13 @@ differences: an absolute margin alone fails correct devices over a few hundred s
 per-step device cost (instructions / cycles / µs) ≤ ``cost_budget`` if set;
 no lost step (``max_lost_steps``); no fallback action unless allowed; the device's θ and
 problem hashes equal the manifest's when a manifest was given.
+
+Nothing passes by accident: a run that ended early (lost link, refusal, diverging plant,
+Ctrl-C) fails ``completed``; a run that lost its link (ended early, or more lost steps than
+``max_lost_steps``) fails the cost and state-constraint checks as "not judged"; otherwise they
+use only the reference segments in which every step had a valid ACTION (a lost step applies the
+safe action to the plant, and the comparison would judge the fallback, not the device); a
+check with nothing to compare, or a non-finite value, fails.
 """
 
 from __future__ import annotations
@@ -106,6 +113,16 @@ def _check(name: str, value: float, limit: float, what: str, unit: str = "") -> 
                  f"{name}: {what} = {value:.3g}{unit} {rel} {limit:.3g}{unit}", what)
 
 
+def comparable_steps(run: HilRun) -> np.ndarray:
+    """The steps whose cost and constraints may be compared with the reference: those of
+    reference segments (``run.segment`` steps from the device's state) without a lost step."""
+    n = run.lost.size
+    seg = run.segment if run.segment > 0 else max(n, 1)
+    ids = np.arange(n) // seg
+    bad = np.unique(ids[run.lost])
+    return ~np.isin(ids, bad)
+
+
 def evaluate(run: HilRun, thresholds: Thresholds | None = None) -> Verdict:
     th = thresholds or Thresholds()
     checks: list[Check] = []
@@ -117,21 +134,47 @@ def evaluate(run: HilRun, thresholds: Thresholds | None = None) -> Verdict:
     err = float(np.max(run.action_error[ok_steps])) if ok_steps.any() else float("nan")
     checks.append(_check("max_action_error", err, tol, "max |u_dev - u_ref| on the same states"))
 
-    ref = run.ref_total_cost
-    rel = abs(run.total_cost - ref) / max(abs(ref), 1e-12)
-    checks.append(_check("cost_rel_tol", rel, th.cost_rel_tol,
-                         f"closed-loop cost {run.total_cost:.6g} vs reference {ref:.6g}, "
-                         "relative difference"))
+    if run.aborted is not None:
+        checks.append(Check("completed", False, float(run.steps), float(run.steps_requested),
+                            f"completed: the run ended after {run.steps} of {run.steps_requested} steps: "
+                            f"{run.aborted}", "steps run"))
+
+    n_lost = int(np.sum(run.lost))
+    unjudged = None  # a run that lost its link: its cost and constraints say nothing about the device
+    if run.aborted is not None and not run.interrupted:
+        unjudged = f"the run ended early ({run.steps} of {run.steps_requested} steps)"
+    elif n_lost > th.max_lost_steps:
+        unjudged = f"{n_lost} steps without a valid ACTION (the plant got the safe action)"
+    compared = comparable_steps(run)
+    skipped = f"; {int(np.sum(~compared))} steps in segments with a lost step left out" if (~compared).any() else ""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total, ref = float(np.sum(run.stage_cost[compared])), float(np.sum(run.ref_stage_cost[compared]))
+        rel = abs(total - ref) / max(abs(ref), 1e-12) if compared.any() else float("nan")
+        if not (np.isfinite(total) and np.isfinite(ref)):
+            rel = float("nan")
+    if unjudged is not None:
+        checks.append(Check("cost_rel_tol", False, rel, th.cost_rel_tol,
+                            f"cost_rel_tol: not judged: {unjudged}", "closed-loop cost vs reference"))
+    else:
+        checks.append(_check("cost_rel_tol", rel, th.cost_rel_tol,
+                             f"closed-loop cost {total:.6g} vs reference {ref:.6g}{skipped}, relative difference"))
 
     if run.input_bounds is not None:
         lb, ub = (np.asarray(b, dtype=float) for b in run.input_bounds)
-        over = float(np.max(np.maximum(lb - run.actions, 0.0) + np.maximum(run.actions - ub, 0.0)))
+        dev = run.actions[ok_steps]
+        over = float(np.max(np.maximum(lb - dev, 0.0) + np.maximum(dev - ub, 0.0))) if dev.size else float("nan")
         checks.append(_check("constraint_tol", over, th.constraint_tol, "input bound violation"))
-    ref_violation = float(np.sum(run.ref_violation))
-    excess = float(np.sum(run.violation)) - ref_violation
-    checks.append(_check("constraint_tol", excess,
-                         th.constraint_tol + th.violation_rel_tol * ref_violation,
-                         f"state-constraint violation beyond the reference's ({ref_violation:.3g})"))
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref_violation = float(np.sum(run.ref_violation[compared])) if compared.any() else float("nan")
+        excess = float(np.sum(run.violation[compared])) - ref_violation
+    if unjudged is not None:
+        checks.append(Check("constraint_tol", False, excess, th.constraint_tol,
+                            f"constraint_tol: state constraints not judged: {unjudged}",
+                            "state-constraint violation beyond the reference's"))
+    else:
+        checks.append(_check("constraint_tol", excess,
+                             th.constraint_tol + th.violation_rel_tol * ref_violation,
+                             f"state-constraint violation beyond the reference's ({ref_violation:.3g})"))
 
     if th.cost_budget is not None:
         peak = float(np.max(run.device_cost[ok_steps])) if ok_steps.any() else float("nan")
@@ -167,4 +210,4 @@ def evaluate(run: HilRun, thresholds: Thresholds | None = None) -> Verdict:
     return Verdict(all(c.passed for c in checks), checks, {**asdict(th), "max_action_error": tol})
 
 
-__all__ = ["ACTION_TOL_DEFAULT", "Check", "Thresholds", "Verdict", "evaluate"]
+__all__ = ["ACTION_TOL_DEFAULT", "Check", "Thresholds", "Verdict", "comparable_steps", "evaluate"]

@@ -7,6 +7,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 
 def _print_bundle_make_variables() -> None:
@@ -41,7 +42,7 @@ def _demo_folders(out: Path) -> Path:
     from rlmpc.codegen.bundle_folder import check_destination
     from rlmpc.codegen.firmware import BUILD_OUTPUTS
     from rlmpc.hil.report import FILES
-    from rlmpc.toolkit.output_folder import claim_output_folder
+    from rlmpc.toolkit.output_folder import check_output_folder, claim_output_folder
     from rlmpc.toolkit.rl.training import TRAIN_OUTPUTS
 
     folders = {"lti_qlearning": ("train", TRAIN_OUTPUTS), "firmware_mps2-an386": ("build", BUILD_OUTPUTS),
@@ -51,7 +52,7 @@ def _demo_folders(out: Path) -> Path:
     for name in ("lti_bundle_aarch64", "lti_mcu"):
         check_destination((out / name).resolve())
     for name, (command, own) in folders.items():
-        claim_output_folder(out / name, command, own)
+        check_output_folder(out / name, command, own)
     run_dir = out / "lti_qlearning"
     for name in TRAIN_OUTPUTS:  # the demo always trains afresh
         (run_dir / name).unlink(missing_ok=True)
@@ -107,6 +108,9 @@ def _demo(args: argparse.Namespace) -> int:
           f"acados bundle with --target linux-aarch64), a real board (rlmpc flash … --probe auto, "
           f"rlmpc hil … --port /dev/ttyACM0), the cost per step (rlmpc bench-target {mcu} --target "
           f"mps2-an386).")
+    from rlmpc.toolkit.output_folder import complete_output_folder
+
+    complete_output_folder(out, "demo")
     return 0 if report.passed and verdict_code == 0 else 1
 
 
@@ -179,6 +183,26 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_option(option: str, text: str | None) -> object:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{option}: not JSON ({exc.msg} at character {exc.pos})") from None
+
+
+def _theta_init(args: argparse.Namespace) -> int:
+    from rlmpc.toolkit.theta_file import init_theta
+
+    params = _json_option("--problem-params", args.problem_params)
+    plant = None if args.plant is None else {"name": args.plant, "params": {}}
+    out = init_theta(args.problem, {} if params is None else params, args.out, plant)  # type: ignore[arg-type]
+    print(f"θ of problem {args.problem!r} as defined (not trained): {out}\n"
+          f"next: rlmpc export --theta {out} --target cortex-m4 --out BUNDLE --check")
+    return 0
+
+
 EXPORT_TARGETS = ("linux-x86_64", "linux-aarch64", "cortex-m4")
 DEFAULT_RAM_LIMIT_KB = 112.0
 
@@ -189,7 +213,8 @@ def _export(args: argparse.Namespace) -> int:
     if args.target == "cortex-m4":
         return _export_mcu(args)
     for option, value in (("--rti-warm-start", args.rti_warm_start), ("--precision", args.precision),
-                          ("--ram-limit", args.ram_limit)):
+                          ("--ram-limit", args.ram_limit), ("--operating-point", args.operating_point),
+                          ("--check-box", args.check_box)):
         if value is not None:
             raise ValueError(f"{option}: only for the bare-metal solver (--target cortex-m4), not "
                              f"for {args.target} (acados' solver, double precision)")
@@ -218,24 +243,50 @@ def _export_mcu(args: argparse.Namespace) -> int:
 
     precision = args.precision or "float32"
     ram_limit = args.ram_limit if args.ram_limit is not None else DEFAULT_RAM_LIMIT_KB
+    op = args.operating_point
+    operating_point = op if op in (None, "none") else _json_option("--operating-point", op)
+    box = _json_option("--check-box", args.check_box)
+    if box is not None:  # (refused before anything is written)
+        from rlmpc.codegen.mcu.host_check import parse_box
+        from rlmpc.toolkit.theta_file import load_theta
+
+        if not args.check:
+            raise ValueError("--check-box: only with --check")
+        parse_box(box, load_theta(args.theta).fns.nx)
     out = export_mcu(args.theta, args.out, precision=precision, ram_limit=int(ram_limit * 1024),
-                     rti_warm_start=args.rti_warm_start, runtime_theta=not args.fixed_theta)
-    fp = json.loads((out / "manifest.json").read_text())["footprint"]
+                     rti_warm_start=args.rti_warm_start, operating_point=operating_point,
+                     runtime_theta=not args.fixed_theta)
+    manifest = json.loads((out / "manifest.json").read_text())
+    fp = manifest["footprint"]
     print(f"bare-metal solver ({precision}): {out} (manifest.json, solver sources, DAQP sources, "
           f"test_vectors.json)\nCortex-M4F footprint of the solver: text {fp['text']} B, "
           f"data {fp['data']} B, bss {fp['bss']} B (flash {fp['flash'] / 1024:.1f} KB, "
           f"RAM {fp['ram'] / 1024:.1f} KB)")
+    fb = manifest.get("fallback")
+    if fb is not None:
+        print(f"after a failed solve: {fb['after a failed solve']}"
+              + (f" (K at x={fb['operating_point']['x']}, u={fb['operating_point']['u']}: {fb['source']})"
+                 if fb["gain"] else f" ({fb.get('note', '')})"))
     if not args.check:
         return 0
     with tempfile.TemporaryDirectory(prefix="rlmpc-mcu-check-") as tmp:
-        report = check_mcu(args.theta, Path(tmp), args.rti_warm_start)
+        report = check_mcu(args.theta, Path(tmp), args.rti_warm_start,
+                           box=box, operating_point=operating_point)
     print("\n".join(report.lines()))
     return 0 if not report.problems() else 1
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line (``rlmpc hil: error: …``, exit 2); ``-h`` shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlmpc", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="rlmpc", description=__doc__)
+    sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(  # type: ignore[assignment]
+        dest="command", required=True)
     doctor = sub.add_parser("doctor", help="check the acados and CasADi installation")
     doctor.set_defaults(func=_doctor)
     demo = sub.add_parser("demo", help="MPC core on a cart-pole, Q-learning on the LTI task, "
@@ -261,6 +312,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--program", default=None, help="with --device: this firmware build instead of building it")
     train.add_argument("--baud", type=int, default=None, help="with --port: line speed (default 115200)")
     train.set_defaults(func=_train)
+    theta = sub.add_parser("theta", help="θ files: write the definition's θ (an MPC that was not trained)")
+    theta_sub = theta.add_subparsers(dest="theta_command", required=True)
+    init = theta_sub.add_parser("init", help="write the problem's own θ (initial values) as a θ file")
+    init.add_argument("problem", help="a registered problem (built in, or your own through RLMPC_PLUGINS)")
+    init.add_argument("--problem-params", default=None,
+                      help='JSON object of the problem\'s keyword arguments, e.g. \'{"horizon": 30}\'')
+    init.add_argument("--plant", default=None, help="the plant HIL runs it against by default (a registered name)")
+    init.add_argument("--out", required=True, help="the θ file to write (must not exist)")
+    init.set_defaults(func=_theta_init)
     export = sub.add_parser("export", help="export learned θ as a C bundle for a target")
     export.add_argument("--theta", required=True, help="θ file written by rlmpc train")
     export.add_argument("--target", required=True, choices=EXPORT_TARGETS,
@@ -277,9 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "is (acados SQP_RTI's method, its closed loops exactly; steadier in large "
                         "transients); see docs/benchmarks.md")
     export.add_argument("--fixed-theta", action="store_true",
-                        help="cortex-m4, linear problem: compile θ in (the condensed matrices stay in flash; "
-                        "less RAM, no SET_THETA).  Default: the device takes a new θ (SET_THETA, "
-                        "`rlmpc hil --theta`) and recomputes them")
+                        help="cortex-m4: compile θ and p in (no SET_THETA, no p in STEP; a linear MPC's "
+                        "condensed matrices stay in flash: less RAM).  Default: the device takes a new θ "
+                        "(SET_THETA, `rlmpc hil --theta`) and p with each STEP")
+    export.add_argument("--operating-point", default=None,
+                        help='cortex-m4, nonlinear problem: the steady state of the fallback gain, '
+                        '\'{"x": [...], "u": [...]}\', or none (after a failed solve the previous plan, '
+                        "shifted); default: the problem's operating_point, else its reference (the steady "
+                        "state minimising the stage cost), without a gain if that is not stabilisable")
+    export.add_argument("--check-box", default=None,
+                        help='cortex-m4 --check: the box of the test states, \'{"lb": [...], "ub": [...]}\' '
+                        "(default: the problem's check_box, else the reset distribution of the θ file's "
+                        "plant, else the state constraints' bounds widened by 20%% of their range and ±1 "
+                        "about the operating point for the other states)")
     export.add_argument("--out", required=True,
                         help="bundle folder: new, empty, or an earlier bundle without files added "
                         "or changed since its export (it is replaced)")
@@ -300,6 +370,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error(exc: OSError) -> str:
+    """``PATH: what went wrong`` (a temporary ``.partial-…`` name shown as the file it becomes)."""
+    name = exc.filename
+    if name is None:
+        return str(exc).replace("\n", " ")
+    path = Path(str(name))
+    for part in path.parts:  # the staging folder of a bundle: .NAME.partial-XXXX → NAME
+        if part.startswith(".") and ".partial-" in part:
+            path = Path(str(path).split(part)[0]) / part[1:].split(".partial-")[0]
+            break
+    return f"{path}: {exc.strerror or exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -307,7 +390,10 @@ def main(argv: list[str] | None = None) -> int:
 
         load_plugins()  # the user's own problems and plants (RLMPC_PLUGINS)
         return int(args.func(args))
-    except (ValueError, OSError) as exc:  # (OSError: e.g. an output path that cannot be created)
+    except OSError as exc:  # e.g. an output path that cannot be created
+        print(f"rlmpc: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
         print(f"rlmpc: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # (emulators are stopped on the way out)

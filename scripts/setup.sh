@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(make gcc
   gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-  clang)
+  clang
+  chromium)  # chromium: the headless browser of the documentation site's test (tests/test_docs_site.py)
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 STAMP="$VENV/.rlmpc-setup"
@@ -54,7 +55,7 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
   # comma-deps-acados first: it vendors a slim CasADi that casadi==3.8.2 must overwrite.
   "${PIP[@]}" install "comma-deps-acados>=0.2.2,<0.2.3"
   "${PIP[@]}" install --force-reinstall --no-deps "casadi==3.8.2"
-  "${PIP[@]}" install -e ".[dev,scale]"
+  "${PIP[@]}" install -e ".[dev,scale,docs]"
   echo "$want" > "$STAMP"
 fi
 

@@ -86,7 +86,7 @@ def lti_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    (["--steps", "0"], "--steps: expected >= 1"),
+    (["--steps", "0"], "--steps: expected an integer from 1 to 1000000"),
     (["--measurement-noise", "0.1", "0.1", "0.1"], "measurement_noise: expected one standard deviation or 2"),
     (["--cost-budget", "-1"], "--cost-budget: expected a non-negative number"),
     (["--thresholds", "/nonexistent/th.json"], "no such thresholds file"),
@@ -127,7 +127,7 @@ def test_train_output_must_be_a_folder_and_ctrl_c_says_how_to_resume(
 
 def test_output_folders_of_the_user_are_refused(tmp_path: Path, lti_bundle: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    from rlmpc.toolkit.output_folder import MARKER, claim_output_folder
+    from rlmpc.toolkit.output_folder import MARKER, claim_output_folder, complete_output_folder
 
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -140,12 +140,14 @@ def test_output_folders_of_the_user_are_refused(tmp_path: Path, lti_bundle: Path
         assert "holds files rlmpc" in capsys.readouterr().err
     assert sorted(p.name for p in mine.iterdir()) == ["summary.md", "thesis.tex"]
     assert (mine / "summary.md").read_text() == "my notes"
-    # an earlier run's folder (marked, or only its own names) is reused
+    # a folder holding only names rlmpc writes, without the marker of a completed run, is refused
     earlier = tmp_path / "earlier"
     earlier.mkdir()
     (earlier / "hil.json").write_text("{}")
-    assert claim_output_folder(earlier, "hil", ["hil.json"]) == earlier
-    assert (earlier / MARKER).is_file()
+    with pytest.raises(ValueError, match="no marker of a completed rlmpc hil run"):
+        claim_output_folder(earlier, "hil", ["hil.json"])
+    assert not (earlier / MARKER).exists()
+    complete_output_folder(earlier, "hil")
     (earlier / "notes.txt").write_text("added later")
     assert claim_output_folder(earlier, "hil", ["hil.json"]) == earlier  # marked: the user's names stay
 
@@ -163,24 +165,31 @@ def test_hil_plant_and_link_options_are_checked(lti_bundle: Path, tmp_path: Path
 
 
 def test_output_folders_belong_to_one_command(tmp_path: Path) -> None:
-    from rlmpc.toolkit.output_folder import claim_output_folder
+    from rlmpc.toolkit.output_folder import claim_output_folder, complete_output_folder
 
     claim_output_folder(tmp_path / "o", "hil", ["hil.json"])
+    complete_output_folder(tmp_path / "o", "hil")
     with pytest.raises(ValueError, match="written by rlmpc hil, not train"):
         claim_output_folder(tmp_path / "o", "train", ["theta.json"])
 
 
 def test_demo_checks_its_folders_before_deleting_anything(tmp_path: Path) -> None:
     from rlmpc.cli import _demo_folders
+    from rlmpc.toolkit.output_folder import complete_output_folder
 
     run = tmp_path / "demo" / "lti_qlearning"
     run.mkdir(parents=True)
+    complete_output_folder(tmp_path / "demo", "demo")
+    complete_output_folder(run, "train")
     (run / "checkpoint.pkl").write_bytes(b"old run")
     (run / "my_notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match=r"holds files rlmpc train did not write \(my_notes\.txt\)"):
+    unmarked = tmp_path / "demo" / "hil"
+    unmarked.mkdir()
+    (unmarked / "summary.md").write_text("mine")
+    with pytest.raises(ValueError, match=r"hil: output folder: holds files rlmpc hil did not write \(summary\.md\)"):
         _demo_folders(tmp_path / "demo")
     assert (run / "checkpoint.pkl").read_bytes() == b"old run" and (run / "my_notes.txt").is_file()
-    (run / "my_notes.txt").unlink()
+    (unmarked / "summary.md").unlink()
     assert _demo_folders(tmp_path / "demo") == run
     assert not (run / "checkpoint.pkl").exists()  # an earlier demo's run is forgotten, file by file
 

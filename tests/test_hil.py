@@ -123,21 +123,24 @@ def test_thresholds_from_a_config_file(tmp_path: Path) -> None:
 
 
 class _Lossy:
-    """Swallows the device's reply bytes to the ``drop_at``-th STEP (the link must recover)."""
+    """Swallows the device's replies from the ``drop_at``-th STEP until ``writes`` more frames were
+    written (1: the reply to that STEP only; the link must recover)."""
 
-    def __init__(self, port: RecordingPort, drop_at: int, window: float = 0.3) -> None:
-        self.port, self.drop_at, self.window, self.steps, self.until = port, drop_at, window, 0, 0.0
+    def __init__(self, port: RecordingPort, drop_at: int, writes: int = 1) -> None:
+        self.port, self.drop_at, self.writes, self.steps, self.left = port, drop_at, writes, 0, 0
 
     def write(self, data: bytes) -> Any:
+        if self.left:
+            self.left -= 1
         if len(data) > 3 and data[2] == MsgType.STEP:
             self.steps += 1
             if self.steps == self.drop_at:
-                self.until = time.monotonic() + self.window
+                self.left = self.writes
         return self.port.write(data)
 
     def read(self, size: int = 1) -> bytes:
         data: bytes = self.port.read(size)
-        return b"" if time.monotonic() < self.until else data
+        return b"" if self.left else data
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.port, name)
@@ -152,7 +155,7 @@ def test_a_lost_reply_is_retried_after_a_new_handshake(setup: Setup) -> None:
 
 
 def test_an_unrecovered_step_is_lost_and_fails_the_verdict(setup: Setup) -> None:
-    run, _ = _run(setup, "host", steps=12, wrap=lambda p: _Lossy(p, 7, window=1.0), timeout=0.1,
+    run, _ = _run(setup, "host", steps=12, wrap=lambda p: _Lossy(p, 7, writes=4), timeout=0.1,
                   max_retries=1, hello_attempts=2)
     assert run.lost[6] and run.link["lost_steps"] == int(run.lost.sum()) >= 1
     assert run.actions[6, 0] == 0.0  # the safe action

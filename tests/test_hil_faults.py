@@ -185,5 +185,5 @@ def test_a_connection_reset_during_the_handshake_is_a_link_error() -> None:
         def close(self) -> None:
             pass
 
-    with pytest.raises(TransportError, match="handshake failed: serial error: Connection reset by peer"):
+    with pytest.raises(TransportError, match=r"handshake failed: the link closed \(Connection reset by peer\)"):
         Device(ResetPort(), hello_attempts=1).connect()  # type: ignore[arg-type]

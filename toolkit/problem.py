@@ -73,6 +73,10 @@ class ProblemFunctions:
     path_rows: ConstraintRows
     u_lb: FloatArray
     u_ub: FloatArray
+    # export settings (not part of the OCP, not hashed): the steady state (θ,p) -> (x̄, ū) whose
+    # LQR gain gives an embedded solver's fallback input, and the box of the export check's states
+    operating_point: cs.Function | None = None
+    check_box: tuple[FloatArray, FloatArray] | None = None
 
     @property
     def ntheta(self) -> int:
@@ -129,6 +133,8 @@ def fix_theta(fns: ProblemFunctions, values: npt.ArrayLike) -> ProblemFunctions:
         initial_cost=bake(fns.initial_cost), terminal_cost=bake(fns.terminal_cost),
         h_state=bake(fns.h_state), h_path=bake(fns.h_path),
         state_rows=fns.state_rows, path_rows=fns.path_rows, u_lb=fns.u_lb, u_ub=fns.u_ub,
+        operating_point=None if fns.operating_point is None else bake(fns.operating_point),
+        check_box=fns.check_box,
     )
 
 
@@ -234,6 +240,8 @@ class ParametricMPC:
         self._u_ub = np.full(nu, np.inf)
         self._cons: dict[str, list[tuple[str, cs.SX, float, float, bool, float, float]]] = {
             "state": [], "path": []}
+        self._operating_point: tuple[cs.SX, cs.SX] | None = None
+        self._check_box: tuple[FloatArray, FloatArray] | None = None
 
     # --- parameters --------------------------------------------------------------
     def learnable(self, name: str, init: npt.ArrayLike, lb: npt.ArrayLike = -np.inf,
@@ -348,6 +356,25 @@ class ParametricMPC:
                                        float(wl[i]) if soft else 0.0,
                                        float(wq[i]) if soft else 0.0))
 
+    # --- export settings (not part of the OCP) --------------------------------------
+    def operating_point(self, x: Expr, u: Expr) -> None:
+        """The steady state (x̄, ū) at which an embedded solver's fallback gain K is computed
+        (u = ū − K(x − x̄) after a failed solve); may use θ and p, e.g. a reference.  Without it
+        the export uses the steady state that minimises the stage cost (the problem's reference)."""
+        xs, us = _column("operating_point x", x), _column("operating_point u", u)
+        if xs.shape[0] != self.nx or us.shape[0] != self.nu:
+            raise ValueError(f"operating_point: expected x with {self.nx} and u with {self.nu} entries, "
+                             f"got {xs.shape[0]} and {us.shape[0]}")
+        self._operating_point = (xs, us)
+
+    def check_box(self, lb: npt.ArrayLike, ub: npt.ArrayLike) -> None:
+        """The box of states `rlmpc export --check` draws its test states from (default: the state
+        constraints' bounds, the plant's reset distribution, else ±1 about the operating point)."""
+        low, upp = _bounds("check_box lb", lb, self.nx, 0.0), _bounds("check_box ub", ub, self.nx, 0.0)
+        if not (np.all(np.isfinite(low)) and np.all(np.isfinite(upp)) and np.all(low < upp)):
+            raise ValueError("check_box: expected finite bounds with lb < ub on every state")
+        self._check_box = (low, upp)
+
     # --- freeze --------------------------------------------------------------------
     def build(self) -> ProblemFunctions:
         """Validate the definition and return its CasADi functions."""
@@ -387,4 +414,8 @@ class ParametricMPC:
             h_path=_function("path_constraint", "hp", ins_xu, hp_expr, xu),
             state_rows=state_rows, path_rows=path_rows,
             u_lb=self._u_lb.copy(), u_ub=self._u_ub.copy(),
+            operating_point=None if self._operating_point is None else _function(
+                "operating_point", "op", [("theta", th), ("p", p)],
+                cs.vertcat(*self._operating_point), "θ and p"),
+            check_box=self._check_box,
         )

@@ -70,6 +70,11 @@ def make_problem(name: str, params: dict[str, Any]) -> ParametricMPC:
         raise ValueError(f"mpc.params: {exc}") from None
 
 
+def plant_known(name: str) -> bool:
+    """A registered plant or a gymnasium id."""
+    return name in ENVS or name in gym.registry
+
+
 def make_env(name: str, params: dict[str, Any]) -> gym.Env[Any, Any]:
     """A registered plant, or any gymnasium id wrapped as a plant (cost = −reward)."""
     try:

@@ -124,7 +124,33 @@ def load_theta(path: str | Path) -> ThetaFile:
     if plant is not None and not (isinstance(plant, dict) and isinstance(plant.get("name"), str)
                                   and isinstance(plant.get("params", {}), dict)):
         raise ValueError(f"{src}: plant: expected {{\"name\": str, \"params\": {{…}}}}")
+    if plant is not None:
+        from rlmpc.toolkit.registry import ENVS, plant_known
+
+        if not plant_known(plant["name"]):
+            raise ValueError(f"{src}: plant: unknown plant {plant['name']!r}; expected one of {sorted(ENVS)}, "
+                             "a gymnasium id or a plant registered by a plugin (RLMPC_PLUGINS)")
     if "flat" in doc and not _same_flat(doc["flat"], values):
         raise ValueError(f"{src}: flat: does not match values (flat is written from values for "
                          "reference; edit values and delete flat, or make them agree)")
     return ThetaFile(src, problem, params, fns, values, doc)
+
+
+def init_theta(problem: str, problem_params: dict[str, Any], out: str | Path,
+               plant: dict[str, Any] | None = None) -> Path:
+    """Write the definition's own θ (each parameter's initial value) as a θ file, for exporting
+    an MPC that was not trained.  An existing file is never overwritten (one-line ValueError)."""
+    from rlmpc.toolkit.registry import ENVS, make_problem
+
+    dest = Path(out)
+    if dest.exists():
+        raise ValueError(f"{dest}: exists; θ files are never overwritten (remove it or choose another --out)")
+    if not isinstance(problem_params, dict):
+        raise ValueError(f"--problem-params: expected a JSON object, got {type(problem_params).__name__}")
+    if plant is not None and plant["name"] not in ENVS:
+        raise ValueError(f"--plant: unknown plant {plant['name']!r}; expected one of {sorted(ENVS)}")
+    fns = make_problem(problem, problem_params).build()
+    if not dest.parent.is_dir():
+        raise ValueError(f"{dest}: folder {dest.parent} does not exist")
+    save_theta(dest, theta_document(problem, problem_params, fns, fns.theta.default(), plant))
+    return dest

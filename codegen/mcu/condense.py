@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.linalg
 
+from rlmpc.codegen.mcu.fallback import prestabilising_gain
 from rlmpc.codegen.mcu.linearise import LinearisedOcp, StageRows
 from rlmpc.toolkit.parameters import FloatArray
 
@@ -106,12 +106,10 @@ def _row_key(label: str) -> tuple[tuple[str, ...], int] | None:
 
 
 def lqr_gain(ocp: LinearisedOcp) -> FloatArray:
-    """K = (R + BᵀPB)⁻¹(BᵀPA + Sᵀ) of the stage-0 model with the stage-0 cost Hessian."""
+    """K = (R + BᵀPB)⁻¹(BᵀPA + Sᵀ) of the stage-0 model with the stage-0 cost Hessian; zero
+    (plain condensing) if that model is not stabilisable (any K condenses exactly)."""
     s0 = ocp.stages[0]
-    nx = ocp.nx
-    Q, S, R = s0.W[:nx, :nx], s0.W[:nx, nx:], s0.W[nx:, nx:]
-    P = scipy.linalg.solve_discrete_are(s0.A, s0.B, Q, R, s=S)
-    return np.asarray(np.linalg.solve(R + s0.B.T @ P @ s0.B, s0.B.T @ P @ s0.A + S.T))
+    return prestabilising_gain(s0.A, s0.B, s0.W)
 
 
 def condense(ocp: LinearisedOcp, K: FloatArray | None = None) -> CondensedQP:

@@ -17,24 +17,26 @@ lets DAQP exploit) and DAQP solves that, warm-started; rows that its plan violat
 are added and DAQP continues until none is, so the result is that of the full QP.
 The C sources ask GCC for fused multiply-adds (``-std=c99`` turns contraction off;
 about −20% instructions on a Cortex-M4F) and the float32 model inlines sin/cos near 0.
-The fixed LQR gain (from the linearisation at the origin) only gives the fallback
-input.  Files: ``rlmpc_rti.h``, ``rlmpc_rti.c``, ``rlmpc_model.c`` and ``daqp/``
+The fallback input after a failed solve is the LQR gain at a steady state, if there is
+one (:mod:`rlmpc.codegen.mcu.fallback`), else NaN (the firmware then applies the previous
+plan, shifted).  Files: ``rlmpc_rti.h``, ``rlmpc_rti.c``, ``rlmpc_model.c`` and ``daqp/``
 (see :mod:`rlmpc.codegen.mcu.generate`).  Identical inputs give identical files.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
+from typing import Any
 
 import numpy as np
 
 from rlmpc.codegen.mcu.casadi_functions import STAGE, STAGE_COST, TERMINAL, generate_stage_functions
-from rlmpc.codegen.mcu.condense import lqr_gain
 from rlmpc.codegen.mcu.daqp_rti_patch import patch_daqp_rti
 from rlmpc.codegen.mcu.daqp_sources import SOLVER_SOURCES
+from rlmpc.codegen.mcu.fallback import Fallback, fallback_gain
 from rlmpc.codegen.mcu.generate import (
     CYCLE_TOL,
     ITER_LIMIT,
@@ -89,6 +91,7 @@ class GeneratedRti:
     precision: str
     K: np.ndarray
     n_rows: int
+    fallback: Fallback | None = field(default=None, compare=False)
 
     @property
     def sources(self) -> list[Path]:
@@ -108,19 +111,21 @@ class GeneratedRti:
 
 def render_rti(fns: ProblemFunctions, theta: ParameterValues | None = None,
                p: ParameterValues | None = None, precision: str = "float32",
-               warm_start: str = "shifted", runtime: bool = False) -> tuple[dict[str, str], np.ndarray, int]:
-    """The solver's files as text, the LQR gain and the number of QP rows.
-
-    ``runtime``: θ and p are inputs of the stage models, kept in RAM (``rlmpc_set_theta``,
-    ``rlmpc_set_params``: SET_THETA and STEP_PARAMS); otherwise compiled in."""
+               warm_start: str = "shifted", operating_point: Any = None, runtime: bool = False
+               ) -> tuple[dict[str, str], Fallback, int]:
+    """The solver's files as text, its fallback and the number of QP rows; ``operating_point``:
+    of the fallback gain (:func:`rlmpc.codegen.mcu.fallback.fallback_gain`); ``runtime``: θ and p
+    are inputs of the stage models, kept in RAM (``rlmpc_set_theta``, ``rlmpc_set_params``:
+    SET_THETA and STEP_PARAMS); otherwise compiled in."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
     if warm_start not in WARM_STARTS:
         raise ValueError(f"warm_start: expected one of {WARM_STARTS}, got {warm_start!r}")
     single = precision == "float32"
     th = fns.theta.flatten(theta)
-    ocp = linearise(fns, th, p)  # at the origin: the LQR gain and the row structure
-    K = lqr_gain(ocp)
+    ocp = linearise(fns, th, p)  # at the origin: the row structure
+    fb = fallback_gain(fns, th, fns.params.flatten(p, check_bounds=False), operating_point)
+    K = fb.K if fb.K is not None else np.zeros((fns.nu, fns.nx))
     nu = fns.nu
     sense, w_l, w_u, wq_l, wq_u = [], [], [], [], []
     for st in ocp.stages:
@@ -159,7 +164,8 @@ def render_rti(fns: ProblemFunctions, theta: ParameterValues | None = None,
         "nw": str(fns.horizon * nu + sum(1 for s in sense if s & DAQP_SOFT)),
         "stage_iw": str(s_iw), "stage_w": str(s_w), "terminal_iw": str(t_iw), "terminal_w": str(t_w),
         "cost_iw": str(c_iw), "cost_w": str(c_w),
-        "K": arr(K), "u_lb": arr(fns.u_lb), "u_ub": arr(fns.u_ub),
+        "K": arr(K), "has_gain": "1" if fb.K is not None else "0",
+        "x_op": arr(fb.x_op), "u_op": arr(fb.u_op), "u_lb": arr(fns.u_lb), "u_ub": arr(fns.u_ub),
         "h_lb": arr(np.concatenate([sr.lb, pr.lb])), "h_ub": arr(np.concatenate([sr.ub, pr.ub])),
         "discount": arr(fns.discount ** np.arange(fns.horizon)),
         "sense": ", ".join(str(s) for s in sense),
@@ -181,23 +187,26 @@ def render_rti(fns: ProblemFunctions, theta: ParameterValues | None = None,
     files = {name: Template((TEMPLATES / f"{name}.in").read_text()).substitute(fields)
              for name in RTI_FILES}
     files["rlmpc_model.c"] = model.source
-    return files, K, len(sense)
+    return files, fb, len(sense)
 
 
 def generate_rti(fns: ProblemFunctions, out_dir: str | Path, theta: ParameterValues | None = None,
                  p: ParameterValues | None = None, precision: str = "float32",
-                 warm_start: str = "shifted", runtime: bool = False) -> GeneratedRti:
+                 warm_start: str = "shifted", operating_point: Any = None,
+                 runtime: bool = False) -> GeneratedRti:
     """Write the RTI solver, its model functions and DAQP into ``out_dir`` (a build folder);
     ``warm_start``: the next call's guess is the plan as it is or shifted (:data:`WARM_STARTS`);
+    ``operating_point``: of the fallback gain (:func:`rlmpc.codegen.mcu.fallback.fallback_gain`);
     ``runtime``: θ and p set at run time (see :func:`render_rti`)."""
-    files, K, m = render_rti(fns, theta, p, precision, warm_start, runtime)
+    files, fb, m = render_rti(fns, theta, p, precision, warm_start, operating_point, runtime)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (out / name).write_text(text)
     copy_daqp(out)
     patch_daqp_rti(out / "daqp")
-    return GeneratedRti(out, precision, K, m)
+    K = fb.K if fb.K is not None else np.zeros((fns.nu, fns.nx))
+    return GeneratedRti(out, precision, K, m, fb)
 
 
 def main(argv: list[str] | None = None) -> None:

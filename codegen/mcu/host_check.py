@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import casadi as cs
 import numpy as np
 
 from rlmpc.codegen.mcu.generate import PRECISIONS, GeneratedSolver, generate
@@ -40,7 +41,7 @@ from rlmpc.codegen.mcu.toolchain import (
     cortex_m4_footprint,
     forbidden_symbols,
 )
-from rlmpc.toolkit.mpc import MPC
+from rlmpc.toolkit.mpc import MPC, MpcSolution
 from rlmpc.toolkit.options import SolverOptions
 from rlmpc.toolkit.parameters import FloatArray, ParameterValues
 from rlmpc.toolkit.problem import ConstraintRows, ParametricMPC, ProblemFunctions
@@ -61,7 +62,8 @@ U0_TOLERANCE = {"float64": 1e-6, "float32": 1e-3}  # u0 against acados, same ite
 COST_TOLERANCE = 0.01  # closed-loop cost within 1 % of the acados controller's
 STATUS_NAMES = {1: "optimal", 2: "optimal with a soft constraint relaxed", 4: "optimal (inexact)",
                 -1: "infeasible", -2: "cycling", -3: "unbounded", -4: "iteration limit",
-                -5: "nonconvex", -6: "overdetermined", -100: "state not finite"}
+                -5: "nonconvex", -6: "overdetermined", -100: "state not finite",
+                -20: "inaccurate (the plan misses an input bound: rounding, the QP is feasible)"}
 
 
 def status_text(statuses: Counter[int]) -> str:
@@ -146,16 +148,112 @@ class HostSolver:
         self.close()
 
 
-def state_box(fns: ProblemFunctions) -> tuple[FloatArray, FloatArray]:
-    low, high = STATE_BOXES.get(fns.name, ([-1.0] * fns.nx, [1.0] * fns.nx))
-    return np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+Box = tuple[FloatArray, FloatArray]
+DEFAULT_HALF_WIDTH = 1.0  # about the operating point, for a state nothing else bounds
+CONSTRAINT_MARGIN = 0.2  # the box reaches this fraction of a bounded state's range beyond it
+DRAWS_PER_STATE = 20  # at most this many candidates per state where acados must succeed
 
 
-def random_states(fns: ProblemFunctions, count: int, seed: int, scale: float = 1.0) -> FloatArray:
-    """Deterministic states, uniform in the problem's box (shrunk about its centre by ``scale``)."""
-    low, high = state_box(fns)
+def _constraint_box(fns: ProblemFunctions) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Bounds of single states from the state constraints (rows a·x_i + b, ±inf where none),
+    and the centre of the default box (the operating point if the definition has one)."""
+    low, high = np.full(fns.nx, -np.inf), np.full(fns.nx, np.inf)
+    th = fns.theta.default() if fns.ntheta else np.zeros(0)
+    p = fns.params.default()
+    centre = (np.zeros(fns.nx) if fns.operating_point is None
+              else np.asarray(fns.operating_point(th, p), dtype=float).ravel()[:fns.nx])
+    sr = fns.state_rows
+    if not sr.n:
+        return low, high, centre
+    x = fns.h_state.sx_in(0)
+    h = fns.h_state(x, th, p)
+    jac, h0 = (np.asarray(v, dtype=float) for v in cs.Function("box_rows", [x], [cs.jacobian(h, x), h])(
+        np.zeros(fns.nx)))
+    for i in range(sr.n):
+        if not cs.is_linear(h[i], x):
+            continue
+        nz = np.flatnonzero(jac[i])
+        if nz.size != 1:
+            continue
+        j, a, b = int(nz[0]), float(jac[i, nz[0]]), float(h0[i, 0])
+        ends = sorted(((sr.lb[i] - b) / a, (sr.ub[i] - b) / a))
+        low[j], high[j] = max(low[j], ends[0]), min(high[j], ends[1])
+    return low, high, centre
+
+
+def default_box(fns: ProblemFunctions) -> tuple[Box, str]:
+    """The box of the check's states when none is given, and where it came from: the problem's
+    ``check_box``, the built-in boxes, else the state constraints' bounds (widened by
+    CONSTRAINT_MARGIN of their range) and ±DEFAULT_HALF_WIDTH about the operating point."""
+    if fns.check_box is not None:
+        return (fns.check_box[0].copy(), fns.check_box[1].copy()), "the problem's check_box"
+    if fns.name in STATE_BOXES and len(STATE_BOXES[fns.name][0]) == fns.nx:
+        named = STATE_BOXES[fns.name]
+        return (np.asarray(named[0], dtype=float), np.asarray(named[1], dtype=float)), f"the box of {fns.name!r}"
+    lo, hi, centre = _constraint_box(fns)
+    both = np.isfinite(lo) & np.isfinite(hi)
+    margin = CONSTRAINT_MARGIN * np.where(both, hi - lo, 0.0)
+    low = np.where(both, lo - margin, np.where(np.isfinite(lo), lo, centre - DEFAULT_HALF_WIDTH))
+    high = np.where(both, hi + margin, np.where(np.isfinite(hi), hi, centre + DEFAULT_HALF_WIDTH))
+    low, high = np.minimum(low, high - 1e-3), np.maximum(high, low + 1e-3)
+    free = [i for i in range(fns.nx) if not both[i]]
+    how = ("the state constraints' bounds" if both.any() else "") + (
+        (" and " if both.any() else "") + f"±{DEFAULT_HALF_WIDTH:g} about the operating point for x{free}"
+        if free else "")
+    return (low, high), how
+
+
+def plant_box(make_env: Callable[[], object], nx: int, draws: int = 256) -> Box | None:
+    """The bounding box of ``draws`` seeded resets of a plant (its reset distribution), or None
+    if its states are not nx numbers or the box is flat in some state."""
+    env = make_env()
+    states = []
+    for seed in range(draws):
+        obs, info = env.reset(seed=seed)  # type: ignore[attr-defined]
+        state = np.asarray(info.get("state", obs) if isinstance(info, dict) else obs, dtype=float).ravel()
+        if state.size != nx:
+            return None
+        states.append(state)
+    arr = np.array(states)
+    low, high = arr.min(axis=0), arr.max(axis=0)
+    return (low, high) if np.all(high > low) else None
+
+
+def parse_box(value: object, nx: int, where: str = "--check-box") -> Box:
+    """``{"lb": [...], "ub": [...]}`` with nx finite numbers each and lb < ub; one-line errors."""
+    if not (isinstance(value, dict) and set(value) == {"lb", "ub"}):
+        raise ValueError(f'{where}: expected {{"lb": [...], "ub": [...]}}')
+    try:
+        low = np.asarray(value["lb"], dtype=float).ravel()
+        high = np.asarray(value["ub"], dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: lb and ub must be lists of numbers") from None
+    if low.size == 1:
+        low = np.full(nx, low[0])
+    if high.size == 1:
+        high = np.full(nx, high[0])
+    if low.size != nx or high.size != nx:
+        raise ValueError(f"{where}: expected {nx} numbers in lb and ub, got {low.size} and {high.size}")
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low < high)):
+        raise ValueError(f"{where}: expected finite bounds with lb < ub on every state")
+    return low, high
+
+
+def state_box(fns: ProblemFunctions, box: Box | None = None) -> Box:
+    return box if box is not None else default_box(fns)[0]
+
+
+def random_states(fns: ProblemFunctions, count: int, seed: int, scale: float = 1.0,
+                  box: Box | None = None) -> FloatArray:
+    """Deterministic states, uniform in the box (default :func:`default_box`; shrunk about its
+    centre by ``scale``)."""
+    low, high = state_box(fns, box)
     mid, half = 0.5 * (low + high), 0.5 * (high - low) * scale
     return np.random.default_rng(seed).uniform(mid - half, mid + half, size=(count, fns.nx))
+
+
+def box_text(box: Box) -> str:
+    return "[" + ", ".join(f"{lo:.3g}..{hi:.3g}" for lo, hi in zip(*box, strict=True)) + "]"
 
 
 @dataclass(frozen=True)
@@ -235,11 +333,19 @@ class HostReport:
     precisions: list[PrecisionReport]
     forbidden: set[str]
     footprint: Footprint | None
+    box: Box | None = None
+    box_source: str = ""
+    skipped: int = 0  # candidate states and loop starts where acados failed
+    max_penalty: float = 0.0  # largest slack penalty of a soft row
 
     def lines(self) -> list[str]:
         out = [f"{self.problem}: nz={self.nz}, constraints={self.m}, cond(H)={self.cond_h:.3g}",
                f"reference states: {self.n_states} ({self.n_input_active} with active input "
-               f"bounds, {self.n_state_active} with active state constraints)"]
+               f"bounds, {self.n_state_active} with active state constraints)"
+               + (f"; {self.skipped} candidate states skipped where acados fails" if self.skipped else "")]
+        if self.box is not None:
+            out.insert(1, f"check states from the box {box_text(self.box)} ({self.box_source}; "
+                       "--check-box to change)")
         for r in self.precisions:
             it, lit = np.asarray(r.iterations), np.asarray(r.loop_iterations)
             out.append(f"{r.precision}: max |u0 err| warm {r.u0_error_warm:.2e}, cold "
@@ -257,7 +363,8 @@ class HostReport:
             tol = U0_TOLERANCE[r.precision]
             err = max(r.u0_error_warm, r.u0_error_cold)
             if err > tol:
-                out.append(f"{r.precision}: u0 differs from acados by {err:.2e} > {tol:g}")
+                out.append(f"{r.precision}: u0 differs from acados by {err:.2e} > {tol:g}"
+                           + self._why(r))
             failed = sum(n for s, n in r.statuses.items() if s <= 0)
             if failed:
                 out.append(f"{r.precision}: {failed} solves failed")
@@ -268,26 +375,79 @@ class HostReport:
             out.append(f"heap/stdio symbols {sorted(self.forbidden)}")
         return out
 
+    def _why(self, r: PrecisionReport) -> str:
+        f64 = next((x for x in self.precisions if x.precision == "float64"), None)
+        if r.precision != "float32" or f64 is None:
+            return ""
+        return float32_reason(max(f64.u0_error_warm, f64.u0_error_cold), self.max_penalty)
+
+
+def max_penalty(fns: ProblemFunctions) -> float:
+    """The largest slack penalty (linear or quadratic) of a soft row."""
+    return float(max(np.max(np.concatenate([rows.w_lin, rows.w_quad]), initial=0.0)
+                     for rows in (fns.state_rows, fns.path_rows)))
+
+
+def float32_reason(err64: float, penalty: float) -> str:
+    """Why float32 misses while float64 agrees (``err64``): rounding, with large soft penalties."""
+    if err64 > U0_TOLERANCE["float64"]:
+        return ""
+    pen = (f", with soft-row penalties up to {penalty:g} (they make the QP's working sets "
+           "ill-conditioned in single precision)" if penalty >= 1e3 else "")
+    return (f" (float32 rounding: float64 agrees to {err64:.1e}{pen}; export with --precision float64"
+            + (" or lower the penalties)" if pen else ")"))
+
 
 def check(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | None = None,
           p: ParameterValues | None = None, n_states: int = 24, n_loops: int = 20,
           steps: int | None = None, precisions: tuple[str, ...] = PRECISIONS,
-          footprint: bool = True, seed: int = 0) -> HostReport:
-    """Generate, compile and compare the solver with acados (see the module docstring)."""
+          footprint: bool = True, seed: int = 0, box: Box | None = None) -> HostReport:
+    """Generate, compile and compare the solver with acados (see the module docstring); states
+    (and closed-loop starts) where acados fails are drawn again and counted."""
     th = fns.theta.flatten(theta)
     pv = fns.params.flatten(p, check_bounds=False)
     mpc = MPC(fns, REFERENCE_OPTIONS, theta=th, p=pv)
-    states = random_states(fns, n_states, seed)
-    refs = []
-    for s in states:
+    the_box, box_source = (box, "given") if box is not None else default_box(fns)
+    skipped = 0
+    states_l: list[FloatArray] = []
+    refs: list[MpcSolution] = []
+    for s in random_states(fns, n_states * DRAWS_PER_STATE, seed, box=the_box):
+        if len(refs) == n_states:
+            break
         mpc.reset()
-        refs.append(mpc.value(s))
+        ref = mpc.value(s)
+        if ref.success:
+            states_l.append(s)
+            refs.append(ref)
+        else:
+            skipped += 1
+    if not refs:
+        raise ValueError(f"{fns.name}: acados fails at every state drawn for the check from the box "
+                         f"{box_text(the_box)}; give a box of states it can control (--check-box)")
+    states = np.array(states_l)
     acts = [plan_activity(fns, th, pv, r.x, r.u) for r in refs]
-    loop_states = random_states(fns, n_loops, seed + 1, CLOSED_LOOP_SCALE)
     horizon = steps if steps is not None else CLOSED_LOOP_STEPS.get(fns.name, DEFAULT_STEPS)
-    mpc.reset()
-    acados_costs = [closed_loop_cost(fns, th, pv, mpc.policy, x0, horizon) for x0 in loop_states]
+    loop_states_l: list[FloatArray] = []
+    acados_costs: list[float] = []
+    for x0 in random_states(fns, n_loops * DRAWS_PER_STATE, seed + 1, CLOSED_LOOP_SCALE, box=the_box):
+        if len(acados_costs) == n_loops:
+            break
+        ok = True
 
+        def acados_policy(x: FloatArray) -> FloatArray:
+            nonlocal ok
+            sol = mpc.value(x)
+            ok = ok and sol.success
+            return sol.u0
+
+        mpc.reset()
+        cost = closed_loop_cost(fns, th, pv, acados_policy, x0, horizon)
+        if ok:
+            loop_states_l.append(x0)
+            acados_costs.append(cost)
+        else:
+            skipped += 1
+    loop_states = np.array(loop_states_l)
     reports, forbidden, fp = [], set(), None
     gen: GeneratedSolver | None = None
     for prec in precisions:
@@ -321,10 +481,11 @@ def check(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | None =
             forbidden |= set(fp.undefined) & set(FORBIDDEN)
     assert gen is not None
     return HostReport(
-        problem=fns.name, nz=gen.qp.nz, m=gen.qp.m, cond_h=gen.qp.cond_h, n_states=n_states,
+        problem=fns.name, nz=gen.qp.nz, m=gen.qp.m, cond_h=gen.qp.cond_h, n_states=len(refs),
         n_input_active=sum(a.input_active for a in acts),
         n_state_active=sum(a.state_active for a in acts), precisions=reports,
-        forbidden=forbidden, footprint=fp)
+        forbidden=forbidden, footprint=fp, box=the_box, box_source=box_source, skipped=skipped,
+        max_penalty=max_penalty(fns))
 
 
 def main(argv: list[str] | None = None) -> None:

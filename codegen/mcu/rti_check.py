@@ -30,10 +30,16 @@ from rlmpc.codegen.mcu.generate_rti import GeneratedRti, generate_rti
 from rlmpc.codegen.mcu.host_check import (
     CLOSED_LOOP_SCALE,
     COST_TOLERANCE,
+    DRAWS_PER_STATE,
     U0_TOLERANCE,
+    Box,
     HostResult,
     HostSolver,
+    box_text,
     closed_loop_cost,
+    default_box,
+    float32_reason,
+    max_penalty,
     random_states,
     report_tail,
     status_text,
@@ -57,7 +63,6 @@ RTI_OPTIONS = SolverOptions(nlp_solver="SQP_RTI", hessian="GAUSS_NEWTON", tol=1e
 SQP_OPTIONS = SolverOptions(tol=1e-8)  # full Gauss-Newton SQP for a nonlinear problem (as in tests)
 GUESS_NOISE = 0.05  # guesses are converged plans of the state plus this much noise
 STEPS = 100
-DRAWS_PER_STATE = 20  # at most this many candidates per state where acados must succeed
 
 
 class RtiHostSolver(HostSolver):
@@ -103,18 +108,28 @@ class RtiReport:
     footprint: Footprint | None
     warm_start: str = "shifted"
     skipped: int = 0  # candidate states (and loop starts) where acados failed
+    box: Box | None = None
+    box_source: str = ""
+    fallback: str = ""
+    max_penalty: float = 0.0
 
     def lines(self) -> list[str]:
         out = [f"{self.problem}: one RTI step from {self.n_states} guesses (and the zero guess)"
                + (f"; {self.skipped} candidate states skipped where acados fails" if self.skipped else "")]
+        if self.box is not None:
+            out.append(f"check states from the box {box_text(self.box)} ({self.box_source}; "
+                       "--check-box to change)")
+        if self.fallback:
+            out.append(self.fallback)
         for r in self.precisions:
             it = np.asarray(r.iterations)
+            loops = (f"closed-loop cost / acados SQP_RTI (warm start: {self.warm_start}) {min(r.ratio_rti):.7f}.."
+                     f"{max(r.ratio_rti):.7f}, / converged acados SQP {min(r.ratio_sqp):.5f}.."
+                     f"{max(r.ratio_sqp):.5f} ({len(r.ratio_rti)} loops)" if r.ratio_rti
+                     else "no closed loop (acados fails from every start drawn)")
             out.append(
                 f"{r.precision}: max |u0 err| {r.u0_error:.2e}, max plan err {r.plan_error:.2e}; "
-                f"QP iterations median {np.median(it):.0f} max {it.max()}; closed-loop cost / "
-                f"acados SQP_RTI (warm start: {self.warm_start}) {min(r.ratio_rti):.7f}.."
-                f"{max(r.ratio_rti):.7f}, / converged acados SQP "
-                f"{min(r.ratio_sqp):.5f}..{max(r.ratio_sqp):.5f} ({len(r.ratio_rti)} loops); "
+                f"QP iterations median {np.median(it):.0f} max {it.max()}; {loops}; "
                 f"solves: {status_text(Counter(r.statuses))}")
         return out + report_tail(self.forbidden, self.footprint, self.problems())
 
@@ -124,11 +139,17 @@ class RtiReport:
         for r in self.precisions:
             tol = U0_TOLERANCE[r.precision]
             if r.u0_error > tol:
-                out.append(f"{r.precision}: u0 differs from acados SQP_RTI by {r.u0_error:.2e} > {tol:g}")
+                f64 = next((x for x in self.precisions if x.precision == "float64"), None)
+                why = float32_reason(f64.u0_error, self.max_penalty) if (
+                    r.precision == "float32" and f64 is not None) else ""
+                out.append(f"{r.precision}: u0 differs from acados SQP_RTI by {r.u0_error:.2e} > {tol:g}{why}")
             failed = sum(s <= 0 for s in r.statuses)
             if failed:
                 out.append(f"{r.precision}: {failed} steps failed")
             ratios = np.asarray(r.ratio_rti)
+            if not ratios.size:
+                out.append(f"{r.precision}: no closed loop compared (acados fails from every start drawn; "
+                           "--check-box to give states it can control)")
             off = int(np.sum(np.abs(ratios - 1.0) > COST_TOLERANCE))
             if off:
                 out.append(f"{r.precision}: {off} of {ratios.size} closed loops cost more than "
@@ -160,7 +181,8 @@ def _acados_loop(mpc: MPC, fns: ProblemFunctions, theta: FloatArray, p: FloatArr
 def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | None = None,
               p: ParameterValues | None = None, n_states: int = 24, n_loops: int = 20,
               steps: int = STEPS, precisions: tuple[str, ...] = PRECISIONS,
-              footprint: bool = True, seed: int = 0, warm_start: str = "shifted") -> RtiReport:
+              footprint: bool = True, seed: int = 0, warm_start: str = "shifted",
+              box: Box | None = None, operating_point: object = None) -> RtiReport:
     """Generate, compile and compare the RTI solver with acados (see the module docstring);
     ``warm_start``: that of the generated solver (rlmpc.codegen.mcu.generate_rti.WARM_STARTS)."""
     th = fns.theta.flatten(theta)
@@ -168,7 +190,8 @@ def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | No
     rti = MPC(fns, RTI_OPTIONS, theta=th, p=pv)
     sqp = MPC(fns, SQP_OPTIONS, theta=th, p=pv)
     rng = np.random.default_rng(seed)
-    candidates = random_states(fns, n_states * DRAWS_PER_STATE, seed)
+    the_box, box_source = (box, "given") if box is not None else default_box(fns)
+    candidates = random_states(fns, n_states * DRAWS_PER_STATE, seed, box=the_box)
     cases: list[tuple[FloatArray, MpcSolution | None, MpcSolution]] = []  # state, guess, acados
     skipped = 0
     for s in candidates:
@@ -183,7 +206,8 @@ def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | No
         else:
             skipped += 1
     if not cases:
-        raise ValueError(f"{fns.name}: acados fails at every state drawn for the check")
+        raise ValueError(f"{fns.name}: acados fails at every state drawn for the check from the box "
+                         f"{box_text(the_box)}; give a box of states it can control (--check-box)")
     rti.reset()
     cold = rti.value(cases[0][0])
     if cold.success:
@@ -191,7 +215,7 @@ def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | No
     ref_rti: list[float] = []
     ref_sqp: list[float] = []
     loops: list[FloatArray] = []
-    for x0 in random_states(fns, n_loops * DRAWS_PER_STATE, seed + 1, CLOSED_LOOP_SCALE):
+    for x0 in random_states(fns, n_loops * DRAWS_PER_STATE, seed + 1, CLOSED_LOOP_SCALE, box=the_box):
         if len(loops) == n_loops:
             break
         c_rti, ok_rti = _acados_loop(rti, fns, th, pv, x0, steps, shift=warm_start == "shifted")
@@ -204,8 +228,10 @@ def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | No
             skipped += 1
 
     reports, forbidden, fp = [], set(), None
+    fallback = ""
     for prec in precisions:
-        gen: GeneratedRti = generate_rti(fns, work_dir / prec, th, pv, prec, warm_start)
+        gen: GeneratedRti = generate_rti(fns, work_dir / prec, th, pv, prec, warm_start, operating_point)
+        fallback = gen.fallback.summary() if gen.fallback is not None else ""
         exe = build_host_harness(gen, work_dir / prec / "harness", rti=True)
         forbidden |= forbidden_symbols(compile_objects(gen, work_dir / prec / "obj", "gcc", HOST_FLAGS))
         rep = RtiPrecisionReport(prec)
@@ -239,7 +265,8 @@ def check_rti(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | No
         if footprint and prec == "float32" and arm_available():
             fp = cortex_m4_footprint(gen, work_dir / prec / "arm")
             forbidden |= set(fp.undefined) & set(FORBIDDEN)
-    return RtiReport(fns.name, len(cases) - (cold.success), reports, forbidden, fp, warm_start, skipped)
+    return RtiReport(fns.name, len(cases) - (cold.success), reports, forbidden, fp, warm_start, skipped,
+                     the_box, box_source, fallback, max_penalty(fns))
 
 
 def main(argv: list[str] | None = None) -> None:

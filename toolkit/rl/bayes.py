@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from rlmpc.toolkit.mpc import MPC
-from rlmpc.toolkit.output_folder import claim_output_folder
+from rlmpc.toolkit.output_folder import claim_output_folder, complete_output_folder
 from rlmpc.toolkit.parameters import FloatArray
 from rlmpc.toolkit.registry import make_env, make_problem
 from rlmpc.toolkit.rl.config import TrainConfig
@@ -99,7 +99,7 @@ class BayesTuner:
                              "or choose another output folder")
         if resume and not self.checkpoint_path.exists():
             raise ValueError(f"--resume: no study at {self.checkpoint_path}")
-        claim_output_folder(self.out, "train", BAYES_OUTPUTS)
+        claim_output_folder(self.out, "train", BAYES_OUTPUTS, resume=resume)
         cfg = self.config.agent.bayes
         assert cfg is not None
         sampler = optuna.samplers.TPESampler(seed=int(cfg["seed"]),
@@ -171,6 +171,7 @@ class BayesTuner:
             "outputs": {"theta": "theta.json", "trials": "trials.md", "plot": "bayes.png", "study": "study.db"},
         }
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n", encoding="utf-8")
+        complete_output_folder(self.out, "train")
         return summary
 
     def _plot(self, done: list[Any]) -> None:

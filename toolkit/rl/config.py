@@ -6,6 +6,7 @@ Every error names the file, the key and what was expected, e.g.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import json
@@ -152,7 +153,13 @@ def load_config(path: str | Path, output: str | Path | None = None,
         raise ConfigError(f"{src}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{src}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{src}: not a text file (not UTF-8); expected a TOML configuration") from None
+    except OSError as exc:
+        raise ConfigError(f"{src}: cannot read it ({exc.strerror or exc})") from None
     try:
+        if any(v is not None for v in (overrides or {}).values()):
+            _parse(copy.deepcopy(data), src, output)  # the file is valid as written, whatever overrides it
         for key, value in (overrides or {}).items():
             if value is not None:
                 _set_dotted(data, key, value)

@@ -59,6 +59,15 @@ def write_outputs(trainer: Trainer, final_eval: float) -> dict[str, Any]:
     return summary
 
 
+def relative_change(theta: np.ndarray) -> np.ndarray:
+    """``(θ − θ₀) / max |θ − θ₀|`` per component: each one's path in [−1, 1] whatever its scale
+    (a component that never changed stays at 0)."""
+    change = theta - theta[:1]
+    scale = np.max(np.abs(change), axis=0, initial=0.0)
+    scale[scale == 0] = 1.0
+    return np.asarray(change / scale)
+
+
 def plot_learning_curves(path: Path, hist: Any, labels: list[str]) -> Path:
     import matplotlib
 
@@ -95,11 +104,16 @@ def plot_learning_curves(path: Path, hist: Any, labels: list[str]) -> Path:
         ax.set_title("cumulative cost (one episode)")
         ax.set_xlabel("step")
     ax = fig.add_subplot(grid[2, :])
-    if theta.size:
+    if theta.size:  # components of different scales: each relative to its initial value
+        rel = relative_change(theta)
+        styles = ["-", "--", ":", "-."]
         for i, label in enumerate(labels):
-            ax.plot(theta[:, i], lw=1, label=label)
-        ax.legend(ncol=min(8, len(labels)), fontsize=7, loc="best")
-    ax.set_title("θ components")
+            ax.plot(rel[:, i], lw=1.2, ls=styles[(i // 10) % 4],
+                    label=f"{label} ({theta[0, i]:.3g}→{theta[-1, i]:.3g})")
+        ax.axhline(0.0, color="k", lw=0.8)
+        ax.legend(ncol=1 + len(labels) // 12, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_ylabel("(θ − θ₀) / max|θ − θ₀|")
+    ax.set_title("θ components: each one's change, normalised to its largest change (legend: initial → final)")
     ax.set_xlabel("step")
     fig.savefig(path, dpi=100)
     plt.close(fig)

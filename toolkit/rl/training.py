@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rlmpc.toolkit.mpc import MPC
-from rlmpc.toolkit.output_folder import claim_output_folder
+from rlmpc.toolkit.output_folder import claim_output_folder, complete_output_folder
 from rlmpc.toolkit.parameters import FloatArray
 from rlmpc.toolkit.registry import make_env, make_problem
 from rlmpc.toolkit.rl import plant_io
@@ -217,7 +217,7 @@ class Trainer:
         elif self.checkpoint_path.exists():
             raise ValueError(f"{self.checkpoint_path} exists: pass --resume to continue that run, "
                              "or choose another output folder")
-        claim_output_folder(self.out, "train", TRAIN_OUTPUTS)
+        claim_output_folder(self.out, "train", TRAIN_OUTPUTS, resume=resume)
         pr = self.progress
         if pr.initial_eval is None:
             pr.initial_eval = self.evaluate(self.theta0)
@@ -269,4 +269,6 @@ class Trainer:
         final_eval = self.evaluate(self.mpc.theta)
         from rlmpc.toolkit.rl.outputs import write_outputs
 
-        return write_outputs(self, final_eval)
+        summary = write_outputs(self, final_eval)
+        complete_output_folder(self.out, "train")
+        return summary

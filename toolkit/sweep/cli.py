@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 
 from rlmpc.toolkit.json_file import read_json
-from rlmpc.toolkit.output_folder import claim_output_folder
+from rlmpc.toolkit.output_folder import claim_output_folder, complete_output_folder
 
 
 def _workers(value: int | None) -> int | None:
@@ -30,7 +30,7 @@ def _sweep(args: argparse.Namespace) -> int:
         raise ValueError(f"--resume: {out} holds no sweep to resume (no {out / 'ray'})")
     if not args.resume and (out / "ray").exists():
         raise ValueError(f"{out}: holds a sweep already: pass --resume to continue it, or choose another --out")
-    claim_output_folder(out, "sweep", (*SWEEP_FILES, "trials", "ray"))
+    claim_output_folder(out, "sweep", (*SWEEP_FILES, "trials", "ray"), resume=args.resume)
     print(f"sweep: {len(spec.trials)} trials of {args.config} ({', '.join(d.key for d in spec.dimensions)}), "
           f"metric {spec.metric}; Ray {'at ' + args.address if args.address else 'local'}")
     hint = shlex.join(["rlmpc", "sweep", args.config, args.sweep, "--out", args.out, "--resume",
@@ -42,6 +42,8 @@ def _sweep(args: argparse.Namespace) -> int:
     finally:
         stop_ray()
     print(report_line(summary, out, hint))
+    if not summary["interrupted"]:
+        complete_output_folder(out, "sweep")
     if summary["interrupted"]:
         return 130
     return 0 if summary["finished"] == summary["trials"] else 1
@@ -96,6 +98,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"  {row['theta_file']}: mean {row['mean']:.4g}, 95 % CI [{row['ci95_low']:.4g}, "
               f"{row['ci95_high']:.4g}], {row['episodes_with_violation']} episodes with violations, "
               f"{row['mpc_failures']} MPC failures")
+    complete_output_folder(out, "evaluate")
     print(f"report: {out / 'evaluation.md'}  plot: {out / 'evaluation.png'}  ({seconds:.1f} s)")
     return 0
 
