@@ -185,8 +185,8 @@ def plot(run: HilRun, out: Path, verdict: Verdict | None = None) -> dict[str, Pa
         _mark_lost(ax, run, i == 0)
         if i < run.params.shape[1]:  # run-time parameters (e.g. a reference), drawn where they apply
             n = run.params.shape[0]
-            ax.step(k[:n], run.params[:, i], "C3-.", where="post", lw=1.2, label=f"p[{i}] sent")
-            ax.legend(fontsize=8)
+            ax.step(k[:n], run.params[:, i], "C3-.", where="post", lw=1.2,
+                    label="p sent with each STEP (p[i] on x[i])" if i == 0 else None)
         ax.set_ylabel(f"x[{i}]")
         ax.grid(alpha=0.3)
     if violated:  # the state constraints: how far each loop went past them (0: inside)

@@ -170,3 +170,32 @@ def test_rti_solver_takes_theta_and_p_at_run_time(tmp_path: Path) -> None:
             assert isinstance(link.request(Reset()), Ack)
             u_dev.append(link.request(Step(k, x, p1)).u)
     assert np.max(np.abs(np.array(u_dev) - u_new)) < 1e-4
+
+
+def test_unicycle_follows_waypoints_given_by_the_plant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unicycle plugin's plant reports its waypoint schedule as info["p"]: `rlmpc hil` sends it
+    with each STEP to the RTI device (host board), the SQP_RTI reference uses the same p: PASS."""
+    import json
+    import shutil
+    import sys
+
+    from rlmpc.cli import main
+    from rlmpc.toolkit.registry import ENVS
+
+    shutil.copyfile(Path(__file__).parents[1] / "examples" / "unicycle.py", tmp_path / "my_unicycle_p.py")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RLMPC_PLUGINS", "my_unicycle_p")
+    monkeypatch.setattr("sys.path", ["", *sys.path])
+    try:
+        assert main(["theta", "init", "unicycle", "--plant", "Unicycle", "--out", "theta.json"]) == 0
+        assert main(["export", "--theta", "theta.json", "--target", "cortex-m4", "--out", "mcu"]) == 0
+        assert main(["hil", "mcu", "--target", "host", "--steps", "15", "--plant-params",
+                     '{"switch_every": 5}', "--out", "hil"]) == 0
+    finally:
+        PROBLEMS.pop("unicycle", None)
+        ENVS.pop("Unicycle", None)
+        sys.modules.pop("my_unicycle_p", None)
+    doc = json.loads((tmp_path / "hil" / "hil.json").read_text())
+    sent = np.array(doc["trace"]["params"])
+    assert sent.shape == (15, 3) and len({tuple(r) for r in sent}) == 3  # three waypoints
+    assert doc["verdict"] == "PASS"
