@@ -182,7 +182,8 @@ def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
     """The solver's files as text (no I/O); the condensed QP and LDP data they hold.
 
     ``runtime_theta``: θ-dependent data in RAM, recomputed on the device by ``rlmpc_set_theta``
-    (SET_THETA); otherwise constant (flash) and θ compiled in."""
+    (SET_THETA), and p taken at run time (``rlmpc_set_params``, STEP_PARAMS); otherwise constant
+    (flash), θ and p compiled in."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
     if not fns.is_qp:
@@ -201,7 +202,11 @@ def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
         q = condense(o, K=qp.K)
         return q, ldp_data(q, precision), plan_dynamics(o)[2]
 
-    pa: ParamAffine = param_affine(ldp_at, p_flat)
+    if runtime_theta:  # θ and p at run time (SET_THETA, STEP_PARAMS)
+        pa: ParamAffine = param_affine(ldp_at, p_flat)
+    else:  # both compiled in
+        pa = ParamAffine(p0=np.zeros(0), DUp=np.zeros((ldp.m, 0)), DLp=np.zeros((ldp.m, 0)),
+                         Vp=np.zeros((ldp.n, 0)), U0p=np.zeros((ldp.nu, 0)), Cp=np.zeros((dyn_c.size, 0)))
 
     def arr(a: np.ndarray) -> str:
         return c_array(a, single)
@@ -226,7 +231,7 @@ def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
         "earlier_row": ", ".join(str(int(r)) for r in qp.earlier_rows()) or "0",
         "ndyn": str(dyn_a.shape[0]),
         "dyn_a": arr(dyn_a), "dyn_b": arr(dyn_b), "dyn_c": arr(dyn_c),
-        "np": str(p_flat.size), "np_alloc": str(max(p_flat.size, 1)),
+        "np": str(pa.p0.size), "np_alloc": str(max(pa.p0.size, 1)),
         "p0": arr(pa.p0), "dup": arr(pa.DUp), "dlp": arr(pa.DLp), "vp": arr(pa.Vp),
         "u0p": arr(pa.U0p), "cp": arr(pa.Cp),
         "cycle_tol": str(CYCLE_TOL), "iter_limit": str(ITER_LIMIT),

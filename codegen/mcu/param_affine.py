@@ -8,6 +8,7 @@ For a linear MPC whose cost gradient, constraint bounds and dynamics offsets are
 while H, M, the scaling and K do not depend on p.  :func:`param_affine` computes these
 matrices at export (one linearisation per parameter, exact for an affine dependence) and checks
 the affinity at a second, random p: a new p then costs O(m · np) on the device, no re-condensing.
+A problem whose p enters otherwise is refused at export with one line (ValueError).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from rlmpc.codegen.mcu.condense import CondensedQP
 from rlmpc.codegen.mcu.ldp import DAQP_INF, LdpData
 from rlmpc.toolkit.parameters import FloatArray
 
+HOW = ("the linear MCU solver cannot take it at run time; let p enter only the cost's linear terms, the "
+       "bounds and the dynamics' offset, or export with --fixed-theta (θ and p compiled in)")
 # relative mismatch of the affine prediction at a random p above which p is called non-affine
 AFFINE_TOL = 1e-8
 
@@ -73,7 +76,7 @@ def param_affine(ldp_at: LdpAt, p0: FloatArray, seed: int = 0) -> ParamAffine:
         _, ldp_i, ci = ldp_at(pi)
         if not all(_close(a, b) for a, b in zip(_fixed(ldp_i), fixed0, strict=True)):
             raise ValueError(f"p[{i}] changes the QP's matrices (Hessian, constraint rows or soft weights), "
-                             "not only its gradient and bounds: export the problem with the RTI solver")
+                             f"not only its gradient and bounds: {HOW}")
         for k, v in _vectors(ldp_i, ci).items():
             cols[k].append((v - vec0[k]) / step)
     mats = {k: (np.column_stack(v) if v else np.zeros((vec0[k].size, 0))) for k, v in cols.items()}
@@ -84,6 +87,6 @@ def param_affine(ldp_at: LdpAt, p0: FloatArray, seed: int = 0) -> ParamAffine:
         for k, v in _vectors(ldp_r, cr).items():
             if not _close(vec0[k] + mats[k] @ (pr - p0), v):
                 raise ValueError("p enters the condensed QP non-affinely (e.g. a product of p with x or u, or p "
-                                 "inside a nonlinear function): export the problem with the RTI solver")
+                                 f"inside a nonlinear function): {HOW}")
     return ParamAffine(p0=p0, DUp=mats["du"], DLp=mats["dl"], Vp=mats["v"], U0p=mats["u0"], Cp=mats["c"])
 
