@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import casadi as cs
-import numpy as np
 
 import rlmpc.toolkit as toolkit
 from rlmpc.codegen.acados_export import export_solver_sources
@@ -114,16 +113,19 @@ def export_bundle(theta_path: str | Path, target: str, out_dir: str | Path,
     options = options or SolverOptions()
     baked = fix_theta(tf.fns, tf.values)
     p = baked.params.default()
-    settings = startup_settings(baked, np.zeros(0), p)
-    vectors = compute_test_vectors(baked, options, plan)
+    # θ and p stay acados parameters (stage rows [θ; p; γ^k]): SET_THETA and STEP_PARAMS set them
+    settings = startup_settings(tf.fns, tf.values, p)
+    vectors = compute_test_vectors(tf.fns, options, plan, theta=tf.values)  # as the bundle solves it
     summary = (f"problem {tf.problem} ({tf.fns.problem_hash[:12]}), theta sha256 "
-               f"{theta_hash(tf.values)[:12]} baked in, target {target}")
+               f"{theta_hash(tf.values)[:12]} at start-up (SET_THETA sets another), target {target}")
 
     with staged_bundle(out) as staging:
-        export_solver_sources(baked, options, baked.name, staging / "solver")
+        export_solver_sources(tf.fns, options, baked.name, staging / "solver")
         _write_text(staging / "src" / "rlmpc_controller.h",
-                    render_header(baked.name, baked.nx, baked.nu, baked.horizon, summary))
-        _write_text(staging / "src" / "rlmpc_controller.c", render_source(baked.name, settings, summary))
+                    render_header(baked.name, baked.nx, baked.nu, baked.horizon, summary,
+                                  ntheta=tf.fns.ntheta, n_p=tf.fns.np))
+        _write_text(staging / "src" / "rlmpc_controller.c",
+                    render_source(baked.name, settings, summary, tf.fns.theta.lower(), tf.fns.theta.upper()))
         _write_text(staging / "src" / "rlmpc_test_main.c", render_test_main())
         sources = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*.c"))
         _write_text(staging / "Makefile", render_makefile(target, sources))

@@ -32,7 +32,8 @@ def _array(name: str, values: Iterable[float], indent: str = "") -> str:
     return f"{indent}static const double {name}[{len(items)}] = {{{', '.join(items)}}};"
 
 
-def render_header(model_name: str, nx: int, nu: int, horizon: int, summary: str) -> str:
+def render_header(model_name: str, nx: int, nu: int, horizon: int, summary: str,
+                  ntheta: int = 0, n_p: int = 0) -> str:
     """``rlmpc_controller.h``: dimensions and the controller API."""
     return f"""/* rlmpc_controller.h - {GENERATED}
  * {summary}
@@ -44,8 +45,20 @@ def render_header(model_name: str, nx: int, nu: int, horizon: int, summary: str)
 #define RLMPC_NX {nx}
 #define RLMPC_NU {nu}
 #define RLMPC_N {horizon}
+#define RLMPC_CONTROLLER_NTHETA {ntheta} /* θ: the first entries of every stage's acados parameters */
+#define RLMPC_CONTROLLER_NP {n_p} /* p: the next ones */
 
 typedef struct rlmpc_controller rlmpc_controller;
+
+/* θ's bounds (RLMPC_CONTROLLER_NTHETA each; NULL if there is no θ). */
+extern const double *const RLMPC_THETA_LB, *const RLMPC_THETA_UB;
+
+/* Set θ (or p) in every stage's parameters, from the next solve on; c may be NULL (then only the
+ * values used by rlmpc_controller_create change).  No bounds check.  Returns acados' status. */
+int rlmpc_controller_set_theta(rlmpc_controller *c, const double *theta);
+/* The θ in use (RLMPC_CONTROLLER_NTHETA values). */
+void rlmpc_controller_get_theta(double *theta);
+int rlmpc_controller_set_params(rlmpc_controller *c, const double *p);
 
 /* Create the acados solver and apply the start-up settings; NULL on failure. */
 rlmpc_controller *rlmpc_controller_create(void);
@@ -72,14 +85,17 @@ int rlmpc_controller_qp_iterations(rlmpc_controller *c);
 """
 
 
-def render_source(model_name: str, settings: StartupSettings, summary: str) -> str:
-    """``rlmpc_controller.c``: the start-up settings as constants and the API on top of acados."""
+def render_source(model_name: str, settings: StartupSettings, summary: str,
+                  theta_lb: Iterable[float] = (), theta_ub: Iterable[float] = ()) -> str:
+    """``rlmpc_controller.c``: the start-up settings as constants and the API on top of acados
+    (θ and p in the stage parameters can be set at run time; ``theta_lb``/``theta_ub``: θ's bounds,
+    infinite ones written as ±1e300)."""
     m, M = model_name, model_name.upper()
     rows = ",\n".join(f"    {{{', '.join(c_double(v) for v in row)}}}"
                       for row in settings.stage_parameters)
     data = [
         "/* stage parameters [theta; p; gamma^k] for k = 0..N */",
-        f"static const double STAGE_PARAMETERS[RLMPC_N + 1][NP_STAGE] = {{\n{rows}\n}};",
+        f"static double STAGE_PARAMETERS[RLMPC_N + 1][NP_STAGE] = {{\n{rows}\n}};",
         _array("LBU", settings.lbu),
         _array("UBU", settings.ubu),
     ]
@@ -101,6 +117,13 @@ def render_source(model_name: str, settings: StartupSettings, summary: str) -> s
         quad.append(f"SLACK_QUADRATIC_{k}")
     data += [f"static const double *const SLACK_LINEAR[RLMPC_N + 1] = {{{', '.join(lin)}}};",
              f"static const double *const SLACK_QUADRATIC[RLMPC_N + 1] = {{{', '.join(quad)}}};"]
+    lb = [min(max(float(v), -1e300), 1e300) for v in theta_lb]
+    ub = [min(max(float(v), -1e300), 1e300) for v in theta_ub]
+    if lb:
+        data += [_array("THETA_LB_", lb), _array("THETA_UB_", ub),
+                 "const double *const RLMPC_THETA_LB = THETA_LB_, *const RLMPC_THETA_UB = THETA_UB_;"]
+    else:
+        data.append("const double *const RLMPC_THETA_LB = NULL, *const RLMPC_THETA_UB = NULL;")
     data_text = "\n".join(data)
     apply_text = "\n".join(apply)
     return f"""/* rlmpc_controller.c - {GENERATED}
@@ -178,6 +201,28 @@ void rlmpc_controller_free(rlmpc_controller *c) {{
 }}
 
 int rlmpc_controller_reset(rlmpc_controller *c) {{ return {m}_acados_reset(c->capsule, 1); }}
+
+static int set_block(rlmpc_controller *c, int offset, int n, const double *values) {{
+    int status = 0;
+    for (int k = 0; k <= RLMPC_N; k++) {{
+        for (int i = 0; i < n; i++) STAGE_PARAMETERS[k][offset + i] = values[i];
+        if (c != NULL && status == 0)
+            status = {m}_acados_update_params(c->capsule, k, STAGE_PARAMETERS[k], NP_STAGE);
+    }}
+    return status;
+}}
+
+int rlmpc_controller_set_theta(rlmpc_controller *c, const double *theta) {{
+    return set_block(c, 0, RLMPC_CONTROLLER_NTHETA, theta);
+}}
+
+void rlmpc_controller_get_theta(double *theta) {{
+    for (int i = 0; i < RLMPC_CONTROLLER_NTHETA; i++) theta[i] = STAGE_PARAMETERS[0][i];
+}}
+
+int rlmpc_controller_set_params(rlmpc_controller *c, const double *p) {{
+    return set_block(c, RLMPC_CONTROLLER_NTHETA, RLMPC_CONTROLLER_NP, p);
+}}
 
 int rlmpc_controller_solve(rlmpc_controller *c, const double *x0, double *u0) {{
     ocp_nlp_constraints_model_set(c->config, c->dims, c->in, 0, "lbx", (void *)x0);

@@ -84,7 +84,7 @@ def _check_ram(tf: ThetaFile, footprint: Footprint, limit: int) -> None:
 
 def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "float32",
                ram_limit: int = DEFAULT_RAM_LIMIT, rti_warm_start: str | None = None,
-               operating_point: Any = None, qp: str | None = None) -> Path:
+               operating_point: Any = None, qp: str | None = None, runtime_theta: bool = True) -> Path:
     """Write the bare-metal solver of the θ file into ``out_dir`` (new, empty or a bundle).
 
     The solver is compiled for a Cortex-M4F first: if its static RAM exceeds ``ram_limit``
@@ -92,7 +92,10 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
     (nonlinear problems only): the RTI's next guess, the last plan shifted (default) or as it is;
     ``operating_point`` (nonlinear only): of the fallback gain, ``{"x", "u"}`` or ``"none"``
     (:func:`rlmpc.codegen.mcu.fallback.fallback_gain`).  ``qp``: ``dense`` or ``structured``
-    (default: :func:`~rlmpc.codegen.mcu.structured.choice.choose_qp`).
+    (default: :func:`~rlmpc.codegen.mcu.structured.choice.choose_qp`).  ``runtime_theta``: the
+    device takes a new θ (SET_THETA) and recomputes its θ-dependent data (linear MPC: the condensed
+    matrices then live in RAM); False: θ compiled in (constants in flash).  The structured path
+    compiles θ in (no SET_THETA yet).
     """
     from rlmpc.codegen.mcu.generate import generate
     from rlmpc.codegen.mcu.generate_rti import WARM_STARTS, generate_rti
@@ -126,11 +129,12 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
                        "the last plan shifted)"))
             solver = {**STRUCTURED_SOLVER, "choice": choice.reason}
         elif tf.fns.is_qp:
-            gen = generate(tf.fns, staging, tf.values, precision=precision)
-            kind = "condensed QP (linear MPC, matrices precomputed)"
+            gen = generate(tf.fns, staging, tf.values, precision=precision, runtime_theta=runtime_theta)
+            kind = "condensed QP (linear MPC, matrices precomputed" + (
+                "; SET_THETA recomputes them on the device)" if runtime_theta and tf.fns.ntheta else ")")
         else:
             gen = generate_rti(tf.fns, staging, tf.values, precision=precision, warm_start=warm,
-                               operating_point=operating_point)
+                               operating_point=operating_point, runtime=runtime_theta)
             assert gen.fallback is not None
             fallback = gen.fallback.manifest()
             kind = ("real-time iteration (nonlinear MPC, Gauss-Newton, one QP per step, linearised "

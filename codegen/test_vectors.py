@@ -54,13 +54,14 @@ def _floats(arr: Any) -> Any:
 
 
 def compute_test_vectors(fns: ProblemFunctions, options: SolverOptions,
-                         plan: VectorPlan | None = None) -> dict[str, Any]:
+                         plan: VectorPlan | None = None, theta: Any = None) -> dict[str, Any]:
     """Solve the reference states with ``MPC(fns, options)`` from cold starts.
 
     Parameters
     ----------
     fns : ProblemFunctions
-        The problem with θ baked in (no learnable parameters left).
+        The problem with θ baked in (no learnable parameters left), or with θ as parameters and
+        ``theta`` its values (as an exported acados bundle solves it).
     options : SolverOptions
         The exported solver's options (``warm_start`` is switched off here).
     plan : VectorPlan, optional
@@ -75,8 +76,10 @@ def compute_test_vectors(fns: ProblemFunctions, options: SolverOptions,
     lb, ub = state_box(fns)
     rng = np.random.default_rng(plan.seed)
     p = fns.params.default()
-    theta = np.zeros(fns.ntheta) if fns.ntheta == 0 else fns.theta.default()
-    mpc = MPC(fns, dataclasses.replace(options, warm_start=False), p=p)
+    if theta is None:
+        theta = np.zeros(fns.ntheta) if fns.ntheta == 0 else fns.theta.default()
+    theta = fns.theta.flatten(theta) if fns.ntheta else np.zeros(0)
+    mpc = MPC(fns, dataclasses.replace(options, warm_start=False), theta=theta, p=p)
     vectors: list[dict[str, Any]] = []
     attempts = 0
 

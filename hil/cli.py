@@ -30,7 +30,7 @@ from rlmpc.codegen.boards import ALL_BOARDS as TARGETS
 
 DEFAULT_BAUD = 115200
 MAX_STEPS = 1_000_000  # a run's traces are kept in memory (and a step takes ~1 ms or more)
-PLANTS = {"lti": "LtiGrosZanon", "cartpole": "CartPole", "pendulum": "Pendulum-v1",
+PLANTS = {"lti": "LtiGrosZanon", "lti_tracking": "LtiGrosZanon", "cartpole": "CartPole", "pendulum": "Pendulum-v1",
           "cartpole_incline": "CartPoleIncline"}  # the default plant of each problem
 
 
@@ -149,6 +149,12 @@ def add_hil_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                      help="Gaussian noise added to the controller's action (one σ or one per input)")
     hil.add_argument("--realtime", action="store_true",
                      help="pace the loop at the bundle's sampling time; count the late steps")
+    hil.add_argument("--theta", default=None, metavar="THETA.json",
+                     help="push this θ (a θ file of the bundle's problem) to the device with SET_THETA "
+                     "before the run, without rebuilding; the reference MPC uses it too")
+    hil.add_argument("--params", default=None, metavar="FILE.csv|.npy",
+                     help="run-time parameters p per step (one row per step; the last row repeats), "
+                     "sent with each STEP; default: the plant's info['p'] if it gives one")
     hil.add_argument("--out", default="runs/hil", help="report folder (default runs/hil)")
     from rlmpc.hil.faults import SPEC_HELP
 
@@ -233,12 +239,27 @@ def reference_and_plant(manifest: dict[str, Any], plant: str | None,
     return reference, env
 
 
+def push_theta(device: Any, manifest: dict[str, Any], theta: Any) -> None:
+    """SET_THETA with the manifest's problem hash and θ hash; TransportError if the device refuses."""
+    from rlmpc.codegen.protocol import hash_prefix
+    from rlmpc.codegen.protocol_spec import Capability
+    from rlmpc.hil.transport import TransportError
+
+    info = device.info()
+    if not info.capabilities & Capability.SET_THETA:
+        raise TransportError("--theta: this firmware takes no θ at run time (SET_THETA): export the "
+                             "bundle again without --fixed-theta, or export and build the new θ")
+    device.set_theta(hash_prefix(manifest["problem"]["hash"]), hash_prefix(manifest["theta"]["hash"]), theta)
+    print(f"θ pushed with SET_THETA (hash {manifest['theta']['hash'][:12]}…)")
+
+
 def run_command(args: argparse.Namespace) -> int:
     from rlmpc.codegen.firmware import Bundle
     from rlmpc.codegen.mcu.toolchain import ToolchainError
     from rlmpc.hil.conditions import Conditions
     from rlmpc.hil.faults import attach_fault_counts
     from rlmpc.hil.report import FILES, write_report
+    from rlmpc.hil.run_inputs import load_params, theta_for_bundle
     from rlmpc.hil.runner import run_hil
     from rlmpc.hil.transport import TransportError
     from rlmpc.hil.verdict import Thresholds, evaluate
@@ -271,11 +292,19 @@ def run_command(args: argparse.Namespace) -> int:
         raise ValueError(f"--cost-budget: expected a non-negative number, got {args.cost_budget:g}")
     dims = bundle.manifest["dims"]
     conditions.as_dict(int(dims["nx"]), int(dims["nu"]))  # checks the sizes before anything is built
+    manifest = bundle.manifest
+    theta = None
+    if args.theta is not None:
+        theta, manifest = theta_for_bundle(args.theta, bundle.manifest)
+        reference.theta = theta
+    params = None if args.params is None else load_params(args.params, args.steps, int(dims["np"]))
     out = claim_output_folder(args.out, "hil", [*FILES.values(), "firmware"])
     try:
         with connected_device(args, bundle.directory, out / "firmware") as device:
-            run = run_hil(device, plant, reference, args.steps, args.seed, manifest=bundle.manifest,
-                          conditions=conditions)
+            if theta is not None:
+                push_theta(device, manifest, theta)
+            run = run_hil(device, plant, reference, args.steps, args.seed, manifest=manifest,
+                          conditions=conditions, params=params)
             attach_fault_counts(run, device.port)
     except (TransportError, ToolchainError) as exc:
         print(f"rlmpc hil: error: {exc}", file=sys.stderr)

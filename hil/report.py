@@ -81,7 +81,7 @@ def to_json(run: HilRun, verdict: Verdict) -> dict[str, Any]:
         **verdict.as_dict(),
         "metrics": metrics(run),
         "trace": {
-            "states": _finite_rows(run.states), "actions": run.actions.tolist(),
+            "states": _finite_rows(run.states), "actions": run.actions.tolist(), "params": run.params.tolist(),
             "actions_ref_same_state": run.actions_ref_same_state.tolist(),
             "ref_states": _finite_rows(run.ref_states), "ref_actions": _finite_rows(run.ref_actions),
             "stage_cost": _finite(run.stage_cost), "ref_stage_cost": _finite(run.ref_stage_cost),
@@ -183,6 +183,10 @@ def plot(run: HilRun, out: Path, verdict: Verdict | None = None) -> dict[str, Pa
         ax.plot(k, run.states[:, i], "C0-", lw=2.2, label=f"device ({run.board})")
         ax.plot(k, run.ref_states[:, i], "k--", lw=1.2, label="workstation reference")
         _mark_lost(ax, run, i == 0)
+        if i < run.params.shape[1]:  # run-time parameters (e.g. a reference), drawn where they apply
+            n = run.params.shape[0]
+            ax.step(k[:n], run.params[:, i], "C3-.", where="post", lw=1.2,
+                    label="p sent with each STEP (p[i] on x[i])" if i == 0 else None)
         ax.set_ylabel(f"x[{i}]")
         ax.grid(alpha=0.3)
     if violated:  # the state constraints: how far each loop went past them (0: inside)

@@ -35,11 +35,28 @@ class RtiReference:
         self.fns = fns
         self.rti = MPC(fns, RTI_OPTIONS, theta=theta)
         self.converged = MPC(fns, SolverOptions(tol=1e-9), theta=theta)
-        self.theta, self.p = self.rti.theta, self.rti.p
         self.shifted = shifted
         self.startup_iterations = int(startup_iterations)
         self.converged_distance = 0.0  # max |u_RTI − u_converged| on the states seen
         self._cold = True
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self.rti.theta
+
+    @theta.setter
+    def theta(self, value: Any) -> None:  # (SET_THETA on the device: rlmpc hil --theta)
+        self.rti.theta = value
+        self.converged.theta = value
+
+    @property
+    def p(self) -> np.ndarray:
+        return self.rti.p
+
+    @p.setter
+    def p(self, value: Any) -> None:  # (p sent with a STEP)
+        self.rti.p = value
+        self.converged.p = value
 
     def reset(self) -> None:
         """As the device's RESET: the next step iterates to convergence from a zero guess."""

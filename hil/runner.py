@@ -81,6 +81,7 @@ class HilRun:
     segment: int = 0  # the reference restarts from the device's state every `segment` steps
     late: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # paced steps over their tick
     conditions: dict[str, Any] = field(default_factory=dict)  # rlmpc.hil.conditions.Conditions.as_dict()
+    params: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # p sent with each step (steps, np)
     serial_log: list[tuple[float, str, bytes]] = field(default_factory=list)
     steps_requested: int = 0  # the run was asked for this many steps; ``steps`` ran
     aborted: str | None = None  # why the run ended before ``steps_requested`` (None: it did not)
@@ -124,9 +125,17 @@ def _identity(info: Any, manifest: dict[str, Any] | None) -> dict[str, Any]:
     return ident
 
 
+def _plant_p(info: Any) -> np.ndarray | None:
+    """The parameters the plant asks the controller to use (``info["p"]``, e.g. a reference), if any."""
+    if isinstance(info, dict) and info.get("p") is not None:
+        return np.asarray(info["p"], dtype=float).ravel()
+    return None
+
+
 def _reset_plant(env: Any, seed: int, x0: npt.ArrayLike | None) -> np.ndarray:
     options = None if x0 is None else {"state": np.asarray(x0, dtype=float)}
     obs, info = env.reset(seed=seed, options=options)
+    env._rlmpc_hil_p = _plant_p(info)
     return plant_state(obs, info)  # the MPC's state, as in training (GymPlant: not the observation)
 
 
@@ -135,6 +144,7 @@ def _plant_step(env: Any, u: np.ndarray,
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging plant is judged, not warned about
         obs, reward, _, _, info = env.step(u)
         x, cost = plant_state(obs, info), plant_cost(float(reward), info)
+    env._rlmpc_hil_p = _plant_p(info)
     if "violation" in info:
         return x, cost, float(info["violation"])
     return x, cost, violation_of(x) if violation_of is not None else 0.0
@@ -159,7 +169,7 @@ def state_violation(reference: Any) -> Callable[[np.ndarray], float] | None:
 def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed: int = 0, *,
             x0: npt.ArrayLike | None = None, manifest: dict[str, Any] | None = None,
             safe_action: Sequence[float] | None = None, segment: int | None = DEFAULT_SEGMENT,
-            conditions: Conditions | None = None,
+            conditions: Conditions | None = None, params: npt.ArrayLike | None = None,
             progress: Callable[[int], None] | None = None) -> HilRun:
     """Run ``steps`` closed-loop steps of ``plant_env`` under ``device`` (see the module doc).
 
@@ -170,6 +180,9 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
     steps; ``None``: one reference closed loop from the initial state.
     ``conditions``: measurement noise, input disturbances and real-time pacing
     (:class:`rlmpc.hil.conditions.Conditions`); the reference loop gets the same realisations.
+    ``params``: the run-time parameters p of each step, shape (steps, np) (e.g. a reference
+    schedule); without it, the plant's ``info["p"]`` if it gives one.  They are sent with each
+    STEP and the reference MPC (``reference_mpc.p``) uses the same p at the same step.
     The run may end early (see the module doc): ``HilRun.steps`` is then the number of steps run.
     """
     if steps < 1:
@@ -177,7 +190,10 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
     if segment is not None and segment < 1:
         raise ValueError("segment: expected >= 1 or None")
     seg = steps if segment is None else min(segment, steps)
-    policy = as_policy(reference_mpc)
+    schedule = None if params is None else np.atleast_2d(np.asarray(params, dtype=float))
+    if schedule is not None and schedule.shape[0] < steps:
+        raise ValueError(f"params: expected at least {steps} rows (one per step), got {schedule.shape[0]}")
+    policy = _with_params(as_policy(reference_mpc), reference_mpc)
     violation_of = state_violation(reference_mpc)
     info = device.info()
     if manifest is not None and (info.nx, info.nu) != (manifest["dims"]["nx"], manifest["dims"]["nu"]):
@@ -212,6 +228,7 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
     flags, status, iters, qp_iters, dev_cost, retries = (np.zeros(steps, dtype=np.int64) for _ in range(6))
     latency = np.full(steps, np.nan)
     lost = np.zeros(steps, dtype=bool)
+    sent_p: list[np.ndarray] = []
     snapshots: dict[int, Any] = {}
     t_start = time.perf_counter()
     aborted: str | None = None
@@ -224,8 +241,9 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
                 snapshots[k] = copy.deepcopy(plant_env)  # state and disturbance generator
             retries_before = device.stats.retries
             y = x + noise[k]  # what the controller measures
+            pk = schedule[k] if schedule is not None else getattr(plant_env, "_rlmpc_hil_p", None)
             try:
-                r = device.step(y)
+                r = device.step(y, () if pk is None else pk)
                 u = np.asarray(r.u, dtype=float)
                 flags[k], status[k] = r.flags, r.solver_status
                 iters[k], qp_iters[k] = r.iterations, r.qp_iterations
@@ -239,9 +257,10 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
                 u = safe.copy()
                 flags[k] = int(StatusFlag.FALLBACK)
                 consecutive_lost += 1
+            sent_p.append(np.zeros(0) if pk is None else pk)
             retries[k] = device.stats.retries - retries_before
             actions[k] = u
-            u_same[k] = policy(y)
+            u_same[k] = policy(y, pk)
             x, cost[k], viol[k] = _plant_step(plant_env, u + dist[k], violation_of)
             states[k + 1] = x
             completed = k + 1
@@ -292,7 +311,7 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
         if not np.all(np.isfinite(xr)):  # the reference diverged too: nothing left to compare
             ref_states[k:], ref_actions[k:], ref_cost[k:], ref_viol[k:] = np.nan, np.nan, np.inf, np.inf
             break
-        ref_actions[k] = policy(xr + noise[k])
+        ref_actions[k] = policy(xr + noise[k], sent_p[k] if sent_p[k].size else None)
         xr, ref_cost[k], ref_viol[k] = _plant_step(env, ref_actions[k] + dist[k], violation_of)
         ref_states[k + 1] = xr
 
@@ -313,7 +332,19 @@ def run_hil(device: Device, plant_env: Any, reference_mpc: Any, steps: int, seed
         retries=retries, lost=lost, input_bounds=bounds, link=link,
         identity=_identity(info, manifest), wall_time=wall, segment=seg, late=late,
         conditions=cond.as_dict(nx, nu), serial_log=log, steps_requested=steps_requested,
-        aborted=aborted, interrupted=interrupted)
+        aborted=aborted, interrupted=interrupted,
+        params=np.array(sent_p[:steps]) if sent_p and sent_p[0].size else np.zeros((steps, 0)))
+
+
+def _with_params(policy: Policy, reference: Any) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
+    """``policy(x, p)``: sets ``reference.p`` first when p is given (an MPC with parameters)."""
+    def run(x: np.ndarray, p: np.ndarray | None) -> np.ndarray:
+        if p is not None and p.size:
+            if not hasattr(reference, "p"):
+                raise ValueError("params: the reference policy takes no parameters p")
+            reference.p = p
+        return policy(x)
+    return run
 
 
 __all__ = ["HilRun", "Precision", "as_policy", "run_hil"]

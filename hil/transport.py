@@ -49,6 +49,7 @@ from rlmpc.codegen.protocol import (
     Ping,
     Pong,
     Reset,
+    SetTheta,
     Step,
 )
 from rlmpc.codegen.protocol_spec import CostUnit, ErrorCode, MsgType, Precision
@@ -371,6 +372,12 @@ class Device:
             self.step_latencies = [*self.step_latencies[-(LATENCY_WINDOW - 1):], latency]
         return ActionResult(k, a.u, a.flags, a.solver_status, a.sqp_iterations, a.qp_iterations,
                             a.cost, latency, retries)
+
+    def set_theta(self, problem_hash: bytes, theta_hash: bytes, theta: npt.ArrayLike) -> None:
+        """Push θ (SET_THETA) between two steps; the device answers ACK or a refusal (ERROR)."""
+        theta_t = tuple(float(v) for v in np.asarray(theta, dtype=float).ravel())
+        self._request(SetTheta(problem_hash, theta_hash, theta_t), Ack, "SET_THETA")
+        self.hello()  # INFO now reports the new θ hash
 
     def reset(self) -> None:
         self._request(Reset(), Ack, "RESET", self.timeout)

@@ -290,7 +290,8 @@ def _export_mcu(args: argparse.Namespace) -> int:
             raise ValueError("--check-box: only with --check")
         parse_box(box, load_theta(args.theta).fns.nx)
     out = export_mcu(args.theta, args.out, precision=precision, ram_limit=int(ram_limit * 1024),
-                     rti_warm_start=args.rti_warm_start, operating_point=operating_point, qp=args.qp)
+                     rti_warm_start=args.rti_warm_start, operating_point=operating_point, qp=args.qp,
+                     runtime_theta=not args.fixed_theta)
     manifest = json.loads((out / "manifest.json").read_text())
     fp = manifest["footprint"]
     print(f"QP path: {manifest['solver']['kind']}; why: {manifest['solver']['choice']}")
@@ -377,6 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "by one stage (default: closer to the converged MPC in normal operation) or as it "
                         "is (acados SQP_RTI's method, its closed loops exactly; steadier in large "
                         "transients); see docs/benchmarks.md")
+    export.add_argument("--fixed-theta", action="store_true",
+                        help="cortex-m4: compile θ and p in (no SET_THETA, no p in STEP; a linear MPC's "
+                        "condensed matrices stay in flash: less RAM).  Default: the device takes a new θ "
+                        "(SET_THETA, `rlmpc hil --theta`) and p with each STEP")
     export.add_argument("--operating-point", default=None,
                         help='cortex-m4, nonlinear problem: the steady state of the fallback gain, '
                         '\'{"x": [...], "u": [...]}\', or none (after a failed solve the previous plan, '

@@ -52,7 +52,8 @@ def test_manifest_describes_the_bundle(lti_bundle: Path) -> None:
     assert manifest["problem"] == {"name": "lti", "params": {}, "hash": fns.problem_hash}
     assert manifest["theta"]["hash"] == theta_hash(learned("lti"))
     assert manifest["theta"]["flat"] == learned("lti").tolist()
-    assert manifest["dims"] == {"nx": 2, "nu": 1, "np": 0, "N": 10, "ntheta": fns.ntheta, "np_stage": 1}
+    assert manifest["dims"] == {"nx": 2, "nu": 1, "np": 0, "N": 10, "ntheta": fns.ntheta,
+                                 "np_stage": fns.ntheta + 1}  # stage parameters [θ; p; γ^k]: θ set at run time
     assert manifest["solver"]["nlp_solver_resolved"] == "SQP_RTI"
     paths = {f["path"] for f in manifest["files"]}
     assert {"Makefile", "src/rlmpc_controller.c", "src/rlmpc_test_main.c", "test_vectors.json",

@@ -19,13 +19,13 @@ import gymnasium as gym
 from rlmpc.toolkit.envs import CartPole, GymPlant, LtiGrosZanon, pendulum_plant
 from rlmpc.toolkit.envs.cartpole_incline import CartPoleIncline
 from rlmpc.toolkit.problem import ParametricMPC
-from rlmpc.toolkit.problems import cartpole_mpc, lti_mpc, pendulum_mpc
+from rlmpc.toolkit.problems import cartpole_mpc, lti_mpc, lti_tracking_mpc, pendulum_mpc
 from rlmpc.toolkit.problems.cartpole_incline import cartpole_incline_mpc
 from rlmpc.toolkit.problems.mass_chain import mass_chain_mpc
 from rlmpc.toolkit.problems.quadrotor import quadrotor_hover_mpc
 
 PROBLEMS: dict[str, Callable[..., ParametricMPC]] = {
-    "lti": lti_mpc, "cartpole": cartpole_mpc, "pendulum": pendulum_mpc,
+    "lti": lti_mpc, "lti_tracking": lti_tracking_mpc, "cartpole": cartpole_mpc, "pendulum": pendulum_mpc,
     "cartpole_incline": cartpole_incline_mpc, "quadrotor_hover": quadrotor_hover_mpc,
     "mass_chain": mass_chain_mpc}
 ENVS: dict[str, Callable[..., gym.Env[Any, Any]]] = {

@@ -69,11 +69,14 @@ class StageFunctions:
 
 
 def stage_functions(fns: ProblemFunctions, theta: ParameterValues | None = None,
-                    p: ParameterValues | None = None) -> tuple[cs.Function, cs.Function, cs.Function]:
-    """The three CasADi functions at fixed θ and p (stage, stage cost, terminal)."""
-    fixed = fix_theta(fns, fns.theta.flatten(theta)) if fns.ntheta else fns
-    pv = cs.DM(fns.params.flatten(p, check_bounds=False))
-    th = cs.SX(0, 1)
+                    p: ParameterValues | None = None,
+                    runtime: bool = False) -> tuple[cs.Function, cs.Function, cs.Function]:
+    """The three CasADi functions at fixed θ and p (stage, stage cost, terminal); ``runtime``:
+    θ and p are two more inputs of each (after γ^k, resp. x), for SET_THETA and STEP_PARAMS."""
+    fixed = fix_theta(fns, fns.theta.flatten(theta)) if fns.ntheta and not runtime else fns
+    pv = fns.params.sym() if runtime else cs.DM(fns.params.flatten(p, check_bounds=False))
+    th = fns.theta.sym() if runtime else cs.SX(0, 1)
+    extra = [th, pv] if runtime else []
     x, u = cs.SX.sym("x", fns.nx), cs.SX.sym("u", fns.nu)
     gk = cs.SX.sym("discount_k")
     z = cs.vertcat(x, u)
@@ -82,23 +85,23 @@ def stage_functions(fns: ProblemFunctions, theta: ParameterValues | None = None,
     W, g = cs.hessian(cost, z)
     h = cs.vertcat(fixed.h_state(x, th, pv), fixed.h_path(x, u, th, pv))
     dense = cs.densify
-    stage = cs.Function(STAGE, [x, u, gk], [dense(f), dense(cs.jacobian(f, x).T),
+    stage = cs.Function(STAGE, [x, u, gk, *extra], [dense(f), dense(cs.jacobian(f, x).T),
                                              dense(cs.jacobian(f, u).T), dense(W), dense(g),
                                              dense(h), dense(cs.jacobian(h, z).T)])
-    stage_cost = cs.Function(STAGE_COST, [x, u, gk], [dense(W), dense(g)])
+    stage_cost = cs.Function(STAGE_COST, [x, u, gk, *extra], [dense(W), dense(g)])
     costN = fixed.terminal_cost(x, th, pv)
     WN, gN = cs.hessian(costN, x)
     hN = fixed.h_state(x, th, pv)
-    terminal = cs.Function(TERMINAL, [x], [dense(WN), dense(gN), dense(hN),
+    terminal = cs.Function(TERMINAL, [x, *extra], [dense(WN), dense(gN), dense(hN),
                                            dense(cs.jacobian(hN, x).T)])
     return stage, stage_cost, terminal
 
 
 def generate_stage_functions(fns: ProblemFunctions, theta: ParameterValues | None = None,
                              p: ParameterValues | None = None,
-                             single: bool = True) -> StageFunctions:
+                             single: bool = True, runtime: bool = False) -> StageFunctions:
     """C source (file name ``rlmpc_model.c``) of :func:`stage_functions` and its work sizes."""
-    functions = stage_functions(fns, theta, p)
+    functions = stage_functions(fns, theta, p, runtime)
     cg = cs.CodeGenerator("rlmpc_model", {"casadi_real": "float" if single else "double",
                                           "casadi_int": "int"})
     for fn in functions:

@@ -21,7 +21,7 @@ condensing of the cart-pole gives cond(H) ≈ 4e6; see the MCU notes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -54,6 +54,11 @@ class CondensedQP:
     w_lin: FloatArray  # (m, 2) discounted linear slack penalty of the lower, upper side
     w_quad: FloatArray  # (m, 2) discounted quadratic slack penalty of the lower, upper side
     labels: tuple[str, ...]
+    # per row: the raw row (in condensing order) of its coefficients, of its lower and of its upper
+    # bound (-1: open side); raw rows are per stage k < N the finite input bounds then the stage's
+    # rows (stage 0: path rows only), then the terminal state rows
+    sources: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=int))
+    n_raw: int = 0
 
     @property
     def nz(self) -> int:
@@ -145,7 +150,9 @@ def condense(ocp: LinearisedOcp, K: FloatArray | None = None) -> CondensedQP:
     w_lin = np.repeat(np.concatenate([r.w_lin for r in meta])[:, None], 2, axis=1)
     w_quad = np.repeat(np.concatenate([r.w_quad for r in meta])[:, None], 2, axis=1)
     labels = [lbl for r in meta for lbl in r.labels]
-    keep = _merge_one_sided(Gw, lower, upper, soft, w_lin, w_quad, labels)
+    lo_src = np.where(np.isfinite(lower), np.arange(lower.size), -1)
+    up_src = np.where(np.isfinite(upper), np.arange(upper.size), -1)
+    keep = _merge_one_sided(Gw, lower, upper, soft, w_lin, w_quad, labels, lo_src, up_src)
     norms = np.linalg.norm(Gw[keep, nx:], axis=1)
     keep = keep[(norms > ZERO_ROW_TOL * max(norms.max(initial=0.0), 1.0))
                 & (np.isfinite(lower[keep]) | np.isfinite(upper[keep]))]
@@ -154,11 +161,13 @@ def condense(ocp: LinearisedOcp, K: FloatArray | None = None) -> CondensedQP:
         name=ocp.name, nx=nx, nu=nu, horizon=N, K=gain, H=0.5 * (H + H.T), F=Hw[nx:, :nx],
         f=gw[nx:], G=Gw[keep, nx:], E=Gw[keep, :nx], lower=lower[keep], upper=upper[keep],
         soft=soft[keep], w_lin=w_lin[keep], w_quad=w_quad[keep],
-        labels=tuple(labels[i] for i in keep))
+        labels=tuple(labels[i] for i in keep),
+        sources=np.column_stack([keep, lo_src[keep], up_src[keep]]).astype(int), n_raw=int(Gw.shape[0]))
 
 
 def _merge_one_sided(Gw: FloatArray, lower: FloatArray, upper: FloatArray, soft: np.ndarray,
-                     w_lin: FloatArray, w_quad: FloatArray, labels: list[str]) -> np.ndarray:
+                     w_lin: FloatArray, w_quad: FloatArray, labels: list[str],
+                     lo_src: np.ndarray, up_src: np.ndarray) -> np.ndarray:
     """Merge rows with identical coefficients and complementary sides (in place); rows to keep."""
     first: dict[bytes, int] = {}
     keep = []
@@ -170,9 +179,9 @@ def _merge_one_sided(Gw: FloatArray, lower: FloatArray, upper: FloatArray, soft:
                 and (np.isfinite(lower[j]) != lo_i) and (np.isfinite(upper[j]) != up_i):
             side = 0 if lo_i else 1
             if side == 0:
-                lower[j] = lower[i]
+                lower[j], lo_src[j] = lower[i], i
             else:
-                upper[j] = upper[i]
+                upper[j], up_src[j] = upper[i], i
             w_lin[j, side], w_quad[j, side] = w_lin[i, side], w_quad[i, side]
             labels[j] = f"{labels[j]}|{labels[i]}"
             del first[key]  # both sides are now taken

@@ -32,6 +32,9 @@ from rlmpc.codegen.mcu.daqp_patch import copy_patched_daqp
 from rlmpc.codegen.mcu.daqp_sources import LICENSE_NAME, SOLVER_HEADERS, SOLVER_SOURCES, daqp_sources
 from rlmpc.codegen.mcu.ldp import DAQP_INF, LdpData, ldp_data
 from rlmpc.codegen.mcu.linearise import LinearisedOcp, linearise
+from rlmpc.codegen.mcu.param_affine import ParamAffine, param_affine
+from rlmpc.codegen.mcu.theta_model import FILE as THETA_MODEL_FILE
+from rlmpc.codegen.mcu.theta_model import theta_model
 from rlmpc.toolkit.parameters import ParameterValues
 from rlmpc.toolkit.problem import ParametricMPC, ProblemFunctions
 
@@ -65,7 +68,8 @@ class GeneratedSolver:
 
     @property
     def sources(self) -> list[Path]:
-        return [self.directory / "rlmpc_solver.c",
+        model = [self.directory / THETA_MODEL_FILE] if (self.directory / THETA_MODEL_FILE).exists() else []
+        return [self.directory / "rlmpc_solver.c", *model,
                 *(self.directory / "daqp" / "src" / s for s in SOLVER_SOURCES)]
 
     @property
@@ -109,7 +113,7 @@ def _gram_fields(ldp: LdpData, single: bool) -> dict[str, str]:
     if ldp.m * ldp.m * (4 if single else 8) > GRAM_MAX_BYTES:
         return {"gram_decl": "/* no GRAM: M M' would exceed GRAM_MAX_BYTES of flash */\n",
                 "gram_ref": "0"}
-    return {"gram_decl": f"static const c_float GRAM[NC * NC] = {{{c_array(ldp.gram, single)}}};\n",
+    return {"gram_decl": f"static TC c_float GRAM[NC * NC] = {{{c_array(ldp.gram, single)}}};\n",
             "gram_ref": "GRAM"}
 
 
@@ -119,6 +123,44 @@ def _fma_dot(n: int) -> str:
     for j in range(1, n):
         expr = f"FMA(dx[{j}], xl[{j}], {expr})"
     return expr
+
+
+def _ints(values: np.ndarray) -> str:
+    return ", ".join(str(int(v)) for v in np.ravel(values)) or "0"
+
+
+def _doubles(values: np.ndarray) -> str:
+    return c_array(np.asarray(values, dtype=float), single=False)
+
+
+def _theta_fields(fns: ProblemFunctions, qp: CondensedQP, theta: np.ndarray, sz_iw: int, sz_w: int,
+                  gram: bool, precision: str) -> dict[str, str]:
+    """The fields of ``rlmpc_solver_theta.c.in`` (the on-device precomputation after SET_THETA)."""
+    from rlmpc.codegen.mcu.ldp import L1_LDP_WEIGHT
+
+    finite_u = np.where(np.isfinite(fns.u_lb) | np.isfinite(fns.u_ub))[0]
+    sr, pr = fns.state_rows, fns.path_rows
+    h_lb = np.concatenate([sr.lb, pr.lb])
+    h_ub = np.concatenate([sr.ub, pr.ub])
+    coef, lo, up = (np.full(qp.n_raw, -1, dtype=int) for _ in range(3))
+    for row, (c, lo_src, up_src) in enumerate(qp.sources):
+        coef[c] = row
+        if lo_src >= 0:
+            lo[lo_src] = row
+        if up_src >= 0:
+            up[up_src] = row
+    return {
+        "nhs": str(sr.n), "nhp": str(pr.n), "nuf": str(finite_u.size), "n_raw": str(qp.n_raw),
+        "lin_sz_iw": str(sz_iw), "lin_sz_w": str(sz_w), "uf_idx": _ints(finite_u),
+        "h_lb": _doubles(h_lb) if h_lb.size else "0", "h_ub": _doubles(h_ub) if h_ub.size else "0",
+        "raw_coef": _ints(coef), "raw_lo": _ints(lo), "raw_up": _ints(up),
+        "lo_open": _ints(qp.sources[:, 1] < 0), "up_open": _ints(qp.sources[:, 2] < 0),
+        "wq_l": _doubles(qp.w_quad[:, 0]), "wq_u": _doubles(qp.w_quad[:, 1]),
+        "theta0": _doubles(theta), "discount": repr(float(fns.discount)),
+        "gram_used": "1" if gram else "0", "l1_weight": repr(L1_LDP_WEIGHT[precision]),
+        "theta_lb": c_array(fns.theta.lower(), precision == "float32"),
+        "theta_ub": c_array(fns.theta.upper(), precision == "float32"),
+    }
 
 
 def plan_dynamics(ocp: LinearisedOcp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,9 +177,13 @@ def plan_dynamics(ocp: LinearisedOcp) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
            p: ParameterValues | None = None,
-           precision: str = "float32", shift_max_active: int = SHIFT_MAX_ACTIVE
-           ) -> tuple[dict[str, str], CondensedQP, LdpData]:
-    """The solver's files as text (no I/O); the condensed QP and LDP data they hold."""
+           precision: str = "float32", shift_max_active: int = SHIFT_MAX_ACTIVE,
+           runtime_theta: bool = False) -> tuple[dict[str, str], CondensedQP, LdpData]:
+    """The solver's files as text (no I/O); the condensed QP and LDP data they hold.
+
+    ``runtime_theta``: θ-dependent data in RAM, recomputed on the device by ``rlmpc_set_theta``
+    (SET_THETA), and p taken at run time (``rlmpc_set_params``, STEP_PARAMS); otherwise constant
+    (flash), θ and p compiled in."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
     if not fns.is_qp:
@@ -145,10 +191,22 @@ def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
                          "constraints, quadratic cost); for a nonlinear one use rlmpc.codegen.mcu.generate_rti")
     single = precision == "float32"
     theta_flat = fns.theta.flatten(theta)
-    ocp = linearise(fns, theta_flat, p)
+    p_flat = fns.params.flatten(p, check_bounds=False)
+    ocp = linearise(fns, theta_flat, p_flat)
     qp = condense(ocp)
     ldp = ldp_data(qp, precision)
     dyn_a, dyn_b, dyn_c = plan_dynamics(ocp)
+
+    def ldp_at(pv: np.ndarray) -> tuple[CondensedQP, LdpData, np.ndarray]:
+        o = linearise(fns, theta_flat, pv)
+        q = condense(o, K=qp.K)
+        return q, ldp_data(q, precision), plan_dynamics(o)[2]
+
+    if runtime_theta:  # θ and p at run time (SET_THETA, STEP_PARAMS)
+        pa: ParamAffine = param_affine(ldp_at, p_flat)
+    else:  # both compiled in
+        pa = ParamAffine(p0=np.zeros(0), DUp=np.zeros((ldp.m, 0)), DLp=np.zeros((ldp.m, 0)),
+                         Vp=np.zeros((ldp.n, 0)), U0p=np.zeros((ldp.nu, 0)), Cp=np.zeros((dyn_c.size, 0)))
 
     def arr(a: np.ndarray) -> str:
         return c_array(a, single)
@@ -164,25 +222,39 @@ def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
         "sense": ", ".join(str(int(s)) for s in ldp.sense),
         "rho_l": arr(ldp.rho_soft[:, 0]), "rho_u": arr(ldp.rho_soft[:, 1]),
         "w_l": arr(ldp.w_soft[:, 0]), "w_u": arr(ldp.w_soft[:, 1]),
-        **_gram_fields(ldp, single), "u0m": arr(ldp.M @ ldp.U0u.T), "u0c": arr(ldp.u0c), "u0x": arr(ldp.U0x),
-        "dx_dot": _fma_dot(qp.nx),
+        **{k: v.replace("TC ", "" if runtime_theta and fns.ntheta else "const ")
+           for k, v in _gram_fields(ldp, single).items()},
+        "u0m": arr(ldp.M @ ldp.U0u.T), "u0c": arr(ldp.u0c), "u0x": arr(ldp.U0x),
+        "dx_dot": _fma_dot(qp.nx), "tc": "" if runtime_theta and fns.ntheta else "const ",
+        "ntheta_runtime": str(fns.ntheta if runtime_theta else 0),
         "shift_max_active": str(int(shift_max_active)),
         "earlier_row": ", ".join(str(int(r)) for r in qp.earlier_rows()) or "0",
         "ndyn": str(dyn_a.shape[0]),
         "dyn_a": arr(dyn_a), "dyn_b": arr(dyn_b), "dyn_c": arr(dyn_c),
+        "np": str(pa.p0.size), "np_alloc": str(max(pa.p0.size, 1)),
+        "p0": arr(pa.p0), "dup": arr(pa.DUp), "dlp": arr(pa.DLp), "vp": arr(pa.Vp),
+        "u0p": arr(pa.U0p), "cp": arr(pa.Cp),
         "cycle_tol": str(CYCLE_TOL), "iter_limit": str(ITER_LIMIT),
         **{k: c_number(v, single) for k, v in SETTINGS.items()},
     }
+    fields["theta_code"] = ""
+    if runtime_theta and fns.ntheta:
+        source, sz_iw, sz_w = theta_model(fns)
+        fields["theta_code"] = Template((TEMPLATES / "rlmpc_solver_theta.c.in").read_text()).substitute(
+            fields, **_theta_fields(fns, qp, theta_flat, sz_iw, sz_w, ldp.m * ldp.m * (4 if single else 8)
+                                    <= GRAM_MAX_BYTES, precision))
     files = {name: Template((TEMPLATES / f"{name}.in").read_text()).substitute(fields)
              for name in SOLVER_FILES}
+    if runtime_theta and fns.ntheta:
+        files[THETA_MODEL_FILE] = source
     return files, qp, ldp
 
 
 def generate(fns: ProblemFunctions, out_dir: str | Path, theta: ParameterValues | None = None,
              p: ParameterValues | None = None, precision: str = "float32",
-             shift_max_active: int = SHIFT_MAX_ACTIVE) -> GeneratedSolver:
+             shift_max_active: int = SHIFT_MAX_ACTIVE, runtime_theta: bool = False) -> GeneratedSolver:
     """Write the solver and the DAQP sources it needs into ``out_dir`` (a build folder)."""
-    files, qp, ldp = render(fns, theta, p, precision, shift_max_active)
+    files, qp, ldp = render(fns, theta, p, precision, shift_max_active, runtime_theta)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():

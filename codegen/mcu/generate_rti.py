@@ -111,10 +111,12 @@ class GeneratedRti:
 
 def render_rti(fns: ProblemFunctions, theta: ParameterValues | None = None,
                p: ParameterValues | None = None, precision: str = "float32",
-               warm_start: str = "shifted", operating_point: Any = None
+               warm_start: str = "shifted", operating_point: Any = None, runtime: bool = False
                ) -> tuple[dict[str, str], Fallback, int]:
     """The solver's files as text, its fallback and the number of QP rows; ``operating_point``:
-    of the fallback gain (:func:`rlmpc.codegen.mcu.fallback.fallback_gain`)."""
+    of the fallback gain (:func:`rlmpc.codegen.mcu.fallback.fallback_gain`); ``runtime``: θ and p
+    are inputs of the stage models, kept in RAM (``rlmpc_set_theta``, ``rlmpc_set_params``:
+    SET_THETA and STEP_PARAMS); otherwise compiled in."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
     if warm_start not in WARM_STARTS:
@@ -140,7 +142,8 @@ def render_rti(fns: ProblemFunctions, theta: ParameterValues | None = None,
         wq_l += list(rows.w_quad)
         wq_u += list(rows.w_quad)
     sr, pr = fns.state_rows, fns.path_rows
-    model = generate_stage_functions(fns, th, p, single)
+    model = generate_stage_functions(fns, th, p, single, runtime)
+    p_flat = fns.params.flatten(p, check_bounds=False)
     s_arg, s_res, s_iw, s_w = model.sizes[STAGE]
     t_arg, t_res, t_iw, t_w = model.sizes[TERMINAL]
     c_arg, c_res, c_iw, c_w = model.sizes[STAGE_COST]
@@ -172,9 +175,15 @@ def render_rti(fns: ProblemFunctions, theta: ParameterValues | None = None,
         "check_tol": c_number(CHECK_TOL, single), "pen_margin": c_number(PEN_MARGIN, single),
         "forward_rows": str(FORWARD_ROWS), "cold_all": str(COLD_ALL),
         "cold_pen": c_number(COLD_PEN, single),
+        "runtime": "1" if runtime else "0",
+        "ntheta_rt": str(fns.ntheta if runtime else 0), "np_rt": str(fns.np if runtime else 0),
+        "theta0": arr(th), "p0": arr(p_flat),
+        "theta_lb": arr(fns.theta.lower()), "theta_ub": arr(fns.theta.upper()),
         **{k: c_number(v, single) for k, v in SETTINGS.items()},
     }
-    assert s_arg <= 3 and s_res <= 7 and t_arg <= 1 and t_res <= 4 and c_arg <= 3 and c_res <= 2
+    extra = 2 if runtime else 0
+    assert s_arg <= 3 + extra and s_res <= 7 and t_arg <= 1 + extra and t_res <= 4 and c_arg <= 3 + extra \
+        and c_res <= 2
     files = {name: Template((TEMPLATES / f"{name}.in").read_text()).substitute(fields)
              for name in RTI_FILES}
     files["rlmpc_model.c"] = model.source
@@ -183,11 +192,13 @@ def render_rti(fns: ProblemFunctions, theta: ParameterValues | None = None,
 
 def generate_rti(fns: ProblemFunctions, out_dir: str | Path, theta: ParameterValues | None = None,
                  p: ParameterValues | None = None, precision: str = "float32",
-                 warm_start: str = "shifted", operating_point: Any = None) -> GeneratedRti:
+                 warm_start: str = "shifted", operating_point: Any = None,
+                 runtime: bool = False) -> GeneratedRti:
     """Write the RTI solver, its model functions and DAQP into ``out_dir`` (a build folder);
     ``warm_start``: the next call's guess is the plan as it is or shifted (:data:`WARM_STARTS`);
-    ``operating_point``: of the fallback gain (:func:`rlmpc.codegen.mcu.fallback.fallback_gain`)."""
-    files, fb, m = render_rti(fns, theta, p, precision, warm_start, operating_point)
+    ``operating_point``: of the fallback gain (:func:`rlmpc.codegen.mcu.fallback.fallback_gain`);
+    ``runtime``: θ and p set at run time (see :func:`render_rti`)."""
+    files, fb, m = render_rti(fns, theta, p, precision, warm_start, operating_point, runtime)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():

@@ -23,6 +23,24 @@
 #endif
 #endif
 
+/* STEP may carry p if the solver takes parameters at run time */
+#if RLMPC_BUNDLE_NP > 0 && defined(RLMPC_SOLVER_HAS_PARAMS)
+#define RLMPC_STEP_PARAMS 1
+#define RLMPC_CAPABILITIES (RLMPC_BUNDLE_CAPABILITIES | RLMPC_CAP_STEP_PARAMS)
+#else
+#define RLMPC_STEP_PARAMS 0
+#define RLMPC_CAPABILITIES RLMPC_BUNDLE_CAPABILITIES
+#endif
+
+/* SET_THETA if the solver recomputes its theta-dependent data on the device */
+#if defined(RLMPC_SOLVER_HAS_THETA)
+#define RLMPC_CAPABILITIES_ALL (RLMPC_CAPABILITIES | RLMPC_CAP_SET_THETA)
+#define NTHETA RLMPC_NTHETA
+#else
+#define RLMPC_CAPABILITIES_ALL RLMPC_CAPABILITIES
+#define NTHETA 0
+#endif
+
 #define NX RLMPC_NX
 #define NU RLMPC_NU
 #define READ_CHUNK 64u
@@ -30,6 +48,8 @@
 static rlmpc_parser parser;
 static uint8_t tx[RLMPC_PROTO_MAX_FRAME];
 static const rlmpc_real safe_u[NU] = RLMPC_BUNDLE_SAFE_ACTION;
+static const uint8_t problem_hash[RLMPC_PROTO_HASH_LEN] = RLMPC_BUNDLE_PROBLEM_HASH;
+static uint8_t theta_hash[RLMPC_PROTO_HASH_LEN] = RLMPC_BUNDLE_THETA_HASH; /* the theta in use */
 
 static int is_finite(rlmpc_real v)
 {
@@ -56,8 +76,6 @@ static void answer_hello(const rlmpc_event *ev)
 {
     static const uint8_t board[RLMPC_PROTO_BOARD_LEN] = RLMPC_BUNDLE_BOARD;
     static const uint8_t manifest_hash[RLMPC_PROTO_HASH_LEN] = RLMPC_BUNDLE_MANIFEST_HASH;
-    static const uint8_t problem_hash[RLMPC_PROTO_HASH_LEN] = RLMPC_BUNDLE_PROBLEM_HASH;
-    static const uint8_t theta_hash[RLMPC_PROTO_HASH_LEN] = RLMPC_BUNDLE_THETA_HASH;
     rlmpc_msg_hello hello;
     rlmpc_msg_info info;
     uint16_t detail = 0;
@@ -71,12 +89,12 @@ static void answer_hello(const rlmpc_event *ev)
     info.fw_minor = RLMPC_FW_MINOR;
     info.fw_patch = RLMPC_FW_PATCH;
     info.precision = RLMPC_PROTO_PRECISION;
-    info.capabilities = RLMPC_BUNDLE_CAPABILITIES;
+    info.capabilities = RLMPC_CAPABILITIES_ALL;
     info.cost_unit = RLMPC_BOARD_COST_UNIT;
     info.nx = NX;
     info.nu = NU;
     info.np = RLMPC_BUNDLE_NP;
-    info.ntheta = 0u; /* SET_THETA is not implemented */
+    info.ntheta = NTHETA; /* 0: SET_THETA is not implemented */
     copy_bytes(info.board, board, RLMPC_PROTO_BOARD_LEN);
     copy_bytes(info.manifest_hash, manifest_hash, RLMPC_PROTO_HASH_LEN);
     copy_bytes(info.problem_hash, problem_hash, RLMPC_PROTO_HASH_LEN);
@@ -191,9 +209,15 @@ static void answer_step(const rlmpc_event *ev)
         send_error(ev->seq, err, ev->type, detail);
         return;
     }
-    if (step.n_p > 0u) { /* parameters are compiled into the solver */
-        send_error(ev->seq, RLMPC_ERR_UNSUPPORTED, ev->type, 0u);
+    if (step.n_p > 0u) {
+#if RLMPC_STEP_PARAMS
+        /* the parameters of this and later steps (a STEP without p keeps them) */
+        for (i = 0; i < (int)RLMPC_BUNDLE_NP; i++) finite = finite && is_finite(p[i]);
+        if (finite && rlmpc_set_params(p) != 0) finite = 0;
+#else
+        send_error(ev->seq, RLMPC_ERR_UNSUPPORTED, ev->type, 0u); /* parameters compiled in */
         return;
+#endif
     }
     info.iterations = 0;
 #ifdef RLMPC_SOLVER_REPORTS_SQP
@@ -243,6 +267,35 @@ static void answer_step(const rlmpc_event *ev)
     send(rlmpc_encode_action(tx, ev->seq, &action, u));
 }
 
+#if NTHETA > 0
+static void controller_reset(void);
+
+/* SET_THETA: checked by the decoder (length, n_theta, problem hash, bounds), then applied by the
+ * solver as a whole (it keeps the theta in use if the new one fails: OUT_OF_BOUNDS with
+ * detail = n_theta), the warm start and plan forgotten, the new hash reported by INFO. */
+static void answer_set_theta(const rlmpc_event *ev)
+{
+    static rlmpc_real staged[NTHETA];
+    const rlmpc_real *lb, *ub;
+    rlmpc_msg_set_theta m;
+    uint16_t detail = 0;
+    uint8_t err;
+    rlmpc_get_theta_bounds(&lb, &ub);
+    err = rlmpc_decode_set_theta(ev, NTHETA, problem_hash, lb, ub, &m, staged, &detail);
+    if (err == 0u && rlmpc_set_theta(staged) != 0) {
+        err = RLMPC_ERR_OUT_OF_BOUNDS;
+        detail = NTHETA;
+    }
+    if (err != 0u) {
+        send_error(ev->seq, err, ev->type, detail);
+        return;
+    }
+    copy_bytes(theta_hash, m.theta_hash, RLMPC_PROTO_HASH_LEN);
+    controller_reset();
+    send(rlmpc_encode_ack(tx, ev->seq, ev->type));
+}
+#endif
+
 static void dispatch(const rlmpc_event *ev)
 {
     uint16_t detail = 0;
@@ -251,6 +304,9 @@ static void dispatch(const rlmpc_event *ev)
     switch (ev->type) {
     case RLMPC_MSG_HELLO: answer_hello(ev); break;
     case RLMPC_MSG_STEP: answer_step(ev); break;
+#if NTHETA > 0
+    case RLMPC_MSG_SET_THETA: answer_set_theta(ev); break;
+#endif
     case RLMPC_MSG_RESET:
         controller_reset();
         send(rlmpc_encode_ack(tx, ev->seq, ev->type));

@@ -41,3 +41,36 @@ void rlmpc_get_plan(rlmpc_real x[], rlmpc_real u[])
 {
     if (controller != NULL) rlmpc_controller_prediction(controller, x, u);
 }
+
+#if RLMPC_CONTROLLER_NTHETA > 0
+int rlmpc_set_theta(const rlmpc_real theta[RLMPC_NTHETA])
+{
+    static double old[RLMPC_NTHETA];
+    int i;
+    for (i = 0; i < RLMPC_NTHETA; i++)
+        if (!(theta[i] >= RLMPC_THETA_LB[i] && theta[i] <= RLMPC_THETA_UB[i])) return -1; /* (NaN too) */
+    rlmpc_controller_get_theta(old);
+    if (rlmpc_controller_set_theta(controller, theta) != 0) {
+        (void)rlmpc_controller_set_theta(controller, old);
+        return -2;
+    }
+    rlmpc_reset();
+    return 0;
+}
+
+void rlmpc_get_theta_bounds(const rlmpc_real **lb, const rlmpc_real **ub)
+{
+    *lb = RLMPC_THETA_LB;
+    *ub = RLMPC_THETA_UB;
+}
+#endif
+
+#if RLMPC_CONTROLLER_NP > 0
+int rlmpc_set_params(const rlmpc_real p[RLMPC_CONTROLLER_NP])
+{
+    int i;
+    for (i = 0; i < RLMPC_CONTROLLER_NP; i++)
+        if (!(p[i] - p[i] == 0)) return -1;
+    return rlmpc_controller_set_params(controller, p) == 0 ? 0 : -1;
+}
+#endif

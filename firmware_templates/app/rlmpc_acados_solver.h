@@ -45,6 +45,21 @@ void rlmpc_reset(void);
  * RLMPC_HORIZON * RLMPC_NU. */
 void rlmpc_get_plan(rlmpc_real x[], rlmpc_real u[]);
 
+#if RLMPC_CONTROLLER_NTHETA > 0
+#define RLMPC_NTHETA RLMPC_CONTROLLER_NTHETA
+/* θ in the acados parameters of every stage from the next solve on; -1 if a value is outside its
+ * bounds or not finite, -2 if acados refused (θ in use kept in both cases).  Resets the warm start.
+ * The horizon and the constraint structure are those of the export. */
+int rlmpc_set_theta(const rlmpc_real theta[RLMPC_NTHETA]);
+void rlmpc_get_theta_bounds(const rlmpc_real **lb, const rlmpc_real **ub);
+#define RLMPC_SOLVER_HAS_THETA 1
+#endif
+#if RLMPC_CONTROLLER_NP > 0
+/* p in the acados parameters of every stage from the next solve on; -1 if a value is not finite. */
+int rlmpc_set_params(const rlmpc_real p[RLMPC_CONTROLLER_NP]);
+#define RLMPC_SOLVER_HAS_PARAMS 1
+#endif
+
 #ifdef __cplusplus
 }
 #endif

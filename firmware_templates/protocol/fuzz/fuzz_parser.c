@@ -11,6 +11,8 @@
  *   - a request that decodes, or a device->host message unpacked with the generated functions,
  *     re-encodes to the very same bytes;
  *   - the ERROR answering a rejection is itself a well-formed frame;
+ *   - SET_THETA as the firmware applies it: whole or not at all, the applied theta always within
+ *     its bounds, OUT_OF_BOUNDS naming the first bad value; STEP with or without p (STEP_PARAMS);
  *   - the parser's counters add up to the events seen, and MAX_FRAME zeros after the stream
  *     leave it idle.
  * Build and run: run_fuzz.sh (clang -fsanitize=fuzzer,address,undefined).
@@ -29,6 +31,10 @@ static rlmpc_parser parser, echo;
 static uint8_t original[RLMPC_PROTO_MAX_FRAME], again[RLMPC_PROTO_MAX_FRAME], stream[MAX_STREAM];
 static rlmpc_proto_real x[MAX_REALS], p[MAX_REALS], theta[MAX_REALS], lb[MAX_REALS], ub[MAX_REALS];
 static const uint8_t problem_hash[RLMPC_PROTO_HASH_LEN] = {0};
+/* the device's theta (a model of controller.c: applied only on success) */
+static rlmpc_proto_real applied[MAX_REALS];
+static uint8_t applied_hash[RLMPC_PROTO_HASH_LEN];
+static unsigned long applied_count;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -111,15 +117,40 @@ static void decode_request(const rlmpc_event *ev, uint16_t n, uint8_t nx, uint8_
         rlmpc_msg_step m;
         uint8_t err = rlmpc_decode_step(ev, nx, np, &m, x, p, &detail);
         check(err == 0 || err == RLMPC_ERR_BAD_LENGTH || err == RLMPC_ERR_BAD_DIMENSION);
-        if (err == 0) same_bytes(original, n, again, rlmpc_encode_step(again, ev->seq, &m, x, p));
+        if (err == RLMPC_ERR_BAD_DIMENSION) check(detail == (m.n_x != nx ? nx : np));
+        if (err == 0) {
+            /* STEP_PARAMS: p has np values or none (keep the device's p) */
+            check(m.n_x == nx && (m.n_p == 0 || m.n_p == np));
+            check(ev->len == RLMPC_STEP_FIXED_LEN + (uint32_t)(m.n_x + m.n_p) * RLMPC_PROTO_PRECISION);
+            same_bytes(original, n, again, rlmpc_encode_step(again, ev->seq, &m, x, p));
+        }
         break;
     }
     case RLMPC_MSG_SET_THETA: {
+        /* the firmware's path (controller.c answer_set_theta): decode into a staging buffer, apply
+         * it whole on success only; the applied theta is always finite and within its bounds, and
+         * a refusal names the first bad value */
         rlmpc_msg_set_theta m;
+        uint16_t i;
         uint8_t err = rlmpc_decode_set_theta(ev, ntheta, problem_hash, lb, ub, &m, theta, &detail);
         check(err == 0 || err == RLMPC_ERR_BAD_LENGTH || err == RLMPC_ERR_BAD_DIMENSION ||
               err == RLMPC_ERR_BAD_HASH || (err == RLMPC_ERR_OUT_OF_BOUNDS && detail < ntheta));
-        if (err == 0) same_bytes(original, n, again, rlmpc_encode_set_theta(again, ev->seq, &m, theta));
+        if (err == RLMPC_ERR_OUT_OF_BOUNDS) {
+            for (i = 0; i < detail; ++i) check(theta[i] >= lb[i] && theta[i] <= ub[i]);
+            check(!(theta[detail] >= lb[detail] && theta[detail] <= ub[detail]));
+        }
+        if (err == 0) {
+            same_bytes(original, n, again, rlmpc_encode_set_theta(again, ev->seq, &m, theta));
+            check(m.n_theta == ntheta && memcmp(m.problem_hash, problem_hash, RLMPC_PROTO_HASH_LEN) == 0);
+            for (i = 0; i < ntheta; ++i) {
+                check(theta[i] >= lb[i] && theta[i] <= ub[i]);
+                applied[i] = theta[i];
+            }
+            memcpy(applied_hash, m.theta_hash, RLMPC_PROTO_HASH_LEN);
+            ++applied_count;
+        }
+        /* a refusal leaves the applied theta as it was */
+        for (i = 0; i < ntheta; ++i) check(applied[i] >= lb[i] && applied[i] <= ub[i]);
         break;
     }
     case RLMPC_MSG_EXIT: {
@@ -181,6 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (i = 0; i < ntheta; ++i) {
         lb[i] = (rlmpc_proto_real)(-1.0 - i);
         ub[i] = (rlmpc_proto_real)(1.0 + i);
+        applied[i] = 0; /* the exported theta, within its bounds */
     }
     if (data[2] & 0x80u) {
         n_bytes = frames_from_records(data + 3, size - 3);

@@ -1,0 +1,201 @@
+"""Run-time θ (SET_THETA) and parameters p (STEP_PARAMS) on the device, without rebuilding.
+
+The LTI bundle (float32) on QEMU mps2-an386 takes a second θ and then matches the workstation MPC
+at that θ; bad θ frames are refused with the protocol's codes and leave θ as it was.  A tracking
+problem whose reference is p follows a p that changes during a HIL run on the host board.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from processes import connected
+
+from rlmpc.codegen.firmware import Bundle, build_firmware
+from rlmpc.codegen.firmware_link import FirmwareLink
+from rlmpc.codegen.manifest import theta_hash
+from rlmpc.codegen.mcu.host_check import random_states
+from rlmpc.codegen.mcu.qemu_bench import qemu_available
+from rlmpc.codegen.mcu_export import export_mcu
+from rlmpc.codegen.protocol import Ack, Error, Hello, Info, Reset, SetTheta, Step, encode_frame, hash_prefix
+from rlmpc.codegen.protocol_spec import Capability, ErrorCode, MsgType
+from rlmpc.hil.runner import run_hil
+from rlmpc.hil.transport import Device
+from rlmpc.toolkit import MPC, SolverOptions
+from rlmpc.toolkit.envs import LtiGrosZanon
+from rlmpc.toolkit.problem import ProblemFunctions
+from rlmpc.toolkit.registry import PROBLEMS
+from rlmpc.toolkit.theta_file import save_theta, theta_document
+
+
+def _export(root: Path, name: str, precision: str = "float32") -> tuple[ProblemFunctions, Bundle]:
+    fns = PROBLEMS[name]().build()
+    save_theta(root / "theta.json", theta_document(name, {}, fns, fns.theta.default()))
+    return fns, Bundle.load(export_mcu(root / "theta.json", root / "bundle", precision=precision))
+
+
+def second_theta(fns: ProblemFunctions) -> np.ndarray:
+    """Another θ of the LTI problems: a different model and a tighter upper state bound."""
+    d = {k: np.array(v, dtype=float) for k, v in fns.theta.unflatten(fns.theta.default()).items()}
+    d["A"] = d["A"] + np.array([[-0.05, 0.08], [0.02, 0.06]])
+    d["B"] = 1.3 * d["B"]
+    d["x_ub"] = d["x_ub"] - 0.1
+    return fns.theta.flatten(d)
+
+
+def _actions(link: FirmwareLink, states: np.ndarray) -> np.ndarray:
+    out = []
+    for k, x in enumerate(states):
+        assert isinstance(link.request(Reset()), Ack)
+        reply = link.request(Step(k, x))
+        out.append(reply.u)
+    return np.array(out, dtype=float)
+
+
+@pytest.fixture(scope="module")
+def lti(tmp_path_factory: pytest.TempPathFactory) -> tuple[ProblemFunctions, Bundle, Path]:
+    assert qemu_available(), "qemu-system-arm / arm-none-eabi-gcc missing: run make setup"
+    root = tmp_path_factory.mktemp("theta")
+    fns, bundle = _export(root, "lti")
+    return fns, bundle, build_firmware(bundle.directory, "mps2-an386", root / "mps2-an386")
+
+
+def test_set_theta_on_mps2_matches_the_mpc_at_the_new_theta(lti: tuple[ProblemFunctions, Bundle, Path]) -> None:
+    fns, bundle, program = lti
+    states = random_states(fns, 10, 5).astype(np.float32).astype(float)
+    th1 = second_theta(fns)
+    u_old = np.array([MPC(fns, SolverOptions(tol=1e-9)).value(x).u0 for x in states])
+    u_new = np.array([MPC(fns, SolverOptions(tol=1e-9), theta=th1).value(x).u0 for x in states])
+    assert np.max(np.abs(u_new - u_old)) > 1e-2  # the second θ is a different controller
+    problem = hash_prefix(bundle.manifest["problem"]["hash"])
+    with connected(program, "mps2-an386") as (_, link):
+        info = link.hello()
+        assert info.ntheta == fns.ntheta and info.capabilities & Capability.SET_THETA
+        assert np.max(np.abs(_actions(link, states) - u_old)) < 1e-5
+        new_hash = hash_prefix(theta_hash(th1))
+        assert link.request(SetTheta(problem, new_hash, tuple(th1))) == Ack(int(MsgType.SET_THETA))
+        reply = link.request(Hello())
+        assert isinstance(reply, Info) and reply.theta_hash == new_hash
+        assert np.max(np.abs(_actions(link, states) - u_new)) < 1e-5
+        # refusals: θ stays the one in use
+        bad = th1.copy()
+        bad[3] = fns.theta.upper()[3] + 1.0
+        assert link.request(SetTheta(problem, bytes(16), tuple(bad))) == \
+            Error(ErrorCode.OUT_OF_BOUNDS, MsgType.SET_THETA, 3)
+        assert link.request(SetTheta(bytes(16), bytes(16), tuple(th1))) == \
+            Error(ErrorCode.BAD_HASH, MsgType.SET_THETA, 0)
+        assert link.request(SetTheta(problem, bytes(16), tuple(th1[:-1]))) == \
+            Error(ErrorCode.BAD_DIMENSION, MsgType.SET_THETA, fns.ntheta)
+        payload = problem + bytes(16) + len(th1).to_bytes(2, "little") + bytes(4 * len(th1) - 1)
+        link.send_raw(encode_frame(MsgType.SET_THETA, 9, payload))
+        assert link.receive(9, 2.0) == Error(ErrorCode.BAD_LENGTH, MsgType.SET_THETA, len(payload))
+        assert link.request(Hello()).theta_hash == new_hash
+        assert np.max(np.abs(_actions(link, states) - u_new)) < 1e-5
+
+
+def test_hil_follows_a_reference_given_as_p(tmp_path: Path) -> None:
+    fns, bundle = _export(tmp_path, "lti_tracking")
+    program = build_firmware(bundle.directory, "host", tmp_path / "host")
+    steps = 36
+    schedule = np.repeat([[0.2], [0.8], [0.5]], steps // 3, axis=0)  # three set-points
+    reference = MPC(fns, SolverOptions(tol=1e-9))
+    with connected(program, "host") as (_, link):
+        device = Device(link.port)
+        assert device.connect().capabilities & Capability.STEP_PARAMS
+        run = run_hil(device, LtiGrosZanon(noise=False), reference, steps, seed=1, x0=[0.5, 0.0],
+                      params=schedule, manifest=bundle.manifest)
+    assert np.array_equal(run.params, schedule)
+    assert run.lost.sum() == 0 and float(np.max(run.action_error)) < 1e-5
+    fixed = MPC(fns, SolverOptions(tol=1e-9))  # at the default p: what a device ignoring p would do
+    u_fixed = np.array([fixed.value(x).u0 for x in run.states[:-1]])
+    assert np.max(np.abs(u_fixed - run.actions)) > 1e-2
+    # the position follows the set-points: down to 0.2, up towards 0.8, back down towards 0.5
+    ends = run.states[[12, 24, 36], 0]
+    assert ends[0] < 0.4 and ends[1] > ends[0] + 0.2 and ends[2] < ends[1] - 0.1, ends
+
+
+def test_set_theta_on_an_acados_aarch64_bundle(tmp_path: Path) -> None:
+    from rlmpc.codegen.bundle import export_bundle
+
+    fns = PROBLEMS["lti"]().build()
+    save_theta(tmp_path / "theta.json", theta_document("lti", {}, fns, fns.theta.default()))
+    bundle = Bundle.load(export_bundle(tmp_path / "theta.json", "linux-aarch64", tmp_path / "bundle"))
+    program = build_firmware(bundle.directory, "linux-aarch64", tmp_path / "fw")
+    states = random_states(fns, 6, 5)
+    th1 = second_theta(fns)
+    u_new = np.array([MPC(fns, SolverOptions(), theta=th1).value(x).u0 for x in states])
+    u_old = np.array([MPC(fns, SolverOptions()).value(x).u0 for x in states])
+    assert np.max(np.abs(u_new - u_old)) > 1e-2
+    problem = hash_prefix(bundle.manifest["problem"]["hash"])
+    with connected(program, "linux-aarch64") as (_, link):
+        info = link.hello()
+        assert info.ntheta == fns.ntheta and info.capabilities & Capability.SET_THETA
+        assert np.max(np.abs(_actions(link, states) - u_old)) < 1e-9
+        assert link.request(SetTheta(problem, hash_prefix(theta_hash(th1)), tuple(th1))) == \
+            Ack(int(MsgType.SET_THETA))
+        assert np.max(np.abs(_actions(link, states) - u_new)) < 1e-9
+        bad = th1.copy()
+        bad[0] = np.nan
+        assert link.request(SetTheta(problem, bytes(16), tuple(bad))) == \
+            Error(ErrorCode.OUT_OF_BOUNDS, MsgType.SET_THETA, 0)
+        assert link.request(SetTheta(bytes(16), bytes(16), tuple(th1))) == \
+            Error(ErrorCode.BAD_HASH, MsgType.SET_THETA, 0)
+        assert np.max(np.abs(_actions(link, states) - u_new)) < 1e-9
+
+
+def test_rti_solver_takes_theta_and_p_at_run_time(tmp_path: Path) -> None:
+    """The nonlinear cart-pole (RTI) on the host board: after SET_THETA (heavier pole, shorter) and
+    with a reference p, cold starts (SQP to convergence) match the workstation MPC at that θ and p."""
+    fns, bundle = _export(tmp_path, "cartpole")
+    program = build_firmware(bundle.directory, "host", tmp_path / "host")
+    states = np.array([x for x, _ in bundle.test_vectors()[:5]])
+    th1 = fns.theta.default().copy()
+    th1[fns.theta.names.index("m_pole")] *= 1.3
+    th1[fns.theta.names.index("length")] *= 0.85
+    p1 = fns.params.default() + np.array([0.1, 0.0, 0.0, 0.0])
+    mpc = MPC(fns, SolverOptions(tol=1e-9), theta=th1)
+    mpc.p = p1
+    u_new = np.array([mpc.value(x).u0 for x in states])
+    u_old = np.array([MPC(fns, SolverOptions(tol=1e-9)).value(x).u0 for x in states])
+    assert np.max(np.abs(u_new - u_old)) > 1e-2
+    with connected(program, "host") as (_, link):
+        info = link.hello()
+        assert info.capabilities & Capability.SET_THETA and info.capabilities & Capability.STEP_PARAMS
+        assert link.request(SetTheta(hash_prefix(bundle.manifest["problem"]["hash"]), bytes(16), tuple(th1))) \
+            == Ack(int(MsgType.SET_THETA))
+        u_dev = []
+        for k, x in enumerate(states):
+            assert isinstance(link.request(Reset()), Ack)
+            u_dev.append(link.request(Step(k, x, p1)).u)
+    assert np.max(np.abs(np.array(u_dev) - u_new)) < 1e-4
+
+
+def test_unicycle_follows_waypoints_given_by_the_plant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unicycle plugin's plant reports its waypoint schedule as info["p"]: `rlmpc hil` sends it
+    with each STEP to the RTI device (host board), the SQP_RTI reference uses the same p: PASS."""
+    import json
+    import shutil
+    import sys
+
+    from rlmpc.cli import main
+    from rlmpc.toolkit.registry import ENVS
+
+    shutil.copyfile(Path(__file__).parents[1] / "examples" / "unicycle.py", tmp_path / "my_unicycle_p.py")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RLMPC_PLUGINS", "my_unicycle_p")
+    monkeypatch.setattr("sys.path", ["", *sys.path])
+    try:
+        assert main(["theta", "init", "unicycle", "--plant", "Unicycle", "--out", "theta.json"]) == 0
+        assert main(["export", "--theta", "theta.json", "--target", "cortex-m4", "--out", "mcu"]) == 0
+        assert main(["hil", "mcu", "--target", "host", "--steps", "15", "--plant-params",
+                     '{"switch_every": 5}', "--out", "hil"]) == 0
+    finally:
+        PROBLEMS.pop("unicycle", None)
+        ENVS.pop("Unicycle", None)
+        sys.modules.pop("my_unicycle_p", None)
+    doc = json.loads((tmp_path / "hil" / "hil.json").read_text())
+    sent = np.array(doc["trace"]["params"])
+    assert sent.shape == (15, 3) and len({tuple(r) for r in sent}) == 3  # three waypoints
+    assert doc["verdict"] == "PASS"
