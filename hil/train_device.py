@@ -36,8 +36,15 @@ def export_for_device(trainer: Any, board: str, folder: Path) -> Path:
 def run_on_device(trainer: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Train with the device as the policy; the summary gains ``device``."""
     from rlmpc.hil.cli import connected_device
+    from rlmpc.toolkit.output_folder import claim_output_folder
+    from rlmpc.toolkit.rl.training import TRAIN_OUTPUTS
 
     out = trainer.out
+    if not args.resume and trainer.checkpoint_path.exists():
+        raise ValueError(f"{trainer.checkpoint_path} exists: pass --resume to continue that run, "
+                         "or choose another output folder")
+    claim_output_folder(out, "train", TRAIN_OUTPUTS, resume=args.resume)  # before OUT/device is written
+    trainer.folder_claimed = True
     device_dir = out / "device"
     bundle = export_for_device(trainer, args.target, device_dir) if args.target else Path(args.bundle)
     with connected_device(args, bundle, device_dir / "firmware") as device:

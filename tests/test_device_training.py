@@ -198,3 +198,21 @@ def test_a_device_without_set_theta_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="does not offer SET_THETA"):
         DeviceInTheLoop(Fixed(), trainer.mpc.fns.problem_hash, trainer.mpc.fns.ntheta)  # type: ignore[arg-type]
+
+
+def test_rlmpc_train_through_the_host_board_runs_the_c_firmware(tmp_path: Path) -> None:
+    """The whole command on the host board (the controller firmware, compiled for this machine, on a
+    pty): the bundle is exported and built into OUT/device, every action comes from the firmware,
+    and θ is pushed with SET_THETA after every update."""
+    from rlmpc.cli import main
+
+    cfg = tmp_path / "lti.toml"
+    cfg.write_text(CONFIG.replace("steps = 300", "steps = 150").replace("exploration = { type = \"gaussian\", "
+                                                                         "std = 0.05 }\n", ""))
+    out = tmp_path / "run"
+    assert main(["train", str(cfg), "--out", str(out), "--quiet", "--device", "host"]) == 0
+    device = __import__("json").loads((out / "device.json").read_text())
+    assert device["board"] == "host" and device["steps"] == 151 and device["theta_pushes"] >= 100
+    assert device["distance_median"] < 1e-4 and device["link"]["lost_steps"] == 0
+    assert (out / "device" / "bundle" / "manifest.json").is_file() and (out / "device_panel.png").is_file()
+    assert main(["train", str(cfg), "--out", str(out), "--quiet", "--device", "host"]) == 2  # not over a run

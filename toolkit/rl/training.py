@@ -146,6 +146,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, progress_bar: bool = True, plots: bool = True) -> None:
         self.config = config
         self.plots = plots  # False: `rlmpc plot RUN` draws them later from the saved history
+        self.folder_claimed = False  # (True: a caller claimed the output folder and wrote into it first)
         self.on_evaluation: Callable[[dict[str, Any]], None] | None = None
         """Called with each periodic evaluation's record (step, cost, best, guard, θ; e.g. a sweep
         reports the cost to Ray Tune)."""
@@ -225,7 +226,8 @@ class Trainer:
         elif self.checkpoint_path.exists():
             raise ValueError(f"{self.checkpoint_path} exists: pass --resume to continue that run, "
                              "or choose another output folder")
-        claim_output_folder(self.out, "train", TRAIN_OUTPUTS, resume=resume)
+        if not self.folder_claimed:
+            claim_output_folder(self.out, "train", TRAIN_OUTPUTS, resume=resume)
         pr = self.progress
         if pr.initial_eval is None:
             pr.initial_eval = self.evaluations.evaluate(self.evaluate, self.theta0, 0, "initial").cost
