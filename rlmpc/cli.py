@@ -154,13 +154,6 @@ def _train(args: argparse.Namespace) -> int:
                  if saved else "no checkpoint was written yet"), file=sys.stderr)
         return 130
     out = config.output
-    on_device = args.target is not None or args.port is not None
-    if args.port and not args.bundle:
-        raise ValueError("--port needs --bundle: the bundle the board was flashed with")
-    if args.bundle and not args.port:
-        raise ValueError("--bundle: only with --port (with --device the bundle is exported from the configuration)")
-    if on_device and config.agent.type == "bayes":
-        raise ValueError("--device/--port: agent.type = \"bayes\" scores θ on the workstation (not yet on a device)")
     if config.agent.type == "bayes":
         print(f"\ntuned with {summary['steps']} closed-loop trials in {summary['wall_time_s']:.1f} s; "
               f"{summary['feasible_trials']} feasible")
