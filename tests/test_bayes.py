@@ -14,8 +14,6 @@ from rlmpc.toolkit.rl.bayes import BayesTuner
 from rlmpc.toolkit.rl.config import load_config
 from rlmpc.toolkit.theta_file import load_theta
 
-pytest.importorskip("optuna")
-
 CONFIG = """\
 seed = 3
 steps = 1

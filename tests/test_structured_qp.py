@@ -124,8 +124,7 @@ def test_ram_estimate_matches_the_arrays(tmp_path: Path) -> None:
     from rlmpc.codegen.mcu.structured.choice import structured_ram_estimate
     from rlmpc.codegen.mcu.toolchain import arm_available, cortex_m4_footprint
 
-    if not arm_available():
-        pytest.skip("arm-none-eabi-gcc not installed")
+    assert arm_available(), "arm-none-eabi-gcc is installed by the set-up: its absence is a failure"
     fns = quadrotor_hover_mpc(horizon=20).build()
     ram = cortex_m4_footprint(generate_structured(fns, tmp_path / "g"), tmp_path / "arm").ram
     assert abs(structured_ram_estimate(fns, "float32") - ram) <= 0.05 * ram

@@ -23,7 +23,6 @@ from rlmpc.toolkit.sweep.results import TIME_COLUMNS
 from rlmpc.toolkit.sweep.space import expand, load_sweep
 from rlmpc.toolkit.theta_file import load_theta
 
-pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 
 CONFIG = """\
