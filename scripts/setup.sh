@@ -8,7 +8,8 @@ APT_PACKAGES=(make gcc
   gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
   clang
-  chromium)  # chromium: the headless browser of the documentation site's test (tests/test_docs_site.py)
+  chromium  # the headless browser of the documentation site's test (tests/test_docs_site.py)
+  libstdc++-arm-none-eabi-newlib)  # C++ for Cortex-M: TinyMPC's code in bench/structured_qp.py --tinympc
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 STAMP="$VENV/.rlmpc-setup"
