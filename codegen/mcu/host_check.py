@@ -21,7 +21,7 @@ import argparse
 import subprocess
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -398,6 +398,36 @@ def float32_reason(err64: float, penalty: float) -> str:
             + (" or lower the penalties)" if pen else ")"))
 
 
+def compare_with_acados(exe: Path, precision: str, fns: ProblemFunctions, theta: FloatArray, p: FloatArray,
+                        states: Iterable[FloatArray], ref_u0: Sequence[FloatArray], loop_starts: Iterable[FloatArray],
+                        acados_costs: Sequence[float], horizon: int) -> PrecisionReport:
+    """One precision of a generated solver (its host harness ``exe``) against acados: u0 at ``states``
+    warm (in order) and cold (reset before each), and closed loops from ``loop_starts`` as cost ratios."""
+    rep = PrecisionReport(precision)
+    states = list(states)
+    with HostSolver(exe) as solver:
+        for s, u0 in zip(states, ref_u0, strict=True):
+            res = solver.solve(s)
+            rep.u0_error_warm = max(rep.u0_error_warm, float(np.max(np.abs(res.u0 - u0))))
+            rep.iterations.append(res.iterations)
+            rep.statuses[res.status] += 1
+        for s, u0 in zip(states, ref_u0, strict=True):
+            solver.reset()
+            res = solver.solve(s)
+            rep.u0_error_cold = max(rep.u0_error_cold, float(np.max(np.abs(res.u0 - u0))))
+
+        def policy(x: FloatArray) -> FloatArray:
+            res = solver.solve(x)
+            rep.loop_iterations.append(res.iterations)
+            rep.statuses[res.status] += 1
+            return res.u0
+
+        for x0, ref_cost in zip(loop_starts, acados_costs, strict=True):
+            solver.reset()
+            rep.cost_ratios.append(closed_loop_cost(fns, theta, p, policy, x0, horizon) / ref_cost)
+    return rep
+
+
 def check(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | None = None,
           p: ParameterValues | None = None, n_states: int = 24, n_loops: int = 20,
           steps: int | None = None, precisions: tuple[str, ...] = PRECISIONS,
@@ -454,28 +484,8 @@ def check(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | None =
         gen = generate(fns, work_dir / prec, th, pv, prec)
         exe = build_host_harness(gen, work_dir / prec / "harness")
         forbidden |= forbidden_symbols(compile_objects(gen, work_dir / prec / "obj", "gcc", HOST_FLAGS))
-        rep = PrecisionReport(prec)
-        with HostSolver(exe) as solver:
-            for s, ref in zip(states, refs, strict=True):
-                res = solver.solve(s)
-                rep.u0_error_warm = max(rep.u0_error_warm, float(np.max(np.abs(res.u0 - ref.u0))))
-                rep.iterations.append(res.iterations)
-                rep.statuses[res.status] += 1
-            for s, ref in zip(states, refs, strict=True):
-                solver.reset()
-                res = solver.solve(s)
-                rep.u0_error_cold = max(rep.u0_error_cold, float(np.max(np.abs(res.u0 - ref.u0))))
-
-            def policy(x: FloatArray, sv: HostSolver = solver, r: PrecisionReport = rep) -> FloatArray:
-                res = sv.solve(x)
-                r.loop_iterations.append(res.iterations)
-                r.statuses[res.status] += 1
-                return res.u0
-
-            for x0, ref_cost in zip(loop_states, acados_costs, strict=True):
-                solver.reset()
-                rep.cost_ratios.append(closed_loop_cost(fns, th, pv, policy, x0, horizon) / ref_cost)
-        reports.append(rep)
+        reports.append(compare_with_acados(exe, prec, fns, th, pv, states, [r.u0 for r in refs],
+                                           loop_states, acados_costs, horizon))
         if footprint and prec == "float32" and arm_available():
             fp = cortex_m4_footprint(gen, work_dir / prec / "arm")
             forbidden |= set(fp.undefined) & set(FORBIDDEN)

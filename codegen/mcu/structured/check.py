@@ -24,9 +24,8 @@ from rlmpc.codegen.mcu.host_check import (
     DEFAULT_STEPS,
     REFERENCE_OPTIONS,
     HostReport,
-    HostSolver,
-    PrecisionReport,
     closed_loop_cost,
+    compare_with_acados,
     plan_activity,
     random_states,
     report_tail,
@@ -101,28 +100,8 @@ def check_structured(fns: ProblemFunctions, work_dir: Path, theta: ParameterValu
         gen: GeneratedStructured = generate_structured(fns, work_dir / prec, th, pv, prec, max_iter)
         exe = build_host_harness(gen, work_dir / prec / "harness")
         forbidden |= forbidden_symbols(compile_objects(gen, work_dir / prec / "obj", "gcc", HOST_FLAGS))
-        rep = PrecisionReport(prec)
-        with HostSolver(exe) as solver:
-            for s, ref in zip(ref_states, refs, strict=True):
-                res = solver.solve(s)
-                rep.u0_error_warm = max(rep.u0_error_warm, float(np.max(np.abs(res.u0 - ref.u0))))
-                rep.iterations.append(res.iterations)
-                rep.statuses[res.status] += 1
-            for s, ref in zip(ref_states, refs, strict=True):
-                solver.reset()
-                res = solver.solve(s)
-                rep.u0_error_cold = max(rep.u0_error_cold, float(np.max(np.abs(res.u0 - ref.u0))))
-
-            def policy(x: FloatArray, sv: HostSolver = solver, r: PrecisionReport = rep) -> FloatArray:
-                res = sv.solve(x)
-                r.loop_iterations.append(res.iterations)
-                r.statuses[res.status] += 1
-                return res.u0
-
-            for x0, ref_cost in zip(starts, acados_costs, strict=True):
-                solver.reset()
-                rep.cost_ratios.append(closed_loop_cost(fns, th, pv, policy, x0, horizon) / ref_cost)
-        reports.append(rep)
+        reports.append(compare_with_acados(exe, prec, fns, th, pv, ref_states, [r.u0 for r in refs],
+                                           starts, acados_costs, horizon))
         if footprint and prec == "float32" and arm_available():
             fp = cortex_m4_footprint(gen, work_dir / prec / "arm")
             forbidden |= set(fp.undefined) & set(FORBIDDEN)
