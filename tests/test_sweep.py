@@ -191,3 +191,11 @@ def test_asha_stops_unpromising_trials_on_the_periodic_evaluation(tmp_path: Path
     stopped = [r for r in rows if r["status"].startswith("stopped early at step")]
     assert stopped and all(float(r["evaluation_best"]) > 0 for r in stopped)
     assert rows[0]["status"] == "ok" and load_theta(out / "theta_best.json").values.size > 0
+
+
+def test_a_configuration_drawn_twice_is_one_trial() -> None:
+    from rlmpc.toolkit.sweep.space import Dimension
+
+    trials = expand((Dimension("seed", "grid", (1, 2)), Dimension("agent.order", "choice", (1, 2))), 6, seed=0)
+    configs = [tuple(sorted(t.overrides.items())) for t in trials]
+    assert len(configs) == len(set(configs)) == 4  # 2 seeds × the 2 choices, each once

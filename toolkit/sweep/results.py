@@ -134,13 +134,13 @@ def plot_curves(path: Path, out: Path, rows: list[TrialRow], best: TrialRow | No
         curve = _smooth(cost, width)
         steps = np.arange(curve.size) + width
         is_best = best is not None and row.trial.name == best.trial.name
-        ax.plot(steps, curve, color="tab:red" if is_best else "0.65", lw=2.2 if is_best else 0.9,
+        ax.plot(steps, np.maximum(curve, 1e-9), color="tab:red" if is_best else "0.65", lw=2.2 if is_best else 0.9,
                 zorder=3 if is_best else 2,
                 label=(f"best: {row.trial.name} ({metric} {best.metrics[metric]:.4g})"
                        if is_best and best is not None else None))
     ax.set_xlabel("training step")
     ax.set_ylabel("stage cost (moving average)")
-    ax.set_yscale("symlog", linthresh=1e-2)
+    ax.set_yscale("log")  # (stage costs are >= 0; a zero moving average is drawn at 1e-9)
     ax.set_title(f"learning curves of {sum(r.status == 'ok' for r in rows)} trials (grey), the best in red",
                  fontsize=10)
     if best is not None:

@@ -115,15 +115,21 @@ def _draw(dim: Dimension, rng: np.random.Generator) -> Any:
 
 
 def expand(dimensions: tuple[Dimension, ...], samples: int, seed: int) -> tuple[Trial, ...]:
-    """Every grid point × ``samples`` draws of the random dimensions (draws seeded by ``seed``)."""
+    """Every grid point × ``samples`` draws of the random dimensions (draws seeded by ``seed``); a
+    configuration drawn twice (``choice``) is one trial."""
     grid = [d for d in dimensions if d.kind == "grid"]
     random_dims = [d for d in dimensions if d.kind != "grid"]
     rng = np.random.default_rng(seed)
     trials: list[Trial] = []
+    seen: set[str] = set()
     for point in itertools.product(*(d.values for d in grid)):
         for _ in range(samples if random_dims else 1):
             overrides = {d.key: v for d, v in zip(grid, point, strict=True)}
             overrides.update({d.key: _draw(d, rng) for d in random_dims})
+            key = json.dumps(overrides, sort_keys=True)
+            if key in seen:  # (a choice drawn twice: the same training run, not run twice)
+                continue
+            seen.add(key)
             trials.append(Trial(len(trials), dict(sorted(overrides.items()))))
     return tuple(trials)
 
