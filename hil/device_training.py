@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from rlmpc.codegen.manifest import theta_hash
-from rlmpc.codegen.protocol import Ack, SetTheta, hash_prefix
+from rlmpc.codegen.protocol import hash_prefix
 from rlmpc.codegen.protocol_spec import Capability, StatusFlag
 from rlmpc.hil.transport import Device, TransportError
 from rlmpc.toolkit.mpc import MpcSolution
@@ -72,9 +72,8 @@ class DeviceInTheLoop:
         """SET_THETA (whole or not at all on the device); a refusal ends the run with its reason."""
         theta = np.asarray(theta, dtype=float).copy()
         digest = theta_hash(theta)
-        msg = SetTheta(hash_prefix(self.problem_hash), hash_prefix(digest), tuple(float(v) for v in theta))
         try:
-            self.device._request(msg, Ack, "SET_THETA")
+            self.device.set_theta(hash_prefix(self.problem_hash), hash_prefix(digest), theta, refresh_info=False)
         except TransportError as exc:
             raise TransportError(f"pushing θ to the device: {exc}") from None
         self._theta, self.record.theta_hash = theta, digest

@@ -373,11 +373,15 @@ class Device:
         return ActionResult(k, a.u, a.flags, a.solver_status, a.sqp_iterations, a.qp_iterations,
                             a.cost, latency, retries)
 
-    def set_theta(self, problem_hash: bytes, theta_hash: bytes, theta: npt.ArrayLike) -> None:
-        """Push θ (SET_THETA) between two steps; the device answers ACK or a refusal (ERROR)."""
+    def set_theta(self, problem_hash: bytes, theta_hash: bytes, theta: npt.ArrayLike, *,
+                  refresh_info: bool = True) -> None:
+        """Push θ (SET_THETA) between two steps; the device answers ACK or a refusal (ERROR).
+        ``refresh_info``: ask for INFO again (it reports the new θ hash); a learner that pushes θ at
+        every step skips that round trip."""
         theta_t = tuple(float(v) for v in np.asarray(theta, dtype=float).ravel())
         self._request(SetTheta(problem_hash, theta_hash, theta_t), Ack, "SET_THETA")
-        self.hello()  # INFO now reports the new θ hash
+        if refresh_info:
+            self.hello()
 
     def reset(self) -> None:
         self._request(Reset(), Ack, "RESET", self.timeout)
