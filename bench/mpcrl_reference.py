@@ -117,7 +117,8 @@ def run_worker(venv: Path, args: argparse.Namespace) -> dict[str, object]:
     """Run the experiment in ``venv``; stream its stderr, return the JSON object of its last stdout line."""
     cmd = [
         str(venv_python(venv)), "-I", str(WORKER),
-        "--steps", str(args.steps), "--seed", str(args.seed),
+        "--agent", args.agent, "--steps", str(args.steps), "--episodes", str(args.episodes),
+        "--seed", str(args.seed),
         "--solver", args.solver, "--eval-steps", str(args.eval_steps),
     ]
     log("running " + " ".join(cmd))
@@ -141,7 +142,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="mpcrl_reference.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--steps", type=int, default=1000, help="training steps, one episode (default: 1000)")
+    p.add_argument("--agent", choices=("q", "dpg"), default="q",
+                   help="q: LSTD Q-learning as in mpcrl's example; dpg: LSTD DPG with the settings of "
+                        "examples/lti_dpg.toml (default: q)")
+    p.add_argument("--steps", type=int, default=1000, help="training steps per episode (default: 1000)")
+    p.add_argument("--episodes", type=int, default=1, help="training episodes (default: 1)")
     p.add_argument("--seed", type=int, default=69, help="seed of agent and disturbance (default: 69)")
     p.add_argument(
         "--solver", choices=("auto", "fatrop", "ipopt"), default="auto",
@@ -159,8 +164,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reinstall", action="store_true", help="recreate the venv even if the stamp matches")
     p.add_argument("--install-only", action="store_true", help="set up the venv and exit without running")
     args = p.parse_args(argv)
-    if args.steps < 1:
-        p.error("--steps must be >= 1")
+    if args.steps < 1 or args.episodes < 1:
+        p.error("--steps and --episodes must be >= 1")
     if args.eval_steps < 0:
         p.error("--eval-steps must be >= 0")
     return args
