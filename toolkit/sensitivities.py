@@ -501,14 +501,18 @@ class Sensitivities:
         K[plan.k_dst] = data[plan.k_src]
         rhs = np.zeros(n * nth)
         rhs[plan.r_dst] = -data[plan.r_src]
+        # only the rows of u_0 of K⁻¹ rhs are needed: solve Kᵀ y = e_u (nu right-hand sides, not nθ)
+        select = np.zeros((n, plan.u_rows.size))
+        select[plan.u_rows, np.arange(plan.u_rows.size)] = 1.0
         try:
-            dz = np.linalg.solve(K.reshape(n, n), rhs.reshape(n, nth)) if n else np.zeros((0, nth))
+            y = np.linalg.solve(K.reshape(n, n).T, select)
         except np.linalg.LinAlgError:
-            dz = None
-        if dz is None or not np.all(np.isfinite(dz)):
+            y = None
+        du = None if y is None else y.T @ rhs.reshape(n, nth)
+        if du is None or not np.all(np.isfinite(du)):
             return self.kkt_sensitivity_sparse(sol, multipliers=False).dw[u_index]
         out = np.zeros((u_index.size, nth))
-        out[plan.u_out] = dz[plan.u_rows]
+        out[plan.u_out] = du
         return out
 
     def hessian_theta(self, sol: MpcSolution, full: bool = False) -> FloatArray:
