@@ -72,9 +72,10 @@ def side_by_side(rows: list[tuple[str, Path, float, np.ndarray, dict[str, object
             continue
         ref_ms = 1e3 * float(ref["seconds_per_step"])  # type: ignore[arg-type]
         ratio = ref_ms / ms
+        own = ref.get("greedy_cost_after")
         theirs = greedy_cost_of(config, ref["learned"])  # type: ignore[arg-type]
         print(f"{name:<12} {ms:14.3f} {ref_ms:14.2f} {ratio:6.1f}x {'met' if ratio >= GOAL_RATIO else 'MISS':>6} "
-              f"{ours:19.3f} {theirs:8.3f} {float(ref.get('greedy_cost_after', float('nan'))):17.3f}")  # type: ignore[arg-type]
+              f"{ours:19.3f} {theirs:8.3f} {float(own) if isinstance(own, int | float) else float('nan'):17.3f}")
         if ref.get("solver_note"):
             print(f"  mpcrl {name}: {ref['solver_note']}")
     print(f"(mpcrl {rows[0][4].get('version') if rows[0][4] else '?'}; learned cost = greedy cost on the example's "

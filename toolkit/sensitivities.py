@@ -160,6 +160,25 @@ def _pinning_rows(J: FloatArray, J_theta: FloatArray) -> np.ndarray:
     return out
 
 
+def _planned_u_rows(plan: ReductionPlan, data: FloatArray, nth: int) -> FloatArray | None:
+    """The rows of u_0 (unpinned entries) of the reduced system's solution, assembled by ``plan`` from
+    the blocks' nonzeros ``data`` and solved dense; None if singular or not finite."""
+    n = plan.n
+    K = np.zeros(n * n)
+    K[plan.k_dst] = data[plan.k_src]
+    rhs = np.zeros(n * nth)
+    rhs[plan.r_dst] = -data[plan.r_src]
+    # only the rows of u_0 of K⁻¹ rhs are needed: solve Kᵀ y = e_u (nu right-hand sides, not nθ)
+    select = np.zeros((n, plan.u_rows.size))
+    select[plan.u_rows, np.arange(plan.u_rows.size)] = 1.0
+    try:
+        y = np.linalg.solve(K.reshape(n, n).T, select)
+    except np.linalg.LinAlgError:
+        return None
+    du: FloatArray = y.T @ rhs.reshape(n, nth)
+    return du if np.all(np.isfinite(du)) else None
+
+
 class Sensitivities:
     """∇θV, ∇θQ, ∇θπ, ∇sV, ∇aQ and Hessians of Q in θ for one problem."""
 
@@ -478,39 +497,28 @@ class Sensitivities:
         """The sparse path's ∇θπ, its reduced system assembled from a cached :class:`ReductionPlan` (one
         per sparsity pattern and active set) and, up to `DENSE_MAX` rows, solved dense; otherwise, or if
         that solve is singular or not finite, `kkt_sensitivity_sparse`."""
+        u_index = self.transcriptions[False].u_index[0]
+        if self.transcriptions[False].w.shape[0] > DENSE_MAX:  # (more variables: never a dense solve)
+            return self.kkt_sensitivity_sparse(sol, multipliers=False).dw[u_index]
         args = self._args(sol)  # (unpacks the iterate once: the multipliers decide the active set)
-        kkt = self._eval(False).kkt_sparse
-        coo = kkt.coo(*args)[:6]
-        data = np.concatenate([c[0] for c in coo])
+        coo = self._eval(False).kkt_sparse.coo(*args)
+        data = np.concatenate([c[0] for c in coo[:6]])
         nonzero = data != 0.0
         active = args[2] > ACTIVE_TOL
         key = nonzero.tobytes() + active.tobytes()
-        u_index = self.transcriptions[False].u_index[0]
+        nth = coo[3][3][1]
         try:
             plan = self._pi_plans[key]
         except KeyError:
             if len(self._pi_plans) >= PLAN_CACHE:
                 self._pi_plans.clear()
-            plan = make_plan([(c[1], c[2], c[3]) for c in coo], nonzero, np.flatnonzero(active), u_index,
-                             coo[3][3][1])
+            plan = make_plan([(c[1], c[2], c[3]) for c in coo[:6]], nonzero, np.flatnonzero(active),
+                             u_index, nth)
             self._pi_plans[key] = plan = plan if plan.n <= DENSE_MAX else None
-        if plan is None:
-            return self.kkt_sensitivity_sparse(sol, multipliers=False).dw[u_index]
-        n, nth = plan.n, coo[3][3][1]
-        K = np.zeros(n * n)
-        K[plan.k_dst] = data[plan.k_src]
-        rhs = np.zeros(n * nth)
-        rhs[plan.r_dst] = -data[plan.r_src]
-        # only the rows of u_0 of K⁻¹ rhs are needed: solve Kᵀ y = e_u (nu right-hand sides, not nθ)
-        select = np.zeros((n, plan.u_rows.size))
-        select[plan.u_rows, np.arange(plan.u_rows.size)] = 1.0
-        try:
-            y = np.linalg.solve(K.reshape(n, n).T, select)
-        except np.linalg.LinAlgError:
-            y = None
-        du = None if y is None else y.T @ rhs.reshape(n, nth)
-        if du is None or not np.all(np.isfinite(du)):
-            return self.kkt_sensitivity_sparse(sol, multipliers=False).dw[u_index]
+        du = None if plan is None else _planned_u_rows(plan, data, nth)
+        if plan is None or du is None:
+            blocks = [Coo(d[d != 0.0], r[d != 0.0], c[d != 0.0], shape) for d, r, c, shape in coo]
+            return self.kkt_sensitivity_sparse(sol, blocks, multipliers=False).dw[u_index]
         out = np.zeros((u_index.size, nth))
         out[plan.u_out] = du
         return out
