@@ -16,6 +16,7 @@ both libraries' θ are scored alike; mpcrl's own 100-step evaluation is shown to
 
     .venv/bin/python bench/learning.py [--steps 2000] [--repeat 1] [--no-dpg] [--mpcrl]
     .venv/bin/python bench/learning.py --steps 5000 --mpcrl   # the side by side of issue #17
+    .venv/bin/python bench/learning.py --profile [--top 15]   # cProfile of both agents' training steps
     .venv/bin/python bench/learning.py --quadrotor   # DPG on a 12-state/4-input MPC, N = 20
 
 ``--quadrotor``: DPG training steps per second on the quadrotor-hover MPC of
@@ -109,6 +110,28 @@ def time_training(config: Path, steps: int | None, mpc_work: list[float] | None 
     return float(summary["ms_per_step"]), summary  # type: ignore[arg-type]
 
 
+def profile_training(config: Path, steps: int | None, top: int) -> None:
+    """Print the ``top`` entries by own time of a cProfile of the training (outputs and evaluation
+    excluded; cProfile's own overhead inflates the Python-heavy entries)."""
+    import cProfile
+    import pstats
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(config, output=Path(tmp) / "run")
+        if steps is not None:
+            from dataclasses import replace
+
+            cfg = replace(cfg, steps=steps, episodes=1)
+        trainer = Trainer(cfg, progress_bar=False, plots=False)
+        trainer.evaluate = lambda theta: float("nan")  # type: ignore[method-assign]
+        prof = cProfile.Profile()
+        prof.enable()
+        summary = trainer.run()
+        prof.disable()
+    print(f"\n{config.name}: {summary['steps']} steps, {summary['ms_per_step']:.3f} ms per step under cProfile")
+    pstats.Stats(prof).sort_stats("tottime").print_stats(top)
+
+
 def _timed(fn: Callable[..., object], seconds: list[float]) -> Callable[..., object]:
     def timed(*args: object) -> object:
         start = time.perf_counter()
@@ -167,7 +190,13 @@ def main() -> None:
     parser.add_argument("--mpcrl", action="store_true", help="time mpcrl side by side")
     parser.add_argument("--quadrotor", action="store_true", help="only DPG on the 12-state quadrotor MPC")
     parser.add_argument("--episodes", type=int, default=10, help="with --quadrotor: 100-step episodes")
+    parser.add_argument("--profile", action="store_true", help="only cProfile both agents' training")
+    parser.add_argument("--top", type=int, default=15, help="with --profile: entries shown per agent")
     args = parser.parse_args()
+    if args.profile:
+        profile_training(ROOT / "examples" / "lti_qlearning.toml", args.steps, args.top)
+        profile_training(ROOT / "examples" / "lti_dpg.toml", None, args.top)
+        return
     if args.quadrotor:
         quadrotor_dpg(args.episodes)
         return
