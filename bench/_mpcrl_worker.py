@@ -11,12 +11,15 @@ q_learning.py`` (agent options and seed of the example), one episode of ``--step
 ``--agent dpg``: mpcrl's ``LstdDpgAgent`` with the settings of rlmpc's ``examples/lti_dpg.toml`` as
 far as mpcrl allows: ``--episodes`` episodes of ``--steps`` steps from x0 = [0, 0.15], additive
 Gaussian exploration σ = 0.1 on the greedy action (``GreedyExploration(0.1, mode="additive")``, clipped
-to the input bounds), plain gradient descent with learning rate 1e-3, one update at the end of every
-episode from that episode's rollout. Differences that mpcrl's design imposes: its critic is the
+to the input bounds), plain gradient descent, one update at the end of every episode from that
+episode's rollout. The learning rate is 1e-3 / steps: mpcrl's policy gradient sums ∇θπ ∇θπᵀ w over the
+rollout's steps where rlmpc averages them, so both take the same step (with 1e-3 itself mpcrl's θ leaves
+any sensible range after one episode). Differences that mpcrl's design imposes: its critic is the
 compatible-feature CAFA fit (a ridge regression for the state-value weights v, then one for the
 advantage weights w) where rlmpc solves one joint LSTD system for (w, v); its ∇θπ is a CasADi
 sparse (csparse) solve of the whole KKT system, computed for the rollout at the episode's end,
-where rlmpc computes it at every step; its exploration noise comes from its own generator.
+where rlmpc computes it at every step; its exploration noise comes from its own generator; its θ has
+no bounds (rlmpc's has the bounds of ``rlmpc.toolkit.problems.lti``).
 """
 
 from __future__ import annotations

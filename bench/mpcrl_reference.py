@@ -1,20 +1,22 @@
 #!/usr/bin/env python3
-"""Reference measurement: mpcrl's second-order LSTD Q-learning on the linear MPC of Gros & Zanon (2020).
+"""Reference measurement: mpcrl's LSTD Q-learning or LSTD DPG on the linear MPC of Gros & Zanon (2020).
 
 The script
 
 1. creates (once) a separate virtual environment ``build/mpcrl-venv`` under the repository root and
    pip-installs a pinned ``mpcrl`` stack into it (never the project's ``.venv``); a stamp file in the
    venv records the pins, so later runs skip the installation;
-2. runs ``bench/_mpcrl_worker.py`` with that venv's interpreter: the experiment of mpcrl's example
-   ``examples/gradient-based-onpolicy/q_learning.py`` (same plant, MPC, learnable parameters and
-   ``LstdQLearningAgent`` options, default seed 69), training one episode of ``--steps`` steps (the
-   example's logging/plotting wrappers ``Log``, ``RecordUpdates`` and ``MonitorEpisodes`` are left out);
+2. runs ``bench/_mpcrl_worker.py`` with that venv's interpreter: with ``--agent q`` (default) the
+   experiment of mpcrl's example ``examples/gradient-based-onpolicy/q_learning.py`` (same plant, MPC,
+   learnable parameters and ``LstdQLearningAgent`` options, default seed 69), training one episode of
+   ``--steps`` steps; with ``--agent dpg`` mpcrl's ``LstdDpgAgent`` with the settings of rlmpc's
+   ``examples/lti_dpg.toml`` (``--episodes`` × ``--steps``; where mpcrl differs: the worker's docstring)
+   (the examples' logging/plotting wrappers ``Log``, ``RecordUpdates`` and ``MonitorEpisodes`` are left out);
 3. prints progress on stderr and, as the last line of stdout, one JSON object, e.g.
    ``{"library": "mpcrl", "version": "1.4.1", "casadi": "3.7.2", "solver": "fatrop", "steps": 1000,
    "seconds_per_step": 0.0079, "greedy_cost_after": 98.8, ...}``.
 
-``seconds_per_step`` is the wall time of ``agent.train(...)`` divided by ``--steps``: it covers the
+``seconds_per_step`` is the wall time of ``agent.train(...)`` divided by all steps: it covers the
 MPC solves for V and Q, the sensitivities and the parameter updates, not the construction of the MPC
 and the agent (reported apart as ``build_seconds``). ``greedy_cost_after`` is the summed stage cost of
 a deterministic (greedy) episode of ``--eval-steps`` steps with the learned parameters (disturbance
