@@ -35,6 +35,11 @@ def _triu(n: int) -> tuple[np.ndarray, np.ndarray]:
     return iu
 
 
+def quadratic_features(s: FloatArray) -> FloatArray:
+    """[1, s, upper triangle of s sᵀ]: the baseline's features."""
+    return quadratic_features_rows(np.asarray(s, dtype=float).reshape(1, -1))[0]
+
+
 def quadratic_features_rows(S: FloatArray) -> FloatArray:
     """The baseline's features [1, s, upper triangle of s sᵀ] of each row s of ``S`` (shape (m, n)),
     stacked: shape (m, 1 + n + n(n+1)/2)."""
