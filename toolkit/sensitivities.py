@@ -144,6 +144,13 @@ class _Evaluators:
         return self._fast("kkt", *self._kkt_outputs(), matrices=tuple(range(7)))
 
     @cached_property
+    def kkt_needs_x0_multiplier(self) -> bool:
+        """Whether the KKT blocks depend on the multiplier of ``x_0 = s`` (a linear, θ-free row: they
+        do not, so ∇θπ can skip recovering it from stationarity)."""
+        nx = self._tr.x_index[0].size
+        return any(cs.depends_on(out, self._args[1][:nx]) for out in self._kkt_outputs())
+
+    @cached_property
     def kkt_sparse(self) -> SparseFunction:
         """The KKT blocks as sparse matrices: their nonzeros grow linearly with the horizon."""
         return SparseFunction(cs.Function("kkt_sparse", self._args, self._kkt_outputs()))
@@ -246,6 +253,18 @@ class Sensitivities:
         result = _MultiplierMap(w, np.array(plus), np.array(minus), np.array(scale), lam)
         self._maps[key] = result
         return result
+
+    def _unpack(self, sol: MpcSolution, x0_multiplier: bool = True) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """`unpack`; ``x0_multiplier=False`` leaves the multiplier of ``x_0 = s`` at zero (saves the
+        stationarity evaluation where it is not used)."""
+        if x0_multiplier:
+            return self.unpack(sol)
+        _require_solution(sol)
+        m = self._map(False, sol.layout)
+        it = np.append(sol.iterate, 0.0)
+        mu = m.mu_scale * (it[m.mu_plus] - it[m.mu_minus])
+        mu[:self.fns.nx] = 0.0
+        return it[m.w], mu, it[m.lam]
 
     def unpack(self, sol: MpcSolution) -> tuple[FloatArray, FloatArray, FloatArray]:
         """(w, μ, λ) of the NLP from an acados solution.
@@ -500,8 +519,11 @@ class Sensitivities:
         u_index = self.transcriptions[False].u_index[0]
         if self.transcriptions[False].w.shape[0] > DENSE_MAX:  # (more variables: never a dense solve)
             return self.kkt_sensitivity_sparse(sol, multipliers=False).dw[u_index]
-        args = self._args(sol)  # (unpacks the iterate once: the multipliers decide the active set)
-        coo = self._eval(False).kkt_sparse.coo(*args)
+        ev = self._eval(False)
+        # (unpacks the iterate once: λ decides the active set; μ of x_0 = s only if the blocks use it)
+        w, mu, lam = self._unpack(sol, x0_multiplier=ev.kkt_needs_x0_multiplier)
+        args = [w, mu, lam, sol.s, np.zeros(self.fns.nu), sol.theta, sol.p]
+        coo = ev.kkt_sparse.coo(*args)
         data = np.concatenate([c[0] for c in coo[:6]])
         nonzero = data != 0.0
         active = args[2] > ACTIVE_TOL
