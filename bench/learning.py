@@ -186,7 +186,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2000, help="training steps per agent")
     parser.add_argument("--repeat", type=int, default=1, help="Q-learning runs (min and median)")
-    parser.add_argument("--no-dpg", action="store_true", help="skip the DPG timing (not with --mpcrl, which compares both agents)")
+    parser.add_argument("--no-dpg", action="store_true",
+                        help="skip the DPG timing (not with --mpcrl, which compares both agents)")
     parser.add_argument("--mpcrl", action="store_true", help="time mpcrl side by side")
     parser.add_argument("--quadrotor", action="store_true", help="only DPG on the 12-state quadrotor MPC")
     parser.add_argument("--episodes", type=int, default=10, help="with --quadrotor: 100-step episodes")
