@@ -260,7 +260,7 @@ class Sensitivities:
         if x0_multiplier:
             return self.unpack(sol)
         _require_solution(sol)
-        m = self._map(False, sol.layout)
+        m = self._map(sol.a is not None, sol.layout)
         it = np.append(sol.iterate, 0.0)
         mu = m.mu_scale * (it[m.mu_plus] - it[m.mu_minus])
         mu[:self.fns.nx] = 0.0
