@@ -20,6 +20,8 @@ It fails fast and says why:
   the handshake, then the step latencies seen): ``max(MIN_TIMEOUT, 10 × PING round trip,
   10 × the median and 2 × the maximum of the latest STEP round trips)``, doubled at each retry
   of a request, at most ``timeout``, instead of a fixed 2 s (a late reply only costs a retry);
+  SET_THETA likewise from the SET_THETA round trips seen (the device may work a while on it: the
+  first push waits ``timeout``);
 * a :class:`LinkBudget` bounds the time without any valid frame (``max_silence_s``): past it
   the request ends with :class:`LinkDownError`.  (The runner also bounds the consecutive lost steps.)
 """
@@ -217,6 +219,7 @@ class Device:
         self.stats = LinkStats()
         self.rtt: float | None = None  # s, median PING round trip (calibrate)
         self.step_latencies: list[float] = []  # s, the latest STEP round trips answered at once
+        self.theta_latencies: list[float] = []  # s, the latest SET_THETA round trips answered at once
         self.last_valid = time.monotonic()
         self._info: Info | None = None
         self._step = 0
@@ -257,8 +260,11 @@ class Device:
     def reply_timeout(self, what: str = "STEP") -> float:
         """The reply deadline: scaled to the measured round trip and the slowest STEP so far
         (``timeout`` before anything was measured, and for a STEP before the first answered one)."""
+        if what == "SET_THETA" and self.rtt is not None and self.theta_latencies:  # (from its own round trips)
+            typical, slowest = float(np.median(self.theta_latencies)), max(self.theta_latencies)
+            return min(self.timeout, max(MIN_TIMEOUT, RTT_FACTOR * self.rtt, STEP_FACTOR * typical, 2.0 * slowest))
         if self.rtt is None or what not in SCALED or (what == "STEP" and not self.step_latencies):
-            return self.timeout  # (RESET, SET_THETA, …: rare, and the device may work a while on them)
+            return self.timeout  # (RESET, the first SET_THETA, …: rare, and the device may work a while on them)
         typical = slowest = 0.0
         if what == "STEP":
             typical, slowest = float(np.median(self.step_latencies)), max(self.step_latencies)
@@ -379,7 +385,9 @@ class Device:
         ``refresh_info``: ask for INFO again (it reports the new θ hash); a learner that pushes θ at
         every step skips that round trip."""
         theta_t = tuple(float(v) for v in np.asarray(theta, dtype=float).ravel())
-        self._request(SetTheta(problem_hash, theta_hash, theta_t), Ack, "SET_THETA")
+        latency, retries = self._request(SetTheta(problem_hash, theta_hash, theta_t), Ack, "SET_THETA")[1:]
+        if retries == 0:
+            self.theta_latencies = [*self.theta_latencies[-(LATENCY_WINDOW - 1):], latency]
         if refresh_info:
             self.hello()
 

@@ -128,6 +128,12 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError("--port needs --bundle: the bundle the board was flashed with")
     if args.bundle and not args.port:
         raise ValueError("--bundle: only with --port (with --device the bundle is exported from the configuration)")
+    if args.faults is not None:
+        if not on_device:
+            raise ValueError("--faults: only with --device/--port (the faults are injected into the device's link)")
+        from rlmpc.hil.faults import parse_fault_spec
+
+        parse_fault_spec(args.faults)  # (a bad SPEC is refused before anything is built)
     if on_device and config.agent.type == "bayes":
         raise ValueError("--device/--port: agent.type = \"bayes\" scores θ on the workstation (not yet on a device)")
     if config.agent.type == "bayes":
@@ -170,6 +176,12 @@ def _train(args: argparse.Namespace) -> int:
               f"{d['distance_median']:.2e}), device cost per step max {d['cost_max']:.0f}, {d['theta_pushes']} θ "
               f"pushes ({d['theta_repushes_after_reset']} after a reset), {d['link']['retries']} retries, "
               f"{d['fallbacks']} fallbacks; {out / 'device_panel.png'}")
+        if "faults" in d:
+            f, link = d["faults"], d["link"]
+            print(f"faults injected: {f['bit_flips']} bit flips, {f['dropped_bytes']} dropped bytes, {f['delays']} "
+                  f"delays, {f['resets']} device resets; recovered by {link['retries']} retries, {link['resyncs']} "
+                  f"new handshakes, {d['steps_asked_again']} steps asked again, {d['theta_repushes_after_reset']} θ "
+                  f"re-pushes; {link['lost_steps']} requests given up")
     plots = (f"{out / summary['outputs']['plot']}" if not args.no_plots
              else f"not drawn (--no-plots; `rlmpc plot {out}` draws them)")
     print(f"θ: {out / 'theta.json'}\n{'trials' if config.agent.type == 'bayes' else 'learning curves'}: "
@@ -343,6 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--bundle", default=None, help="with --port: the bundle the board was flashed with")
     train.add_argument("--program", default=None, help="with --device: this firmware build instead of building it")
     train.add_argument("--baud", type=int, default=None, help="with --port: line speed (default 115200)")
+    from rlmpc.hil.faults import SPEC_HELP
+
+    train.add_argument("--faults", default=None, metavar="SPEC",
+                       help="with --device/--port: inject link faults while learning: " + SPEC_HELP)
     train.set_defaults(func=_train)
     theta = sub.add_parser("theta", help="θ files: write the definition's θ (an MPC that was not trained)")
     theta_sub = theta.add_subparsers(dest="theta_command", required=True)
