@@ -21,14 +21,18 @@ from rlmpc.hil.device_training import DeviceInTheLoop
 
 def export_for_device(trainer: Any, board: str, folder: Path) -> Path:
     """The bundle of the configuration's MPC at θ0 for ``board`` (replaced if it is ours and unchanged)."""
+    return export_problem(trainer.config, trainer.mpc.fns, trainer.theta0, board, folder)
+
+
+def export_problem(cfg: Any, fns: Any, theta: Any, board: str, folder: Path) -> Path:
+    """The bundle of the MPC of ``cfg`` (a :class:`TrainConfig`) at ``theta`` for ``board``."""
     from rlmpc.codegen.bundle import export_bundle
     from rlmpc.codegen.mcu_export import export_mcu
     from rlmpc.toolkit.theta_file import save_theta, theta_document
 
-    cfg = trainer.config
     folder.mkdir(parents=True, exist_ok=True)
     theta0 = folder / "theta0.json"
-    save_theta(theta0, theta_document(cfg.mpc.problem, cfg.mpc.params, trainer.mpc.fns, trainer.theta0,
+    save_theta(theta0, theta_document(cfg.mpc.problem, cfg.mpc.params, fns, theta,
                                       plant={"name": cfg.env.name, "params": cfg.env.params}))
     if board == "linux-aarch64":
         return Path(export_bundle(theta0, "linux-aarch64", folder / "bundle"))

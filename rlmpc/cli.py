@@ -134,16 +134,26 @@ def _train(args: argparse.Namespace) -> int:
         from rlmpc.hil.faults import parse_fault_spec
 
         parse_fault_spec(args.faults)  # (a bad SPEC is refused before anything is built)
-    if on_device and config.agent.type == "bayes":
-        raise ValueError("--device/--port: agent.type = \"bayes\" scores θ on the workstation (not yet on a device)")
-    if config.agent.type == "bayes":
-        from rlmpc.toolkit.rl.bayes import BayesTuner
+    if args.budget is not None:
+        if config.agent.type != "bayes":
+            raise ValueError("--budget: only with agent.type = \"bayes\" (a tuning with a real-time constraint)")
+        if not on_device:
+            raise ValueError("--budget: the worst cost per step is measured on a device; add --device BOARD or "
+                             "--port URL (on the workstation there is no device cost to hold to a budget)")
+        if not args.budget > 0:
+            raise ValueError(f"--budget: expected a positive cost per step (the board's unit), got {args.budget:g}")
+    from rlmpc.toolkit.rl.bayes import BayesTuner
 
+    if config.agent.type == "bayes":
         trainer: Trainer | BayesTuner = BayesTuner(config, progress_bar=not args.quiet)
     else:
         trainer = Trainer(config, progress_bar=not args.quiet, plots=not args.no_plots)
     try:
-        if on_device:
+        if on_device and isinstance(trainer, BayesTuner):
+            from rlmpc.hil.device_bayes import tune_on_device
+
+            summary = tune_on_device(trainer, args)
+        elif on_device:
             from rlmpc.hil.train_device import run_on_device
 
             summary = run_on_device(trainer, args)
@@ -170,6 +180,8 @@ def _train(args: argparse.Namespace) -> int:
     print(f"greedy closed-loop cost: initial θ {summary['greedy_cost_initial']:.4g} -> "
           f"learned θ {summary['greedy_cost_final']:.4g} "
           f"({100 * summary['greedy_cost_ratio']:.1f}%)")
+    if "device" in summary and config.agent.type == "bayes":
+        return _device_bayes_verdict(summary["device"], out)
     if "device" in summary:
         d = summary["device"]
         print(f"through {d['board']}: |u_device − π_θ(s)|∞ max {d['distance_max']:.2e} (median "
@@ -187,6 +199,22 @@ def _train(args: argparse.Namespace) -> int:
     print(f"θ: {out / 'theta.json'}\n{'trials' if config.agent.type == 'bayes' else 'learning curves'}: "
           f"{plots}\nsummary: {out / 'summary.json'}")
     return _learning_verdict(summary, out)
+
+
+def _device_bayes_verdict(d: dict[str, Any], out: Path) -> int:
+    """θ0 and the returned θ run again on the device; exit 1 if the returned θ misses the budget."""
+    unit = d["cost_unit"]
+    for name, key in (("θ0", "theta0"), ("returned θ", "returned_theta")):
+        r = d[key]
+        meets = "" if r["meets_budget"] is None else (" (meets the budget)" if r["meets_budget"]
+                                                       else f" (over the budget {d['budget']:g})")
+        print(f"{name} again on {d['board']}: cost {r['cost']:.4g}, worst step {r['worst_step']} {unit}{meets}")
+    print(f"{d['theta_pushes']} θ pushes, {d['link']['retries']} retries, {d['fallbacks']} fallbacks\n"
+          f"θ: {out / 'theta.json'}\ntrials: {out / 'trials.md'}, {out / 'bayes.png'}\nsummary: {out / 'summary.json'}")
+    if d["returned_theta"]["meets_budget"] is False:
+        print(f"budget: no trial met {d['budget']:g} {unit} per step; theta.json holds θ0", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -355,6 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--bundle", default=None, help="with --port: the bundle the board was flashed with")
     train.add_argument("--program", default=None, help="with --device: this firmware build instead of building it")
     train.add_argument("--baud", type=int, default=None, help="with --port: line speed (default 115200)")
+    train.add_argument("--budget", type=float, default=None, metavar="N",
+                       help="with agent.type = \"bayes\" and --device/--port: the device's worst cost per step "
+                       "(its unit: instructions on the emulated boards) a θ may take; over it, a trial is infeasible")
     from rlmpc.hil.faults import SPEC_HELP
 
     train.add_argument("--faults", default=None, metavar="SPEC",
