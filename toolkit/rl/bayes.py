@@ -167,7 +167,7 @@ class BayesTuner:
         lines = [f"# Bayesian tuning: {len(done)} trials, best {best.value:.4g} (trial {best.number}){budget}"
                  if best else f"# Bayesian tuning: {len(done)} trials, none feasible{budget}", "",
                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join("–" if r.get(h) is None else
+        lines += ["| " + " | ".join("–" if r.get(h) is None else f"{r[h]:.0f}" if h == "worst_step" else
                                     (f"{r[h]:.4g}" if isinstance(r.get(h), float) else str(r[h])) for h in head)
                   + " |" for r in rows]
         (self.out / "trials.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -202,7 +202,7 @@ class BayesTuner:
         cost = [float(t.value) for t in done]
         ok = [self._feasible(t) for t in done]
         ax.scatter([a for a, f in zip(n, ok, strict=True) if f], [c for c, f in zip(cost, ok, strict=True) if f],
-                   s=18, color="tab:blue", label="trial (feasible)")
+                   s=18, color="tab:blue", label="trial" if self.budget is None else "trial (feasible)")
         if not all(ok):
             ax.scatter([a for a, f in zip(n, ok, strict=True) if not f],
                        [c for c, f in zip(cost, ok, strict=True) if not f], s=26, marker="x", color="tab:red",
@@ -222,7 +222,7 @@ class BayesTuner:
             ax2 = axes[1, 0]
             w = [math.nan if v is None else float(v) for v in worst]
             ax2.scatter([a for a, f in zip(n, ok, strict=True) if f], [v for v, f in zip(w, ok, strict=True) if f],
-                        s=18, color="tab:blue", label="feasible")
+                        s=18, color="tab:blue", label="trial" if self.budget is None else "feasible")
             if not all(ok):
                 ax2.scatter([a for a, f in zip(n, ok, strict=True) if not f],
                             [v for v, f in zip(w, ok, strict=True) if not f], s=26, marker="x", color="tab:red",
