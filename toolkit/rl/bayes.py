@@ -230,6 +230,7 @@ class BayesTuner:
             if self.budget is not None:
                 ax2.axhline(self.budget, color="tab:red", ls="--", lw=1.2, label=f"budget {self.budget:g}")
             ax2.set_ylabel(f"worst cost per step\n({self.cost_unit or 'device unit'})")
+            ax2.set_yscale("log")
             ax2.legend(loc="upper right", fontsize=9)
             ax2.grid(alpha=0.3)
         axes[-1, 0].set_xlabel("trial")
