@@ -28,6 +28,7 @@ It fails fast and says why:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -54,7 +55,7 @@ from rlmpc.codegen.protocol import (
     SetTheta,
     Step,
 )
-from rlmpc.codegen.protocol_spec import CostUnit, ErrorCode, MsgType, Precision
+from rlmpc.codegen.protocol_spec import MAX_FRAME, CostUnit, ErrorCode, MsgType, Precision
 
 
 class TransportError(RuntimeError):
@@ -189,6 +190,7 @@ class LinkStats:
     requests: int = 0
     retries: int = 0
     resyncs: int = 0
+    flushes: int = 0  # resyncs that had to complete a partial frame on the device with filler bytes
     lost_steps: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -298,7 +300,21 @@ class Device:
             raise LinkDownError(f"the link closed ({exc})") from None
         self.link.parser.reset()
         try:
-            self._info = self.link.hello(attempts=2, interval=timeout or self.reply_timeout("HELLO"))
+            try:
+                self._info = self.link.hello(attempts=2, interval=timeout or self.reply_timeout("HELLO"))
+            except LinkError:
+                # the device's parser may sit inside a frame whose length field was corrupted (up to
+                # MAX_PAYLOAD bytes to go, which HELLOs of 8 bytes take long to fill): complete it with
+                # filler bytes (no SYNC in them), then shake hands again
+                self.stats.flushes += 1
+                self.port.write(bytes(MAX_FRAME))
+                with contextlib.suppress(OSError, serial.SerialException):
+                    self.port.flush()
+                time.sleep(timeout or self.reply_timeout("HELLO"))
+                while self.port.in_waiting:
+                    self.port.read(self.port.in_waiting)
+                self.link.parser.reset()
+                self._info = self.link.hello(attempts=2, interval=timeout or self.reply_timeout("HELLO"))
         except LinkError as exc:
             raise TransportError(f"handshake failed: {exc}") from None
         except (OSError, serial.SerialException) as exc:

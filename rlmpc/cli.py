@@ -148,6 +148,11 @@ def _train(args: argparse.Namespace) -> int:
         trainer: Trainer | BayesTuner = BayesTuner(config, progress_bar=not args.quiet)
     else:
         trainer = Trainer(config, progress_bar=not args.quiet, plots=not args.no_plots)
+    link_errors: tuple[type[BaseException], ...] = ()
+    if on_device:
+        from rlmpc.hil.transport import TransportError
+
+        link_errors = (TransportError,)
     try:
         if on_device and isinstance(trainer, BayesTuner):
             from rlmpc.hil.device_bayes import tune_on_device
@@ -169,6 +174,12 @@ def _train(args: argparse.Namespace) -> int:
               + (f"`{again}` continues from the last checkpoint ({trainer.checkpoint_path})"
                  if saved else "no checkpoint was written yet"), file=sys.stderr)
         return 130
+    except link_errors as exc:  # the link failed beyond its budget (or the device refused a request)
+        saved = trainer.checkpoint_path.exists()
+        print(f"rlmpc train: the device: {exc}"
+              + ("; the same command with --resume continues from the last checkpoint "
+                 f"({trainer.checkpoint_path}; θ is sent to the device again)" if saved else ""), file=sys.stderr)
+        return 2
     out = config.output
     if config.agent.type == "bayes":
         print(f"\ntuned with {summary['steps']} closed-loop trials in {summary['wall_time_s']:.1f} s; "

@@ -134,8 +134,12 @@ class BayesTuner:
                 if self.budget is not None:
                     trial.set_constraint("budget", worst - self.budget)  # feasible when <= 0
             if self.progress_bar:
-                best = min([t.value for t in study.trials if t.value is not None] + [cost])
-                print(f"[bayes] trial {trial.number + 1}/{total}: cost {cost:.4g}, best {best:.4g}", flush=True)
+                ok = self.budget is None or float(trial.user_attrs.get("worst_step", math.inf)) <= self.budget
+                best = min([t.value for t in study.trials if t.value is not None and self._feasible(t)]
+                           + ([cost] if ok else []), default=math.nan)
+                over = "" if ok else f" (worst step {trial.user_attrs['worst_step']:.0f} over the budget)"
+                print(f"[bayes] trial {trial.number + 1}/{total}: cost {cost:.4g}{over}, best feasible {best:.4g}",
+                      flush=True)
             return cost
 
         remaining = total - len([t for t in study.trials if t.state.is_finished()])
