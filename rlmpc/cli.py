@@ -204,7 +204,7 @@ def _train(args: argparse.Namespace) -> int:
             print(f"faults injected: {f['bit_flips']} bit flips, {f['dropped_bytes']} dropped bytes, {f['delays']} "
                   f"delays, {f['resets']} device resets; recovered by {link['retries']} retries, {link['resyncs']} "
                   f"new handshakes, {d['steps_asked_again']} steps asked again, {d['theta_repushes_after_reset']} θ "
-                  f"re-pushes; {link['lost_steps']} requests given up")
+                  f"re-pushes; {link['lost_steps']} STEPs given up by the transport (and asked again)")
     plots = (f"{out / summary['outputs']['plot']}" if not args.no_plots
              else f"not drawn (--no-plots; `rlmpc plot {out}` draws them)")
     print(f"θ: {out / 'theta.json'}\n{'trials' if config.agent.type == 'bayes' else 'learning curves'}: "
