@@ -20,6 +20,7 @@ import numpy as np
 from rlmpc.codegen.manifest import theta_hash
 from rlmpc.codegen.protocol import hash_prefix
 from rlmpc.codegen.protocol_spec import Capability, CostUnit, StatusFlag
+from rlmpc.hil.faults import find_faulty
 from rlmpc.hil.transport import Device, DeviceRefusalError, LinkDownError, TransportError
 from rlmpc.toolkit.parameters import FloatArray
 from rlmpc.toolkit.problem import ProblemFunctions
@@ -146,7 +147,11 @@ class DeviceScorer:
         return {"board": self.board, "cost_unit": self.cost_unit, "trials_run": len(self.trials),
                 "theta_pushes": self.pushes, "theta_repushes_after_reset": self.repushes,
                 "steps_asked_again": self.asked_again, "fallbacks": sum(t.fallbacks for t in self.trials),
-                "link": self.device.stats.as_dict()}
+                "link": self.device.stats.as_dict(), **self._faults()}
+
+    def _faults(self) -> dict[str, Any]:
+        faulty = find_faulty(self.device.port)
+        return {} if faulty is None else {"faults": faulty.counts.as_dict()}
 
 
 def tune_on_device(tuner: Any, args: Any) -> dict[str, Any]:

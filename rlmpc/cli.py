@@ -220,6 +220,11 @@ def _device_bayes_verdict(d: dict[str, Any], out: Path) -> int:
         meets = "" if r["meets_budget"] is None else (" (meets the budget)" if r["meets_budget"]
                                                        else f" (over the budget {d['budget']:g})")
         print(f"{name} again on {d['board']}: cost {r['cost']:.4g}, worst step {r['worst_step']} {unit}{meets}")
+    if "faults" in d:
+        f = d["faults"]
+        print(f"faults injected: {f['bit_flips']} bit flips, {f['dropped_bytes']} dropped bytes, {f['delays']} delays, "
+              f"{f['resets']} device resets; {d['link']['resyncs']} new handshakes, {d['theta_repushes_after_reset']} "
+              f"θ re-pushes (the episode run again), {d['steps_asked_again']} steps asked again")
     print(f"{d['theta_pushes']} θ pushes, {d['link']['retries']} retries, {d['fallbacks']} fallbacks\n"
           f"θ: {out / 'theta.json'}\ntrials: {out / 'trials.md'}, {out / 'bayes.png'}\nsummary: {out / 'summary.json'}")
     if d["returned_theta"]["meets_budget"] is False:
