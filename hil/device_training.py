@@ -173,8 +173,7 @@ class DeviceInTheLoop:
         extra: dict[str, Any] = {}
         faulty = find_faulty(self.device.port)
         if faulty is not None:
-            extra["faults"] = {k: v for k, v in faulty.counts.as_dict().items() if k != "errors"}
-            extra["faults"]["errors"] = list(faulty.counts.errors)
+            extra["faults"] = faulty.counts.as_dict()
         if self.record.resumed_from:
             extra["resumed_from_theta_hash"] = self.record.resumed_from
         return extra
