@@ -18,7 +18,7 @@ from rlmpc.codegen.mcu.qemu_bench import qemu_available
 CONFIG = """\
 seed = 69
 episodes = 1
-steps = 240
+steps = 200
 checkpoint_every = 100
 [env]
 name = "LtiGrosZanon"
@@ -68,7 +68,7 @@ def test_faults_while_learning_are_counted_and_leave_theta_bit_for_bit(clean: tu
     assert d["theta_repushes_after_reset"] == 1  # the restarted board ran its exported θ: pushed again
     assert link["retries"] >= 3 and link["resyncs"] >= 3 and f["hellos_written"] >= link["resyncs"]
     # no step lost: every action is the device's (a STEP the transport gave up on was asked again)
-    assert d["steps"] == 241 and link["lost_steps"] == d["steps_asked_again"]
+    assert d["steps"] == 201 and link["lost_steps"] == d["steps_asked_again"]
     assert _summary(out)["theta_final"] == _summary(clean_out)["theta_final"]  # bit for bit
     assert "faults" not in json.loads((clean_out / "device.json").read_text())  # (retries there: load only)
 
@@ -84,7 +84,7 @@ def test_resume_sends_theta_again_and_continues_bit_for_bit(clean: tuple[Path, P
 
     class Interrupted(DeviceInTheLoop):
         def action(self, sol: Any) -> Any:
-            if len(self.record.distance) == 150:  # Ctrl-C between checkpoints (step 100 and 200)
+            if len(self.record.distance) == 150:  # Ctrl-C between checkpoints (step 100 and the end, 200)
                 raise KeyboardInterrupt
             return super().action(sol)
 
@@ -97,5 +97,5 @@ def test_resume_sends_theta_again_and_continues_bit_for_bit(clean: tuple[Path, P
     d = json.loads((out / "device.json").read_text())
     checkpoint_hash = d["resumed_from_theta_hash"]
     assert checkpoint_hash and checkpoint_hash != d["theta_hash"]  # the device's θ at step 100, then learned on
-    assert d["steps"] == 241  # the record continues from the checkpoint's 101 device steps
+    assert d["steps"] == 201  # the record continues from the checkpoint's 101 device steps
     assert _summary(out)["theta_final"] == _summary(clean_out)["theta_final"]
