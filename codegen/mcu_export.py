@@ -42,6 +42,8 @@ DEFAULT_RAM_LIMIT = 112 * 1024
 
 
 DENSE_SOLVER = {"qp_solver": "DAQP (static workspace)", "condensing": "dense, around an LQR feedback u = -K x + v"}
+ADMM_SOLVER = {"qp_solver": "ADMM on Riccati gains cached at export (static workspace)",
+               "condensing": "none: stage structure kept, time-invariant QP data compiled in"}
 STRUCTURED_SOLVER = {"qp_solver": "interior point (Mehrotra) with a Riccati recursion (static workspace)",
                      "condensing": "none: stage structure kept, stage matrices computed on the device"}
 
@@ -92,13 +94,14 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
     (nonlinear problems only): the RTI's next guess, the last plan shifted (default) or as it is;
     ``operating_point`` (nonlinear only): of the fallback gain, ``{"x", "u"}`` or ``"none"``
     (:func:`rlmpc.codegen.mcu.fallback.fallback_gain`).  ``qp``: ``dense`` or ``structured``
-    (default: :func:`~rlmpc.codegen.mcu.structured.choice.choose_qp`).  ``runtime_theta``: the
+    or ``admm`` (default: :func:`~rlmpc.codegen.mcu.structured.choice.choose_qp`).  ``runtime_theta``: the
     device takes a new θ (SET_THETA) and recomputes its θ-dependent data (linear MPC: the condensed
     matrices then live in RAM); False: θ compiled in (constants in flash).  The structured path
     compiles θ in (no SET_THETA yet).
     """
     from rlmpc.codegen.mcu.generate import generate
     from rlmpc.codegen.mcu.generate_rti import WARM_STARTS, generate_rti
+    from rlmpc.codegen.mcu.structured.admm import generate_admm
     from rlmpc.codegen.mcu.structured.choice import choose_qp
     from rlmpc.codegen.mcu.structured.generate import generate_structured
 
@@ -122,7 +125,11 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
     with staged_bundle(out) as staging:
         gen: SolverSources
         solver = None
-        if choice.path == "structured":
+        if choice.path == "admm":
+            gen = generate_admm(tf.fns, staging, tf.values, precision=precision)
+            kind = "structured QP (ADMM on cached Riccati gains; linear time-invariant MPC)"
+            solver = {**ADMM_SOLVER, "choice": choice.reason}
+        elif choice.path == "structured":
             gen = generate_structured(tf.fns, staging, tf.values, precision=precision)
             kind = ("structured QP (interior point + Riccati; "
                     + ("linear MPC)" if tf.fns.is_qp else "nonlinear MPC: one Gauss-Newton QP per step at "
@@ -169,6 +176,11 @@ def check_box(tf: ThetaFile, box: Any = None) -> tuple[tuple[Any, Any] | None, s
     return None, ""
 
 
+# the check's ADMM iteration cap: its states are cold starts from anywhere in the box (an export's cap
+# is for warm-started closed loops); the check verifies the converged answer
+ADMM_CHECK_ITER = 5000
+
+
 def check_mcu(theta_path: str | Path, work_dir: Path, rti_warm_start: str | None = None,
               box: Any = None, operating_point: Any = None, qp: str | None = None,
               precision: str = "float32") -> HostReport | RtiReport:
@@ -184,7 +196,10 @@ def check_mcu(theta_path: str | Path, work_dir: Path, rti_warm_start: str | None
     from rlmpc.codegen.mcu.structured.choice import choose_qp
 
     tf = load_theta(theta_path)
-    if choose_qp(tf.fns, precision, qp).path == "structured":
+    path = choose_qp(tf.fns, precision, qp).path
+    if path == "admm":
+        return check_structured(tf.fns, work_dir, tf.values, method="admm", max_iter=ADMM_CHECK_ITER)
+    if path == "structured":
         return check_structured(tf.fns, work_dir, tf.values)
     the_box, source = check_box(tf, box)
     report: HostReport | RtiReport

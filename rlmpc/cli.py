@@ -385,10 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the problem's check_box, else the reset distribution of the θ file's "
                         "plant, else the state constraints' bounds widened by 20%% of their range and ±1 "
                         "about the operating point for the other states)")
-    export.add_argument("--qp", choices=["dense", "structured"], default=None,
-                        help="cortex-m4: the condensed dense QP (DAQP) or the structured one (interior point + "
-                        "Riccati, memory linear in N); default: chosen from the problem's sizes (the export "
-                        "report says which and why)")
+    export.add_argument("--qp", choices=["dense", "structured", "admm"], default=None,
+                        help="cortex-m4: the condensed dense QP (DAQP), the structured one (interior point + "
+                        "Riccati, memory linear in N) or ADMM on Riccati gains cached at export (time-invariant "
+                        "QPs, memory linear in N); default: chosen from the problem's sizes and properties (the "
+                        "export report says which and why)")
     export.add_argument("--out", required=True,
                         help="bundle folder: new, empty, or an earlier bundle without files added "
                         "or changed since its export (it is replaced)")

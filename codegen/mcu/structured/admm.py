@@ -24,16 +24,17 @@ import numpy as np
 from rlmpc.codegen.mcu.condense import lqr_gain
 from rlmpc.codegen.mcu.generate import PRECISIONS, TEMPLATES, c_array, c_number, parse_developer_args
 from rlmpc.codegen.mcu.linearise import linearise
-from rlmpc.codegen.mcu.structured.lti import admm_factors, lti_qp
+from rlmpc.codegen.mcu.structured.lti import LtiQp, admm_factors, lti_qp
 from rlmpc.toolkit.parameters import FloatArray, ParameterValues
 from rlmpc.toolkit.problem import ProblemFunctions
 
 ADMM_FILES = {"rlmpc_admm.h.in": "rlmpc_solver.h", "rlmpc_admm.c.in": "rlmpc_solver.c"}
 MAX_ITER = 200  # ADMM iterations per solve unless the export says otherwise
-# penalty, over-relaxation, residual check period and tolerances per precision
+# over-relaxation, residual check period and tolerances per precision (the penalty ρ: measured at
+# export by :mod:`~rlmpc.codegen.mcu.structured.rho_choice` unless the settings give "rho")
 ADMM_SETTINGS: dict[str, dict[str, float]] = {
-    "float32": {"rho": 10.0, "alpha": 1.6, "check_every": 5, "tol_prim": 1e-4, "tol_dual": 1e-4},
-    "float64": {"rho": 10.0, "alpha": 1.6, "check_every": 5, "tol_prim": 1e-9, "tol_dual": 1e-9},
+    "float32": {"alpha": 1.6, "check_every": 5, "tol_prim": 1e-5, "tol_dual": 1e-5},
+    "float64": {"alpha": 1.6, "check_every": 5, "tol_prim": 1e-9, "tol_dual": 1e-9},
 }
 TAIL_TOL = {"float32": 1e-8, "float64": 1e-14}  # gains this close to the stationary ones are shared
 
@@ -88,6 +89,22 @@ def _lines(M: FloatArray, var: str | list[str], out: str, op: str, single: bool,
     return "\n".join(rows)
 
 
+_RHO_CACHE: dict[tuple[str, bytes, bytes], float] = {}
+
+
+def _measured_rho(fns: ProblemFunctions, qp: LtiQp, th: FloatArray, p: ParameterValues | None) -> float:
+    """:func:`~rlmpc.codegen.mcu.structured.rho_choice.choose_rho` from two cold starts (cached per
+    problem, θ and p: both precisions of an export get the same ρ)."""
+    from rlmpc.codegen.mcu.host_check import random_states
+    from rlmpc.codegen.mcu.structured.rho_choice import choose_rho
+
+    key = (fns.problem_hash, np.asarray(th, dtype="<f8").tobytes(),
+           np.asarray(fns.params.flatten(p, check_bounds=False), dtype="<f8").tobytes())
+    if key not in _RHO_CACHE:
+        _RHO_CACHE[key] = choose_rho(qp, random_states(fns, 2, 0), TAIL_TOL["float64"])[0]
+    return _RHO_CACHE[key]
+
+
 def render_admm(fns: ProblemFunctions, theta: ParameterValues | None = None, p: ParameterValues | None = None,
                 precision: str = "float32", max_iter: int = MAX_ITER,
                 settings: dict[str, float] | None = None) -> tuple[dict[str, str], np.ndarray, int]:
@@ -104,6 +121,8 @@ def render_admm(fns: ProblemFunctions, theta: ParameterValues | None = None, p: 
     st = {**ADMM_SETTINGS[precision], **(settings or {})}
     th = fns.theta.flatten(theta)
     qp = lti_qp(fns, th, p)
+    if "rho" not in st:
+        st["rho"] = _measured_rho(fns, qp, th, p)
     fac = admm_factors(qp, float(st["rho"]), TAIL_TOL[precision])
     K = lqr_gain(linearise(fns, th, p))
     nx, nu, nhs = qp.nx, qp.nu, qp.nhs
@@ -112,7 +131,7 @@ def render_admm(fns: ProblemFunctions, theta: ParameterValues | None = None, p: 
     th_hash = hashlib.sha256(np.ascontiguousarray(th, dtype="<f8").tobytes()).hexdigest()[:16]
     soft = qp.soft & qp.rows_on()
     pinv = np.where(soft, 1.0 / (qp.wq + fac.rho + (fac.rho == 0)), 0.0)
-    has_w = bool(np.any(qp.w != 0) or np.any(qp.wN != 0))
+    has_w = bool(np.any(qp.w != 0) or np.any(qp.w_n != 0))
 
     def arr(a: np.ndarray) -> str:
         return c_array(np.asarray(a, dtype=float), single)
@@ -130,7 +149,7 @@ def render_admm(fns: ProblemFunctions, theta: ParameterValues | None = None, p: 
         "K": arr(K), "lo": arr(qp.lo), "up": arr(qp.up),
         "on": ", ".join(str(int(v)) for v in qp.rows_on()), "soft": ", ".join(str(int(v)) for v in soft),
         "rho": arr(fac.rho), "wl": arr(np.where(soft, qp.wl, 0.0)), "pinv": arr(pinv),
-        "wx": arr(qp.w[:nx]), "wu": arr(qp.w[nx:]), "wxn": arr(qp.wN),
+        "wx": arr(qp.w[:nx]), "wu": arr(qp.w[nx:]), "wxn": arr(qp.w_n),
         "kinf": arr(fac.K_inf), "qinf": arr(fac.Quu_inv_inf),
         "ktail": arr(fac.K_tail) if fac.tail else "0", "qtail": arr(fac.Quu_inv_tail) if fac.tail else "0",
         "mul_a": _lines(qp.A, "x", "o", "=", single),

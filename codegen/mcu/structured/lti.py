@@ -22,7 +22,7 @@ BIG = 1e20  # |bound| at or above: no bound (the C solvers' convention)
 SAME_TOL = 1e-10  # relative difference of stage data still called equal
 
 
-class NotTimeInvariant(ValueError):
+class NotTimeInvariant(ValueError):  # noqa: N818 (a ValueError: one line for the user)
     """The problem is not a time-invariant QP (the message says which part is not)."""
 
 
@@ -41,8 +41,8 @@ class LtiQp:
     B: FloatArray
     W: FloatArray
     w: FloatArray
-    WN: FloatArray
-    wN: FloatArray
+    W_N: FloatArray
+    w_n: FloatArray
     G: FloatArray  # (nr, nx + nu)
     lo: FloatArray  # (nr,) ±BIG where open
     up: FloatArray
@@ -115,7 +115,7 @@ def lti_qp(fns: ProblemFunctions, theta: ParameterValues | None = None,
     if nhs and np.any(s1.rows.D[:nhs] != 0):
         raise NotTimeInvariant("a state row depends on the input")
     r = s1.rows
-    return LtiQp(nx=nx, nu=nu, N=N, nhs=nhs, nhp=nhp, A=s0.A, B=s0.B, W=s1.W, w=s1.w, WN=sN.W, wN=sN.w,
+    return LtiQp(nx=nx, nu=nu, N=N, nhs=nhs, nhp=nhp, A=s0.A, B=s0.B, W=s1.W, w=s1.w, W_N=sN.W, w_n=sN.w,
                  G=G, lo=_bounds(np.r_[fns.u_lb, r.lower]), up=_bounds(np.r_[fns.u_ub, r.upper]),
                  soft=np.r_[np.zeros(nu, dtype=bool), r.soft], wl=np.r_[np.zeros(nu), r.w_lin],
                  wq=np.r_[np.zeros(nu), r.w_quad])
@@ -145,7 +145,7 @@ def admm_factors(qp: LtiQp, rho: float, tail_tol: float = 1e-9, rho_rows: FloatA
     What = qp.W + qp.G.T @ (rr[:, None] * qp.G)
     Q, S, R = What[:nx, :nx], What[nx:, :nx], What[nx:, nx:]
     Cs = qp.G[nu:nu + nhs, :nx]
-    P = qp.WN + Cs.T @ (rr[nu:nu + nhs, None] * Cs)
+    P = qp.W_N + Cs.T @ (rr[nu:nu + nhs, None] * Cs)
     A, B = qp.A, qp.B
     Ks: list[FloatArray] = []
     Qs: list[FloatArray] = []
