@@ -105,6 +105,36 @@ def _measured_rho(fns: ProblemFunctions, qp: LtiQp, th: FloatArray, p: Parameter
     return _RHO_CACHE[key]
 
 
+def _pattern(mats: list[FloatArray], rel: float = 1e-12) -> np.ndarray:
+    """Entries nonzero in any of the matrices (relative to the largest entry): structural zeros of
+    the gains (e.g. decoupled axes) are exact zeros up to rounding."""
+    stack = np.abs(np.asarray(mats, dtype=float))
+    return np.any(stack > rel * max(float(stack.max(initial=0.0)), 1e-300), axis=0)
+
+
+def _compact(M: FloatArray, mask: np.ndarray) -> FloatArray:
+    return np.asarray(M, dtype=float)[mask]
+
+
+def _masked_lines(mask: np.ndarray, coef: str, var: str, out: str, op: str, transpose: bool = False,
+                  first: str | None = None) -> str:
+    """Straight-line ``out[i] op sum coef[q] var[j]`` over the mask's nonzeros (q: their row-major
+    index; ``transpose``: over the columns); ``first``: an array subtracted first (u = -K x - d)."""
+    idx = -np.ones(mask.shape, dtype=int)
+    idx[mask] = np.arange(int(mask.sum()))
+    m = idx.T if transpose else idx
+    rows = []
+    for i in range(m.shape[0]):
+        terms = [f"{coef}[{m[i, j]}] * {var}[{j}]" for j in range(m.shape[1]) if m[i, j] >= 0]
+        if first is not None:
+            rows.append(f"    {out}[{i}] = -{first}[{i}]" + "".join(f" - {t}" for t in terms) + ";")
+        elif terms:
+            rows.append(f"    {out}[{i}] {op} " + " + ".join(terms) + ";")
+        elif op == "=":
+            rows.append(f"    {out}[{i}] = 0;")
+    return "\n".join(rows)
+
+
 def render_admm(fns: ProblemFunctions, theta: ParameterValues | None = None, p: ParameterValues | None = None,
                 precision: str = "float32", max_iter: int = MAX_ITER,
                 settings: dict[str, float] | None = None) -> tuple[dict[str, str], np.ndarray, int]:
@@ -131,6 +161,8 @@ def render_admm(fns: ProblemFunctions, theta: ParameterValues | None = None, p: 
     th_hash = hashlib.sha256(np.ascontiguousarray(th, dtype="<f8").tobytes()).hexdigest()[:16]
     soft = qp.soft & qp.rows_on()
     pinv = np.where(soft, 1.0 / (qp.wq + fac.rho + (fac.rho == 0)), 0.0)
+    kmask = _pattern([fac.K_inf, *fac.K_tail])
+    qmask = _pattern([fac.Quu_inv_inf, *fac.Quu_inv_tail])
     has_w = bool(np.any(qp.w != 0) or np.any(qp.w_n != 0))
 
     def arr(a: np.ndarray) -> str:
@@ -150,8 +182,14 @@ def render_admm(fns: ProblemFunctions, theta: ParameterValues | None = None, p: 
         "on": ", ".join(str(int(v)) for v in qp.rows_on()), "soft": ", ".join(str(int(v)) for v in soft),
         "rho": arr(fac.rho), "wl": arr(np.where(soft, qp.wl, 0.0)), "pinv": arr(pinv),
         "wx": arr(qp.w[:nx]), "wu": arr(qp.w[nx:]), "wxn": arr(qp.w_n),
-        "kinf": arr(fac.K_inf), "qinf": arr(fac.Quu_inv_inf),
-        "ktail": arr(fac.K_tail) if fac.tail else "0", "qtail": arr(fac.Quu_inv_tail) if fac.tail else "0",
+        "nnz_k": str(max(int(kmask.sum()), 1)), "nnz_q": str(max(int(qmask.sum()), 1)),
+        "kinf": arr(_compact(fac.K_inf, kmask)) if kmask.any() else "0",
+        "qinf": arr(_compact(fac.Quu_inv_inf, qmask)),
+        "ktail": arr(np.array([_compact(K, kmask) for K in fac.K_tail])) if fac.tail and kmask.any() else "0",
+        "qtail": arr(np.array([_compact(Q, qmask) for Q in fac.Quu_inv_tail])) if fac.tail else "0",
+        "k_mul": _masked_lines(kmask, "K", "x", "u", "=", first="d"),
+        "k_mul_t": _masked_lines(kmask, "K", "q", "p", "-=", transpose=True).replace("-= ", "-= (") .replace(";", ");"),
+        "q_mul": _masked_lines(qmask, "Q", "q", "d", "="),
         "mul_a": _lines(qp.A, "x", "o", "=", single),
         "addmul_b": _lines(qp.B, "u", "o", "+=", single),
         "mul_at": _lines(qp.A, "p", "o", "=", single, transpose=True),
