@@ -178,7 +178,7 @@ def check_box(tf: ThetaFile, box: Any = None) -> tuple[tuple[Any, Any] | None, s
 
 # the check's ADMM iteration cap: its states are cold starts from anywhere in the box (an export's cap
 # is for warm-started closed loops); the check verifies the converged answer
-ADMM_CHECK_ITER = 5000
+ADMM_CHECK_ITER = 20000
 
 
 def check_mcu(theta_path: str | Path, work_dir: Path, rti_warm_start: str | None = None,

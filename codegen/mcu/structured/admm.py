@@ -33,7 +33,7 @@ MAX_ITER = 200  # ADMM iterations per solve unless the export says otherwise
 # over-relaxation, residual check period and tolerances per precision (the penalty ρ: measured at
 # export by :mod:`~rlmpc.codegen.mcu.structured.rho_choice` unless the settings give "rho")
 ADMM_SETTINGS: dict[str, dict[str, float]] = {
-    "float32": {"alpha": 1.6, "check_every": 5, "tol_prim": 1e-5, "tol_dual": 1e-5},
+    "float32": {"alpha": 1.6, "check_every": 5, "tol_prim": 1e-6, "tol_dual": 1e-6},
     "float64": {"alpha": 1.6, "check_every": 5, "tol_prim": 1e-9, "tol_dual": 1e-9},
 }
 TAIL_TOL = {"float32": 1e-8, "float64": 1e-14}  # gains this close to the stationary ones are shared
@@ -120,12 +120,13 @@ def _masked_lines(mask: np.ndarray, coef: str, var: str, out: str, op: str, tran
                   first: str | None = None) -> str:
     """Straight-line ``out[i] op sum coef[q] var[j]`` over the mask's nonzeros (q: their row-major
     index; ``transpose``: over the columns); ``first``: an array subtracted first (u = -K x - d)."""
-    idx = -np.ones(mask.shape, dtype=int)
+    idx = np.full(np.shape(mask), -1, dtype=int)
     idx[mask] = np.arange(int(mask.sum()))
     m = idx.T if transpose else idx
+    n_out, n_in = np.shape(m)[0], np.shape(m)[-1]
     rows = []
-    for i in range(m.shape[0]):
-        terms = [f"{coef}[{m[i, j]}] * {var}[{j}]" for j in range(m.shape[1]) if m[i, j] >= 0]
+    for i in range(n_out):
+        terms = [f"{coef}[{m[i, j]}] * {var}[{j}]" for j in range(n_in) if m[i, j] >= 0]
         if first is not None:
             rows.append(f"    {out}[{i}] = -{first}[{i}]" + "".join(f" - {t}" for t in terms) + ";")
         elif terms:
