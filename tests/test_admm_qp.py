@@ -119,3 +119,23 @@ def test_ram_estimate_matches_the_arrays(tmp_path: Path) -> None:
     fns = quadrotor_hover_mpc(horizon=20).build()
     ram = cortex_m4_footprint(generate_admm(fns, tmp_path / "g"), tmp_path / "arm").ram
     assert abs(admm_ram_estimate(fns, "float32") - ram) <= 0.1 * ram + 64
+
+
+def test_admm_bundle_runs_in_the_unchanged_firmware(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """export --qp admm (a small chain), build for the host board, HIL on the MassChain plant: PASS."""
+    from rlmpc.cli import main
+    from rlmpc.toolkit.registry import make_problem
+    from rlmpc.toolkit.theta_file import save_theta, theta_document
+
+    params = {"nx": 4, "nu": 1, "horizon": 10}
+    fns = make_problem("mass_chain", params).build()
+    theta = tmp_path / "theta.json"
+    save_theta(theta, theta_document("mass_chain", params, fns, fns.theta.default()))
+    bundle, fw = tmp_path / "bundle", tmp_path / "fw"
+    assert main(["export", "--theta", str(theta), "--target", "cortex-m4", "--out", str(bundle), "--qp", "admm"]) == 0
+    assert "ADMM on cached Riccati gains" in capsys.readouterr().out
+    assert main(["build", str(bundle), "--board", "host", "--out", str(fw)]) == 0
+    code = main(["hil", str(bundle), "--target", "host", "--program", str(fw / "controller"), "--steps", "30",
+                 "--seed", "3", "--plant-params", '{"nx": 4, "nu": 1}', "--out", str(tmp_path / "hil")])
+    out = capsys.readouterr().out
+    assert code == 0 and "HIL host: PASS" in out, out
