@@ -86,7 +86,8 @@ def _check_ram(tf: ThetaFile, footprint: Footprint, limit: int) -> None:
 
 def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "float32",
                ram_limit: int = DEFAULT_RAM_LIMIT, rti_warm_start: str | None = None,
-               operating_point: Any = None, qp: str | None = None, runtime_theta: bool = True) -> Path:
+               operating_point: Any = None, qp: str | None = None, runtime_theta: bool = True,
+               admm_max_iter: int | None = None, admm_rho: float | None = None) -> Path:
     """Write the bare-metal solver of the θ file into ``out_dir`` (new, empty or a bundle).
 
     The solver is compiled for a Cortex-M4F first: if its static RAM exceeds ``ram_limit``
@@ -97,10 +98,12 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
     or ``admm`` (default: :func:`~rlmpc.codegen.mcu.structured.choice.choose_qp`).  ``runtime_theta``: the
     device takes a new θ (SET_THETA) and recomputes its θ-dependent data (linear MPC: the condensed
     matrices then live in RAM); False: θ compiled in (constants in flash).  The structured path
-    compiles θ in (no SET_THETA yet).
+    compiles θ in (no SET_THETA yet).  ``admm_max_iter``, ``admm_rho``: the ADMM path's iteration
+    cap and penalty (default: 200 and measured at export); refused on the other paths.
     """
     from rlmpc.codegen.mcu.generate import generate
     from rlmpc.codegen.mcu.generate_rti import WARM_STARTS, generate_rti
+    from rlmpc.codegen.mcu.structured.admm import MAX_ITER as ADMM_MAX_ITER
     from rlmpc.codegen.mcu.structured.admm import generate_admm
     from rlmpc.codegen.mcu.structured.choice import choose_qp
     from rlmpc.codegen.mcu.structured.generate import generate_structured
@@ -118,6 +121,12 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
                          "for want of a linearisation; --operating-point does not apply")
     warm = rti_warm_start or WARM_STARTS[0]
     choice = choose_qp(tf.fns, precision, qp, ram_limit)
+    for name, value in (("--admm-max-iter", admm_max_iter), ("--admm-rho", admm_rho)):
+        if value is not None and choice.path != "admm":
+            raise ValueError(f"{name}: only for the ADMM path; this export takes the {choice.path} path "
+                             f"({choice.reason})")
+        if value is not None and not value > 0:
+            raise ValueError(f"{name}: expected a positive number, got {value:g}")
     fallback = None
     out = Path(out_dir).resolve()
     check_destination(out)
@@ -126,9 +135,12 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
         gen: SolverSources
         solver = None
         if choice.path == "admm":
-            gen = generate_admm(tf.fns, staging, tf.values, precision=precision)
-            kind = "structured QP (ADMM on cached Riccati gains; linear time-invariant MPC)"
-            solver = {**ADMM_SOLVER, "choice": choice.reason}
+            gen = generate_admm(tf.fns, staging, tf.values, precision=precision,
+                                max_iter=admm_max_iter or ADMM_MAX_ITER,
+                                settings=None if admm_rho is None else {"rho": float(admm_rho)})
+            kind = (f"structured QP (ADMM on cached Riccati gains, rho {gen.rho:g}, at most {gen.max_iter} "
+                    "iterations per step; linear time-invariant MPC)")
+            solver = {**ADMM_SOLVER, "choice": choice.reason, "rho": f"{gen.rho:g}", "max_iter": str(gen.max_iter)}
         elif choice.path == "structured":
             gen = generate_structured(tf.fns, staging, tf.values, precision=precision)
             kind = ("structured QP (interior point + Riccati; "
@@ -183,7 +195,7 @@ ADMM_CHECK_ITER = 20000
 
 def check_mcu(theta_path: str | Path, work_dir: Path, rti_warm_start: str | None = None,
               box: Any = None, operating_point: Any = None, qp: str | None = None,
-              precision: str = "float32") -> HostReport | RtiReport:
+              precision: str = "float32", admm_rho: float | None = None) -> HostReport | RtiReport:
     """Compile the solver on the host (float64 and float32) and compare it with acados; the
     report's ``lines()`` end with the verdict, ``problems()`` lists what failed.  ``box``: of the
     check's states (:func:`check_box`)."""
@@ -198,7 +210,8 @@ def check_mcu(theta_path: str | Path, work_dir: Path, rti_warm_start: str | None
     tf = load_theta(theta_path)
     path = choose_qp(tf.fns, precision, qp).path
     if path == "admm":
-        return check_structured(tf.fns, work_dir, tf.values, method="admm", max_iter=ADMM_CHECK_ITER)
+        return check_structured(tf.fns, work_dir, tf.values, method="admm", max_iter=ADMM_CHECK_ITER,
+                                settings=None if admm_rho is None else {"rho": float(admm_rho)})
     if path == "structured":
         return check_structured(tf.fns, work_dir, tf.values)
     the_box, source = check_box(tf, box)

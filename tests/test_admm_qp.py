@@ -132,8 +132,13 @@ def test_admm_bundle_runs_in_the_unchanged_firmware(tmp_path: Path, capsys: pyte
     theta = tmp_path / "theta.json"
     save_theta(theta, theta_document("mass_chain", params, fns, fns.theta.default()))
     bundle, fw = tmp_path / "bundle", tmp_path / "fw"
-    assert main(["export", "--theta", str(theta), "--target", "cortex-m4", "--out", str(bundle), "--qp", "admm"]) == 0
-    assert "ADMM on cached Riccati gains" in capsys.readouterr().out
+    assert main(["export", "--theta", str(theta), "--target", "cortex-m4", "--out", str(bundle), "--qp", "admm",
+                 "--admm-max-iter", "300", "--admm-rho", "3"]) == 0
+    assert "ADMM on cached Riccati gains, rho 3, at most 300 iterations" in capsys.readouterr().out
+    assert main(["export", "--theta", str(theta), "--target", "cortex-m4", "--out", str(tmp_path / "d"), "--qp",
+                 "dense", "--admm-rho", "3"]) == 2
+    assert "--admm-rho: only for the ADMM path" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
     assert main(["build", str(bundle), "--board", "host", "--out", str(fw)]) == 0
     code = main(["hil", str(bundle), "--target", "host", "--program", str(fw / "controller"), "--steps", "30",
                  "--seed", "3", "--plant-params", '{"nx": 4, "nu": 1}', "--out", str(tmp_path / "hil")])

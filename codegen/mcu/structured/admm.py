@@ -47,6 +47,8 @@ class GeneratedAdmm:
     precision: str
     K: np.ndarray
     tail: int  # stages with their own gains
+    rho: float
+    max_iter: int
 
     @property
     def sources(self) -> list[Path]:
@@ -138,8 +140,9 @@ def _masked_lines(mask: np.ndarray, coef: str, var: str, out: str, op: str, tran
 
 def render_admm(fns: ProblemFunctions, theta: ParameterValues | None = None, p: ParameterValues | None = None,
                 precision: str = "float32", max_iter: int = MAX_ITER,
-                settings: dict[str, float] | None = None) -> tuple[dict[str, str], np.ndarray, int]:
-    """The solver's files as text, the fallback's LQR gain and the number of stages with their own gains.
+                settings: dict[str, float] | None = None) -> tuple[dict[str, str], np.ndarray, int, float]:
+    """The solver's files as text, the fallback's LQR gain, the number of stages with their own gains
+    and ρ.
 
     Raises :class:`~rlmpc.codegen.mcu.structured.lti.NotTimeInvariant` (a ValueError) for a problem
     that is not a time-invariant QP.
@@ -203,19 +206,19 @@ def render_admm(fns: ProblemFunctions, theta: ParameterValues | None = None, p: 
                      + _lines(Dp, "w", "ou", "+=", single, transpose=True)),
     }
     files = {out: Template((TEMPLATES / tpl).read_text()).substitute(fields) for tpl, out in ADMM_FILES.items()}
-    return files, K, fac.tail
+    return files, K, fac.tail, float(st["rho"])
 
 
 def generate_admm(fns: ProblemFunctions, out_dir: str | Path, theta: ParameterValues | None = None,
                   p: ParameterValues | None = None, precision: str = "float32", max_iter: int = MAX_ITER,
                   settings: dict[str, float] | None = None) -> GeneratedAdmm:
     """Write the ADMM solver into ``out_dir`` (a build folder)."""
-    files, K, tail = render_admm(fns, theta, p, precision, max_iter, settings)
+    files, K, tail, rho = render_admm(fns, theta, p, precision, max_iter, settings)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (out / name).write_text(text)
-    return GeneratedAdmm(out, precision, K, tail)
+    return GeneratedAdmm(out, precision, K, tail, rho, int(max_iter))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -80,10 +80,11 @@ def check_structured(fns: ProblemFunctions, work_dir: Path, theta: ParameterValu
                      steps: int | None = None, precisions: tuple[str, ...] = PRECISIONS,
                      footprint: bool = True, seed: int = 0, max_iter: int = MAX_ITER,
                      states: FloatArray | None = None, loop_states: FloatArray | None = None,
-                     method: str = "ipm") -> StructuredReport:
+                     method: str = "ipm", settings: dict[str, float] | None = None) -> StructuredReport:
     """Generate, compile and compare the structured solver with acados (module docstring);
     ``states``/``loop_states`` replace the problem's random boxes.  ``method``: ``ipm`` (interior
-    point) or ``admm`` (time-invariant problems; ``max_iter`` then caps the ADMM iterations)."""
+    point) or ``admm`` (time-invariant problems; ``max_iter`` then caps the ADMM iterations,
+    ``settings`` overrides its :data:`~rlmpc.codegen.mcu.structured.admm.ADMM_SETTINGS`)."""
     from rlmpc.codegen.mcu.structured.admm import generate_admm
 
     if method not in ("ipm", "admm"):
@@ -105,7 +106,7 @@ def check_structured(fns: ProblemFunctions, work_dir: Path, theta: ParameterValu
 
     reports, forbidden, fp = [], set(), None
     for prec in precisions:
-        gen: SolverSources = (generate_admm(fns, work_dir / prec, th, pv, prec, max_iter) if method == "admm"
+        gen: SolverSources = (generate_admm(fns, work_dir / prec, th, pv, prec, max_iter, settings) if method == "admm"
                                else generate_structured(fns, work_dir / prec, th, pv, prec, max_iter))
         exe = build_host_harness(gen, work_dir / prec / "harness")
         forbidden |= forbidden_symbols(compile_objects(gen, work_dir / prec / "obj", "gcc", HOST_FLAGS))
