@@ -144,3 +144,17 @@ def test_admm_bundle_runs_in_the_unchanged_firmware(tmp_path: Path, capsys: pyte
                  "--seed", "3", "--plant-params", '{"nx": 4, "nu": 1}', "--out", str(tmp_path / "hil")])
     out = capsys.readouterr().out
     assert code == 0 and "HIL host: PASS" in out, out
+
+
+def test_mass_chain_plant_follows_the_model_and_refuses_bad_params() -> None:
+    from rlmpc.toolkit.problems.mass_chain import chain_model
+    from rlmpc.toolkit.registry import make_env
+
+    env = make_env("MassChain", {"nx": 4, "nu": 1})
+    x0, _ = env.reset(seed=0)
+    x1, _, _, _, info = env.step(np.array([0.5]))
+    A, B = chain_model(4, 1, 0.1)
+    assert np.allclose(x1, A @ x0 + B @ [0.5]) and info["cost"] > 0
+    for bad in ({"nx": "4"}, {"dt": -1.0}, {"nu": True}):
+        with pytest.raises(ValueError, match="MassChain: expected a positive"):
+            make_env("MassChain", bad)

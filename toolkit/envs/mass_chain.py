@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
+from rlmpc.toolkit.envs.checks import is_number
 from rlmpc.toolkit.problems.mass_chain import FORCE_LIMIT, POSITION_LIMIT, chain_model
 
 VIOLATION_WEIGHT = 100.0
@@ -25,6 +26,12 @@ class MassChain(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
 
     def __init__(self, nx: int = 12, nu: int = 4, dt: float = 0.1, start: float = 1.0) -> None:
         super().__init__()
+        for key, count in (("nx", nx), ("nu", nu)):
+            if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
+                raise ValueError(f"MassChain: expected a positive integer {key}, got {count!r}")
+        for key, number in (("dt", dt), ("start", start)):
+            if not is_number(number) or not float(number) > 0:
+                raise ValueError(f"MassChain: expected a positive number {key}, got {number!r}")
         self.nx, self.nu = int(nx), int(nu)
         self.A, self.B = chain_model(self.nx, self.nu, float(dt))
         self.start = float(start)
