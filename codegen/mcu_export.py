@@ -120,7 +120,8 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
         raise ValueError(f"{theta_path}: problem {tf.problem!r} is linear: its solver does not fail "
                          "for want of a linearisation; --operating-point does not apply")
     warm = rti_warm_start or WARM_STARTS[0]
-    choice = choose_qp(tf.fns, precision, qp, ram_limit)
+    choice = choose_qp(tf.fns, precision, qp, ram_limit,
+                       admm_options=admm_max_iter is not None or admm_rho is not None)
     for name, value in (("--admm-max-iter", admm_max_iter), ("--admm-rho", admm_rho)):
         if value is not None and choice.path != "admm":
             raise ValueError(f"{name}: only for the ADMM path; this export takes the {choice.path} path "
@@ -195,10 +196,12 @@ ADMM_CHECK_ITER = 20000
 
 def check_mcu(theta_path: str | Path, work_dir: Path, rti_warm_start: str | None = None,
               box: Any = None, operating_point: Any = None, qp: str | None = None,
-              precision: str = "float32", admm_rho: float | None = None) -> HostReport | RtiReport:
+              precision: str = "float32", admm_rho: float | None = None,
+              admm_options: bool = False) -> HostReport | RtiReport:
     """Compile the solver on the host (float64 and float32) and compare it with acados; the
     report's ``lines()`` end with the verdict, ``problems()`` lists what failed.  ``box``: of the
-    check's states (:func:`check_box`)."""
+    check's states (:func:`check_box`).  ``admm_rho``, ``admm_options``: as the
+    export's (the same path and ρ; the check's ADMM cap is ADMM_CHECK_ITER)."""
     from dataclasses import replace
 
     from rlmpc.codegen.mcu.generate_rti import WARM_STARTS
@@ -208,7 +211,7 @@ def check_mcu(theta_path: str | Path, work_dir: Path, rti_warm_start: str | None
     from rlmpc.codegen.mcu.structured.choice import choose_qp
 
     tf = load_theta(theta_path)
-    path = choose_qp(tf.fns, precision, qp).path
+    path = choose_qp(tf.fns, precision, qp, admm_options=admm_options or admm_rho is not None).path
     if path == "admm":
         return check_structured(tf.fns, work_dir, tf.values, method="admm", max_iter=ADMM_CHECK_ITER,
                                 settings=None if admm_rho is None else {"rho": float(admm_rho)})

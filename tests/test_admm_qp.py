@@ -103,6 +103,9 @@ def test_choice_takes_admm_where_dense_does_not_fit() -> None:
     from rlmpc.toolkit.problems.linear_cartpole import linear_cartpole_mpc
 
     assert choose_qp(linear_cartpole_mpc().build(), "float32").path == "dense"
+    hover20 = quadrotor_hover_mpc(horizon=20).build()
+    assert choose_qp(hover20, "float32").path == "dense"
+    assert choose_qp(hover20, "float32", admm_options=True).path == "admm"  # a budget given
     choice = choose_qp(quadrotor_hover_mpc(horizon=40).build(), "float32")
     assert choice.path == "admm" and "time-invariant" in choice.reason and "does not fit" in choice.reason
     discounted = quadrotor_hover_mpc(horizon=40, discount=0.9).build()
