@@ -33,8 +33,8 @@ MAX_ITER = 200  # ADMM iterations per solve unless the export says otherwise
 # over-relaxation, residual check period and tolerances per precision (the penalty ρ: measured at
 # export by :mod:`~rlmpc.codegen.mcu.structured.rho_choice` unless the settings give "rho")
 ADMM_SETTINGS: dict[str, dict[str, float]] = {
-    "float32": {"alpha": 1.6, "check_every": 5, "tol_prim": 1e-6, "tol_dual": 1e-6},
-    "float64": {"alpha": 1.6, "check_every": 5, "tol_prim": 1e-9, "tol_dual": 1e-9},
+    "float32": {"alpha": 1.6, "check_every": 1, "tol_prim": 1e-6, "tol_dual": 1e-6},
+    "float64": {"alpha": 1.6, "check_every": 1, "tol_prim": 1e-9, "tol_dual": 1e-9},
 }
 TAIL_TOL = {"float32": 1e-8, "float64": 1e-14}  # gains this close to the stationary ones are shared
 
