@@ -10,11 +10,21 @@ flash and static RAM (export footprint), max |Δu0| against acados (tol 1e-9) at
 states, and the largest soft-box violation of the loops (acados' own loops from the same
 starts for comparison).  The dense path is built where its condensing fits the emulator.
 
-Part 2, ``--sweep``: the structured path on the mass chain (``mass_chain``) for
-nx ∈ {4, 8, 12}, nu ∈ {1, 2, 4}, N ∈ {10, 20, 40, 80}: static RAM, instructions per
-iteration (median) and the log-log slope of both against N per (nx, nu).
+The ADMM path (time-invariant QPs, cached Riccati gains) gets its rows next to them (iteration
+cap ``--admm-cap``).
 
-    .venv/bin/python bench/structured_qp.py --hover --sweep [--episodes 4] [--steps 30]
+Part 2, ``--budget``: the ADMM path on the hover model at N = 20 with its iteration cap set so
+that no step can exceed ``--budget`` instructions (default 200k; the cap follows from the
+measured cost of a fixed part and of one iteration), closed loops from hard starts: closed-loop
+cost against acados' converged closed loop, steps over the budget, non-finite inputs, soft-box
+violation against acados' own; the dense path's instructions from the same starts for comparison
+(DAQP has no iteration cap that keeps its answer usable: reported as measured).
+
+Part 3, ``--sweep``: the structured path (``--sweep-method ipm|admm``) on the mass chain
+(``mass_chain``) for nx ∈ {4, 8, 12}, nu ∈ {1, 2, 4}, N ∈ {10, 20, 40, 80}: static RAM,
+instructions per iteration (median) and the log-log slope of both against N per (nx, nu).
+
+    .venv/bin/python bench/structured_qp.py --hover --budget --sweep [--episodes 4] [--steps 30]
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +45,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rlmpc.codegen.mcu.generate import generate  # noqa: E402
-from rlmpc.codegen.mcu.host_check import REFERENCE_OPTIONS  # noqa: E402
+from rlmpc.codegen.mcu.host_check import REFERENCE_OPTIONS, closed_loop_cost  # noqa: E402
 from rlmpc.codegen.mcu.qemu_bench import BenchPlan, BenchRun, QemuError, build_rlmpc_bench, run_bench  # noqa: E402
+from rlmpc.codegen.mcu.structured.admm import generate_admm  # noqa: E402
 from rlmpc.codegen.mcu.structured.generate import generate_structured  # noqa: E402
 from rlmpc.codegen.mcu.toolchain import SolverSources, cortex_m4_footprint  # noqa: E402
 from rlmpc.toolkit.mpc import MPC  # noqa: E402
@@ -169,11 +180,17 @@ def hover(args: argparse.Namespace, work: Path) -> list[str]:
         plan = BenchPlan.closed_loop(x0s, args.steps, A, B)
         mpc = MPC(fns, REFERENCE_OPTIONS)
         ref_violation = acados_violation(fns, x0s, args.steps, A, B)
-        log(f"hover N={N}: structured")
-        gen = generate_structured(fns, work / f"s{N}", precision="float32", max_iter=args.max_iter)
-        row, _ = measure("structured", N, gen, plan, work / f"s{N}", mpc, box, args.timeout)
-        rows.append(row)
-        lines.append(table_line(row, ref_violation))
+        log(f"hover N={N}: ADMM")
+        agen = generate_admm(fns, work / f"a{N}", precision="float32", max_iter=args.admm_cap)
+        arow, _ = measure(f"ADMM (cap {args.admm_cap})", N, agen, plan, work / f"a{N}", mpc, box, args.timeout)
+        rows.append(arow)
+        lines.append(table_line(arow, ref_violation))
+        if not args.skip_ipm:
+            log(f"hover N={N}: structured")
+            gen = generate_structured(fns, work / f"s{N}", precision="float32", max_iter=args.max_iter)
+            row, _ = measure("structured", N, gen, plan, work / f"s{N}", mpc, box, args.timeout)
+            rows.append(row)
+            lines.append(table_line(row, ref_violation))
         if args.tinympc:
             log(f"hover N={N}: TinyMPC")
             try:
@@ -192,12 +209,85 @@ def hover(args: argparse.Namespace, work: Path) -> list[str]:
                 log(f"  dense N={N}: {type(exc).__name__}: {str(exc)[:200]}")
                 lines.append(f"| dense | {N} | failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]} |"
                              + " |" * 10)
-    s = [r for r in rows if r.path == "structured"]
-    if len(s) >= 2:
-        n = np.log([r.N for r in s])
-        ram = np.polyfit(n, np.log([r.ram for r in s]), 1)[0]
-        per_it = np.polyfit(n, np.log([r.per_iteration for r in s]), 1)[0]
-        lines.append(f"\nstructured, log-log slope against N: RAM {ram:.2f}, instructions per iteration {per_it:.2f}")
+    for name in ("structured", f"ADMM (cap {args.admm_cap})"):
+        s = [r for r in rows if r.path == name]
+        if len(s) >= 2:
+            n = np.log([r.N for r in s])
+            ram = np.polyfit(n, np.log([r.ram for r in s]), 1)[0]
+            per_it = np.polyfit(n, np.log([r.per_iteration for r in s]), 1)[0]
+            lines.append(f"\n{name}, log-log slope against N: RAM {ram:.2f}, instructions per iteration {per_it:.2f}")
+    return lines
+
+
+def _episode_costs(fns: ProblemFunctions, run: BenchRun, x0s: FloatArray, steps: int) -> list[float]:
+    """Closed-loop cost of each episode of a QEMU run (its inputs replayed on the model in float64)."""
+    th, pv = fns.theta.default(), fns.params.flatten(None, check_bounds=False)
+    costs = []
+    for e, x0 in enumerate(x0s):
+        us = iter([s.u for s in run.steps if s.episode == e])
+
+        def replay(x: FloatArray, us: Iterator[FloatArray] = us) -> FloatArray:
+            return next(us)
+
+        costs.append(closed_loop_cost(fns, th, pv, replay, x0, steps))
+    return costs
+
+
+def budget(args: argparse.Namespace, work: Path) -> list[str]:
+    """ADMM with its cap from the instruction budget, closed loops at N = 20 (module docstring)."""
+    N = 20
+    fns = quadrotor_hover_mpc(horizon=N).build()
+    A, B = hover_model(fns.dt)
+    x0s = hover_starts(args.episodes, args.seed + 1)
+    plan = BenchPlan.closed_loop(x0s, args.budget_steps, A, B)
+    th, pv = fns.theta.default(), fns.params.flatten(None, check_bounds=False)
+    mpc = MPC(fns, REFERENCE_OPTIONS)
+    ref = []
+    for x0 in x0s:
+        mpc.reset()
+        ref.append(closed_loop_cost(fns, th, pv, mpc.policy, x0, args.budget_steps))
+    ref_violation = acados_violation(fns, x0s, args.budget_steps, A, B)
+
+    def box(x: FloatArray) -> float:
+        return max(float(np.max(np.abs(x[:3])) - POSITION_LIMIT), 0.0)
+
+    settings: dict[str, float] = {"check_every": args.check_every, "tol_prim": args.budget_tol,
+                                  "tol_dual": args.budget_tol}
+    if args.budget_rho is not None:
+        settings["rho"] = args.budget_rho
+    # the cost of a fixed part and of one iteration, from two capped runs (every step hits the cap)
+    probe = BenchPlan.closed_loop(x0s[:1], 5, A, B)
+    top = []
+    for cap in (2, 6):
+        gen = generate_admm(fns, work / f"probe{cap}", precision="float32", max_iter=cap,
+                            settings={**settings, "tol_prim": 0.0, "tol_dual": 0.0})
+        _, run = measure("probe", N, gen, probe, work / f"probe{cap}", None, box, args.timeout)
+        top.append(int(run.instructions.max()))
+    per_it = (top[1] - top[0]) / 4
+    fixed = top[0] - 2 * per_it
+    cap = int((args.budget * 0.98 - fixed) // per_it)
+    log(f"budget {args.budget:,}: fixed part {fixed:,.0f}, {per_it:,.0f} per iteration -> cap {cap}")
+    lines = [f"budget {args.budget:,} instructions: fixed part {fixed:,.0f} + {per_it:,.0f} per ADMM iteration "
+             f"(measured, cap 2 and 6) -> iteration cap {cap}; N = {N}, {args.episodes} closed loops of "
+             f"{args.budget_steps} steps from hard starts",
+             "| path | instr./step median | p99 | max | steps over budget | non-finite u | iterations median |"
+             " closed-loop cost / acados (worst) | max soft-box violation (acados) | statuses |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    gen = generate_admm(fns, work / "admm_budget", precision="float32", max_iter=cap, settings=settings)
+    label = (f"ADMM (cap {cap}, check every {args.check_every}, tol {args.budget_tol:g}"
+             + (f", rho {args.budget_rho:g})" if args.budget_rho is not None else ")"))
+    paths: list[tuple[str, SolverSources]] = [(label, gen)]
+    if not args.no_dense:
+        paths.append(("dense (DAQP, uncapped)", generate(fns, work / "dense_budget", precision="float32")))
+    for name, g in paths:
+        row, run = measure(name, N, g, plan, work / name.split()[0], None, box, args.timeout)
+        ins = run.instructions
+        ratios = np.asarray(_episode_costs(fns, run, x0s, args.budget_steps)) / np.asarray(ref)
+        finite = sum(not np.all(np.isfinite(s.u)) for s in run.steps)
+        over = int(np.sum(ins > args.budget))
+        lines.append(f"| {name} | {row.median:,.0f} | {row.p99:,.0f} | {row.max:,} | {over} | "
+                     f"{finite} | {row.iterations_median:.0f} | {ratios.max():.4f} (mean {ratios.mean():.4f}) | "
+                     f"{row.violation:.3f} ({ref_violation:.3f}) | {row.statuses} |")
     return lines
 
 
@@ -214,8 +304,13 @@ def sweep(args: argparse.Namespace, work: Path) -> list[str]:
                 x0s = np.random.default_rng(args.seed).uniform(-1, 1, (2, nx))
                 plan = BenchPlan.closed_loop(x0s, 10, A, B)
                 out = work / f"chain_{nx}_{nu}_{N}"
-                gen = generate_structured(fns, out, precision="float32", max_iter=args.max_iter)
-                row, _ = measure("structured", N, gen, plan, out, None, lambda x: 0.0, args.timeout)
+                gen: SolverSources
+                if args.sweep_method == "admm":  # (ρ fixed: RAM and work per iteration do not depend on it)
+                    gen = generate_admm(fns, out, precision="float32", max_iter=20,
+                                        settings={"rho": 3.0, "tol_prim": 0.0, "tol_dual": 0.0})
+                else:
+                    gen = generate_structured(fns, out, precision="float32", max_iter=args.max_iter)
+                row, _ = measure(args.sweep_method, N, gen, plan, out, None, lambda x: 0.0, args.timeout)
                 rams.append(row.ram)
                 per_it.append(row.per_iteration)
                 log(f"sweep nx={nx} nu={nu} N={N}: RAM {row.ram} B, {row.per_iteration:,.0f} instr./iteration")
@@ -236,6 +331,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-iter", type=int, default=30)
     parser.add_argument("--no-dense", action="store_true")
+    parser.add_argument("--skip-ipm", action="store_true", help="no interior-point rows (slow in QEMU)")
+    parser.add_argument("--admm-cap", type=int, default=500, help="ADMM iteration cap of the hover table")
+    parser.add_argument("--budget", type=int, nargs="?", const=200_000, default=None,
+                        help="budget mode with this many instructions per step (default 200k)")
+    parser.add_argument("--budget-steps", type=int, default=100)
+    parser.add_argument("--check-every", type=int, default=1, help="budget mode: ADMM residual check period")
+    parser.add_argument("--budget-tol", type=float, default=1e-5, help="budget mode: ADMM residual tolerance")
+    parser.add_argument("--budget-rho", type=float, default=None, help="budget mode: ADMM rho (default: measured)")
+    parser.add_argument("--sweep-method", choices=["ipm", "admm"], default="admm")
     parser.add_argument("--tinympc", action="store_true", help="also TinyMPC (its own venv, build/tinympc-venv)")
     parser.add_argument("--timeout", type=float, default=1200.0)
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: temporary)")
@@ -245,8 +349,10 @@ def main(argv: list[str] | None = None) -> int:
         out: list[str] = []
         if args.hover:
             out += ["## hover model, float32, mps2-an386", *hover(args, work / "hover")]
+        if args.budget is not None:
+            out += ["", "## budget mode (hover, N = 20, float32, mps2-an386)", *budget(args, work / "budget")]
         if args.sweep:
-            out += ["", "## size sweep (mass chain, structured path)", *sweep(args, work / "sweep")]
+            out += ["", f"## size sweep (mass chain, {args.sweep_method})", *sweep(args, work / "sweep")]
     print("\n".join(out))
     return 0
 

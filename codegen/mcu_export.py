@@ -42,6 +42,8 @@ DEFAULT_RAM_LIMIT = 112 * 1024
 
 
 DENSE_SOLVER = {"qp_solver": "DAQP (static workspace)", "condensing": "dense, around an LQR feedback u = -K x + v"}
+ADMM_SOLVER = {"qp_solver": "ADMM on Riccati gains cached at export (static workspace)",
+               "condensing": "none: stage structure kept, time-invariant QP data compiled in"}
 STRUCTURED_SOLVER = {"qp_solver": "interior point (Mehrotra) with a Riccati recursion (static workspace)",
                      "condensing": "none: stage structure kept, stage matrices computed on the device"}
 
@@ -84,7 +86,8 @@ def _check_ram(tf: ThetaFile, footprint: Footprint, limit: int) -> None:
 
 def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "float32",
                ram_limit: int = DEFAULT_RAM_LIMIT, rti_warm_start: str | None = None,
-               operating_point: Any = None, qp: str | None = None, runtime_theta: bool = True) -> Path:
+               operating_point: Any = None, qp: str | None = None, runtime_theta: bool = True,
+               admm_max_iter: int | None = None, admm_rho: float | None = None) -> Path:
     """Write the bare-metal solver of the θ file into ``out_dir`` (new, empty or a bundle).
 
     The solver is compiled for a Cortex-M4F first: if its static RAM exceeds ``ram_limit``
@@ -92,13 +95,16 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
     (nonlinear problems only): the RTI's next guess, the last plan shifted (default) or as it is;
     ``operating_point`` (nonlinear only): of the fallback gain, ``{"x", "u"}`` or ``"none"``
     (:func:`rlmpc.codegen.mcu.fallback.fallback_gain`).  ``qp``: ``dense`` or ``structured``
-    (default: :func:`~rlmpc.codegen.mcu.structured.choice.choose_qp`).  ``runtime_theta``: the
+    or ``admm`` (default: :func:`~rlmpc.codegen.mcu.structured.choice.choose_qp`).  ``runtime_theta``: the
     device takes a new θ (SET_THETA) and recomputes its θ-dependent data (linear MPC: the condensed
     matrices then live in RAM); False: θ compiled in (constants in flash).  The structured path
-    compiles θ in (no SET_THETA yet).
+    compiles θ in (no SET_THETA yet).  ``admm_max_iter``, ``admm_rho``: the ADMM path's iteration
+    cap and penalty (default: 200 and measured at export); refused on the other paths.
     """
     from rlmpc.codegen.mcu.generate import generate
     from rlmpc.codegen.mcu.generate_rti import WARM_STARTS, generate_rti
+    from rlmpc.codegen.mcu.structured.admm import MAX_ITER as ADMM_MAX_ITER
+    from rlmpc.codegen.mcu.structured.admm import generate_admm
     from rlmpc.codegen.mcu.structured.choice import choose_qp
     from rlmpc.codegen.mcu.structured.generate import generate_structured
 
@@ -114,7 +120,14 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
         raise ValueError(f"{theta_path}: problem {tf.problem!r} is linear: its solver does not fail "
                          "for want of a linearisation; --operating-point does not apply")
     warm = rti_warm_start or WARM_STARTS[0]
-    choice = choose_qp(tf.fns, precision, qp, ram_limit)
+    choice = choose_qp(tf.fns, precision, qp, ram_limit,
+                       admm_options=admm_max_iter is not None or admm_rho is not None)
+    for name, value in (("--admm-max-iter", admm_max_iter), ("--admm-rho", admm_rho)):
+        if value is not None and choice.path != "admm":
+            raise ValueError(f"{name}: only for the ADMM path; this export takes the {choice.path} path "
+                             f"({choice.reason})")
+        if value is not None and not value > 0:
+            raise ValueError(f"{name}: expected a positive number, got {value:g}")
     fallback = None
     out = Path(out_dir).resolve()
     check_destination(out)
@@ -122,7 +135,14 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
     with staged_bundle(out) as staging:
         gen: SolverSources
         solver = None
-        if choice.path == "structured":
+        if choice.path == "admm":
+            gen = generate_admm(tf.fns, staging, tf.values, precision=precision,
+                                max_iter=admm_max_iter or ADMM_MAX_ITER,
+                                settings=None if admm_rho is None else {"rho": float(admm_rho)})
+            kind = (f"structured QP (ADMM on cached Riccati gains, rho {gen.rho:g}, at most {gen.max_iter} "
+                    "iterations per step; linear time-invariant MPC)")
+            solver = {**ADMM_SOLVER, "choice": choice.reason, "rho": f"{gen.rho:g}", "max_iter": str(gen.max_iter)}
+        elif choice.path == "structured":
             gen = generate_structured(tf.fns, staging, tf.values, precision=precision)
             kind = ("structured QP (interior point + Riccati; "
                     + ("linear MPC)" if tf.fns.is_qp else "nonlinear MPC: one Gauss-Newton QP per step at "
@@ -169,12 +189,19 @@ def check_box(tf: ThetaFile, box: Any = None) -> tuple[tuple[Any, Any] | None, s
     return None, ""
 
 
+# the check's ADMM iteration cap: its states are cold starts from anywhere in the box (an export's cap
+# is for warm-started closed loops); the check verifies the converged answer
+ADMM_CHECK_ITER = 20000
+
+
 def check_mcu(theta_path: str | Path, work_dir: Path, rti_warm_start: str | None = None,
               box: Any = None, operating_point: Any = None, qp: str | None = None,
-              precision: str = "float32") -> HostReport | RtiReport:
+              precision: str = "float32", admm_rho: float | None = None,
+              admm_options: bool = False) -> HostReport | RtiReport:
     """Compile the solver on the host (float64 and float32) and compare it with acados; the
     report's ``lines()`` end with the verdict, ``problems()`` lists what failed.  ``box``: of the
-    check's states (:func:`check_box`)."""
+    check's states (:func:`check_box`).  ``admm_rho``, ``admm_options``: as the
+    export's (the same path and ρ; the check's ADMM cap is ADMM_CHECK_ITER)."""
     from dataclasses import replace
 
     from rlmpc.codegen.mcu.generate_rti import WARM_STARTS
@@ -184,7 +211,11 @@ def check_mcu(theta_path: str | Path, work_dir: Path, rti_warm_start: str | None
     from rlmpc.codegen.mcu.structured.choice import choose_qp
 
     tf = load_theta(theta_path)
-    if choose_qp(tf.fns, precision, qp).path == "structured":
+    path = choose_qp(tf.fns, precision, qp, admm_options=admm_options or admm_rho is not None).path
+    if path == "admm":
+        return check_structured(tf.fns, work_dir, tf.values, method="admm", max_iter=ADMM_CHECK_ITER,
+                                settings=None if admm_rho is None else {"rho": float(admm_rho)})
+    if path == "structured":
         return check_structured(tf.fns, work_dir, tf.values)
     the_box, source = check_box(tf, box)
     report: HostReport | RtiReport

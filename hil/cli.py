@@ -31,7 +31,7 @@ from rlmpc.codegen.boards import ALL_BOARDS as TARGETS
 DEFAULT_BAUD = 115200
 MAX_STEPS = 1_000_000  # a run's traces are kept in memory (and a step takes ~1 ms or more)
 PLANTS = {"lti": "LtiGrosZanon", "lti_tracking": "LtiGrosZanon", "cartpole": "CartPole", "pendulum": "Pendulum-v1",
-          "cartpole_incline": "CartPoleIncline"}  # the default plant of each problem
+          "cartpole_incline": "CartPoleIncline", "mass_chain": "MassChain"}  # the default plant of each problem
 
 
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:

@@ -299,7 +299,8 @@ def _export(args: argparse.Namespace) -> int:
         return _export_mcu(args)
     for option, value in (("--rti-warm-start", args.rti_warm_start), ("--precision", args.precision),
                           ("--ram-limit", args.ram_limit), ("--operating-point", args.operating_point),
-                          ("--check-box", args.check_box), ("--qp", args.qp)):
+                          ("--check-box", args.check_box), ("--qp", args.qp),
+                          ("--admm-max-iter", args.admm_max_iter), ("--admm-rho", args.admm_rho)):
         if value is not None:
             raise ValueError(f"{option}: only for the bare-metal solver (--target cortex-m4), not "
                              f"for {args.target} (acados' solver, double precision)")
@@ -340,11 +341,12 @@ def _export_mcu(args: argparse.Namespace) -> int:
         parse_box(box, load_theta(args.theta).fns.nx)
     out = export_mcu(args.theta, args.out, precision=precision, ram_limit=int(ram_limit * 1024),
                      rti_warm_start=args.rti_warm_start, operating_point=operating_point, qp=args.qp,
-                     runtime_theta=not args.fixed_theta)
+                     runtime_theta=not args.fixed_theta, admm_max_iter=args.admm_max_iter, admm_rho=args.admm_rho)
     manifest = json.loads((out / "manifest.json").read_text())
     fp = manifest["footprint"]
     print(f"QP path: {manifest['solver']['kind']}; why: {manifest['solver']['choice']}")
-    print(f"bare-metal solver ({precision}): {out} (manifest.json, solver sources, DAQP sources, "
+    daqp = "DAQP sources, " if "DAQP" in manifest["solver"].get("qp_solver", "DAQP") else ""
+    print(f"bare-metal solver ({precision}): {out} (manifest.json, solver sources, {daqp}"
           f"test_vectors.json)\nCortex-M4F footprint of the solver: text {fp['text']} B, "
           f"data {fp['data']} B, bss {fp['bss']} B (flash {fp['flash'] / 1024:.1f} KB, "
           f"RAM {fp['ram'] / 1024:.1f} KB)")
@@ -357,7 +359,8 @@ def _export_mcu(args: argparse.Namespace) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="rlmpc-mcu-check-") as tmp:
         report = check_mcu(args.theta, Path(tmp), args.rti_warm_start,
-                           box=box, operating_point=operating_point, qp=args.qp, precision=precision)
+                           box=box, operating_point=operating_point, qp=args.qp, precision=precision,
+                           admm_rho=args.admm_rho, admm_options=args.admm_max_iter is not None)
     print("\n".join(report.lines()))
     return 0 if not report.problems() else 1
 
@@ -448,10 +451,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the problem's check_box, else the reset distribution of the θ file's "
                         "plant, else the state constraints' bounds widened by 20%% of their range and ±1 "
                         "about the operating point for the other states)")
-    export.add_argument("--qp", choices=["dense", "structured"], default=None,
-                        help="cortex-m4: the condensed dense QP (DAQP) or the structured one (interior point + "
-                        "Riccati, memory linear in N); default: chosen from the problem's sizes (the export "
-                        "report says which and why)")
+    export.add_argument("--admm-max-iter", type=int, default=None,
+                        help="cortex-m4, ADMM path: iterations per step (cap; default 200): a step that reaches it "
+                        "returns its last iterate flagged INEXACT; set it from your instruction budget "
+                        "(docs/benchmarks.md: hover N = 20, ~10k instructions per iteration)")
+    export.add_argument("--admm-rho", type=float, default=None,
+                        help="cortex-m4, ADMM path: the penalty rho (default: measured at export for the fewest "
+                        "iterations to convergence; with a small cap a smaller rho is better, see docs/benchmarks.md)")
+    export.add_argument("--qp", choices=["dense", "structured", "admm"], default=None,
+                        help="cortex-m4: the condensed dense QP (DAQP), the structured one (interior point + "
+                        "Riccati, memory linear in N) or ADMM on Riccati gains cached at export (time-invariant "
+                        "QPs, memory linear in N); default: chosen from the problem's sizes and properties (the "
+                        "export report says which and why)")
     export.add_argument("--out", required=True,
                         help="bundle folder: new, empty, or an earlier bundle without files added "
                         "or changed since its export (it is replaced)")

@@ -112,7 +112,7 @@ def test_choice_keeps_the_dense_path_where_it_fits() -> None:
     assert choose_qp(linear_cartpole_mpc().build(), "float32").path == "dense"
     big = quadrotor_hover_mpc(horizon=40).build()
     choice = choose_qp(big, "float32")
-    assert choice.path == "structured" and choice.dense_ram > 112 * 1024 >= choice.structured_ram
+    assert choice.path == "admm" and choice.dense_ram > 112 * 1024 >= choice.structured_ram
     assert "does not fit" in choice.reason
     assert choose_qp(big, "float32", requested="dense").path == "dense"
     with pytest.raises(ValueError, match="--qp: expected one of"):

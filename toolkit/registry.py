@@ -18,6 +18,7 @@ import gymnasium as gym
 
 from rlmpc.toolkit.envs import CartPole, GymPlant, LtiGrosZanon, pendulum_plant
 from rlmpc.toolkit.envs.cartpole_incline import CartPoleIncline
+from rlmpc.toolkit.envs.mass_chain import MassChain
 from rlmpc.toolkit.problem import ParametricMPC
 from rlmpc.toolkit.problems import cartpole_mpc, lti_mpc, lti_tracking_mpc, pendulum_mpc
 from rlmpc.toolkit.problems.cartpole_incline import cartpole_incline_mpc
@@ -33,6 +34,7 @@ ENVS: dict[str, Callable[..., gym.Env[Any, Any]]] = {
     "CartPole": CartPole,
     "CartPoleIncline": CartPoleIncline,
     "Pendulum-v1": pendulum_plant,
+    "MassChain": MassChain,
 }
 
 

@@ -31,10 +31,11 @@ from rlmpc.codegen.mcu.host_check import (
     report_tail,
     status_text,
 )
-from rlmpc.codegen.mcu.structured.generate import MAX_ITER, GeneratedStructured, generate_structured
+from rlmpc.codegen.mcu.structured.generate import MAX_ITER, generate_structured
 from rlmpc.codegen.mcu.toolchain import (
     FORBIDDEN,
     HOST_FLAGS,
+    SolverSources,
     arm_available,
     build_host_harness,
     compile_objects,
@@ -51,8 +52,10 @@ class StructuredReport(HostReport):
     """:class:`~rlmpc.codegen.mcu.host_check.HostReport` of the structured path (no condensed
     Hessian: ``nz`` counts stage variables, ``m`` inequality rows of all stages)."""
 
+    method: str = "interior point + Riccati"
+
     def lines(self) -> list[str]:
-        out = [f"{self.problem}: structured (interior point + Riccati), stage variables {self.nz}, "
+        out = [f"{self.problem}: structured ({self.method}), stage variables {self.nz}, "
                f"inequality rows {self.m}",
                f"reference states: {self.n_states} ({self.n_input_active} with active input "
                f"bounds, {self.n_state_active} with active state constraints)"]
@@ -76,10 +79,16 @@ def check_structured(fns: ProblemFunctions, work_dir: Path, theta: ParameterValu
                      p: ParameterValues | None = None, n_states: int = 24, n_loops: int = 20,
                      steps: int | None = None, precisions: tuple[str, ...] = PRECISIONS,
                      footprint: bool = True, seed: int = 0, max_iter: int = MAX_ITER,
-                     states: FloatArray | None = None, loop_states: FloatArray | None = None
-                     ) -> StructuredReport:
+                     states: FloatArray | None = None, loop_states: FloatArray | None = None,
+                     method: str = "ipm", settings: dict[str, float] | None = None) -> StructuredReport:
     """Generate, compile and compare the structured solver with acados (module docstring);
-    ``states``/``loop_states`` replace the problem's random boxes."""
+    ``states``/``loop_states`` replace the problem's random boxes.  ``method``: ``ipm`` (interior
+    point) or ``admm`` (time-invariant problems; ``max_iter`` then caps the ADMM iterations,
+    ``settings`` overrides its :data:`~rlmpc.codegen.mcu.structured.admm.ADMM_SETTINGS`)."""
+    from rlmpc.codegen.mcu.structured.admm import generate_admm
+
+    if method not in ("ipm", "admm"):
+        raise ValueError(f"method: expected 'ipm' or 'admm', got {method!r}")
     th = fns.theta.flatten(theta)
     pv = fns.params.flatten(p, check_bounds=False)
     mpc = MPC(fns, REFERENCE_OPTIONS, theta=th, p=pv)
@@ -97,7 +106,8 @@ def check_structured(fns: ProblemFunctions, work_dir: Path, theta: ParameterValu
 
     reports, forbidden, fp = [], set(), None
     for prec in precisions:
-        gen: GeneratedStructured = generate_structured(fns, work_dir / prec, th, pv, prec, max_iter)
+        gen: SolverSources = (generate_admm(fns, work_dir / prec, th, pv, prec, max_iter, settings) if method == "admm"
+                               else generate_structured(fns, work_dir / prec, th, pv, prec, max_iter))
         exe = build_host_harness(gen, work_dir / prec / "harness")
         forbidden |= forbidden_symbols(compile_objects(gen, work_dir / prec / "obj", "gcc", HOST_FLAGS))
         reports.append(compare_with_acados(exe, prec, fns, th, pv, ref_states, [r.u0 for r in refs],
@@ -109,7 +119,8 @@ def check_structured(fns: ProblemFunctions, work_dir: Path, theta: ParameterValu
         problem=fns.name, nz=fns.horizon * (fns.nx + fns.nu), m=_rows(fns), cond_h=float("nan"),
         n_states=len(ref_states), n_input_active=sum(a.input_active for a in acts),
         n_state_active=sum(a.state_active for a in acts), precisions=reports,
-        forbidden=forbidden, footprint=fp)
+        forbidden=forbidden, footprint=fp,
+        method="ADMM on cached Riccati gains" if method == "admm" else "interior point + Riccati")
 
 
 def main(argv: list[str] | None = None) -> None:

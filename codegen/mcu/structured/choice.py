@@ -1,12 +1,19 @@
-"""Which MCU QP path an export takes: the condensed dense QP (DAQP) or the structured one.
+"""Which MCU QP path an export takes: the condensed dense QP (DAQP), the structured interior
+point (``structured``) or ADMM on cached Riccati gains (``admm``, time-invariant QPs only).
 
-Decided from sizes known at export, before anything is generated.  The dense path's static
+Decided from sizes and properties known at export, before anything is generated.  The dense path's static
 RAM grows with the square of the QP's rows m = N (nu + rows per stage) (≈ 2.4 bytes × m² in
 float32, fitted to the hover model and the mass chain at N = 20), the structured path's
 linearly with N (:func:`structured_ram_estimate` counts its arrays).  Where the dense path
 fits the RAM limit it is taken: it is much faster (hover model N = 20 on QEMU mps2-an386:
 median 60k against 5.7M instructions per step, docs/benchmarks.md); otherwise the structured
-path, whose RAM is linear in N.
+path whose RAM is linear in N: ADMM where the problem is a time-invariant QP
+(:func:`rlmpc.codegen.mcu.structured.lti.lti_qp`: no CasADi stage evaluations on the device, a
+few thousand instructions per iteration), else the interior point.  Given an ADMM iteration cap
+(a per-step budget), ADMM wherever it applies: on the hover model at N = 20 with ρ = 0.3 and 5
+iterations it takes at most 57,880 instructions per step against the dense path's median 64k and
+worst 1.9M, its closed loops within 0.85 % of acados' (docs/benchmarks.md, budget mode); run to
+convergence (the default) it is slower than the dense path where that fits.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from dataclasses import dataclass
 
 from rlmpc.toolkit.problem import ProblemFunctions
 
-QP_PATHS = ("dense", "structured")
+QP_PATHS = ("dense", "structured", "admm")
 DENSE_BYTES_PER_ROW2 = 2.4  # float32 static RAM of the dense path per m² (measured, see the docstring)
 
 
@@ -27,6 +34,15 @@ class QpChoice:
     reason: str
     dense_ram: int  # estimates, bytes
     structured_ram: int
+    admm_ram: int = 0
+
+
+def admm_ram_estimate(fns: ProblemFunctions, precision: str) -> int:
+    """Static RAM of the ADMM solver (the arrays of ``rlmpc_admm.c.in``), bytes."""
+    N, nx, nu = fns.horizon, fns.nx, fns.nu
+    nr = nu + fns.state_rows.n + fns.path_rows.n
+    words = 2 * ((N + 1) * nx + N * nu) + N * nu + 2 * (N + 1) * nr
+    return words * (4 if precision == "float32" else 8)
 
 
 def structured_ram_estimate(fns: ProblemFunctions, precision: str) -> int:
@@ -52,16 +68,35 @@ def dense_ram_estimate(fns: ProblemFunctions, precision: str) -> int:
 
 
 def choose_qp(fns: ProblemFunctions, precision: str, requested: str | None = None,
-              ram_limit: int = 112 * 1024) -> QpChoice:
-    """The QP path for this problem (``requested``: ``--qp``, overrides the rule)."""
+              ram_limit: int = 112 * 1024, admm_options: bool = False) -> QpChoice:
+    """The QP path for this problem (``requested``: ``--qp``, overrides the rule; ``admm_options``:
+    the export was given an ADMM iteration cap or ρ, i.e. a budget: ADMM wherever it applies)."""
     if requested is not None and requested not in QP_PATHS:
         raise ValueError(f"--qp: expected one of {list(QP_PATHS)}, got {requested!r}")
+    from rlmpc.codegen.mcu.structured.lti import NotTimeInvariant, lti_qp
+
     dense, structured = dense_ram_estimate(fns, precision), structured_ram_estimate(fns, precision)
+    admm = admm_ram_estimate(fns, precision)
+    try:
+        lti_qp(fns)
+        why_not_admm = ""
+    except NotTimeInvariant as exc:
+        why_not_admm = str(exc)
     sizes = (f"static RAM estimates: dense {dense / 1024:.1f} KB, structured {structured / 1024:.1f} KB, "
-             f"limit {ram_limit / 1024:.1f} KB")
+             f"ADMM {admm / 1024:.1f} KB, limit {ram_limit / 1024:.1f} KB")
+    if requested == "admm" and why_not_admm:
+        raise ValueError(f"--qp admm: the problem is not a time-invariant QP ({why_not_admm}); use "
+                         "--qp structured (interior point)")
     if requested is not None:
-        return QpChoice(requested, f"--qp {requested} ({sizes})", dense, structured)
+        return QpChoice(requested, f"--qp {requested} ({sizes})", dense, structured, admm)
+    if admm_options and not why_not_admm:
+        return QpChoice("admm", "ADMM options given and the problem is a time-invariant QP: every step within "
+                        f"the iteration cap (docs/benchmarks.md, budget mode) ({sizes})", dense, structured, admm)
     if dense <= ram_limit:
-        return QpChoice("dense", f"the dense path fits and is much faster per step ({sizes})", dense, structured)
-    return QpChoice("structured", f"the dense path does not fit; the structured one grows linearly with N "
-                    f"({sizes})", dense, structured)
+        return QpChoice("dense", f"the dense path fits and is much faster per step ({sizes})", dense, structured,
+                        admm)
+    if not why_not_admm:
+        return QpChoice("admm", "the dense path does not fit; the problem is a time-invariant QP: ADMM on "
+                        f"Riccati gains cached at export, RAM linear in N ({sizes})", dense, structured, admm)
+    return QpChoice("structured", f"the dense path does not fit; not a time-invariant QP ({why_not_admm}): "
+                    f"the interior point, RAM linear in N ({sizes})", dense, structured, admm)
