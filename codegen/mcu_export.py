@@ -11,6 +11,7 @@ the firmware (:mod:`rlmpc.codegen.firmware`).  ``--check`` compiles it on the ho
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,6 +85,44 @@ def _check_ram(tf: ThetaFile, footprint: Footprint, limit: int) -> None:
             f"{limit / 1024:.1f} KB (--ram-limit); shorten the horizon or raise the limit for a larger part")
 
 
+def _generate_solver(tf: ThetaFile, staging: Path, path: str, precision: str, runtime_theta: bool, warm: str,
+                     operating_point: Any, admm_max_iter: int | None, admm_rho: float | None,
+                     ) -> tuple[SolverSources, str, dict[str, str] | None, dict[str, Any] | None]:
+    """Write the solver of one QP path into ``staging``: its sources, a one-line description, the
+    manifest's solver entry (None: the dense one) and the fallback gain (nonlinear dense path)."""
+    from rlmpc.codegen.mcu.generate import generate
+    from rlmpc.codegen.mcu.generate_rti import generate_rti
+    from rlmpc.codegen.mcu.structured.admm import MAX_ITER as ADMM_MAX_ITER
+    from rlmpc.codegen.mcu.structured.admm import generate_admm
+    from rlmpc.codegen.mcu.structured.generate import generate_structured
+
+    if path == "admm":
+        admm = generate_admm(tf.fns, staging, tf.values, precision=precision,
+                             max_iter=admm_max_iter or ADMM_MAX_ITER,
+                             settings=None if admm_rho is None else {"rho": float(admm_rho)})
+        kind = (f"structured QP (ADMM on cached Riccati gains, rho {admm.rho:g}, at most {admm.max_iter} "
+                "iterations per step; linear time-invariant MPC)")
+        return admm, kind, {**ADMM_SOLVER, "rho": f"{admm.rho:g}", "max_iter": str(admm.max_iter)}, None
+    if path == "structured":
+        gen = generate_structured(tf.fns, staging, tf.values, precision=precision)
+        kind = ("structured QP (interior point + Riccati; "
+                + ("linear MPC)" if tf.fns.is_qp else "nonlinear MPC: one Gauss-Newton QP per step at "
+                   "the last plan shifted)"))
+        return gen, kind, dict(STRUCTURED_SOLVER), None
+    if tf.fns.is_qp:
+        dense = generate(tf.fns, staging, tf.values, precision=precision, runtime_theta=runtime_theta)
+        kind = "condensed QP (linear MPC, matrices precomputed" + (
+            "; SET_THETA recomputes them on the device)" if runtime_theta and tf.fns.ntheta else ")")
+        return dense, kind, None, None
+    rti = generate_rti(tf.fns, staging, tf.values, precision=precision, warm_start=warm,
+                       operating_point=operating_point, runtime=runtime_theta)
+    assert rti.fallback is not None
+    kind = ("real-time iteration (nonlinear MPC, Gauss-Newton, one QP per step, linearised "
+            + ("at the last plan shifted by one stage)" if warm == "shifted"
+               else "at the last plan, like acados SQP_RTI)"))
+    return rti, kind, None, rti.fallback.manifest()
+
+
 def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "float32",
                ram_limit: int = DEFAULT_RAM_LIMIT, rti_warm_start: str | None = None,
                operating_point: Any = None, qp: str | None = None, runtime_theta: bool = True,
@@ -101,12 +140,8 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
     compiles θ in (no SET_THETA yet).  ``admm_max_iter``, ``admm_rho``: the ADMM path's iteration
     cap and penalty (default: 200 and measured at export); refused on the other paths.
     """
-    from rlmpc.codegen.mcu.generate import generate
-    from rlmpc.codegen.mcu.generate_rti import WARM_STARTS, generate_rti
-    from rlmpc.codegen.mcu.structured.admm import MAX_ITER as ADMM_MAX_ITER
-    from rlmpc.codegen.mcu.structured.admm import generate_admm
-    from rlmpc.codegen.mcu.structured.choice import choose_qp
-    from rlmpc.codegen.mcu.structured.generate import generate_structured
+    from rlmpc.codegen.mcu.generate_rti import WARM_STARTS
+    from rlmpc.codegen.mcu.structured.choice import choose_qp, dense_does_not_fit
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {list(PRECISIONS)}, got {precision!r}")
@@ -128,44 +163,26 @@ def export_mcu(theta_path: str | Path, out_dir: str | Path, precision: str = "fl
                              f"({choice.reason})")
         if value is not None and not value > 0:
             raise ValueError(f"{name}: expected a positive number, got {value:g}")
-    fallback = None
     out = Path(out_dir).resolve()
     check_destination(out)
     vectors = compute_test_vectors(fix_theta(tf.fns, tf.values), SolverOptions(tol=1e-9))
     with staged_bundle(out) as staging:
-        gen: SolverSources
-        solver = None
-        if choice.path == "admm":
-            gen = generate_admm(tf.fns, staging, tf.values, precision=precision,
-                                max_iter=admm_max_iter or ADMM_MAX_ITER,
-                                settings=None if admm_rho is None else {"rho": float(admm_rho)})
-            kind = (f"structured QP (ADMM on cached Riccati gains, rho {gen.rho:g}, at most {gen.max_iter} "
-                    "iterations per step; linear time-invariant MPC)")
-            solver = {**ADMM_SOLVER, "choice": choice.reason, "rho": f"{gen.rho:g}", "max_iter": str(gen.max_iter)}
-        elif choice.path == "structured":
-            gen = generate_structured(tf.fns, staging, tf.values, precision=precision)
-            kind = ("structured QP (interior point + Riccati; "
-                    + ("linear MPC)" if tf.fns.is_qp else "nonlinear MPC: one Gauss-Newton QP per step at "
-                       "the last plan shifted)"))
-            solver = {**STRUCTURED_SOLVER, "choice": choice.reason}
-        elif tf.fns.is_qp:
-            gen = generate(tf.fns, staging, tf.values, precision=precision, runtime_theta=runtime_theta)
-            kind = "condensed QP (linear MPC, matrices precomputed" + (
-                "; SET_THETA recomputes them on the device)" if runtime_theta and tf.fns.ntheta else ")")
-        else:
-            gen = generate_rti(tf.fns, staging, tf.values, precision=precision, warm_start=warm,
-                               operating_point=operating_point, runtime=runtime_theta)
-            assert gen.fallback is not None
-            fallback = gen.fallback.manifest()
-            kind = ("real-time iteration (nonlinear MPC, Gauss-Newton, one QP per step, linearised "
-                    + ("at the last plan shifted by one stage)" if warm == "shifted"
-                       else "at the last plan, like acados SQP_RTI)"))
-        with tempfile.TemporaryDirectory(prefix="rlmpc-footprint-") as tmp:
-            footprint = cortex_m4_footprint(gen, Path(tmp))
+        while True:
+            gen, kind, solver, fallback = _generate_solver(tf, staging, choice.path, precision, runtime_theta,
+                                                           warm, operating_point, admm_max_iter, admm_rho)
+            with tempfile.TemporaryDirectory(prefix="rlmpc-footprint-") as tmp:
+                footprint = cortex_m4_footprint(gen, Path(tmp))
+            retry = None if qp is not None or footprint.ram <= ram_limit else \
+                dense_does_not_fit(tf.fns, choice, footprint.ram, ram_limit)
+            if retry is None:
+                break
+            choice = retry
+            for leftover in staging.iterdir():  # the dense path's files: not part of the bundle
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        solver = {**(solver or DENSE_SOLVER), "choice": choice.reason, "qp_path": choice.path}
         _check_ram(tf, footprint, ram_limit)
         (staging / VECTORS_JSON).write_text(json.dumps(vectors, indent=1) + "\n", encoding="utf-8")
-        write_manifest(staging, _manifest(tf, precision, kind, vectors, footprint, fallback,
-                                          solver or {**DENSE_SOLVER, "choice": choice.reason}))
+        write_manifest(staging, _manifest(tf, precision, kind, vectors, footprint, fallback, solver))
     return out
 
 

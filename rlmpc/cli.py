@@ -359,7 +359,8 @@ def _export_mcu(args: argparse.Namespace) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="rlmpc-mcu-check-") as tmp:
         report = check_mcu(args.theta, Path(tmp), args.rti_warm_start,
-                           box=box, operating_point=operating_point, qp=args.qp, precision=precision,
+                           box=box, operating_point=operating_point, precision=precision,
+                           qp=manifest["solver"].get("qp_path", args.qp),  # the path the export took
                            admm_rho=args.admm_rho, admm_options=args.admm_max_iter is not None)
     print("\n".join(report.lines()))
     return 0 if not report.problems() else 1

@@ -161,3 +161,30 @@ def test_mass_chain_plant_follows_the_model_and_refuses_bad_params() -> None:
     for bad in ({"nx": "4"}, {"dt": -1.0}, {"nu": True}):
         with pytest.raises(ValueError, match="MassChain: expected a positive"):
             make_env("MassChain", bad)
+
+
+def test_dense_choice_that_does_not_fit_once_compiled_falls_back_to_admm(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The dense RAM estimate is a fit: where it says "fits" but the compiled solver does not (the
+    12-state chain at N = 20 on 112 KB; here N = 10 on 30 KB), the export takes ADMM and says why."""
+    import json
+
+    from rlmpc.cli import main
+    from rlmpc.toolkit.registry import make_problem
+    from rlmpc.toolkit.theta_file import save_theta, theta_document
+
+    params = {"horizon": 10}
+    fns = make_problem("mass_chain", params).build()
+    theta = tmp_path / "theta.json"
+    save_theta(theta, theta_document("mass_chain", params, fns, fns.theta.default()))
+    from rlmpc.codegen.mcu.structured.choice import choose_qp
+
+    assert choose_qp(fns, "float32", ram_limit=30 * 1024).path == "dense"  # the estimate says it fits
+    bundle = tmp_path / "bundle"
+    assert main(["export", "--theta", str(theta), "--target", "cortex-m4", "--out", str(bundle),
+                 "--ram-limit", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "the dense path, compiled, needs" in out and "ADMM on cached Riccati gains" in out, out
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["solver"]["qp_path"] == "admm" and manifest["footprint"]["ram"] <= 30 * 1024
+    assert not (bundle / "daqp").exists() and not (bundle / "rlmpc_lin_model.c").exists()  # no dense leftovers

@@ -100,3 +100,22 @@ def choose_qp(fns: ProblemFunctions, precision: str, requested: str | None = Non
                         f"Riccati gains cached at export, RAM linear in N ({sizes})", dense, structured, admm)
     return QpChoice("structured", f"the dense path does not fit; not a time-invariant QP ({why_not_admm}): "
                     f"the interior point, RAM linear in N ({sizes})", dense, structured, admm)
+
+
+def dense_does_not_fit(fns: ProblemFunctions, choice: QpChoice, measured_ram: int, ram_limit: int) -> QpChoice | None:
+    """The path to take when the automatically chosen dense path, once compiled, needs more static RAM
+    than the limit (its estimate is a fit; run-time θ keeps the condensed matrices in RAM): ADMM for a
+    time-invariant QP, else the interior point; None when the choice was not the dense path."""
+    if choice.path != "dense":
+        return None
+    from rlmpc.codegen.mcu.structured.lti import NotTimeInvariant, lti_qp
+
+    measured = (f"the dense path, compiled, needs {measured_ram / 1024:.1f} KB of static RAM, more than the limit "
+                f"{ram_limit / 1024:.1f} KB (estimate {choice.dense_ram / 1024:.1f} KB)")
+    try:
+        lti_qp(fns)
+    except NotTimeInvariant as exc:
+        return QpChoice("structured", f"{measured}; not a time-invariant QP ({exc}): the interior point, RAM "
+                        "linear in N", choice.dense_ram, choice.structured_ram, choice.admm_ram)
+    return QpChoice("admm", f"{measured}; a time-invariant QP: ADMM on Riccati gains cached at export, RAM "
+                    "linear in N", choice.dense_ram, choice.structured_ram, choice.admm_ram)
