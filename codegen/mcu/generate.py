@@ -125,6 +125,12 @@ def _fma_dot(n: int) -> str:
     return expr
 
 
+def l1_sides(qp: CondensedQP) -> np.ndarray:
+    """Per row: 1 if its lower, 2 if its upper side is soft with a purely linear penalty (bits)."""
+    pure = qp.soft[:, None] & (qp.w_quad == 0)
+    return pure[:, 0].astype(int) | 2 * pure[:, 1].astype(int)
+
+
 def _ints(values: np.ndarray) -> str:
     return ", ".join(str(int(v)) for v in np.ravel(values)) or "0"
 
@@ -222,6 +228,7 @@ def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
         "sense": ", ".join(str(int(s)) for s in ldp.sense),
         "rho_l": arr(ldp.rho_soft[:, 0]), "rho_u": arr(ldp.rho_soft[:, 1]),
         "w_l": arr(ldp.w_soft[:, 0]), "w_u": arr(ldp.w_soft[:, 1]),
+        "l1_side": _ints(l1_sides(qp)), "l1_polish": "1" if l1_sides(qp).any() else "0",
         **{k: v.replace("TC ", "" if runtime_theta and fns.ntheta else "const ")
            for k, v in _gram_fields(ldp, single).items()},
         "u0m": arr(ldp.M @ ldp.U0u.T), "u0c": arr(ldp.u0c), "u0x": arr(ldp.U0x),
