@@ -35,9 +35,17 @@ from rlmpc.codegen.protocol import (
     encode,
     hash_prefix,
 )
-from rlmpc.codegen.protocol_spec import PROTOCOL_VERSION, Capability, CostUnit, MsgType, Precision, StatusFlag
+from rlmpc.codegen.protocol_spec import (
+    PROTOCOL_VERSION,
+    Capability,
+    CostUnit,
+    ErrorCode,
+    MsgType,
+    Precision,
+    StatusFlag,
+)
 from rlmpc.hil.device_training import DeviceInTheLoop
-from rlmpc.hil.transport import Device
+from rlmpc.hil.transport import Device, TransportError
 from rlmpc.toolkit.mpc import MPC
 from rlmpc.toolkit.rl.config import load_config
 from rlmpc.toolkit.rl.training import Trainer
@@ -71,9 +79,12 @@ class PythonDevice(threading.Thread):
     """The device side of the protocol on a pty: the workstation's MPC at the device's θ (float64).
     ``reboot_at``: at that STEP the device 'resets' (θ back to its exported θ) and does not answer."""
 
-    def __init__(self, fd: int, mpc: MPC, reboot_at: int | None = None, cold: bool = False) -> None:
+    def __init__(self, fd: int, mpc: MPC, reboot_at: int | None = None, cold: bool = False,
+                 refuse_theta_at: int | None = None) -> None:
         super().__init__(daemon=True)
         self.fd, self.mpc, self.reboot_at, self.cold = fd, mpc, reboot_at, cold
+        self.refuse_theta_at = refuse_theta_at  # that SET_THETA is refused (θ stays)
+        self.steps_after_refusal = 0
         fns = mpc.fns
         self.theta0 = np.array(mpc.theta)
         self.limits = DeviceLimits(fns.nx, fns.np, fns.ntheta, hash_prefix(fns.problem_hash),
@@ -94,6 +105,8 @@ class PythonDevice(threading.Thread):
             return self.info()
         if isinstance(msg, Step):
             self.steps += 1
+            if self.refuse_theta_at is not None and self.set_theta >= self.refuse_theta_at:
+                self.steps_after_refusal += 1
             if self.reboot_at is not None and self.steps == self.reboot_at:
                 self.mpc.theta = self.theta0  # a reset: the exported θ again, and no answer
                 self.theta_hash = hash_prefix(theta_hash(self.theta0))
@@ -103,6 +116,9 @@ class PythonDevice(threading.Thread):
             sol = self.mpc.value(np.asarray(msg.x))
             return Action(msg.step, int(StatusFlag.SOLVER_OK), 0, 1, 1, 1000 + self.steps, tuple(sol.u0))
         if isinstance(msg, SetTheta):
+            if self.refuse_theta_at is not None and self.set_theta + 1 == self.refuse_theta_at:
+                self.set_theta += 1
+                return Error(ErrorCode.OUT_OF_BOUNDS, int(MsgType.SET_THETA), 0)
             self.mpc.theta = np.asarray(msg.theta)
             self.theta_hash = msg.theta_hash
             self.set_theta += 1
@@ -128,8 +144,11 @@ class PythonDevice(threading.Thread):
                     os.write(self.fd, encode(reply, item.seq, Precision.F64))
 
 
-def _train(tmp_path: Path, name: str, reboot_at: int | None = None,
-           cold: bool = False) -> tuple[dict, PythonDevice | None, Trainer]:
+holder: dict[str, PythonDevice] = {}  # the last device double started (for runs that end in an error)
+
+
+def _train(tmp_path: Path, name: str, reboot_at: int | None = None, cold: bool = False,
+           refuse_theta_at: int | None = None) -> tuple[dict, PythonDevice | None, Trainer]:
     cfg_path = tmp_path / "lti.toml"
     cfg_path.write_text(CONFIG)
     trainer = Trainer(load_config(cfg_path, output=tmp_path / name), progress_bar=False)
@@ -138,13 +157,14 @@ def _train(tmp_path: Path, name: str, reboot_at: int | None = None,
     master, slave = os.openpty()
     tty.setraw(master)
     device_mpc = MPC(trainer.mpc.fns, trainer.config.mpc.solver, theta=trainer.theta0)
-    double = PythonDevice(master, device_mpc, reboot_at, cold)
+    double = PythonDevice(master, device_mpc, reboot_at, cold, refuse_theta_at)
     double.start()
     port = serial.Serial(os.ttyname(slave), timeout=0.01)
     device = Device(port, timeout=0.3, max_retries=3)
     device.connect()
     loop = DeviceInTheLoop(device, trainer.mpc.fns.problem_hash, trainer.mpc.fns.ntheta)
     trainer.agent.greedy_source = loop.action
+    holder["double"] = double
     try:
         summary = trainer.run()
         summary["device"] = loop.save(trainer.out)
@@ -183,6 +203,16 @@ def test_a_device_that_resets_gets_the_current_theta_again(tmp_path: Path) -> No
     assert d["theta_repushes_after_reset"] == 1 and d["link"]["retries"] >= 1 and d["link"]["resyncs"] >= 1
     assert d["link"]["lost_steps"] == 0
     assert faulty["theta_final"] == clean["theta_final"]  # the reset cost no step and did not corrupt θ
+
+
+def test_no_step_runs_on_a_theta_whose_set_theta_failed(tmp_path: Path) -> None:
+    """The device refuses the 40th SET_THETA (θ stays the previous one): the run ends with the refusal
+    named, and the device gets no STEP after it (a step would act with a stale θ)."""
+    with pytest.raises(TransportError, match="pushing θ to the device"):
+        _train(tmp_path, "refused", refuse_theta_at=40)
+    double = holder["double"]
+    assert double.set_theta == 40 and double.steps >= 39
+    assert double.steps_after_refusal == 0
 
 
 def test_a_device_without_set_theta_is_refused(tmp_path: Path) -> None:
