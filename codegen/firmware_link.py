@@ -60,6 +60,25 @@ class FirmwareLink:
         self.send_raw(encode(msg, self.seq, self.precision))
         return self.receive(self.seq, timeout)
 
+    def request_pair(self, first: Message, second: Message, timeout: float = 2.0
+                     ) -> tuple[Message | DecodeError | FrameError | None, Message | DecodeError | FrameError | None]:
+        """Send two requests back to back in one write (the firmware handles frames in order, so the
+        second waits on the device while it works on the first) and return both replies; None for a
+        reply that did not come within ``timeout`` (stops at the first frame error)."""
+        seqs = ((self.seq + 1) % 256, (self.seq + 2) % 256)
+        self.seq = seqs[1]
+        self.send_raw(encode(first, seqs[0], self.precision) + encode(second, seqs[1], self.precision))
+        replies: dict[int, Message | DecodeError | FrameError] = {}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and seqs[1] not in replies:
+            for result in self.parser.feed(self.port.read(max(1, self.port.in_waiting))):
+                if isinstance(result, FrameError):
+                    replies.setdefault(seqs[0], result)
+                    return replies.get(seqs[0]), replies.get(seqs[1])
+                if result.seq in seqs:
+                    replies[result.seq] = decode(result, self.precision)
+        return replies.get(seqs[0]), replies.get(seqs[1])
+
     def request_frame(self, frame: bytes, seq: int,
                       timeout: float = 2.0) -> Message | DecodeError | FrameError:
         """Send prepared (e.g. corrupted) bytes and return the reply carrying ``seq``."""
