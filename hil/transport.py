@@ -75,6 +75,7 @@ REFUSALS = frozenset({ErrorCode.UNSUPPORTED, ErrorCode.BAD_DIMENSION, ErrorCode.
                       ErrorCode.OUT_OF_BOUNDS, ErrorCode.BAD_VERSION})
 MIN_TIMEOUT = 0.05  # s: the shortest reply deadline, whatever the measured round trip
 RTT_FACTOR, STEP_FACTOR = 10.0, 10.0
+PAIR_MIN_TIMEOUT = 0.25  # s: SET_THETA+STEP (the device recomputes its θ-dependent data first)
 SCALED = ("STEP", "PING", "HELLO")  # the requests whose deadline follows the measured round trip
 LATENCY_WINDOW = 64  # STEP round trips whose median sets the STEP deadline
 
@@ -400,7 +401,7 @@ class Device:
         self.stats.requests += 2
         wait = self.timeout
         if self.pair_latencies:
-            wait = min(self.timeout, max(MIN_TIMEOUT, STEP_FACTOR * float(np.median(self.pair_latencies)),
+            wait = min(self.timeout, max(PAIR_MIN_TIMEOUT, STEP_FACTOR * float(np.median(self.pair_latencies)),
                                          2.0 * max(self.pair_latencies)))
         t0 = time.perf_counter()
         try:
