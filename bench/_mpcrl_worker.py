@@ -1,10 +1,25 @@
 """Worker for ``bench/mpcrl_reference.py``: runs inside ``build/mpcrl-venv``, never the project venv.
 
-It rebuilds the linear-MPC LSTD Q-learning experiment of Gros & Zanon (2020) as in mpcrl's example
-``examples/gradient-based-onpolicy/q_learning.py`` (same plant, MPC, learnable parameters, agent
-options and seed), times the training of one episode of ``--steps`` steps, and prints one JSON
-line on stdout. The example's ``Log``/``RecordUpdates``/``MonitorEpisodes`` wrappers only serve
-logging and plotting and are left out. Progress goes to stderr.
+It rebuilds the linear-MPC experiment of Gros & Zanon (2020) as in mpcrl's examples (same plant, MPC
+and learnable parameters), trains one agent, times the training and prints one JSON line on stdout.
+The examples' ``Log``/``RecordUpdates``/``MonitorEpisodes`` wrappers only serve logging and plotting
+and are left out. Progress goes to stderr.
+
+``--agent q`` (default): second-order LSTD Q-learning as in ``examples/gradient-based-onpolicy/
+q_learning.py`` (agent options and seed of the example), one episode of ``--steps`` steps.
+
+``--agent dpg``: mpcrl's ``LstdDpgAgent`` with the settings of rlmpc's ``examples/lti_dpg.toml`` as
+far as mpcrl allows: ``--episodes`` episodes of ``--steps`` steps from x0 = [0, 0.15], additive
+Gaussian exploration σ = 0.1 on the greedy action (``GreedyExploration(0.1, mode="additive")``, clipped
+to the input bounds), plain gradient descent, one update at the end of every episode from that
+episode's rollout. The learning rate is 1e-3 / steps: mpcrl's policy gradient sums ∇θπ ∇θπᵀ w over the
+rollout's steps where rlmpc averages them, so both take the same step (with 1e-3 itself mpcrl's θ leaves
+any sensible range after one episode). Differences that mpcrl's design imposes: its critic is the
+compatible-feature CAFA fit (a ridge regression for the state-value weights v, then one for the
+advantage weights w) where rlmpc solves one joint LSTD system for (w, v); its ∇θπ is a CasADi
+sparse (csparse) solve of the whole KKT system, computed for the rollout at the episode's end,
+where rlmpc computes it at every step; its exploration noise comes from its own generator; its θ has
+no bounds (rlmpc's has the bounds of ``rlmpc.toolkit.problems.lti``).
 """
 
 from __future__ import annotations
@@ -25,7 +40,8 @@ from csnlp import Nlp
 from csnlp.wrappers import Mpc
 from gymnasium.spaces import Box
 from gymnasium.wrappers import TimeLimit
-from mpcrl import LearnableParameter, LearnableParametersDict, LstdQLearningAgent
+from mpcrl import LearnableParameter, LearnableParametersDict, LstdDpgAgent, LstdQLearningAgent
+from mpcrl import exploration as mpcrl_exploration
 from mpcrl import optim as mpcrl_optim
 from mpcrl.util.control import dlqr
 
@@ -83,7 +99,7 @@ class LtiSystem(gym.Env[npt.NDArray[np.floating], float]):
     def step(self, action: Any) -> tuple[npt.NDArray[np.floating], float, bool, bool, dict[str, Any]]:
         """Apply ``action`` and return the stage cost of the state before the step as reward."""
         self.step_stamps.append(time.perf_counter())
-        a = float(action)
+        a = float(action.item()) if isinstance(action, np.ndarray) else float(action)  # DPG: clipped ndarray
         x_new = self.A @ self.x + self.B * a
         x_new[0] += self.np_random.uniform(*self.e_bnd)
         cost = self.get_stage_cost(self.x, a)
@@ -182,10 +198,30 @@ def build_agent(solver: str) -> LstdQLearningAgent:
     )
 
 
+def build_dpg_agent(solver: str, seed: int, steps: int) -> LstdDpgAgent:
+    """Build the MPC and an LSTD DPG agent with the settings of rlmpc's ``examples/lti_dpg.toml``."""
+    mpc = LinearMpc(solver)
+    learnable_pars = LearnableParametersDict(
+        LearnableParameter(name, val.shape, val) for name, val in mpc.learnable_pars_init.items()
+    )
+    return LstdDpgAgent(
+        mpc=mpc,
+        learnable_parameters=learnable_pars,
+        discount_factor=mpc.discount_factor,
+        update_strategy=1,  # every episode, at its end
+        optimizer=mpcrl_optim.GradientDescent(learning_rate=1e-3 / steps),  # mpcrl sums over the rollout
+        exploration=mpcrl_exploration.GreedyExploration(0.1, mode="additive", seed=seed),
+        rollout_length=-1,  # the rollout is the episode
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the worker's command line."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=1000, help="training steps (one episode); default 1000")
+    p.add_argument("--agent", choices=("q", "dpg"), default="q",
+                   help="q: LSTD Q-learning (mpcrl's example); dpg: LSTD DPG (rlmpc's lti_dpg.toml); default q")
+    p.add_argument("--steps", type=int, default=1000, help="training steps per episode; default 1000")
+    p.add_argument("--episodes", type=int, default=1, help="training episodes; default 1")
     p.add_argument("--seed", type=int, default=69, help="seed of agent and disturbance; default 69")
     p.add_argument("--solver", choices=("auto", "fatrop", "ipopt"), default="auto",
                    help="NLP solver; auto = fatrop if available, else ipopt (default auto)")
@@ -197,22 +233,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Build, train, time, optionally evaluate, and print the JSON result line."""
     args = parse_args(argv)
-    if args.steps < 1:
-        raise SystemExit("--steps must be >= 1")
+    if args.steps < 1 or args.episodes < 1:
+        raise SystemExit("--steps and --episodes must be >= 1")
+    total_steps = args.steps * args.episodes
     solver, note = pick_solver(args.solver)
     if note:
         log(note)
 
     while True:
         t0 = time.perf_counter()
-        agent = build_agent(solver)
+        agent = build_agent(solver) if args.agent == "q" else build_dpg_agent(solver, args.seed, args.steps)
         t_build = time.perf_counter() - t0
-        log(f"MPC + agent built in {t_build:.2f} s (solver {solver}); training {args.steps} steps ...")
+        log(f"MPC + {args.agent} agent built in {t_build:.2f} s (solver {solver}); training "
+            f"{args.episodes} x {args.steps} steps ...")
         lti = LtiSystem()
         env = TimeLimit(lti, max_episode_steps=args.steps)
         t0 = time.perf_counter()
         try:
-            returns = agent.train(env=env, episodes=1, seed=args.seed)
+            returns = agent.train(env=env, episodes=args.episodes, seed=args.seed)
         except mpcrl.MpcSolverError as exc:
             if args.solver != "auto" or solver == "ipopt":
                 raise
@@ -222,12 +260,12 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t_train = time.perf_counter() - t0
         break
-    if len(lti.step_stamps) != args.steps:
-        raise SystemExit(f"expected {args.steps} env steps, got {len(lti.step_stamps)}")
+    if len(lti.step_stamps) != total_steps:
+        raise SystemExit(f"expected {total_steps} env steps, got {len(lti.step_stamps)}")
     stamps = np.asarray([t0, *lti.step_stamps])
     dts = np.diff(stamps)
-    log(f"trained in {t_train:.2f} s: {1e3 * t_train / args.steps:.2f} ms/step "
-        f"(median {1e3 * float(np.median(dts)):.2f} ms), training cost {float(returns[0]):.3f}")
+    log(f"trained in {t_train:.2f} s: {1e3 * t_train / total_steps:.2f} ms/step "
+        f"(median {1e3 * float(np.median(dts)):.2f} ms), training cost {float(np.sum(returns)):.3f}")
 
     result: dict[str, Any] = {
         "library": "mpcrl",
@@ -238,14 +276,16 @@ def main(argv: list[str] | None = None) -> int:
         "python": sys.version.split()[0],
         "solver": solver,
         "solver_note": note,
-        "steps": args.steps,
+        "agent": args.agent,
+        "steps": total_steps,
+        "episodes": args.episodes,
         "seed": args.seed,
         "build_seconds": round(t_build, 4),
         "train_seconds": round(t_train, 4),
-        "seconds_per_step": t_train / args.steps,
+        "seconds_per_step": t_train / total_steps,
         "median_seconds_per_step": float(np.median(dts)),
-        "training_cost": float(returns[0]),
-        "final_td_error": float(agent.td_errors[-1]) if agent.td_errors else None,
+        "training_cost": float(np.sum(returns)),
+        "final_td_error": float(agent.td_errors[-1]) if getattr(agent, "td_errors", None) else None,
         "learned": {
             n: np.asarray(v).round(6).tolist() for n, v in agent.learnable_parameters.value_as_dict.items()
         },

@@ -6,10 +6,17 @@ of DPG, with the configurations in ``examples/``.  Goal: ≤ 0.5 ms per
 Q-learning step.  For Q-learning it also reports the MPC work inside those steps
 (Q solve, V solve, ∇θQ with ∂²L/∂θ²) and, with ``--repeat``, min and median over
 repeated runs (the machine is shared and noisy).  With ``--mpcrl`` the `mpcrl`
-library's LTI Q-learning runs in its own virtual environment in the same
-invocation and the ratio is printed.
+library runs the same two tasks in its own virtual environment in the same
+invocation (bench/_mpcrl_worker.py: its LSTD Q-learning example, and its LSTD DPG
+agent with the settings of ``examples/lti_dpg.toml``), and a side-by-side table
+prints per-step times, their ratios and the learned costs.  The learned costs are
+the greedy closed-loop costs of each learned θ on rlmpc's evaluation of the
+example (``[evaluation]``: 5 episodes × 100 steps, the same noise for all θ), so
+both libraries' θ are scored alike; mpcrl's own 100-step evaluation is shown too.
 
     .venv/bin/python bench/learning.py [--steps 2000] [--repeat 1] [--no-dpg] [--mpcrl]
+    .venv/bin/python bench/learning.py --steps 5000 --mpcrl   # the side by side of issue #17
+    .venv/bin/python bench/learning.py --profile [--top 15]   # cProfile of both agents' training steps
     .venv/bin/python bench/learning.py --quadrotor   # DPG on a 12-state/4-input MPC, N = 20
 
 ``--quadrotor``: DPG training steps per second on the quadrotor-hover MPC of
@@ -20,6 +27,7 @@ writing the run's outputs (θ files, history, plots, summary).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -31,17 +39,54 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import numpy as np  # noqa: E402
 from mpc_core import run_mpcrl  # noqa: E402
 
 from rlmpc.toolkit.rl.config import load_config  # noqa: E402
 from rlmpc.toolkit.rl.training import Trainer  # noqa: E402
 
 GOAL_MS = 0.5
+GOAL_RATIO = 30.0  # issue #17: each agent's step ≥ 30× faster than mpcrl's
 
 
-def time_training(config: Path, steps: int | None,
-                  mpc_work: list[float] | None = None) -> tuple[float, dict[str, object]]:
-    """ms per training step; with ``mpc_work`` (a list) also appends the MPC work in ms per step."""
+def greedy_cost_of(config: Path, theta: np.ndarray | dict[str, object]) -> float:
+    """The greedy closed-loop cost of θ (a flat vector or mpcrl's named values) on the example's
+    ``[evaluation]`` (same noise for every θ); NaN if θ lies outside rlmpc's bounds of θ."""
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(load_config(config, output=Path(tmp) / "run"), progress_bar=False)
+        params = trainer.mpc.fns.theta
+        flat = params.flatten({k: np.asarray(v, dtype=float) for k, v in theta.items()}, check_bounds=False) \
+            if isinstance(theta, dict) else np.asarray(theta, dtype=float)
+        if np.any(flat < params.lower()) or np.any(flat > params.upper()):
+            return float("nan")
+        return trainer.evaluate(flat)
+
+
+def side_by_side(rows: list[tuple[str, Path, float, np.ndarray, dict[str, object] | None]]) -> None:
+    """Per-step times, ratios and learned costs of rlmpc and mpcrl, one row per agent."""
+    print(f"\n{'agent':<12} {'rlmpc ms/step':>14} {'mpcrl ms/step':>14} {'ratio':>7} {'goal':>6} "
+          f"{'learned cost rlmpc':>19} {'mpcrl':>8} {'(mpcrl own eval)':>17}")
+    for name, config, ms, theta, ref in rows:
+        ours = greedy_cost_of(config, theta)
+        if ref is None:
+            print(f"{name:<12} {ms:14.3f} {'(failed)':>14}")
+            continue
+        ref_ms = 1e3 * float(ref["seconds_per_step"])  # type: ignore[arg-type]
+        ratio = ref_ms / ms
+        own = ref.get("greedy_cost_after")
+        theirs = greedy_cost_of(config, ref["learned"])  # type: ignore[arg-type]
+        print(f"{name:<12} {ms:14.3f} {ref_ms:14.2f} {ratio:6.1f}x {'met' if ratio >= GOAL_RATIO else 'MISS':>6} "
+              f"{ours:19.3f} {theirs:8.3f} {float(own) if isinstance(own, int | float) else float('nan'):17.3f}")
+        if ref.get("solver_note"):
+            print(f"  mpcrl {name}: {ref['solver_note']}")
+    print(f"(mpcrl {rows[0][4].get('version') if rows[0][4] else '?'}; learned cost = greedy cost on the example's "
+          "[evaluation], the same noise for both; mpcrl's own evaluation: 1 episode of 100 steps)")
+
+
+def time_training(config: Path, steps: int | None, mpc_work: list[float] | None = None,
+                  learned: list[np.ndarray] | None = None) -> tuple[float, dict[str, object]]:
+    """ms per training step; with ``mpc_work`` (a list) also appends the MPC work in ms per step, with
+    ``learned`` the learned θ."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(config, output=Path(tmp) / "run")
         if steps is not None:
@@ -60,7 +105,31 @@ def time_training(config: Path, steps: int | None,
         summary["outputs_s"] = time.perf_counter() - start - float(summary["wall_time_s"])  # type: ignore[arg-type]
         if mpc_work is not None:
             mpc_work.append(1e3 * seconds[0] / max(int(summary["steps"]), 1))  # type: ignore[call-overload]
+        if learned is not None:
+            learned.append(trainer.mpc.theta)
     return float(summary["ms_per_step"]), summary  # type: ignore[arg-type]
+
+
+def profile_training(config: Path, steps: int | None, top: int) -> None:
+    """Print the ``top`` entries by own time of a cProfile of the training (outputs and evaluation
+    excluded; cProfile's own overhead inflates the Python-heavy entries)."""
+    import cProfile
+    import pstats
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(config, output=Path(tmp) / "run")
+        if steps is not None:
+            from dataclasses import replace
+
+            cfg = replace(cfg, steps=steps, episodes=1)
+        trainer = Trainer(cfg, progress_bar=False, plots=False)
+        trainer.evaluate = lambda theta: float("nan")  # type: ignore[method-assign]
+        prof = cProfile.Profile()
+        prof.enable()
+        summary = trainer.run()
+        prof.disable()
+    print(f"\n{config.name}: {summary['steps']} steps, {summary['ms_per_step']:.3f} ms per step under cProfile")
+    pstats.Stats(prof).sort_stats("tottime").print_stats(top)
 
 
 def _timed(fn: Callable[..., object], seconds: list[float]) -> Callable[..., object]:
@@ -117,17 +186,25 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2000, help="training steps per agent")
     parser.add_argument("--repeat", type=int, default=1, help="Q-learning runs (min and median)")
-    parser.add_argument("--no-dpg", action="store_true", help="skip the DPG timing")
+    parser.add_argument("--no-dpg", action="store_true",
+                        help="skip the DPG timing (not with --mpcrl, which compares both agents)")
     parser.add_argument("--mpcrl", action="store_true", help="time mpcrl side by side")
     parser.add_argument("--quadrotor", action="store_true", help="only DPG on the 12-state quadrotor MPC")
     parser.add_argument("--episodes", type=int, default=10, help="with --quadrotor: 100-step episodes")
+    parser.add_argument("--profile", action="store_true", help="only cProfile both agents' training")
+    parser.add_argument("--top", type=int, default=15, help="with --profile: entries shown per agent")
     args = parser.parse_args()
+    if args.profile:
+        profile_training(ROOT / "examples" / "lti_qlearning.toml", args.steps, args.top)
+        profile_training(ROOT / "examples" / "lti_dpg.toml", None, args.top)
+        return
     if args.quadrotor:
         quadrotor_dpg(args.episodes)
         return
-    runs, work = [], []
+    q_config, d_config = ROOT / "examples" / "lti_qlearning.toml", ROOT / "examples" / "lti_dpg.toml"
+    runs, work, q_thetas, d_thetas = [], [], [], []  # type: ignore[var-annotated]
     for i in range(max(args.repeat, 1)):
-        ms, last = time_training(ROOT / "examples" / "lti_qlearning.toml", args.steps, work)
+        ms, last = time_training(q_config, args.steps, work, q_thetas)
         runs.append(ms)
         if args.repeat > 1:
             print(f"  run {i + 1}: {ms:.3f} ms per step (MPC work {work[-1]:.3f} ms)", flush=True)
@@ -140,16 +217,21 @@ def main() -> None:
           f"median {statistics.median(work):.3f} ms per step")
     print(f"  writing the run's outputs (θ files, history, evaluation, plots, summary): "
           f"{last['outputs_s']:.2f} s after {float(last['wall_time_s']):.2f} s of training")
-    if not args.no_dpg:
-        d_ms, _ = time_training(ROOT / "examples" / "lti_dpg.toml", None)
+    d_ms = float("nan")
+    if not args.no_dpg or args.mpcrl:
+        d_ms, _ = time_training(d_config, None, learned=d_thetas)
         print(f"LTI DPG (50 episodes x 100 steps): {d_ms:.3f} ms per training step")
     if args.mpcrl:
-        ref = run_mpcrl(args.steps)
-        if ref is not None:
-            ms = float(ref["seconds_per_step"]) * 1e3  # type: ignore[arg-type]
-            print(f"mpcrl {ref.get('version')} ({ref.get('solver')}): {ms:.2f} ms per training step "
-                  f"-> rlmpc is {ms / q_ms:.1f}x faster; mpcrl's greedy cost after training "
-                  f"{ref.get('greedy_cost_after')} ({ref.get('greedy_eval_steps')} steps)")
+        d_cfg = load_config(d_config)
+        q_ref = run_mpcrl(args.steps, "--agent", "q")
+        d_ref = run_mpcrl(d_cfg.steps, "--agent", "dpg", "--episodes", str(d_cfg.episodes))
+        for name, ref in (("Q-learning", q_ref), ("DPG", d_ref)):
+            if ref is not None:
+                print(f"mpcrl {name}: " + json.dumps({k: ref.get(k) for k in (
+                    "version", "solver", "steps", "seconds_per_step", "median_seconds_per_step",
+                    "greedy_cost_after")}))
+        side_by_side([("Q-learning", q_config, q_ms, q_thetas[int(np.argmin(runs))], q_ref),
+                      ("DPG", d_config, d_ms, d_thetas[0], d_ref)])
 
 
 if __name__ == "__main__":

@@ -91,12 +91,13 @@ def bench_problem(name: str, mpc: MPC, states: list[np.ndarray]) -> dict[str, fl
     return res
 
 
-def run_mpcrl(steps: int) -> dict[str, object] | None:
+def run_mpcrl(steps: int, *extra: str) -> dict[str, object] | None:
+    """Run bench/mpcrl_reference.py (``extra``: more of its options, e.g. ``--agent dpg``); its JSON."""
     script = ROOT / "bench" / "mpcrl_reference.py"
     if not script.is_file():
         print("bench/mpcrl_reference.py not found; skipping mpcrl", file=sys.stderr)
         return None
-    out = subprocess.run([sys.executable, str(script), "--steps", str(steps)],
+    out = subprocess.run([sys.executable, str(script), "--steps", str(steps), *extra],
                          capture_output=True, text=True, check=False)
     if out.returncode != 0:
         print(f"mpcrl reference failed:\n{out.stderr[-2000:]}", file=sys.stderr)

@@ -1,20 +1,22 @@
 #!/usr/bin/env python3
-"""Reference measurement: mpcrl's second-order LSTD Q-learning on the linear MPC of Gros & Zanon (2020).
+"""Reference measurement: mpcrl's LSTD Q-learning or LSTD DPG on the linear MPC of Gros & Zanon (2020).
 
 The script
 
 1. creates (once) a separate virtual environment ``build/mpcrl-venv`` under the repository root and
    pip-installs a pinned ``mpcrl`` stack into it (never the project's ``.venv``); a stamp file in the
    venv records the pins, so later runs skip the installation;
-2. runs ``bench/_mpcrl_worker.py`` with that venv's interpreter: the experiment of mpcrl's example
-   ``examples/gradient-based-onpolicy/q_learning.py`` (same plant, MPC, learnable parameters and
-   ``LstdQLearningAgent`` options, default seed 69), training one episode of ``--steps`` steps (the
-   example's logging/plotting wrappers ``Log``, ``RecordUpdates`` and ``MonitorEpisodes`` are left out);
+2. runs ``bench/_mpcrl_worker.py`` with that venv's interpreter: with ``--agent q`` (default) the
+   experiment of mpcrl's example ``examples/gradient-based-onpolicy/q_learning.py`` (same plant, MPC,
+   learnable parameters and ``LstdQLearningAgent`` options, default seed 69), training one episode of
+   ``--steps`` steps; with ``--agent dpg`` mpcrl's ``LstdDpgAgent`` with the settings of rlmpc's
+   ``examples/lti_dpg.toml`` (``--episodes`` × ``--steps``; where mpcrl differs: the worker's docstring)
+   (the examples' logging/plotting wrappers ``Log``, ``RecordUpdates`` and ``MonitorEpisodes`` are left out);
 3. prints progress on stderr and, as the last line of stdout, one JSON object, e.g.
    ``{"library": "mpcrl", "version": "1.4.1", "casadi": "3.7.2", "solver": "fatrop", "steps": 1000,
    "seconds_per_step": 0.0079, "greedy_cost_after": 98.8, ...}``.
 
-``seconds_per_step`` is the wall time of ``agent.train(...)`` divided by ``--steps``: it covers the
+``seconds_per_step`` is the wall time of ``agent.train(...)`` divided by all steps: it covers the
 MPC solves for V and Q, the sensitivities and the parameter updates, not the construction of the MPC
 and the agent (reported apart as ``build_seconds``). ``greedy_cost_after`` is the summed stage cost of
 a deterministic (greedy) episode of ``--eval-steps`` steps with the learned parameters (disturbance
@@ -117,7 +119,8 @@ def run_worker(venv: Path, args: argparse.Namespace) -> dict[str, object]:
     """Run the experiment in ``venv``; stream its stderr, return the JSON object of its last stdout line."""
     cmd = [
         str(venv_python(venv)), "-I", str(WORKER),
-        "--steps", str(args.steps), "--seed", str(args.seed),
+        "--agent", args.agent, "--steps", str(args.steps), "--episodes", str(args.episodes),
+        "--seed", str(args.seed),
         "--solver", args.solver, "--eval-steps", str(args.eval_steps),
     ]
     log("running " + " ".join(cmd))
@@ -141,7 +144,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="mpcrl_reference.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--steps", type=int, default=1000, help="training steps, one episode (default: 1000)")
+    p.add_argument("--agent", choices=("q", "dpg"), default="q",
+                   help="q: LSTD Q-learning as in mpcrl's example; dpg: LSTD DPG with the settings of "
+                        "examples/lti_dpg.toml (default: q)")
+    p.add_argument("--steps", type=int, default=1000, help="training steps per episode (default: 1000)")
+    p.add_argument("--episodes", type=int, default=1, help="training episodes (default: 1)")
     p.add_argument("--seed", type=int, default=69, help="seed of agent and disturbance (default: 69)")
     p.add_argument(
         "--solver", choices=("auto", "fatrop", "ipopt"), default="auto",
@@ -159,8 +166,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reinstall", action="store_true", help="recreate the venv even if the stamp matches")
     p.add_argument("--install-only", action="store_true", help="set up the venv and exit without running")
     args = p.parse_args(argv)
-    if args.steps < 1:
-        p.error("--steps must be >= 1")
+    if args.steps < 1 or args.episodes < 1:
+        p.error("--steps and --episodes must be >= 1")
     if args.eval_steps < 0:
         p.error("--eval-steps must be >= 0")
     return args

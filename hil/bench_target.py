@@ -73,12 +73,9 @@ def summarize(costs: np.ndarray, startup: np.ndarray, budget: float | None) -> d
 
 def _histogram(costs: np.ndarray, startup: np.ndarray, unit: str, path: Path, title: str,
                budget: float | None = None) -> None:
-    import matplotlib
+    from rlmpc.toolkit import figures
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = figures.subplots(figsize=(7, 3.5))
     bins: list[float] | int = (np.linspace(costs.min(), costs.max(), 40).tolist()
                                if costs.max() > costs.min() else 10)
     ax.hist([costs[~startup], costs[startup]], bins=bins, stacked=True,
@@ -92,7 +89,6 @@ def _histogram(costs: np.ndarray, startup: np.ndarray, unit: str, path: Path, ti
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def load_starts(path: str | Path, nx: int) -> np.ndarray:

@@ -7,10 +7,20 @@ the same θ (Q(s, a), V(s⁺), ∇θQ; for DPG ∇θπ and the critic), updates 
 with SET_THETA after every update.  Every step records the distance between the device's action and
 the workstation's π_θ(s), the device's cost per step, its flags and fallbacks.
 
-Faults: a lost or corrupted frame is retried by :class:`~rlmpc.hil.transport.Device`; a device that
-answers with another θ hash than the one pushed last (it reset and came back with its exported θ)
-gets the current θ again before the step is used.  Nothing of this touches θ or the replay buffer:
-the agent only ever sees the action the device finally returned.
+Faults: a lost or corrupted frame is retried by :class:`~rlmpc.hil.transport.Device`; a step still
+unanswered after those retries is asked again (the simulated plant waits for it: no step is lost
+while the link lives); a device that answers with another θ hash than the one pushed last (it reset
+and came back with its exported θ) gets the current θ again before the step is used.  Nothing of
+this touches θ or the replay buffer: the agent only ever sees the action the device finally
+returned.  Every retry, handshake, re-push and injected fault is counted in :meth:`summary`.
+
+Checkpoints: :meth:`state_dict` (the θ hash on the device, the per-step record) rides in the
+trainer's checkpoint; after ``--resume`` the device (restarted, or running another θ) is sent the
+checkpoint's θ before its first step.  SET_THETA restarts the device's solver cold, so where θ is
+pushed before every step (``update_every = 1``) the device's answers do not depend on the steps
+before the checkpoint and the resumed run is bit for bit the uninterrupted one; where the device
+solves several steps at one θ, its warm start is lost at the resume (and at a device reset), and the
+resumed run matches to the solver's tolerance only.
 """
 
 from __future__ import annotations
@@ -25,11 +35,13 @@ import numpy as np
 from rlmpc.codegen.manifest import theta_hash
 from rlmpc.codegen.protocol import hash_prefix
 from rlmpc.codegen.protocol_spec import Capability, StatusFlag
-from rlmpc.hil.transport import Device, DeviceRefusalError, TransportError
+from rlmpc.hil.faults import find_faulty
+from rlmpc.hil.transport import Device, DeviceRefusalError, LinkDownError, TransportError
 from rlmpc.toolkit.mpc import MpcSolution
 from rlmpc.toolkit.parameters import FloatArray
 
 DEVICE_FILES = ("device_steps.npz", "device.json", "device_panel.png")
+STEP_ATTEMPTS = 5  # a step unanswered after the transport's retries is asked again this many times in all
 
 
 @dataclass
@@ -44,6 +56,8 @@ class DeviceRecord:
     pushes: int = 0
     repushes: int = 0
     theta_hash: str = ""
+    asked_again: int = 0  # steps asked again after the transport's retries were spent
+    resumed_from: str = ""  # with --resume: the device's θ hash in the checkpoint
 
 
 class DeviceInTheLoop:
@@ -105,6 +119,13 @@ class DeviceInTheLoop:
                                                  sol.s, sol.p if sol.p.size else ())
         except DeviceRefusalError as exc:
             raise TransportError(f"pushing θ to the device: {exc}") from None
+        except LinkDownError:
+            raise
+        except TransportError:  # unanswered after the retries: θ pushed again (if need be), the step asked again
+            self.record.asked_again += 1
+            self._theta = None
+            self._ensure_theta(sol.theta)
+            return self._ask(sol)
         info = self.device.info()
         if info is not seen and info.theta_hash not in (hash_prefix(previous), hash_prefix(digest)):
             self.record.repushes += 1  # it reset during the pair (new handshake, its exported θ): sent again
@@ -119,10 +140,10 @@ class DeviceInTheLoop:
             result = self._push_and_step(sol)
         else:
             self._ensure_theta(sol.theta)
-            result = self.device.step(sol.s, sol.p if sol.p.size else ())
+            result = self._ask(sol)
         if self._reset_since_push():  # it reset during the step: ask again with the current θ
             self._ensure_theta(sol.theta)
-            result = self.device.step(sol.s, sol.p if sol.p.size else ())
+            result = self._ask(sol)
         u = np.asarray(result.u, dtype=float)
         self.record.distance.append(float(np.max(np.abs(u - sol.u0))) if sol.success else float("nan"))
         self.record.cost.append(int(result.cost))
@@ -130,6 +151,35 @@ class DeviceInTheLoop:
         if result.flags & (StatusFlag.FALLBACK | StatusFlag.OVERRUN):
             self.record.fallbacks += 1
         return u
+
+    def _ask(self, sol: MpcSolution) -> Any:
+        """STEP at the solved state; a step lost after the transport's retries is asked again (with θ
+        pushed again if the device reset meanwhile), up to :data:`STEP_ATTEMPTS` in all."""
+        for attempt in range(STEP_ATTEMPTS):
+            try:
+                return self.device.step(sol.s, sol.p if sol.p.size else ())
+            except (LinkDownError, DeviceRefusalError):
+                raise
+            except TransportError:
+                if attempt + 1 == STEP_ATTEMPTS:
+                    raise
+                self.record.asked_again += 1
+                self._ensure_theta(sol.theta)
+        raise AssertionError("unreachable")
+
+    # --- checkpoints -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint holds of the device: the θ hash it runs and the record so far."""
+        r = self.record
+        return {"theta_hash": r.theta_hash, "record": {k: (list(v) if isinstance(v, list) else v)
+                                                       for k, v in vars(r).items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the record of a checkpoint; the device gets the trainer's θ before its next step
+        (whatever it runs now: a restarted emulator runs its exported θ)."""
+        self.record = DeviceRecord(**state["record"])
+        self.record.resumed_from = state["theta_hash"]
+        self._theta = None  # pushed before the first step after the resume
 
     # --- outputs ---------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -143,7 +193,18 @@ class DeviceInTheLoop:
                 "cost_median": float(np.median(c)) if c.size else float("nan"),
                 "fallbacks": self.record.fallbacks, "theta_pushes": self.record.pushes,
                 "theta_repushes_after_reset": self.record.repushes, "theta_hash": self.record.theta_hash,
-                "link": self.device.stats.as_dict()}
+                "steps_asked_again": self.record.asked_again, "link": self.device.stats.as_dict(),
+                **self._extras()}
+
+    def _extras(self) -> dict[str, Any]:
+        """The injected faults (``--faults``) and the resume, where there were any."""
+        extra: dict[str, Any] = {}
+        faulty = find_faulty(self.device.port)
+        if faulty is not None:
+            extra["faults"] = faulty.counts.as_dict()
+        if self.record.resumed_from:
+            extra["resumed_from_theta_hash"] = self.record.resumed_from
+        return extra
 
     def save(self, out: Path) -> dict[str, Any]:
         np.savez_compressed(out / "device_steps.npz", distance=np.array(self.record.distance),

@@ -165,10 +165,7 @@ def plot(run: HilRun, out: Path, verdict: Verdict | None = None) -> dict[str, Pa
     """The PNGs: states and actions (device solid, workstation reference dashed on top, input
     bounds, lost and fallback steps shaded), the action error against its threshold, the
     per-step device cost against the budget."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from rlmpc.toolkit import figures
 
     th = verdict.thresholds if verdict is not None else {}
     paths: dict[str, Path] = {}
@@ -178,7 +175,7 @@ def plot(run: HilRun, out: Path, verdict: Verdict | None = None) -> dict[str, Pa
     with np.errstate(invalid="ignore"):
         violated = bool(np.nanmax(np.abs(np.concatenate([run.violation, run.ref_violation])), initial=0.0) > 0)
     rows = nx + int(violated)
-    fig, axes = plt.subplots(rows, 1, figsize=(9.5, 2.2 * rows + 0.6), sharex=True, squeeze=False)
+    fig, axes = figures.subplots(rows, 1, figsize=(9.5, 2.2 * rows + 0.6), sharex=True, squeeze=False)
     for i, ax in enumerate(axes[:nx, 0]):
         ax.plot(k, run.states[:, i], "C0-", lw=2.2, label=f"device ({run.board})")
         ax.plot(k, run.ref_states[:, i], "k--", lw=1.2, label="workstation reference")
@@ -204,7 +201,7 @@ def plot(run: HilRun, out: Path, verdict: Verdict | None = None) -> dict[str, Pa
 
     ks = np.arange(run.steps)
     nu = run.actions.shape[1]
-    fig, axes = plt.subplots(nu, 1, figsize=(9.5, 2.2 * nu + 0.8), sharex=True, squeeze=False)
+    fig, axes = figures.subplots(nu, 1, figsize=(9.5, 2.2 * nu + 0.8), sharex=True, squeeze=False)
     for i, ax in enumerate(axes[:, 0]):
         ax.step(ks, run.actions[:, i], "C1-", where="post", lw=2.2, label=f"device ({run.board})")
         ax.step(ks, run.ref_actions[:, i], "k--", where="post", lw=1.2, label="workstation reference")
@@ -220,7 +217,7 @@ def plot(run: HilRun, out: Path, verdict: Verdict | None = None) -> dict[str, Pa
     fig.suptitle(f"actions applied to the plant{ended}")
     paths["actions_png"] = _save(fig, out / FILES["actions_png"])
 
-    fig, ax = plt.subplots(figsize=(9.5, 3.0))
+    fig, ax = figures.subplots(figsize=(9.5, 3.0))
     err = np.where(run.lost, np.nan, run.action_error)
     ax.semilogy(ks, np.maximum(err, 1e-17), "C3.-", ms=3, label="device vs workstation, same state")
     tol = th.get("max_action_error")
@@ -234,7 +231,7 @@ def plot(run: HilRun, out: Path, verdict: Verdict | None = None) -> dict[str, Pa
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     paths["action_error_png"] = _save(fig, out / FILES["action_error_png"])
 
-    fig, ax = plt.subplots(figsize=(9.5, 3.0))
+    fig, ax = figures.subplots(figsize=(9.5, 3.0))
     ax.bar(ks, np.where(run.lost, 0, run.device_cost), color="C2", width=0.8, label="device cost per step")
     budget = th.get("cost_budget")
     if budget is not None:
@@ -252,11 +249,8 @@ def plot(run: HilRun, out: Path, verdict: Verdict | None = None) -> dict[str, Pa
 
 
 def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 

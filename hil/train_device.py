@@ -5,7 +5,9 @@ With ``--device`` the configuration's MPC at its initial θ is exported (bare me
 boards and ``host``, an acados bundle for ``linux-aarch64``) into ``OUT/device/bundle``, the
 firmware is built into ``OUT/device/firmware`` and started like ``rlmpc hil`` starts it; with
 ``--port`` the board is already running (flashed with that bundle).  The run's usual outputs are
-joined by ``device_steps.npz``, ``device.json`` and ``device_panel.png``.
+joined by ``device_steps.npz``, ``device.json`` and ``device_panel.png``.  ``--faults SPEC`` injects
+link faults (:mod:`rlmpc.hil.faults`; ``reset=K`` restarts the emulated board after the K-th STEP);
+the checkpoint holds the device's θ hash and ``--resume`` sends θ again before the next step.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ from rlmpc.hil.device_training import DeviceInTheLoop
 
 def export_for_device(trainer: Any, board: str, folder: Path) -> Path:
     """The bundle of the configuration's MPC at θ0 for ``board`` (replaced if it is ours and unchanged)."""
+    return export_problem(trainer.config, trainer.mpc.fns, trainer.theta0, board, folder)
+
+
+def export_problem(cfg: Any, fns: Any, theta: Any, board: str, folder: Path) -> Path:
+    """The bundle of the MPC of ``cfg`` (a :class:`TrainConfig`) at ``theta`` for ``board``."""
     from rlmpc.codegen.bundle import export_bundle
     from rlmpc.codegen.mcu_export import export_mcu
     from rlmpc.toolkit.theta_file import save_theta, theta_document
 
-    cfg = trainer.config
     folder.mkdir(parents=True, exist_ok=True)
     theta0 = folder / "theta0.json"
-    save_theta(theta0, theta_document(cfg.mpc.problem, cfg.mpc.params, trainer.mpc.fns, trainer.theta0,
+    save_theta(theta0, theta_document(cfg.mpc.problem, cfg.mpc.params, fns, theta,
                                       plant={"name": cfg.env.name, "params": cfg.env.params}))
     if board == "linux-aarch64":
         return Path(export_bundle(theta0, "linux-aarch64", folder / "bundle"))
@@ -48,8 +54,11 @@ def run_on_device(trainer: Any, args: argparse.Namespace) -> dict[str, Any]:
     device_dir = out / "device"
     bundle = export_for_device(trainer, args.target, device_dir) if args.target else Path(args.bundle)
     with connected_device(args, bundle, device_dir / "firmware") as device:
+        if device.rtt is None:
+            device.calibrate()  # reply deadlines from the measured round trip (a lost frame costs ms, not 2 s)
         loop = DeviceInTheLoop(device, trainer.mpc.fns.problem_hash, trainer.mpc.fns.theta.size)
         trainer.agent.greedy_source = loop.action
+        trainer.checkpoint_hooks["device"] = (loop.state_dict, loop.load_state_dict)
         try:
             summary = trainer.run(resume=args.resume)
         finally:

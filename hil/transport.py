@@ -20,12 +20,15 @@ It fails fast and says why:
   the handshake, then the step latencies seen): ``max(MIN_TIMEOUT, 10 × PING round trip,
   10 × the median and 2 × the maximum of the latest STEP round trips)``, doubled at each retry
   of a request, at most ``timeout``, instead of a fixed 2 s (a late reply only costs a retry);
+  SET_THETA likewise from the SET_THETA round trips seen (the device may work a while on it: the
+  first push waits ``timeout``);
 * a :class:`LinkBudget` bounds the time without any valid frame (``max_silence_s``): past it
   the request ends with :class:`LinkDownError`.  (The runner also bounds the consecutive lost steps.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -52,7 +55,7 @@ from rlmpc.codegen.protocol import (
     SetTheta,
     Step,
 )
-from rlmpc.codegen.protocol_spec import CostUnit, ErrorCode, MsgType, Precision
+from rlmpc.codegen.protocol_spec import MAX_FRAME, CostUnit, ErrorCode, MsgType, Precision
 
 
 class TransportError(RuntimeError):
@@ -189,6 +192,7 @@ class LinkStats:
     requests: int = 0
     retries: int = 0
     resyncs: int = 0
+    flushes: int = 0  # resyncs that had to complete a partial frame on the device with filler bytes
     lost_steps: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -219,6 +223,7 @@ class Device:
         self.stats = LinkStats()
         self.rtt: float | None = None  # s, median PING round trip (calibrate)
         self.step_latencies: list[float] = []  # s, the latest STEP round trips answered at once
+        self.theta_latencies: list[float] = []  # s, the latest SET_THETA round trips answered at once
         self.pair_latencies: list[float] = []  # s, the latest SET_THETA+STEP pairs answered at once
         self.last_valid = time.monotonic()
         self._info: Info | None = None
@@ -260,8 +265,11 @@ class Device:
     def reply_timeout(self, what: str = "STEP") -> float:
         """The reply deadline: scaled to the measured round trip and the slowest STEP so far
         (``timeout`` before anything was measured, and for a STEP before the first answered one)."""
+        if what == "SET_THETA" and self.rtt is not None and self.theta_latencies:  # (from its own round trips)
+            typical, slowest = float(np.median(self.theta_latencies)), max(self.theta_latencies)
+            return min(self.timeout, max(MIN_TIMEOUT, RTT_FACTOR * self.rtt, STEP_FACTOR * typical, 2.0 * slowest))
         if self.rtt is None or what not in SCALED or (what == "STEP" and not self.step_latencies):
-            return self.timeout  # (RESET, SET_THETA, …: rare, and the device may work a while on them)
+            return self.timeout  # (RESET, the first SET_THETA, …: rare, and the device may work a while on them)
         typical = slowest = 0.0
         if what == "STEP":
             typical, slowest = float(np.median(self.step_latencies)), max(self.step_latencies)
@@ -295,7 +303,21 @@ class Device:
             raise LinkDownError(f"the link closed ({exc})") from None
         self.link.parser.reset()
         try:
-            self._info = self.link.hello(attempts=2, interval=timeout or self.reply_timeout("HELLO"))
+            try:
+                self._info = self.link.hello(attempts=2, interval=timeout or self.reply_timeout("HELLO"))
+            except LinkError:
+                # the device's parser may sit inside a frame whose length field was corrupted (up to
+                # MAX_PAYLOAD bytes to go, which HELLOs of 8 bytes take long to fill): complete it with
+                # filler bytes (no SYNC in them), then shake hands again
+                self.stats.flushes += 1
+                self.port.write(bytes(MAX_FRAME))
+                with contextlib.suppress(OSError, serial.SerialException):
+                    self.port.flush()
+                time.sleep(timeout or self.reply_timeout("HELLO"))
+                while self.port.in_waiting:
+                    self.port.read(self.port.in_waiting)
+                self.link.parser.reset()
+                self._info = self.link.hello(attempts=2, interval=timeout or self.reply_timeout("HELLO"))
         except LinkError as exc:
             raise TransportError(f"handshake failed: {exc}") from None
         except (OSError, serial.SerialException) as exc:
@@ -382,7 +404,9 @@ class Device:
         ``refresh_info``: ask for INFO again (it reports the new θ hash); a learner that pushes θ at
         every step skips that round trip."""
         theta_t = tuple(float(v) for v in np.asarray(theta, dtype=float).ravel())
-        self._request(SetTheta(problem_hash, theta_hash, theta_t), Ack, "SET_THETA")
+        latency, retries = self._request(SetTheta(problem_hash, theta_hash, theta_t), Ack, "SET_THETA")[1:]
+        if retries == 0:
+            self.theta_latencies = [*self.theta_latencies[-(LATENCY_WINDOW - 1):], latency]
         if refresh_info:
             self.hello()
 

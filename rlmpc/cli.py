@@ -128,16 +128,37 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError("--port needs --bundle: the bundle the board was flashed with")
     if args.bundle and not args.port:
         raise ValueError("--bundle: only with --port (with --device the bundle is exported from the configuration)")
-    if on_device and config.agent.type == "bayes":
-        raise ValueError("--device/--port: agent.type = \"bayes\" scores θ on the workstation (not yet on a device)")
-    if config.agent.type == "bayes":
-        from rlmpc.toolkit.rl.bayes import BayesTuner
+    if args.faults is not None:
+        if not on_device:
+            raise ValueError("--faults: only with --device/--port (the faults are injected into the device's link)")
+        from rlmpc.hil.faults import parse_fault_spec
 
+        parse_fault_spec(args.faults)  # (a bad SPEC is refused before anything is built)
+    if args.budget is not None:
+        if config.agent.type != "bayes":
+            raise ValueError("--budget: only with agent.type = \"bayes\" (a tuning with a real-time constraint)")
+        if not on_device:
+            raise ValueError("--budget: the worst cost per step is measured on a device; add --device BOARD or "
+                             "--port URL (on the workstation there is no device cost to hold to a budget)")
+        if not args.budget > 0:
+            raise ValueError(f"--budget: expected a positive cost per step (the board's unit), got {args.budget:g}")
+    from rlmpc.toolkit.rl.bayes import BayesTuner
+
+    if config.agent.type == "bayes":
         trainer: Trainer | BayesTuner = BayesTuner(config, progress_bar=not args.quiet)
     else:
         trainer = Trainer(config, progress_bar=not args.quiet, plots=not args.no_plots)
+    link_errors: tuple[type[BaseException], ...] = ()
+    if on_device:
+        from rlmpc.hil.transport import TransportError
+
+        link_errors = (TransportError,)
     try:
-        if on_device:
+        if on_device and isinstance(trainer, BayesTuner):
+            from rlmpc.hil.device_bayes import tune_on_device
+
+            summary = tune_on_device(trainer, args)
+        elif on_device:
             from rlmpc.hil.train_device import run_on_device
 
             summary = run_on_device(trainer, args)
@@ -153,6 +174,12 @@ def _train(args: argparse.Namespace) -> int:
               + (f"`{again}` continues from the last checkpoint ({trainer.checkpoint_path})"
                  if saved else "no checkpoint was written yet"), file=sys.stderr)
         return 130
+    except link_errors as exc:  # the link failed beyond its budget (or the device refused a request)
+        saved = trainer.checkpoint_path.exists()
+        print(f"rlmpc train: the device: {exc}"
+              + ("; the same command with --resume continues from the last checkpoint "
+                 f"({trainer.checkpoint_path}; θ is sent to the device again)" if saved else ""), file=sys.stderr)
+        return 2
     out = config.output
     if config.agent.type == "bayes":
         print(f"\ntuned with {summary['steps']} closed-loop trials in {summary['wall_time_s']:.1f} s; "
@@ -164,17 +191,46 @@ def _train(args: argparse.Namespace) -> int:
     print(f"greedy closed-loop cost: initial θ {summary['greedy_cost_initial']:.4g} -> "
           f"learned θ {summary['greedy_cost_final']:.4g} "
           f"({100 * summary['greedy_cost_ratio']:.1f}%)")
+    if "device" in summary and config.agent.type == "bayes":
+        return _device_bayes_verdict(summary["device"], out)
     if "device" in summary:
         d = summary["device"]
         print(f"through {d['board']}: |u_device − π_θ(s)|∞ max {d['distance_max']:.2e} (median "
               f"{d['distance_median']:.2e}), device cost per step max {d['cost_max']:.0f}, {d['theta_pushes']} θ "
               f"pushes ({d['theta_repushes_after_reset']} after a reset), {d['link']['retries']} retries, "
               f"{d['fallbacks']} fallbacks; {out / 'device_panel.png'}")
+        if "faults" in d:
+            f, link = d["faults"], d["link"]
+            print(f"faults injected: {f['bit_flips']} bit flips, {f['dropped_bytes']} dropped bytes, {f['delays']} "
+                  f"delays, {f['resets']} device resets; recovered by {link['retries']} retries, {link['resyncs']} "
+                  f"new handshakes, {d['steps_asked_again']} steps asked again, {d['theta_repushes_after_reset']} θ "
+                  f"re-pushes; {link['lost_steps']} STEPs given up by the transport (and asked again)")
     plots = (f"{out / summary['outputs']['plot']}" if not args.no_plots
              else f"not drawn (--no-plots; `rlmpc plot {out}` draws them)")
     print(f"θ: {out / 'theta.json'}\n{'trials' if config.agent.type == 'bayes' else 'learning curves'}: "
           f"{plots}\nsummary: {out / 'summary.json'}")
     return _learning_verdict(summary, out)
+
+
+def _device_bayes_verdict(d: dict[str, Any], out: Path) -> int:
+    """θ0 and the returned θ run again on the device; exit 1 if the returned θ misses the budget."""
+    unit = d["cost_unit"]
+    for name, key in (("θ0", "theta0"), ("returned θ", "returned_theta")):
+        r = d[key]
+        meets = "" if r["meets_budget"] is None else (" (meets the budget)" if r["meets_budget"]
+                                                       else f" (over the budget {d['budget']:g})")
+        print(f"{name} again on {d['board']}: cost {r['cost']:.4g}, worst step {r['worst_step']} {unit}{meets}")
+    if "faults" in d:
+        f = d["faults"]
+        print(f"faults injected: {f['bit_flips']} bit flips, {f['dropped_bytes']} dropped bytes, {f['delays']} delays, "
+              f"{f['resets']} device resets; {d['link']['resyncs']} new handshakes, {d['theta_repushes_after_reset']} "
+              f"θ re-pushes (the episode run again), {d['steps_asked_again']} steps asked again")
+    print(f"{d['theta_pushes']} θ pushes, {d['link']['retries']} retries, {d['fallbacks']} fallbacks\n"
+          f"θ: {out / 'theta.json'}\ntrials: {out / 'trials.md'}, {out / 'bayes.png'}\nsummary: {out / 'summary.json'}")
+    if d["returned_theta"]["meets_budget"] is False:
+        print(f"budget: no trial met {d['budget']:g} {unit} per step; theta.json holds θ0", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -343,6 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--bundle", default=None, help="with --port: the bundle the board was flashed with")
     train.add_argument("--program", default=None, help="with --device: this firmware build instead of building it")
     train.add_argument("--baud", type=int, default=None, help="with --port: line speed (default 115200)")
+    train.add_argument("--budget", type=float, default=None, metavar="N",
+                       help="with agent.type = \"bayes\" and --device/--port: the device's worst cost per step "
+                       "(its unit: instructions on the emulated boards) a θ may take; over it, a trial is infeasible")
+    from rlmpc.hil.faults import SPEC_HELP
+
+    train.add_argument("--faults", default=None, metavar="SPEC",
+                       help="with --device/--port: inject link faults while learning: " + SPEC_HELP)
     train.set_defaults(func=_train)
     theta = sub.add_parser("theta", help="θ files: write the definition's θ (an MPC that was not trained)")
     theta_sub = theta.add_subparsers(dest="theta_command", required=True)

@@ -57,6 +57,7 @@ def build(*extra: str, bundle: str = "bundle") -> Callable[[Paths], list[str]]:
                       "--out", str(f["root"] / "b"), *extra]
 
 
+EXAMPLES = str(Path(__file__).resolve().parent.parent / "examples") + "/"
 CASES: list[tuple[str, Callable[[Paths], list[str]], str]] = [
     # rlmpc hil
     ("hil-steps-huge", hil("--steps", "100000000000"), "--steps: expected an integer from 1 to 1000000"),
@@ -132,6 +133,16 @@ CASES: list[tuple[str, Callable[[Paths], list[str]], str]] = [
     ("train-config-is-a-folder", lambda f: ["train", str(f["root"]), "--out", str(f["root"] / "t")],
      "cannot read it (Is a directory)"),
     ("train-config-missing", lambda f: ["train", str(f["root"] / "none.toml")], "none.toml: no such file"),
+    ("train-faults-no-device", lambda f: ["train", EXAMPLES + "lti_qlearning.toml", "--out", str(f["root"] / "t"),
+                                          "--faults", "drop=0.01"], "--faults: only with --device/--port"),
+    ("train-faults-rate", lambda f: ["train", EXAMPLES + "lti_qlearning.toml", "--out", str(f["root"] / "t"),
+                                     "--device", "host", "--faults", "drop=2"], "--faults: drop_rate: expected"),
+    ("train-budget-not-bayes", lambda f: ["train", EXAMPLES + "lti_qlearning.toml", "--out", str(f["root"] / "t"),
+                                          "--device", "host", "--budget", "5000"], "--budget: only with agent.type"),
+    ("train-budget-no-device", lambda f: ["train", EXAMPLES + "lti_bayes.toml", "--out", str(f["root"] / "t"),
+                                          "--budget", "5000"], "--budget: the worst cost per step is measured"),
+    ("train-budget-negative", lambda f: ["train", EXAMPLES + "lti_bayes.toml", "--out", str(f["root"] / "t"),
+                                         "--device", "host", "--budget", "-1"], "--budget: expected a positive"),
     # rlmpc flash, evaluate
     ("flash-probe-serial", lambda f: ["flash", str(f["bundle"]), "--board", "host", "--probe-serial", "1"],
      "--probe-serial: only with --probe"),

@@ -190,3 +190,26 @@ def test_a_connection_reset_during_the_handshake_is_a_link_error() -> None:
 
     with pytest.raises(TransportError, match=r"handshake failed: the link closed \(Connection reset by peer\)"):
         Device(ResetPort(), hello_attempts=1).connect()  # type: ignore[arg-type]
+
+
+def test_resync_completes_a_frame_whose_length_was_corrupted(setup: Setup) -> None:
+    """A STEP header whose length field says 500 bytes (a flipped bit): the firmware's parser waits for
+    them and swallows the HELLOs of a resync; the resync completes the frame with filler bytes and
+    shakes hands again (before: 'handshake failed' until the HELLOs alone had filled 500 bytes)."""
+    from rlmpc.codegen.protocol_spec import SYNC, MsgType
+
+    emu = start_emulator(setup.programs["host"], "host")
+    port: RecordingPort | None = None
+    try:
+        port = open_link(emu.serial_url)
+        device = Device(port, timeout=0.3)
+        device.connect()
+        device.calibrate()
+        port.write(bytes([SYNC[0], SYNC[1], int(MsgType.STEP), 7, 0xF4, 0x01]))  # length 500, no payload
+        device.resync()
+        assert device.stats.flushes == 1 and device.info().nx == 2
+        assert device.step([0.1, 0.0]).u  # the link works again
+    finally:
+        emu.stop(port)
+        if port is not None:
+            port.close()

@@ -527,6 +527,24 @@ def test_replay_sampling() -> None:
     assert ReplayBuffer(5, 2, 2).sample(np.random.default_rng(0)) == []
 
 
+@pytest.mark.parametrize(("capacity", "sample_size", "include_latest", "items"),
+                         [(1, 1, 0, 1), (3, 2, 1, 2), (5, 1, 0, 3)])
+def test_replay_sample_matches_the_generators_choice(capacity: int, sample_size: int, include_latest: int,
+                                                     items: int) -> None:
+    """Each sample is the latest items plus ``rng.choice`` of the older ones, and the generator ends in
+    the same state (also on the shortcut for one older item, where ``choice`` draws nothing)."""
+    buf = ReplayBuffer(capacity, sample_size, include_latest)
+    for i in range(items):
+        buf.append({"i": i})
+    rng, ref_rng = np.random.default_rng(7), np.random.default_rng(7)
+    for _ in range(3):
+        got = buf.sample(rng)
+        older, latest = list(range(items - include_latest)), list(range(items - include_latest, items))
+        drawn = ref_rng.choice(len(older), size=min(sample_size - include_latest, len(older)), replace=False)
+        assert [g["i"] for g in got] == latest + [older[j] for j in drawn]
+        assert rng.bit_generator.state == ref_rng.bit_generator.state
+
+
 def test_replay_state_round_trip() -> None:
     buf = ReplayBuffer(capacity=6, sample_size=3, include_latest=1)
     rng = np.random.default_rng(4)

@@ -88,6 +88,35 @@ def test_sparse_policy_jacobian_equals_the_dense_kkt_solve(problem: MPC) -> None
     assert checked_active >= 2
 
 
+@pytest.mark.parametrize("dense_max", [10**6, "nw", 0])
+def test_policy_jacobian_from_cached_reduction_plans(problem: MPC, dense_max: int | str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """∇θπ assembled from the cached plans (one per sparsity pattern and active set; dense LAPACK solve,
+    or with DENSE_MAX = 0 the sparse LU) equals the dense KKT solve at every state, also when a plan is
+    reused for another state with the same active set and when states with other active sets come in
+    between (every state twice, the second round from the cache)."""
+    import rlmpc.toolkit.sensitivities as sens_module
+
+    sens = problem.sensitivities
+    if dense_max == "nw":  # as many as the variables: reduced systems with more rows go to the sparse LU
+        dense_max = int(sens.transcriptions[False].w.shape[0])
+    monkeypatch.setattr(sens_module, "DENSE_MAX", dense_max)
+    sens._pi_plans.clear()
+    sols = [problem.value(s) for s in STATES[problem_name(problem)]]
+    for _ in range(2):
+        for sol in sols:
+            dense = sens.policy_jacobian(sol, method="dense")
+            np.testing.assert_allclose(sens.policy_jacobian(sol), dense, rtol=1e-8,
+                                       atol=1e-10 * max(1.0, float(np.abs(dense).max())))
+    plans = list(sens._pi_plans.values())
+    if dense_max == 0:  # more variables than DENSE_MAX: straight to the sparse LU, no plans
+        assert not plans
+    else:  # several active sets met, each planned once (None: too large, solved sparse)
+        assert 2 <= len(plans) <= len(sols)
+        assert dense_max != 10**6 or all(plans)
+    sens._pi_plans.clear()
+
+
 @pytest.mark.usefixtures("restore_theta")
 def test_policy_jacobian_matches_finite_differences(problem: MPC) -> None:
     theta0 = problem.theta

@@ -56,13 +56,10 @@ def run_core_demo(out: Path, steps: int = 100) -> None:
 
 
 def _plot(x: np.ndarray, u: np.ndarray, dt: float, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from rlmpc.toolkit import figures
 
     t = np.arange(x.shape[0]) * dt
-    fig, axes = plt.subplots(3, 1, figsize=(7, 7), sharex=True)
+    fig, axes = figures.subplots(3, 1, figsize=(7, 7), sharex=True)
     axes[0].plot(t, x[:, 0], label="cart position [m]")
     axes[0].axhline(1.0, color="r", ls="--", lw=0.8)
     axes[0].axhline(-1.0, color="r", ls="--", lw=0.8)
@@ -77,5 +74,4 @@ def _plot(x: np.ndarray, u: np.ndarray, dt: float, path: Path) -> Path:
     fig.suptitle("Cart-pole MPC (acados) on a plant with a 30% heavier pole")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -33,6 +33,7 @@ import scipy.sparse.linalg as spla
 
 from rlmpc.toolkit.acados_instance import IterateLayout
 from rlmpc.toolkit.fast_function import FastFunction, SparseFunction
+from rlmpc.toolkit.kkt_reduction import Coo, ReductionPlan, make_plan, reduce_kkt
 from rlmpc.toolkit.mpc import MpcSolution
 from rlmpc.toolkit.nlp import Transcription, stage_soft_rows, transcribe
 from rlmpc.toolkit.parameters import FloatArray
@@ -41,6 +42,8 @@ from rlmpc.toolkit.problem import ProblemFunctions
 PI_SIGN = -1.0  # multiplier of (x_{k+1} - F) = PI_SIGN * acados pi_k
 ACTIVE_TOL = 1e-7  # a multiplier above this marks an active inequality
 PERMC_SPEC = "COLAMD"  # SuperLU's fill-reducing column order for the reduced KKT matrix
+DENSE_MAX = 160  # ∇θπ: a reduced KKT system up to this size is solved dense (LAPACK), larger ones sparse
+PLAN_CACHE = 4096  # ∇θπ: reduction plans kept (one per sparsity pattern and active set met)
 
 
 def _require_solution(sol: MpcSolution) -> None:
@@ -141,38 +144,16 @@ class _Evaluators:
         return self._fast("kkt", *self._kkt_outputs(), matrices=tuple(range(7)))
 
     @cached_property
+    def kkt_needs_x0_multiplier(self) -> bool:
+        """Whether the KKT blocks depend on the multiplier of ``x_0 = s`` (a linear, θ-free row: they
+        do not, so ∇θπ can skip recovering it from stationarity)."""
+        nx = self._tr.x_index[0].size
+        return any(cs.depends_on(out, self._args[1][:nx]) for out in self._kkt_outputs())
+
+    @cached_property
     def kkt_sparse(self) -> SparseFunction:
         """The KKT blocks as sparse matrices: their nonzeros grow linearly with the horizon."""
         return SparseFunction(cs.Function("kkt_sparse", self._args, self._kkt_outputs()))
-
-
-@dataclass(frozen=True)
-class _Coo:
-    """The nonzeros of a sparse matrix: ``data[k]`` at ``(row[k], col[k])``."""
-
-    data: FloatArray
-    row: np.ndarray
-    col: np.ndarray
-    shape: tuple[int, int]
-
-    def rows_mapped(self, new_row: np.ndarray, n: int) -> _Coo:
-        """The rows ``i`` with ``new_row[i] >= 0``, renumbered ``new_row[i]`` (``n`` rows)."""
-        m = new_row[self.row] >= 0
-        return _Coo(self.data[m], new_row[self.row[m]], self.col[m], (n, self.shape[1]))
-
-    def csr(self) -> sp.csr_matrix:
-        return sp.csr_matrix((self.data, (self.row, self.col)), shape=self.shape)
-
-
-def _pins(J: _Coo, J_theta: _Coo) -> tuple[np.ndarray, FloatArray]:
-    """`_pinning_rows` of sparse blocks (zeros dropped), and each pinning row's nonzero."""
-    n = J.shape[0]
-    out, pivot = np.full(n, -1), np.zeros(n)
-    single = (np.bincount(J.row, minlength=n) == 1) & (np.bincount(J_theta.row, minlength=n) == 0)
-    m = single[J.row]
-    out[J.row[m]] = J.col[m]
-    pivot[J.row[m]] = J.data[m]
-    return out, pivot
 
 
 def _pinning_rows(J: FloatArray, J_theta: FloatArray) -> np.ndarray:
@@ -186,6 +167,25 @@ def _pinning_rows(J: FloatArray, J_theta: FloatArray) -> np.ndarray:
     return out
 
 
+def _planned_u_rows(plan: ReductionPlan, data: FloatArray, nth: int) -> FloatArray | None:
+    """The rows of u_0 (unpinned entries) of the reduced system's solution, assembled by ``plan`` from
+    the blocks' nonzeros ``data`` and solved dense; None if singular or not finite."""
+    n = plan.n
+    K = np.zeros(n * n)
+    K[plan.k_dst] = data[plan.k_src]
+    rhs = np.zeros(n * nth)
+    rhs[plan.r_dst] = -data[plan.r_src]
+    # only the rows of u_0 of K⁻¹ rhs are needed: solve Kᵀ y = e_u (nu right-hand sides, not nθ)
+    select = np.zeros((n, plan.u_rows.size))
+    select[plan.u_rows, np.arange(plan.u_rows.size)] = 1.0
+    try:
+        y = np.linalg.solve(K.reshape(n, n).T, select)
+    except np.linalg.LinAlgError:
+        return None
+    du: FloatArray = y.T @ rhs.reshape(n, nth)
+    return du if np.all(np.isfinite(du)) else None
+
+
 class Sensitivities:
     """∇θV, ∇θQ, ∇θπ, ∇sV, ∇aQ and Hessians of Q in θ for one problem."""
 
@@ -195,6 +195,7 @@ class Sensitivities:
         self._evaluators: dict[bool, _Evaluators] = {}
         self._maps: dict[tuple[bool, int], _MultiplierMap] = {}
         self._fused: dict[tuple[bool, int], FastFunction] = {}
+        self._pi_plans: dict[bytes, ReductionPlan | None] = {}
 
     def _eval(self, is_q: bool) -> _Evaluators:
         if is_q not in self._evaluators:
@@ -252,6 +253,18 @@ class Sensitivities:
         result = _MultiplierMap(w, np.array(plus), np.array(minus), np.array(scale), lam)
         self._maps[key] = result
         return result
+
+    def _unpack(self, sol: MpcSolution, x0_multiplier: bool = True) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """`unpack`; ``x0_multiplier=False`` leaves the multiplier of ``x_0 = s`` at zero (saves the
+        stationarity evaluation where it is not used)."""
+        if x0_multiplier:
+            return self.unpack(sol)
+        _require_solution(sol)
+        m = self._map(sol.a is not None, sol.layout)
+        it = np.append(sol.iterate, 0.0)
+        mu = m.mu_scale * (it[m.mu_plus] - it[m.mu_minus])
+        mu[:self.fns.nx] = 0.0
+        return it[m.w], mu, it[m.lam]
 
     def unpack(self, sol: MpcSolution) -> tuple[FloatArray, FloatArray, FloatArray]:
         """(w, μ, λ) of the NLP from an acados solution.
@@ -416,15 +429,15 @@ class Sensitivities:
                 dmult[r] = -residual[j] / J[r, j]
         return KktSensitivity(dw, dmu, dlam, active)
 
-    def _sparse_blocks(self, sol: MpcSolution) -> list[_Coo]:
+    def _sparse_blocks(self, sol: MpcSolution) -> list[Coo]:
         """The KKT blocks as nonzeros (zeros of this point dropped: as the dense path sees them)."""
         out = []
         for data, row, col, shape in self._eval(sol.a is not None).kkt_sparse.coo(*self._args(sol)):
             keep = data != 0.0
-            out.append(_Coo(data[keep], row[keep], col[keep], shape))
+            out.append(Coo(data[keep], row[keep], col[keep], shape))
         return out
 
-    def kkt_sensitivity_sparse(self, sol: MpcSolution, blocks: list[_Coo] | None = None,
+    def kkt_sensitivity_sparse(self, sol: MpcSolution, blocks: list[Coo] | None = None,
                                multipliers: bool = True) -> KktSensitivity:
         """`kkt_sensitivity` from the sparse KKT blocks, with a sparse LU factorisation of the reduced
         KKT matrix (fill-reducing column order).  The stage structure keeps the nonzeros, the fill and
@@ -440,34 +453,13 @@ class Sensitivities:
         amap = np.full(nin, -1)
         amap[active] = np.arange(na)
         JA, JA_t = Jin.rows_mapped(amap, na), Jin_t.rows_mapped(amap, na)
-        eq_pin, eq_pivot = _pins(Jeq, Jeq_t)
-        in_pin, in_pivot = _pins(JA, JA_t)
-        pinned = np.zeros(nw, dtype=bool)
-        pinned[eq_pin[eq_pin >= 0]] = True
-        pinned[in_pin[in_pin >= 0]] = True
-        keep_w, keep_eq, keep_in = np.flatnonzero(~pinned), np.flatnonzero(eq_pin < 0), np.flatnonzero(in_pin < 0)
-        n1, n2, n3 = keep_w.size, keep_eq.size, keep_in.size
-        wmap, eqmap, inmap = np.full(nw, -1), np.full(neq, -1), np.full(na, -1)
-        wmap[keep_w] = np.arange(n1)
-        eqmap[keep_eq] = n1 + np.arange(n2)
-        inmap[keep_in] = n1 + n2 + np.arange(n3)
-        rows, cols, vals = [], [], []
-        m = (wmap[H.row] >= 0) & (wmap[H.col] >= 0)
-        rows.append(wmap[H.row[m]])
-        cols.append(wmap[H.col[m]])
-        vals.append(H.data[m])
-        for J, cmap in ((Jeq, eqmap), (JA, inmap)):
-            m = (cmap[J.row] >= 0) & (wmap[J.col] >= 0)
-            r, c, d = cmap[J.row[m]], wmap[J.col[m]], J.data[m]
-            rows += [r, c]
-            cols += [c, r]
-            vals += [d, d]
-        n = n1 + n2 + n3
-        K = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+        red = reduce_kkt(H, Jeq, JA, Hwt, Jeq_t, JA_t)
+        keep_w, keep_eq, keep_in, pinned = red.keep_w, red.keep_eq, red.keep_in, red.pinned
+        eq_pin, eq_pivot, in_pin, in_pivot = red.eq_pin, red.eq_pivot, red.in_pin, red.in_pivot
+        n, n1, n2 = red.n, keep_w.size, keep_eq.size
+        K = sp.csc_matrix((red.k_vals, (red.k_rows, red.k_cols)), shape=(n, n))
         rhs = np.zeros((n, nth))
-        for B, bmap in ((Hwt, wmap), (Jeq_t, eqmap), (JA_t, inmap)):
-            m = bmap[B.row] >= 0
-            rhs[bmap[B.row[m]], B.col[m]] = -B.data[m]
+        rhs[red.r_rows, red.r_cols] = red.r_vals
         try:
             dz = spla.splu(K, permc_spec=PERMC_SPEC).solve(rhs) if n else np.zeros((0, nth))
         except RuntimeError:  # exactly singular: the dense path's least-squares fallback
@@ -516,9 +508,42 @@ class Sensitivities:
             raise ValueError("policy_jacobian: expected a V(s) solution, got a Q(s,a) solution")
         if method not in ("sparse", "dense"):
             raise ValueError(f"policy_jacobian: method: expected 'sparse' or 'dense', got {method!r}")
-        sens = (self.kkt_sensitivity_sparse(sol, multipliers=False) if method == "sparse"
-                else self.kkt_sensitivity(sol))
-        return sens.dw[self.transcriptions[False].u_index[0]]
+        if method == "dense":
+            return self.kkt_sensitivity(sol).dw[self.transcriptions[False].u_index[0]]
+        return self._policy_jacobian_planned(sol)
+
+    def _policy_jacobian_planned(self, sol: MpcSolution) -> FloatArray:
+        """The sparse path's ∇θπ, its reduced system assembled from a cached :class:`ReductionPlan` (one
+        per sparsity pattern and active set) and, up to `DENSE_MAX` rows, solved dense; otherwise, or if
+        that solve is singular or not finite, `kkt_sensitivity_sparse`."""
+        u_index = self.transcriptions[False].u_index[0]
+        if self.transcriptions[False].w.shape[0] > DENSE_MAX:  # (more variables: never a dense solve)
+            return self.kkt_sensitivity_sparse(sol, multipliers=False).dw[u_index]
+        ev = self._eval(False)
+        # (unpacks the iterate once: λ decides the active set; μ of x_0 = s only if the blocks use it)
+        w, mu, lam = self._unpack(sol, x0_multiplier=ev.kkt_needs_x0_multiplier)
+        args = [w, mu, lam, sol.s, np.zeros(self.fns.nu), sol.theta, sol.p]
+        coo = ev.kkt_sparse.coo(*args)
+        data = np.concatenate([c[0] for c in coo[:6]])
+        nonzero = data != 0.0
+        active = args[2] > ACTIVE_TOL
+        key = nonzero.tobytes() + active.tobytes()
+        nth = coo[3][3][1]
+        try:
+            plan = self._pi_plans[key]
+        except KeyError:
+            if len(self._pi_plans) >= PLAN_CACHE:
+                self._pi_plans.clear()
+            plan = make_plan([(c[1], c[2], c[3]) for c in coo[:6]], nonzero, np.flatnonzero(active),
+                             u_index, nth)
+            self._pi_plans[key] = plan = plan if plan.n <= DENSE_MAX else None
+        du = None if plan is None else _planned_u_rows(plan, data, nth)
+        if plan is None or du is None:
+            blocks = [Coo(d[d != 0.0], r[d != 0.0], c[d != 0.0], shape) for d, r, c, shape in coo]
+            return self.kkt_sensitivity_sparse(sol, blocks, multipliers=False).dw[u_index]
+        out = np.zeros((u_index.size, nth))
+        out[plan.u_out] = du
+        return out
 
     def hessian_theta(self, sol: MpcSolution, full: bool = False) -> FloatArray:
         """Hessian of V or Q in θ.

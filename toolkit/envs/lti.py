@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -100,7 +101,18 @@ class LtiGrosZanon(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
     def stage_cost(self, x: ArrayLike, a: float) -> float:
         """0.5 (xᵀx + 0.5 a² + w·max(0, x_lb − x) + w·max(0, x − x_ub))."""
         x = np.asarray(x, dtype=np.float64)
-        return 0.5 * float(x @ x + 0.5 * a**2 + self.violation_weight * self.violation(x))
+        return self._stage_cost(x, a, self.violation(x))
+
+    def _stage_cost(self, x: NDArray[np.float64], a: float, violation: float) -> float:
+        return 0.5 * float(x @ x + 0.5 * a**2 + self.violation_weight * violation)
+
+    def _action(self, action: ArrayLike) -> float:
+        """The action as a float (one-line error for a wrong shape or non-finite value)."""
+        if type(action) is np.ndarray and action.shape == (1,) and action.dtype == np.float64:
+            a = float(action[0])  # fast path: what as_vector returns for such input
+            if math.isfinite(a):
+                return a
+        return float(as_vector("LtiGrosZanon", "an action", action, self.nu)[0])
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -120,10 +132,10 @@ class LtiGrosZanon(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
         self, action: ArrayLike
     ) -> tuple[NDArray[np.float64], float, bool, bool, dict[str, Any]]:
         """Apply ``action`` (shape (1,) or scalar); cost is that of the pre-step state."""
-        a = float(as_vector("LtiGrosZanon", "an action", action, self.nu)[0])
+        a = self._action(action)
         x = self._x
-        cost = self.stage_cost(x, a)
         violation = self.violation(x)
+        cost = self._stage_cost(x, a, violation)
         x_next = self.A @ x + self.B * a
         e = 0.0
         if self.noise:

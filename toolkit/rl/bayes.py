@@ -6,9 +6,12 @@ stays at θ0) and scores it by the greedy closed-loop cost of the ``[evaluation]
 seeds for every trial, so trials compare on the same noise.  The first trial is θ0 itself.  With a
 real-time budget, a trial whose worst cost per step (``worst_step(θ)``, e.g. instructions on the
 device) exceeds it is infeasible: Optuna's constraint handling steers away from it and the result
-is the best *feasible* θ.  The study lives in ``study.db`` (SQLite) in the run folder: ``--resume``
-continues it (the trials already scored are kept; the sampler's random stream restarts, so the
-trials that follow differ from an uninterrupted run's).
+is the best *feasible* θ.  ``score`` replaces the workstation's greedy closed loop (e.g. the same
+episodes with the device computing the actions, :mod:`rlmpc.hil.device_bayes`); ``worst_step``
+without a budget is recorded for every trial but constrains nothing.  The study lives in
+``study.db`` (SQLite) in the run folder: ``--resume`` continues it (the trials already scored are
+kept; the sampler's random stream restarts, so the trials that follow differ from an uninterrupted
+run's).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from rlmpc.toolkit.rl.config import TrainConfig
 from rlmpc.toolkit.rl.evaluation import greedy_cost
 from rlmpc.toolkit.theta_file import save_theta, theta_document
 
-BAYES_OUTPUTS = ("theta.json", "trials.csv", "trials.md", "bayes.png", "summary.json", "study.db")
+BAYES_OUTPUTS = ("theta.json", "trials.csv", "trials.md", "bayes.png", "summary.json", "study.db",
+                 "device", "device.json")  # (the last two with --device/--port)
 STUDY = "rlmpc-bayes"
 
 
@@ -40,12 +44,16 @@ class BayesTuner:
     ``agent.type`` is ``"bayes"``; same interface as :class:`~rlmpc.toolkit.rl.training.Trainer`."""
 
     def __init__(self, config: TrainConfig, progress_bar: bool = True,
-                 worst_step: Callable[[FloatArray], float] | None = None, budget: float | None = None) -> None:
+                 worst_step: Callable[[FloatArray], float] | None = None, budget: float | None = None,
+                 score: Callable[[FloatArray], float] | None = None, cost_unit: str = "") -> None:
         if config.agent.bayes is None:
             raise ValueError("agent.type: BayesTuner needs agent.type = \"bayes\"")
-        if (worst_step is None) != (budget is None):
-            raise ValueError("a budget needs a measure of the worst step (and the other way round)")
+        if budget is not None and worst_step is None:
+            raise ValueError("--budget: a budget needs a measure of the worst cost per step (a device)")
         self.config = config
+        self.folder_claimed = False  # (True: a caller claimed the output folder and wrote into it first)
+        self.score_fn, self.cost_unit = score, cost_unit
+        self.best_theta: FloatArray | None = None  # the θ written to theta.json (after run)
         self.out = config.output
         self.progress_bar = progress_bar
         self.worst_step, self.budget = worst_step, budget
@@ -79,6 +87,8 @@ class BayesTuner:
         return entries
 
     def score(self, theta: FloatArray) -> float:
+        if self.score_fn is not None:
+            return float(self.score_fn(theta))
         ev = self.config.evaluation
         return greedy_cost(self.fns, self.config.mpc.solver, theta,
                            lambda: make_env(self.config.env.name, self.config.env.params),
@@ -99,7 +109,8 @@ class BayesTuner:
                              "or choose another output folder")
         if resume and not self.checkpoint_path.exists():
             raise ValueError(f"--resume: no study at {self.checkpoint_path}")
-        claim_output_folder(self.out, "train", BAYES_OUTPUTS, resume=resume)
+        if not self.folder_claimed:
+            claim_output_folder(self.out, "train", BAYES_OUTPUTS, resume=resume)
         cfg = self.config.agent.bayes
         assert cfg is not None
         sampler = optuna.samplers.TPESampler(seed=int(cfg["seed"]),
@@ -116,14 +127,19 @@ class BayesTuner:
             values = {label: trial.suggest_float(label, float(lower[i]), float(upper[i]))
                       for label, i in self.entries}
             theta = self._theta(values)
-            if self.worst_step is not None and self.budget is not None:
+            cost = self.score(theta)
+            if self.worst_step is not None:
                 worst = float(self.worst_step(theta))
                 trial.set_user_attr("worst_step", worst)
-                trial.set_constraint("budget", worst - self.budget)  # feasible when <= 0
-            cost = self.score(theta)
+                if self.budget is not None:
+                    trial.set_constraint("budget", worst - self.budget)  # feasible when <= 0
             if self.progress_bar:
-                best = min([t.value for t in study.trials if t.value is not None] + [cost])
-                print(f"[bayes] trial {trial.number + 1}/{total}: cost {cost:.4g}, best {best:.4g}", flush=True)
+                ok = self.budget is None or float(trial.user_attrs.get("worst_step", math.inf)) <= self.budget
+                best = min([t.value for t in study.trials if t.value is not None and self._feasible(t)]
+                           + ([cost] if ok else []), default=math.nan)
+                over = "" if ok else f" (worst step {trial.user_attrs['worst_step']:.0f} over the budget)"
+                print(f"[bayes] trial {trial.number + 1}/{total}: cost {cost:.4g}{over}, best feasible {best:.4g}",
+                      flush=True)
             return cost
 
         remaining = total - len([t for t in study.trials if t.state.is_finished()])
@@ -140,6 +156,7 @@ class BayesTuner:
         initial = done[0].value if done else math.nan
         best = min(feasible, key=lambda t: (t.value, t.number)) if feasible else None
         theta = self._theta(best.params) if best is not None else np.array(self.theta0)
+        self.best_theta = theta
         cfg = self.config
         save_theta(self.out / "theta.json", theta_document(cfg.mpc.problem, cfg.mpc.params, self.fns, theta,
                                                            plant={"name": cfg.env.name, "params": cfg.env.params}))
@@ -150,10 +167,11 @@ class BayesTuner:
             writer.writeheader()
             writer.writerows(rows)
         head = ["trial", "cost", "feasible", "worst_step", *(label for label, _ in self.entries)]
-        lines = [f"# Bayesian tuning: {len(done)} trials, best {best.value:.4g} (trial {best.number})"
-                 if best else f"# Bayesian tuning: {len(done)} trials, none feasible", "",
+        budget = "" if self.budget is None else f" (budget {self.budget:g} {self.cost_unit or 'device unit'} per step)"
+        lines = [f"# Bayesian tuning: {len(done)} trials, best {best.value:.4g} (trial {best.number}){budget}"
+                 if best else f"# Bayesian tuning: {len(done)} trials, none feasible{budget}", "",
                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join("–" if r.get(h) is None else
+        lines += ["| " + " | ".join("–" if r.get(h) is None else f"{r[h]:.0f}" if h == "worst_step" else
                                     (f"{r[h]:.4g}" if isinstance(r.get(h), float) else str(r[h])) for h in head)
                   + " |" for r in rows]
         (self.out / "trials.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -175,17 +193,20 @@ class BayesTuner:
         return summary
 
     def _plot(self, done: list[Any]) -> None:
-        import matplotlib
+        """Cost against trial (over-budget trials marked, the best feasible so far, θ0's level); with a
+        measured worst step, a second panel of it against trial with the budget."""
+        from rlmpc.toolkit import figures
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(8, 4.2))
+        worst = [t.user_attrs.get("worst_step") for t in done]
+        measured = any(w is not None for w in worst)
+        fig, axes = figures.subplots(2 if measured else 1, 1, figsize=(8, 6.4 if measured else 4.2), sharex=True,
+                                     squeeze=False, constrained_layout=True)
+        ax = axes[0, 0]
         n = [t.number + 1 for t in done]
         cost = [float(t.value) for t in done]
         ok = [self._feasible(t) for t in done]
         ax.scatter([a for a, f in zip(n, ok, strict=True) if f], [c for c, f in zip(cost, ok, strict=True) if f],
-                   s=18, color="tab:blue", label="trial (feasible)")
+                   s=18, color="tab:blue", label="trial" if self.budget is None else "trial (feasible)")
         if not all(ok):
             ax.scatter([a for a, f in zip(n, ok, strict=True) if not f],
                        [c for c, f in zip(cost, ok, strict=True) if not f], s=26, marker="x", color="tab:red",
@@ -198,10 +219,23 @@ class BayesTuner:
         if done:
             ax.axhline(cost[0], color="0.5", ls="--", lw=1, label=f"θ0: {cost[0]:.4g}")
         ax.set_yscale("log")
-        ax.set_xlabel("trial")
-        ax.set_ylabel("greedy closed-loop cost (evaluation episodes)")
+        ax.set_ylabel("greedy closed-loop cost\n(evaluation episodes)")
         ax.legend(loc="upper right", fontsize=9)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
+        if measured:
+            ax2 = axes[1, 0]
+            w = [math.nan if v is None else float(v) for v in worst]
+            ax2.scatter([a for a, f in zip(n, ok, strict=True) if f], [v for v, f in zip(w, ok, strict=True) if f],
+                        s=18, color="tab:blue", label="trial" if self.budget is None else "feasible")
+            if not all(ok):
+                ax2.scatter([a for a, f in zip(n, ok, strict=True) if not f],
+                            [v for v, f in zip(w, ok, strict=True) if not f], s=26, marker="x", color="tab:red",
+                            label="over the budget")
+            if self.budget is not None:
+                ax2.axhline(self.budget, color="tab:red", ls="--", lw=1.2, label=f"budget {self.budget:g}")
+            ax2.set_ylabel(f"worst cost per step\n({self.cost_unit or 'device unit'})")
+            ax2.set_yscale("log")
+            ax2.legend(loc="upper right", fontsize=9)
+            ax2.grid(alpha=0.3)
+        axes[-1, 0].set_xlabel("trial")
         fig.savefig(self.out / "bayes.png", dpi=110)
-        plt.close(fig)

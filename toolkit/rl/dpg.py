@@ -24,10 +24,27 @@ from rlmpc.toolkit.rl.optimizers import Optimizer
 CRITICS = ("lstd", "monte_carlo")
 
 
+_TRIU: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _triu(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(n)``, cached."""
+    iu = _TRIU.get(n)
+    if iu is None:
+        iu = _TRIU[n] = np.triu_indices(n)
+    return iu
+
+
 def quadratic_features(s: FloatArray) -> FloatArray:
     """[1, s, upper triangle of s sᵀ]: the baseline's features."""
-    iu = np.triu_indices(s.size)
-    return np.concatenate([[1.0], s, np.outer(s, s)[iu]])
+    return quadratic_features_rows(np.asarray(s, dtype=float).reshape(1, -1))[0]
+
+
+def quadratic_features_rows(S: FloatArray) -> FloatArray:
+    """The baseline's features [1, s, upper triangle of s sᵀ] of each row s of ``S`` (shape (m, n)),
+    stacked: shape (m, 1 + n + n(n+1)/2)."""
+    i, j = _triu(S.shape[1])
+    return np.hstack([np.ones((S.shape[0], 1)), S, S[:, i] * S[:, j]])
 
 
 class DeterministicPolicyGradient(MpcAgent):
@@ -98,9 +115,9 @@ class DeterministicPolicyGradient(MpcAgent):
         data, self._rollout = self._rollout, []
         gamma = self.discount
         phi = np.stack([d["jac"].T @ (d["a"] - d["pi"]) for d in data])
-        psi = np.stack([quadratic_features(d["s"]) for d in data])
-        psi_next = np.stack([np.zeros(psi.shape[1]) if d["terminated"]
-                             else quadratic_features(d["s_next"]) for d in data])
+        psi = quadratic_features_rows(np.stack([d["s"] for d in data]))
+        psi_next = quadratic_features_rows(np.stack([d["s_next"] for d in data]))
+        psi_next[[d["terminated"] for d in data]] = 0.0
         cost = np.array([d["cost"] for d in data])
         if self.critic == "lstd":
             # LSTD: Σ z (c + γ ψ'ᵀv − ψᵀv − Φᵀw) = 0 with z = [Φ; ψ]

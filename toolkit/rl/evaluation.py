@@ -137,14 +137,11 @@ class EvaluationHistory:
 
     def plot(self, path: Path) -> Path:
         """Greedy cost against training step, the initial θ's level, the best θ and guard events."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from rlmpc.toolkit import figures
 
         steps = np.array([r["step"] for r in self.records], dtype=float)
         cost = np.array([r["cost"] for r in self.records], dtype=float)
-        fig, ax = plt.subplots(figsize=(7, 3.8), constrained_layout=True)
+        fig, ax = figures.subplots(figsize=(7, 3.8), constrained_layout=True)
         ax.plot(steps, cost, "o-", ms=4, label="greedy closed-loop cost")
         ax.axhline(self.initial_cost, color="0.4", ls="--", lw=1, label="initial θ")
         if self.guard is not None and np.isfinite(self.initial_cost):
@@ -165,5 +162,4 @@ class EvaluationHistory:
         ax.set_title("periodic evaluation")
         ax.legend(fontsize=8)
         fig.savefig(path, dpi=100)
-        plt.close(fig)
         return path

@@ -132,15 +132,12 @@ def _reduce(values: np.ndarray, how: str = "stride") -> tuple[np.ndarray, np.nda
 def plot_learning_curves(path: Path, hist: Any, labels: list[str]) -> Path:
     """Cost per step, TD error, cost per episode (or cumulative) and θ, each curve reduced to at most
     MAX_POINTS points."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from rlmpc.toolkit import figures
 
     cost = np.array(hist.step_cost)
     td = np.array(hist.td_error)
     theta = np.array(hist.theta)
-    fig = plt.figure(figsize=(11, 8))  # (a fixed layout: constrained_layout doubles the cost)
+    fig = figures.figure(figsize=(11, 8))  # (a fixed layout: constrained_layout doubles the cost)
     margins = {"left": 0.07, "bottom": 0.06, "top": 0.96, "hspace": 0.45}
     grid = fig.add_gridspec(3, 2, right=0.98, wspace=0.18, **margins)
     legend_right = max(0.45, 0.97 - 0.19 * (1 + len(labels) // 12))  # (the θ legend sits to its right)
@@ -183,5 +180,4 @@ def plot_learning_curves(path: Path, hist: Any, labels: list[str]) -> Path:
                  loc="left")
     ax.set_xlabel("step")
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

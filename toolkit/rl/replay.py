@@ -96,6 +96,8 @@ class ReplayBuffer:
         n_drawn = min(self.sample_size - n_latest, len(older))
         if n_drawn == 0:
             return latest
+        if len(older) == 1:  # (the default buffer of one item: rng.choice(1, 1) is [0] and draws nothing)
+            return latest + older
         drawn = rng.choice(len(older), size=n_drawn, replace=False)
         return latest + [older[i] for i in drawn]
 

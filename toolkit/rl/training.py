@@ -150,6 +150,9 @@ class Trainer:
         self.on_evaluation: Callable[[dict[str, Any]], None] | None = None
         """Called with each periodic evaluation's record (step, cost, best, guard, θ; e.g. a sweep
         reports the cost to Ray Tune)."""
+        self.checkpoint_hooks: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {}
+        """More state in the checkpoint: name -> (its state now, continue from a state) (e.g. the
+        device's θ hash when learning through a device)."""
         self.out = config.output
         self.progress_bar = progress_bar
         with _section(config, "mpc.params"):
@@ -178,6 +181,7 @@ class Trainer:
             "problem_hash": self.mpc.fns.problem_hash, "agent": self.agent.state_dict(),
             "env": self.env, "warm_start": self.mpc.warm_start_state(),
             "history": self.history, "progress": self.progress, "evaluations": self.evaluations,
+            "extra": {name: state() for name, (state, _) in self.checkpoint_hooks.items()},
         }
         tmp = self.checkpoint_path.with_suffix(".tmp")
         with open(tmp, "wb") as fh:
@@ -211,6 +215,10 @@ class Trainer:
         self.history = payload["history"]
         self.progress = payload["progress"]
         self.evaluations = payload.get("evaluations") or EvaluationHistory(self.config.evaluation.guard)
+        extra = payload.get("extra") or {}
+        for name, (_, load) in self.checkpoint_hooks.items():
+            if name in extra:
+                load(extra[name])
 
     # --- the loop ---------------------------------------------------------------------
     def evaluate(self, theta: FloatArray) -> float:

@@ -171,12 +171,9 @@ def write_evaluation(out: Path, evaluations: list[ThetaEvaluation], meta: dict[s
 
 def plot_evaluation(path: Path, evaluations: list[ThetaEvaluation]) -> Path:
     """Per θ: every episode's cost (dots), the mean and its 95 % interval (bar)."""
-    import matplotlib
+    from rlmpc.toolkit import figures
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(5.0, 2.2 * len(evaluations) + 2), 4.5))
+    fig, ax = figures.subplots(figsize=(max(5.0, 2.2 * len(evaluations) + 2), 4.5))
     rng = np.random.default_rng(0)
     for i, ev in enumerate(evaluations):
         c, s = ev.costs, ev.stats()
@@ -192,7 +189,6 @@ def plot_evaluation(path: Path, evaluations: list[ThetaEvaluation]) -> Path:
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

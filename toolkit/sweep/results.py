@@ -119,12 +119,9 @@ def _smooth(values: np.ndarray, width: int) -> np.ndarray:
 
 def plot_curves(path: Path, out: Path, rows: list[TrialRow], best: TrialRow | None, metric: str) -> Path:
     """Every trial's learning curve (stage cost, moving average) in grey, the best one in colour."""
-    import matplotlib
+    from rlmpc.toolkit import figures
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = figures.subplots(figsize=(8, 4.5))
     for row in rows:
         history = trial_dir(out, row.trial) / "history.npz"
         if row.status != "ok" or not history.is_file():
@@ -148,5 +145,4 @@ def plot_curves(path: Path, out: Path, rows: list[TrialRow], best: TrialRow | No
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
