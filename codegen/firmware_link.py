@@ -62,12 +62,14 @@ class FirmwareLink:
 
     def request_pair(self, first: Message, second: Message, timeout: float = 2.0
                      ) -> tuple[Message | DecodeError | FrameError | None, Message | DecodeError | FrameError | None]:
-        """Send two requests back to back in one write (the firmware handles frames in order, so the
-        second waits on the device while it works on the first) and return both replies; None for a
-        reply that did not come within ``timeout`` (stops at the first frame error)."""
+        """Send two requests back to back, without waiting for the first reply (the firmware handles
+        frames in order, so the second waits on the device while it works on the first), and return
+        both replies; None for a reply that did not come within ``timeout`` (stops at the first frame
+        error).  One write per frame, so that a port wrapper sees whole frames (fault injection)."""
         seqs = ((self.seq + 1) % 256, (self.seq + 2) % 256)
         self.seq = seqs[1]
-        self.send_raw(encode(first, seqs[0], self.precision) + encode(second, seqs[1], self.precision))
+        self.port.write(encode(first, seqs[0], self.precision))
+        self.send_raw(encode(second, seqs[1], self.precision))
         replies: dict[int, Message | DecodeError | FrameError] = {}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and seqs[1] not in replies:
