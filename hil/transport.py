@@ -56,6 +56,7 @@ from rlmpc.codegen.protocol import (
     Step,
 )
 from rlmpc.codegen.protocol_spec import MAX_FRAME, CostUnit, ErrorCode, MsgType, Precision
+from rlmpc.hil.faults import find_faulty
 
 
 class TransportError(RuntimeError):
@@ -430,7 +431,7 @@ class Device:
                                          2.0 * max(self.pair_latencies)))
         t0 = time.perf_counter()
         try:
-            ack, action = self.link.request_pair(push, msg, timeout=wait)
+            ack, action = self.link.request_pair(push, msg, timeout=wait, one_write=find_faulty(self.port) is None)
         except (OSError, serial.SerialException) as exc:
             self.stats.errors.append(f"SET_THETA+STEP {k}: serial error: {exc}")
             self._check_alive("SET_THETA+STEP")
