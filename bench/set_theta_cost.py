@@ -7,8 +7,9 @@ device by ``rlmpc_set_theta``).  Printed side by side: the solver's static RAM a
 (arm-none-eabi-size of the gc-linked solver with entry rlmpc_solve, as in the bundle manifest: the
 flash of rlmpc_set_theta's code is not in it; the last flash column is the whole benchmark program
 with it), and, measured in QEMU,
-the instructions of one ``rlmpc_set_theta`` (a second θ: the model perturbed) next to those of
-one cold solve.
+the instructions of one ``rlmpc_set_theta`` (a second θ: the model perturbed) with the
+precomputation in software double precision (``-DRLMPC_PRECOMPUTE_DOUBLE``, as before issue #16) and
+in the build's float32 (the default), next to those of one cold solve.
 
     .venv/bin/python bench/set_theta_cost.py [--out build/set_theta_cost]
 """
@@ -54,14 +55,15 @@ def measure(name: str, out: Path) -> dict[str, float]:
     (data / "theta_data.h").write_text(
         f"#define THETA_DATA {{{', '.join(c_float(v) for v in second_theta(fns))}}}\n"
         f"#define X0_DATA {{{', '.join(c_float(v) for v in x0)}}}\n")
-    unit = Unit((BENCH_DIR / "theta_bench.c", *gen.sources), (data, *gen.include_dirs), tuple(gen.cflags))
-    fw = build_firmware([unit], data, "theta_bench")
-    code, text = run_qemu(fw.elf)
-    words = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.split()}
-    if code != 0 or words.get("set_theta", ["", "x"])[1] != "0":
-        raise SystemExit(f"{name}: the benchmark failed (exit {code}):\n{text}")
-    row["set_theta"] = int(words["set_theta"][0])
-    row["solve"] = int(words["solve"][0])
+    for key, extra in (("set_theta_double", ("-DRLMPC_PRECOMPUTE_DOUBLE",)), ("set_theta", ())):
+        unit = Unit((BENCH_DIR / "theta_bench.c", *gen.sources), (data, *gen.include_dirs), (*gen.cflags, *extra))
+        fw = build_firmware([unit], data / key, "theta_bench")
+        code, text = run_qemu(fw.elf)
+        words = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.split()}
+        if code != 0 or words.get("set_theta", ["", "x"])[1] != "0":
+            raise SystemExit(f"{name}: the benchmark failed (exit {code}):\n{text}")
+        row[key] = int(words["set_theta"][0])
+        row["solve"] = int(words["solve"][0])
     row["nz"], row["m"] = gen.qp.nz, gen.qp.m
     row["bench_flash"] = fw.text + fw.data  # the whole test program, rlmpc_set_theta's code included
     return row
@@ -73,14 +75,15 @@ def main() -> None:
     parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
     args = parser.parse_args()
     print(f"{'problem':16} {'nz':>4} {'m':>4} {'RAM fixed':>10} {'RAM runtime':>12} {'+RAM':>8} "
-          f"{'flash fixed':>12} {'flash runtime':>14} {'program+set_theta':>18} {'SET_THETA instr':>16} "
-          f"{'cold solve':>11} {'ratio':>7}")
+          f"{'flash fixed':>12} {'flash runtime':>14} {'program+set_theta':>18} {'SET_THETA double':>17} "
+          f"{'SET_THETA float':>16} {'double/float':>13} {'cold solve':>11} {'ratio':>7}")
     for name in args.problems:
         r = measure(name, Path(args.out))
         print(f"{name:16} {r['nz']:4.0f} {r['m']:4.0f} {r['ram_fixed']:10.0f} {r['ram_runtime']:12.0f} "
               f"{r['ram_runtime'] - r['ram_fixed']:8.0f} {r['flash_fixed']:12.0f} {r['flash_runtime']:14.0f} "
               f"{r['bench_flash']:18.0f} "
-              f"{r['set_theta']:16.0f} {r['solve']:11.0f} {r['set_theta'] / r['solve']:7.1f}")
+              f"{r['set_theta_double']:17.0f} {r['set_theta']:16.0f} {r['set_theta_double'] / r['set_theta']:13.1f} "
+              f"{r['solve']:11.0f} {r['set_theta'] / r['solve']:7.1f}")
 
 
 if __name__ == "__main__":

@@ -109,10 +109,38 @@ class DeviceInTheLoop:
         self._info_seen = self.device.info()
 
     # --- the policy ------------------------------------------------------------------------------
+    def _push_and_step(self, sol: MpcSolution) -> Any:
+        """A new θ and the step in one round trip (:meth:`Device.step_with_theta`: the action counts
+        only if the device acknowledged θ in front of it)."""
+        theta = np.asarray(sol.theta, dtype=float).copy()
+        digest, previous, seen = theta_hash(theta), self.record.theta_hash, self.device.info()
+        try:
+            result = self.device.step_with_theta(hash_prefix(self.problem_hash), hash_prefix(digest), theta,
+                                                 sol.s, sol.p if sol.p.size else ())
+        except DeviceRefusalError as exc:
+            raise TransportError(f"pushing θ to the device: {exc}") from None
+        except LinkDownError:
+            raise
+        except TransportError:  # unanswered after the retries: θ pushed again (if need be), the step asked again
+            self.record.asked_again += 1
+            self._theta = None
+            self._ensure_theta(sol.theta)
+            return self._ask(sol)
+        info = self.device.info()
+        if info is not seen and info.theta_hash not in (hash_prefix(previous), hash_prefix(digest)):
+            self.record.repushes += 1  # it reset during the pair (new handshake, its exported θ): sent again
+        self._theta, self.record.theta_hash = theta, digest
+        self.record.pushes += 1
+        self._info_seen = info
+        return result
+
     def action(self, sol: MpcSolution) -> FloatArray:
         """The device's action at the state the workstation just solved for, with the same θ."""
-        self._ensure_theta(sol.theta)
-        result = self._ask(sol)
+        if self._theta is not None and not np.array_equal(sol.theta, self._theta) and not self._reset_since_push():
+            result = self._push_and_step(sol)
+        else:
+            self._ensure_theta(sol.theta)
+            result = self._ask(sol)
         if self._reset_since_push():  # it reset during the step: ask again with the current θ
             self._ensure_theta(sol.theta)
             result = self._ask(sol)

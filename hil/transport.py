@@ -56,6 +56,7 @@ from rlmpc.codegen.protocol import (
     Step,
 )
 from rlmpc.codegen.protocol_spec import MAX_FRAME, CostUnit, ErrorCode, MsgType, Precision
+from rlmpc.hil.faults import find_faulty
 
 
 class TransportError(RuntimeError):
@@ -78,6 +79,8 @@ REFUSALS = frozenset({ErrorCode.UNSUPPORTED, ErrorCode.BAD_DIMENSION, ErrorCode.
                       ErrorCode.OUT_OF_BOUNDS, ErrorCode.BAD_VERSION})
 MIN_TIMEOUT = 0.05  # s: the shortest reply deadline, whatever the measured round trip
 RTT_FACTOR, STEP_FACTOR = 10.0, 10.0
+PAIR_MIN_TIMEOUT = 1.0  # s: SET_THETA+STEP (the device recomputes its θ-dependent data first; under a
+# loaded emulator host a pair took up to 0.3 s, where a 0.25 s floor cost retries)
 SCALED = ("STEP", "PING", "HELLO")  # the requests whose deadline follows the measured round trip
 LATENCY_WINDOW = 64  # STEP round trips whose median sets the STEP deadline
 
@@ -222,6 +225,7 @@ class Device:
         self.rtt: float | None = None  # s, median PING round trip (calibrate)
         self.step_latencies: list[float] = []  # s, the latest STEP round trips answered at once
         self.theta_latencies: list[float] = []  # s, the latest SET_THETA round trips answered at once
+        self.pair_latencies: list[float] = []  # s, the latest SET_THETA+STEP pairs answered at once
         self.last_valid = time.monotonic()
         self._info: Info | None = None
         self._step = 0
@@ -406,6 +410,57 @@ class Device:
             self.theta_latencies = [*self.theta_latencies[-(LATENCY_WINDOW - 1):], latency]
         if refresh_info:
             self.hello()
+
+    def step_with_theta(self, problem_hash: bytes, theta_hash: bytes, theta: npt.ArrayLike, x: npt.ArrayLike,
+                        p: npt.ArrayLike = ()) -> ActionResult:
+        """SET_THETA and the next STEP back to back (one write, both replies read): one round trip
+        instead of two.  The ACTION is used only if the SET_THETA in front of it was acknowledged (the
+        firmware handles frames in order, so the step then ran with the new θ); a refusal ends the run
+        (:class:`DeviceRefusalError`, the action is discarded); anything else (a lost or corrupted
+        reply) is counted as a retry, and θ and the step are sent again one after the other with the
+        usual recovery."""
+        k = self._step
+        theta_t = tuple(float(v) for v in np.asarray(theta, dtype=float).ravel())
+        push = SetTheta(problem_hash, theta_hash, theta_t)
+        msg = Step(k, np.asarray(x, dtype=float).ravel(), np.asarray(p, dtype=float).ravel())
+        self._check_alive("SET_THETA+STEP")
+        self.stats.requests += 2
+        wait = self.timeout
+        if self.pair_latencies:
+            wait = min(self.timeout, max(PAIR_MIN_TIMEOUT, STEP_FACTOR * float(np.median(self.pair_latencies)),
+                                         2.0 * max(self.pair_latencies)))
+        t0 = time.perf_counter()
+        try:
+            ack, action = self.link.request_pair(push, msg, timeout=wait, one_write=find_faulty(self.port) is None)
+        except (OSError, serial.SerialException) as exc:
+            self.stats.errors.append(f"SET_THETA+STEP {k}: serial error: {exc}")
+            self._check_alive("SET_THETA+STEP")
+            raise LinkDownError(f"SET_THETA+STEP {k}: the link closed ({exc})") from None
+        latency = time.perf_counter() - t0
+        if isinstance(ack, Error) and ack.code in REFUSALS:
+            self.last_valid = time.monotonic()
+            text = f"SET_THETA: the device refused it: {_describe(ack)}"
+            self.stats.errors.append(text)
+            raise DeviceRefusalError(text, int(ack.code))
+        if ack == Ack(MsgType.SET_THETA) and action is not None and self._check(msg, action):
+            assert isinstance(action, Action)
+            self.last_valid = time.monotonic()
+            self._step = (k + 1) % (1 << 32)
+            self.pair_latencies = [*self.pair_latencies[-(LATENCY_WINDOW - 1):], latency]
+            return ActionResult(k, tuple(action.u), action.flags, action.solver_status, action.sqp_iterations,
+                                action.qp_iterations, action.cost, latency, 0)
+        problem = "no reply" if ack is None else _describe(ack) if ack != Ack(MsgType.SET_THETA) else \
+            ("no ACTION" if action is None else _describe(action))
+        self.stats.errors.append(f"SET_THETA+STEP {k}: {problem}; the action is not used, both sent again")
+        self.stats.retries += 1
+        try:
+            self.resync()
+        except LinkDownError:
+            raise
+        except TransportError as exc:
+            self.stats.errors.append(f"SET_THETA+STEP {k}: resync: {exc}")
+        self.set_theta(problem_hash, theta_hash, theta_t, refresh_info=False)
+        return self.step(x, p)
 
     def reset(self) -> None:
         self._request(Reset(), Ack, "RESET", self.timeout)

@@ -11,6 +11,7 @@ import os
 import threading
 import tty
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -35,9 +36,17 @@ from rlmpc.codegen.protocol import (
     encode,
     hash_prefix,
 )
-from rlmpc.codegen.protocol_spec import PROTOCOL_VERSION, Capability, CostUnit, MsgType, Precision, StatusFlag
+from rlmpc.codegen.protocol_spec import (
+    PROTOCOL_VERSION,
+    Capability,
+    CostUnit,
+    ErrorCode,
+    MsgType,
+    Precision,
+    StatusFlag,
+)
 from rlmpc.hil.device_training import DeviceInTheLoop
-from rlmpc.hil.transport import Device
+from rlmpc.hil.transport import Device, TransportError
 from rlmpc.toolkit.mpc import MPC
 from rlmpc.toolkit.rl.config import load_config
 from rlmpc.toolkit.rl.training import Trainer
@@ -71,9 +80,15 @@ class PythonDevice(threading.Thread):
     """The device side of the protocol on a pty: the workstation's MPC at the device's θ (float64).
     ``reboot_at``: at that STEP the device 'resets' (θ back to its exported θ) and does not answer."""
 
-    def __init__(self, fd: int, mpc: MPC, reboot_at: int | None = None, cold: bool = False) -> None:
+    def __init__(self, fd: int, mpc: MPC, reboot_at: int | None = None, cold: bool = False,
+                 theta_fault: tuple[int, str] | None = None) -> None:
         super().__init__(daemon=True)
         self.fd, self.mpc, self.reboot_at, self.cold = fd, mpc, reboot_at, cold
+        # (n, "refuse" | "drop"): the n-th SET_THETA is refused / gets no answer, θ stays the old one;
+        # until the next θ arrives every STEP answers with a poisoned action (STALE_U)
+        self.theta_fault = theta_fault
+        self.stale = False
+        self.stale_steps = 0
         fns = mpc.fns
         self.theta0 = np.array(mpc.theta)
         self.limits = DeviceLimits(fns.nx, fns.np, fns.ntheta, hash_prefix(fns.problem_hash),
@@ -94,6 +109,9 @@ class PythonDevice(threading.Thread):
             return self.info()
         if isinstance(msg, Step):
             self.steps += 1
+            if self.stale:
+                self.stale_steps += 1
+                return Action(msg.step, int(StatusFlag.SOLVER_OK), 0, 1, 1, 0, (STALE_U,))
             if self.reboot_at is not None and self.steps == self.reboot_at:
                 self.mpc.theta = self.theta0  # a reset: the exported θ again, and no answer
                 self.theta_hash = hash_prefix(theta_hash(self.theta0))
@@ -103,6 +121,12 @@ class PythonDevice(threading.Thread):
             sol = self.mpc.value(np.asarray(msg.x))
             return Action(msg.step, int(StatusFlag.SOLVER_OK), 0, 1, 1, 1000 + self.steps, tuple(sol.u0))
         if isinstance(msg, SetTheta):
+            if self.theta_fault is not None and self.set_theta + 1 == self.theta_fault[0] and not self.stale:
+                self.set_theta += 1
+                self.stale = True
+                return Error(ErrorCode.OUT_OF_BOUNDS, int(MsgType.SET_THETA), 0) \
+                    if self.theta_fault[1] == "refuse" else None
+            self.stale = False
             self.mpc.theta = np.asarray(msg.theta)
             self.theta_hash = msg.theta_hash
             self.set_theta += 1
@@ -128,8 +152,12 @@ class PythonDevice(threading.Thread):
                     os.write(self.fd, encode(reply, item.seq, Precision.F64))
 
 
-def _train(tmp_path: Path, name: str, reboot_at: int | None = None,
-           cold: bool = False) -> tuple[dict, PythonDevice | None, Trainer]:
+STALE_U = 0.777  # the device double's action on a stale θ (after a failed SET_THETA)
+holder: dict[str, Any] = {}  # the last device double and loop started (for runs that end in an error)
+
+
+def _train(tmp_path: Path, name: str, reboot_at: int | None = None, cold: bool = False,
+           theta_fault: tuple[int, str] | None = None) -> tuple[dict, PythonDevice | None, Trainer]:
     cfg_path = tmp_path / "lti.toml"
     cfg_path.write_text(CONFIG)
     trainer = Trainer(load_config(cfg_path, output=tmp_path / name), progress_bar=False)
@@ -138,13 +166,14 @@ def _train(tmp_path: Path, name: str, reboot_at: int | None = None,
     master, slave = os.openpty()
     tty.setraw(master)
     device_mpc = MPC(trainer.mpc.fns, trainer.config.mpc.solver, theta=trainer.theta0)
-    double = PythonDevice(master, device_mpc, reboot_at, cold)
+    double = PythonDevice(master, device_mpc, reboot_at, cold, theta_fault)
     double.start()
     port = serial.Serial(os.ttyname(slave), timeout=0.01)
     device = Device(port, timeout=0.3, max_retries=3)
     device.connect()
     loop = DeviceInTheLoop(device, trainer.mpc.fns.problem_hash, trainer.mpc.fns.ntheta)
     trainer.agent.greedy_source = loop.action
+    holder["double"], holder["loop"] = double, loop
     try:
         summary = trainer.run()
         summary["device"] = loop.save(trainer.out)
@@ -183,6 +212,29 @@ def test_a_device_that_resets_gets_the_current_theta_again(tmp_path: Path) -> No
     assert d["theta_repushes_after_reset"] == 1 and d["link"]["retries"] >= 1 and d["link"]["resyncs"] >= 1
     assert d["link"]["lost_steps"] == 0
     assert faulty["theta_final"] == clean["theta_final"]  # the reset cost no step and did not corrupt θ
+
+
+def test_a_refused_set_theta_ends_the_run_and_its_stale_action_is_not_used(tmp_path: Path) -> None:
+    """The device refuses the 40th SET_THETA (θ stays the previous one) and answers the STEP sent behind
+    it on the stale θ: the run ends with the refusal named, and that action never reaches the agent."""
+    with pytest.raises(TransportError, match="pushing θ to the device: SET_THETA: the device refused it"):
+        _train(tmp_path, "refused", theta_fault=(40, "refuse"))
+    double, loop = holder["double"], holder["loop"]
+    assert double.set_theta == 40 and double.stale_steps == 1  # the STEP behind it ran on the old θ
+    assert len(loop.record.distance) == 40 and max(loop.record.distance) < 1e-6  # … and was not used
+
+
+def test_a_lost_set_theta_is_sent_again_before_a_step_counts(tmp_path: Path) -> None:
+    """The 40th SET_THETA gets no answer (θ not applied) and the STEP behind it is answered on the stale
+    θ: the host does not use that action, sends θ and the step again, and learns what the workstation
+    learns alone (a STEP on the stale θ used as the policy would change the run)."""
+    alone, _, _ = _train(tmp_path, "alone")
+    through, double, _ = _train(tmp_path, "lost", theta_fault=(40, "drop"))
+    assert double is not None and double.stale_steps == 1
+    d = through["device"]
+    assert d["link"]["retries"] >= 1 and d["distance_max"] < 1e-6 and d["steps"] == 301
+    for key in alone["theta_final"]:
+        np.testing.assert_allclose(through["theta_final"][key], alone["theta_final"][key], rtol=0, atol=1e-6)
 
 
 def test_a_device_without_set_theta_is_refused(tmp_path: Path) -> None:

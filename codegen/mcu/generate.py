@@ -46,6 +46,10 @@ SOLVER_FILES = ("rlmpc_solver.h", "rlmpc_solver.c")
 SETTINGS = {"primal_tol": 1e-6, "dual_tol": 1e-12, "zero_tol": 1e-11, "pivot_tol": 1e-8,
             "progress_tol": 1e-14, "sing_tol": 3.7e-11, "refactor_tol": 1e-9, "rho_default": 1e-6}
 CYCLE_TOL = 10
+# polish_l1 (rlmpc_solver.c.in) runs when DAQP's u0 is off by about this much or more (estimated from the
+# free purely linear soft sides: their multiplier excess over w times their u0 rows): below it DAQP's
+# answer is as accurate as the polish's own rounding (float32: a few 1e-6 on the LTI problem)
+POLISH_MIN_EXCESS = {"float32": 3e-6, "float64": 1e-12}
 ITER_LIMIT = 1000
 # M Mᵀ (m² numbers in flash) replaces DAQP's products of M up to this size; larger problems
 # keep DAQP's own products (same results up to rounding, more instructions)
@@ -123,6 +127,18 @@ def _fma_dot(n: int) -> str:
     for j in range(1, n):
         expr = f"FMA(dx[{j}], xl[{j}], {expr})"
     return expr
+
+
+def u0_rows(qp: CondensedQP) -> np.ndarray:
+    """Per row: 1 + i if it is the bound of input i at stage 0 (label ``u[i]@0``), else 0."""
+    return np.array([int(lbl[2:-3]) + 1 if lbl.startswith("u[") and lbl.endswith("]@0") else 0
+                     for lbl in qp.labels], dtype=int)
+
+
+def l1_sides(qp: CondensedQP) -> np.ndarray:
+    """Per row: 1 if its lower, 2 if its upper side is soft with a purely linear penalty (bits)."""
+    pure = qp.soft[:, None] & (qp.w_quad == 0)
+    return pure[:, 0].astype(int) | 2 * pure[:, 1].astype(int)
 
 
 def _ints(values: np.ndarray) -> str:
@@ -222,6 +238,8 @@ def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
         "sense": ", ".join(str(int(s)) for s in ldp.sense),
         "rho_l": arr(ldp.rho_soft[:, 0]), "rho_u": arr(ldp.rho_soft[:, 1]),
         "w_l": arr(ldp.w_soft[:, 0]), "w_u": arr(ldp.w_soft[:, 1]),
+        "l1_side": _ints(l1_sides(qp)), "l1_polish": "1" if l1_sides(qp).any() else "0", "u0_row": _ints(u0_rows(qp)),
+        "polish_min_excess": c_number(POLISH_MIN_EXCESS[precision], single),
         **{k: v.replace("TC ", "" if runtime_theta and fns.ntheta else "const ")
            for k, v in _gram_fields(ldp, single).items()},
         "u0m": arr(ldp.M @ ldp.U0u.T), "u0c": arr(ldp.u0c), "u0x": arr(ldp.U0x),

@@ -128,7 +128,18 @@ size_t cortex_m_rx_pop(uint8_t *buf, size_t cap)
 {
     size_t n = 0;
     uint32_t tail = rx_tail;
-    const uint32_t head = rx_head;
+    uint32_t head = rx_head;
+    if (tail == head) {
+        /* nothing received: sleep until an interrupt (the UART's, or SysTick's).  Interrupts are
+         * masked around the check so that a byte arriving between the check and WFI still wakes
+         * it (WFI wakes on a pending interrupt even when masked); the handler runs after CPSIE.
+         * An emulator then idles instead of spinning on the empty buffer, which on QEMU leaves
+         * the host's cores to the link (see docs/benchmarks.md, learning through the device). */
+        __asm__ volatile("cpsid i" ::: "memory");
+        if (rx_head == rx_tail) __asm__ volatile("wfi" ::: "memory");
+        __asm__ volatile("cpsie i" ::: "memory");
+        head = rx_head;
+    }
     while (n < cap && tail != head) {
         buf[n++] = rx_buf[tail % CORTEX_M_RX_SIZE];
         tail++;

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Learning through the device, link side: wall time per learning step (a new θ and a STEP) on mps2-an386.
+
+The LTI bundle (float32, run-time θ) is built twice: with the θ-dependent precomputation in software
+double precision (``-DRLMPC_PRECOMPUTE_DOUBLE``, as before issue #16) and in the build's float32 (the
+default).  A sequence of θ (the model moving from θ0 to the true plant's A, B and the back-offs moving,
+as while learning) and states is sent three ways, in interleaved rounds (the machine's load hits all
+alike): old = double precomputation, SET_THETA then STEP (two round trips); float = float32
+precomputation, two round trips; pair = float32, SET_THETA and STEP back to back
+(:meth:`rlmpc.hil.transport.Device.step_with_theta`, one round trip).  Printed: median ms per step
+and steps/s over the link alone (no workstation solve, no learning update), the ratios, and the frame
+sizes, which bound the rate: QEMU's CMSDK UART takes one host→device byte per main-loop turn.
+
+    .venv/bin/python bench/device_theta_link.py [--steps 300] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import serial
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rlmpc.codegen.firmware import Bundle, build_firmware, start_emulator  # noqa: E402
+from rlmpc.codegen.manifest import theta_hash  # noqa: E402
+from rlmpc.codegen.mcu_export import export_mcu  # noqa: E402
+from rlmpc.codegen.protocol import SetTheta, Step, encode, hash_prefix  # noqa: E402
+from rlmpc.hil.transport import Device  # noqa: E402
+from rlmpc.toolkit.problems import lti_mpc  # noqa: E402
+from rlmpc.toolkit.problems.lti import A_TRUE, B_TRUE  # noqa: E402
+from rlmpc.toolkit.theta_file import save_theta, theta_document  # noqa: E402
+
+
+def thetas_and_states(steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """θ moving from θ0 to the true model with back-offs (a straight line), states in the box."""
+    fns = lti_mpc().build()
+    d = {k: np.array(v, dtype=float) for k, v in fns.theta.unflatten(fns.theta.default()).items()}
+    d["A"], d["B"], d["x_lb"], d["x_ub"] = A_TRUE.copy(), B_TRUE.copy(), np.array([0.1, -0.2]), np.array([-0.1, 0.2])
+    th0, th1 = fns.theta.default(), fns.theta.flatten(d)
+    s = np.linspace(0.0, 1.0, steps)[:, None]
+    rng = np.random.default_rng(0)
+    states = np.column_stack([rng.uniform(-0.2, 1.1, steps), rng.uniform(-0.5, 0.5, steps)])
+    return th0 + s * (th1 - th0), states
+
+
+def build(root: Path, precompute_double: bool) -> tuple[Path, bytes]:
+    fns = lti_mpc().build()
+    root.mkdir(parents=True, exist_ok=True)
+    save_theta(root / "theta.json", theta_document("lti", {}, fns, fns.theta.default()))
+    bundle = Bundle.load(export_mcu(root / "theta.json", root / "bundle"))
+    if precompute_double:
+        c = bundle.directory / "rlmpc_solver.c"
+        c.write_text("#define RLMPC_PRECOMPUTE_DOUBLE\n" + c.read_text())
+    program = build_firmware(bundle.directory, "mps2-an386", root / "fw", allow_modified=precompute_double)
+    return program, hash_prefix(bundle.manifest["problem"]["hash"])
+
+
+def run(program: Path, problem: bytes, thetas: np.ndarray, states: np.ndarray, pair: bool) -> float:
+    """Median seconds per step."""
+    emu = start_emulator(program, "mps2-an386")
+    port = None
+    try:
+        port = serial.serial_for_url(emu.serial_url, timeout=0.01)
+        device = Device(port, timeout=2.0)
+        device.connect()
+        times = []
+        for th, x in zip(thetas, states, strict=True):
+            t0 = time.perf_counter()
+            if pair:
+                device.step_with_theta(problem, hash_prefix(theta_hash(th)), th, x)
+            else:
+                device.set_theta(problem, hash_prefix(theta_hash(th)), th, refresh_info=False)
+                device.step(x)
+            times.append(time.perf_counter() - t0)
+        if device.stats.retries:
+            print(f"  ({device.stats.retries} retries: {device.stats.errors[0]})")
+        return float(np.median(times))
+    finally:
+        emu.stop(port)
+        if port is not None:
+            port.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    thetas, states = thetas_and_states(args.steps)
+    results: dict[str, list[float]] = {"old": [], "float": [], "pair": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        old = build(Path(tmp) / "old", True)
+        new = build(Path(tmp) / "new", False)
+        for _ in range(args.rounds):
+            results["old"].append(run(*old, thetas, states, pair=False))
+            results["float"].append(run(*new, thetas, states, pair=False))
+            results["pair"].append(run(*new, thetas, states, pair=True))
+    n = thetas.shape[1]
+    print(f"frames host→device: SET_THETA {len(encode(SetTheta(bytes(16), bytes(16), (0.0,) * n)))} B, "
+          f"STEP {len(encode(Step(0, (0.0, 0.0))))} B")
+    base = float(np.median(results["old"]))
+    print(f"{'way':8} {'ms/step':>8} {'steps/s':>8} {'vs old':>7}   (median over {args.rounds} rounds of "
+          f"{args.steps} steps)")
+    for key, label in (("old", "old"), ("float", "float"), ("pair", "pair")):
+        t = float(np.median(results[key]))
+        print(f"{label:8} {1e3 * t:8.2f} {1 / t:8.0f} {base / t:7.2f}")
+
+
+if __name__ == "__main__":
+    main()
