@@ -217,12 +217,9 @@ class DeviceInTheLoop:
 
 def plot_device_panel(path: Path, record: DeviceRecord, summary: dict[str, Any]) -> Path:
     """The device while learning: ‖u_device − π_θ(s)‖∞ per step (log) and its cost per step."""
-    import matplotlib
+    from rlmpc.toolkit import figures
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 5.2), sharex=True)
+    fig, (ax1, ax2) = figures.subplots(2, 1, figsize=(8, 5.2), sharex=True)
     d = np.array(record.distance, dtype=float)
     steps = np.arange(d.size)
     ax1.semilogy(steps, np.maximum(d, 1e-12), lw=0.7, color="tab:blue")
@@ -238,5 +235,4 @@ def plot_device_panel(path: Path, record: DeviceRecord, summary: dict[str, Any])
     ax2.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -155,7 +155,8 @@ def test_a_lost_reply_is_retried_after_a_new_handshake(setup: Setup) -> None:
 
 
 def test_an_unrecovered_step_is_lost_and_fails_the_verdict(setup: Setup) -> None:
-    run, _ = _run(setup, "host", steps=12, wrap=lambda p: _Lossy(p, 7, writes=4), timeout=0.1,
+    # 8 writes without replies: more than a retry's resync can take (2 HELLOs, the filler flush, 2 more HELLOs)
+    run, _ = _run(setup, "host", steps=12, wrap=lambda p: _Lossy(p, 7, writes=8), timeout=0.1,
                   max_retries=1, hello_attempts=2)
     assert run.lost[6] and run.link["lost_steps"] == int(run.lost.sum()) >= 1
     assert run.actions[6, 0] == 0.0  # the safe action
