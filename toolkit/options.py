@@ -30,8 +30,10 @@ class SolverOptions:
     Hessian converges in fewer iterations near the solution but made HPIPM fail
     on ~10% of random cart-pole states; the sensitivities use the exact
     Lagrangian Hessian either way).  ``hpipm_mode="BALANCE"``: on random states of
-    the nonlinear test problems ``SPEED`` failed 2-3x more often; for convex QPs
-    like the LTI problem ``SPEED`` is safe and about 20-40 % faster.  For a fast
+    the nonlinear test problems ``SPEED`` failed 2-3x more often; on convex QPs
+    like the LTI problem ``SPEED`` is about 20-40 % faster and learns as well, but it can stop
+    short with status 0: u0 up to 6e-4 from IPOPT's optimum on 4 of 5000 states of a learning run
+    (``BALANCE``: within 2.3e-6; docs/benchmarks.md, learning through the device).  For a fast
     real-time policy of a nonlinear problem use ``nlp_solver="SQP_RTI"``.
     """
 
