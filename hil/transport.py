@@ -363,13 +363,18 @@ class Device:
             if retries >= self.max_retries:
                 raise TransportError(f"{what}: failed after {retries + 1} attempts: {problem}")
             retries += 1
-            self.stats.retries += 1
-            try:
-                self.resync()
-            except LinkDownError:
-                raise
-            except TransportError as exc:
-                self.stats.errors.append(f"{what}: resync: {exc}")
+            self._retry_after_resync(what)
+
+    def _retry_after_resync(self, what: str) -> None:
+        """Count a retry and resynchronise; a failed resync is noted (the retry then finds out), a
+        dead link ends the request (:class:`LinkDownError`)."""
+        self.stats.retries += 1
+        try:
+            self.resync()
+        except LinkDownError:
+            raise
+        except TransportError as exc:
+            self.stats.errors.append(f"{what}: resync: {exc}")
 
     @staticmethod
     def _check(msg: Message, reply: Message | DecodeError | FrameError) -> bool:
@@ -452,13 +457,7 @@ class Device:
         problem = "no reply" if ack is None else _describe(ack) if ack != Ack(MsgType.SET_THETA) else \
             ("no ACTION" if action is None else _describe(action))
         self.stats.errors.append(f"SET_THETA+STEP {k}: {problem}; the action is not used, both sent again")
-        self.stats.retries += 1
-        try:
-            self.resync()
-        except LinkDownError:
-            raise
-        except TransportError as exc:
-            self.stats.errors.append(f"SET_THETA+STEP {k}: resync: {exc}")
+        self._retry_after_resync(f"SET_THETA+STEP {k}")
         self.set_theta(problem_hash, theta_hash, theta_t, refresh_info=False)
         return self.step(x, p)
 
