@@ -60,9 +60,16 @@ class LtiQp:
 
 
 def _same(a: FloatArray, b: FloatArray) -> bool:
+    """Equal up to rounding; equal infinities are the same, a NaN never is."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    scale = 1.0 + max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
-    return a.shape == b.shape and bool(np.all(np.abs(a - b) <= SAME_TOL * scale))
+    if a.shape != b.shape:
+        return False
+    finite = np.isfinite(a) & np.isfinite(b)
+    if not np.all(finite | (a == b)):
+        return False
+    fa, fb = a[finite], b[finite]
+    scale = 1.0 + max(float(np.max(np.abs(fa), initial=0.0)), float(np.max(np.abs(fb), initial=0.0)))
+    return bool(np.all(np.abs(fa - fb) <= SAME_TOL * scale))
 
 
 def _bounds(v: FloatArray) -> FloatArray:
