@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 import casadi as cs
 import numpy as np
@@ -498,17 +498,21 @@ def check(fns: ProblemFunctions, work_dir: Path, theta: ParameterValues | None =
         max_penalty=max_penalty(fns))
 
 
-def main(argv: list[str] | None = None) -> None:
-    from rlmpc.toolkit.problems import lti_mpc
-    from rlmpc.toolkit.problems.linear_cartpole import linear_cartpole_mpc
+class HasLines(Protocol):
+    """A check's report: its printable lines."""
+
+    def lines(self) -> list[str]: ...
+
+
+def run_check_cli(argv: list[str] | None, prog: str, doc: str | None,
+                  problems: dict[str, Callable[[], ParametricMPC]], default: str,
+                  run: Callable[[ProblemFunctions, Path, FloatArray | None, int, int], HasLines]) -> None:
+    """The developer command line of a host check: ``--problem`` (at its default θ) or ``--theta``,
+    ``--out``, ``--states``, ``--loops``; prints ``run(...)``'s report."""
     from rlmpc.toolkit.theta_file import load_theta
 
-    problems: dict[str, Callable[[], ParametricMPC]] = {
-        "lti": lti_mpc, "linear_cartpole": linear_cartpole_mpc}
-    parser = argparse.ArgumentParser(prog="python -m rlmpc.codegen.mcu.host_check", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--problem", choices=sorted(problems), default="linear_cartpole",
-                        help="problem at its default θ")
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--problem", choices=sorted(problems), default=default, help="problem at its default θ")
     parser.add_argument("--theta", help="θ file from `rlmpc train` instead of --problem")
     parser.add_argument("--out", help="work folder (default: a temporary folder)")
     parser.add_argument("--states", type=int, default=24)
@@ -519,10 +523,18 @@ def main(argv: list[str] | None = None) -> None:
         fns, theta = tf.fns, tf.values
     else:
         fns, theta = problems[args.problem]().build(), None
-    with tempfile.TemporaryDirectory(prefix="rlmpc-mcu-") as tmp:
-        report = check(fns, Path(args.out or tmp), theta, n_states=args.states, n_loops=args.loops)
+    with tempfile.TemporaryDirectory(prefix="rlmpc-mcu-check-") as tmp:
+        report = run(fns, Path(args.out or tmp), theta, args.states, args.loops)
     print("\n".join(report.lines()))
 
+
+def main(argv: list[str] | None = None) -> None:
+    from rlmpc.toolkit.problems import lti_mpc
+    from rlmpc.toolkit.problems.linear_cartpole import linear_cartpole_mpc
+
+    run_check_cli(argv, "python -m rlmpc.codegen.mcu.host_check", __doc__,
+                  {"lti": lti_mpc, "linear_cartpole": linear_cartpole_mpc}, "linear_cartpole",
+                  lambda fns, out, theta, states, loops: check(fns, out, theta, n_states=states, n_loops=loops))
 
 if __name__ == "__main__":
     main()

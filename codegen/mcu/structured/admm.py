@@ -25,6 +25,7 @@ from rlmpc.codegen.mcu.condense import lqr_gain
 from rlmpc.codegen.mcu.generate import PRECISIONS, TEMPLATES, c_array, c_number, parse_developer_args
 from rlmpc.codegen.mcu.linearise import linearise
 from rlmpc.codegen.mcu.structured.lti import LtiQp, admm_factors, lti_qp
+from rlmpc.codegen.mcu.structured.sources import StructuredFolder
 from rlmpc.toolkit.parameters import FloatArray, ParameterValues
 from rlmpc.toolkit.problem import ProblemFunctions
 
@@ -40,12 +41,9 @@ TAIL_TOL = {"float32": 1e-8, "float64": 1e-14}  # gains this close to the statio
 
 
 @dataclass(frozen=True)
-class GeneratedAdmm:
+class GeneratedAdmm(StructuredFolder):
     """A generated ADMM solver folder and how to compile it."""
 
-    directory: Path
-    precision: str
-    K: np.ndarray
     tail: int  # stages with their own gains
     rho: float
     max_iter: int
@@ -53,14 +51,6 @@ class GeneratedAdmm:
     @property
     def sources(self) -> list[Path]:
         return [self.directory / "rlmpc_solver.c"]
-
-    @property
-    def include_dirs(self) -> list[Path]:
-        return [self.directory]
-
-    @property
-    def cflags(self) -> list[str]:
-        return ["-fsingle-precision-constant"] if self.precision == "float32" else []
 
 
 def _term(c: float, var: str, single: bool) -> str:

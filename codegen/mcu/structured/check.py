@@ -10,8 +10,6 @@ float32; heap/stdio symbols; the Cortex-M4F footprint), for the solver of
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from rlmpc.codegen.mcu.host_check import (
     plan_activity,
     random_states,
     report_tail,
+    run_check_cli,
     status_text,
 )
 from rlmpc.codegen.mcu.structured.generate import MAX_ITER, generate_structured
@@ -126,28 +125,11 @@ def check_structured(fns: ProblemFunctions, work_dir: Path, theta: ParameterValu
 def main(argv: list[str] | None = None) -> None:
     from rlmpc.toolkit.problems.linear_cartpole import linear_cartpole_mpc
     from rlmpc.toolkit.registry import PROBLEMS
-    from rlmpc.toolkit.theta_file import load_theta
 
-    problems = {**PROBLEMS, "linear_cartpole": linear_cartpole_mpc}
-
-    parser = argparse.ArgumentParser(prog="python -m rlmpc.codegen.mcu.structured.check", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--problem", choices=sorted(problems), default="quadrotor_hover",
-                        help="problem at its default θ")
-    parser.add_argument("--theta", help="θ file from `rlmpc train` instead of --problem")
-    parser.add_argument("--out", help="work folder (default: a temporary folder)")
-    parser.add_argument("--states", type=int, default=24)
-    parser.add_argument("--loops", type=int, default=20)
-    args = parser.parse_args(argv)
-    if args.theta is not None:
-        tf = load_theta(args.theta)
-        fns, theta = tf.fns, tf.values
-    else:
-        fns, theta = problems[args.problem]().build(), None
-    with tempfile.TemporaryDirectory(prefix="rlmpc-mcu-structured-") as tmp:
-        report = check_structured(fns, Path(args.out or tmp), theta, n_states=args.states, n_loops=args.loops)
-    print("\n".join(report.lines()))
-
+    run_check_cli(argv, "python -m rlmpc.codegen.mcu.structured.check", __doc__,
+                  {**PROBLEMS, "linear_cartpole": linear_cartpole_mpc}, "quadrotor_hover",
+                  lambda fns, out, theta, states, loops: check_structured(fns, out, theta, n_states=states,
+                                                                          n_loops=loops))
 
 if __name__ == "__main__":
     main()

@@ -30,6 +30,7 @@ from rlmpc.codegen.mcu.casadi_functions import STAGE, TERMINAL, generate_stage_f
 from rlmpc.codegen.mcu.condense import lqr_gain
 from rlmpc.codegen.mcu.generate import PRECISIONS, TEMPLATES, c_array, c_number, parse_developer_args
 from rlmpc.codegen.mcu.linearise import linearise
+from rlmpc.codegen.mcu.structured.sources import StructuredFolder
 from rlmpc.toolkit.nlp import slack_weights, stage_soft_rows
 from rlmpc.toolkit.parameters import ParameterValues
 from rlmpc.toolkit.problem import ProblemFunctions, fix_theta
@@ -52,24 +53,12 @@ IPM_SETTINGS: dict[str, dict[str, float]] = {
 
 
 @dataclass(frozen=True)
-class GeneratedStructured:
+class GeneratedStructured(StructuredFolder):
     """A generated structured solver folder and how to compile it."""
-
-    directory: Path
-    precision: str
-    K: np.ndarray
 
     @property
     def sources(self) -> list[Path]:
         return [self.directory / "rlmpc_solver.c", self.directory / "rlmpc_model.c"]
-
-    @property
-    def include_dirs(self) -> list[Path]:
-        return [self.directory]
-
-    @property
-    def cflags(self) -> list[str]:
-        return ["-fsingle-precision-constant"] if self.precision == "float32" else []
 
 
 def _row_tables(fns: ProblemFunctions) -> dict[str, np.ndarray]:
