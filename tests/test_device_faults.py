@@ -11,32 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lti_configs import lti_qlearning_config
 
 from rlmpc.cli import main
 from rlmpc.codegen.mcu.qemu_bench import qemu_available
 
-CONFIG = """\
-seed = 69
-episodes = 1
-steps = 200
-checkpoint_every = 100
-[env]
-name = "LtiGrosZanon"
-[mpc]
-problem = "lti"
-[mpc.solver]
-hpipm_mode = "SPEED"
-[agent]
-type = "lstd_q"
-order = 2
-hessian = "approx"
-update_every = 1
-optimizer = { type = "newton", learning_rate = 5e-2 }
-[evaluation]
-episodes = 1
-steps = 30
-seed = 1000
-"""
+CONFIG = lti_qlearning_config(seed=69, steps=200, checkpoint_every=100)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import serial
+from lti_configs import lti_qlearning_config
 
 from rlmpc.codegen.manifest import theta_hash
 from rlmpc.codegen.protocol import (
@@ -51,29 +52,8 @@ from rlmpc.toolkit.mpc import MPC
 from rlmpc.toolkit.rl.config import load_config
 from rlmpc.toolkit.rl.training import Trainer
 
-CONFIG = """\
-seed = 11
-episodes = 1
-steps = 300
-checkpoint_every = 100
-[env]
-name = "LtiGrosZanon"
-[mpc]
-problem = "lti"
-[mpc.solver]
-hpipm_mode = "SPEED"
-[agent]
-type = "lstd_q"
-order = 2
-hessian = "approx"
-update_every = 1
-optimizer = { type = "newton", learning_rate = 5e-2 }
-exploration = { type = "gaussian", std = 0.05 }
-[evaluation]
-episodes = 2
-steps = 50
-seed = 1000
-"""
+CONFIG = lti_qlearning_config(seed=11, steps=300, checkpoint_every=100, eval_episodes=2, eval_steps=50,
+                              exploration='{ type = "gaussian", std = 0.05 }')
 
 
 class PythonDevice(threading.Thread):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lti_configs import lti_qlearning_config
 
 from rlmpc.cli import main
 from rlmpc.toolkit.rl.config import load_config
@@ -25,33 +26,6 @@ from rlmpc.toolkit.theta_file import load_theta
 
 pytestmark = pytest.mark.slow
 
-CONFIG = """\
-seed = 7
-episodes = 1
-steps = {steps}
-checkpoint_every = 100
-
-[env]
-name = "LtiGrosZanon"
-
-[mpc]
-problem = "lti"
-
-[mpc.solver]
-hpipm_mode = "SPEED"
-
-[agent]
-type = "lstd_q"
-order = 2
-hessian = "approx"
-update_every = 1
-optimizer = {{ type = "newton", learning_rate = 5e-2 }}
-
-[evaluation]
-episodes = 2
-steps = 40
-seed = 1000
-"""
 
 SWEEP = """\
 [space]
@@ -61,7 +35,8 @@ seed = { grid = [1, 2] }
 
 
 def _files(tmp_path: Path, steps: int = 300, sweep: str = SWEEP) -> tuple[Path, Path]:
-    (tmp_path / "lti.toml").write_text(CONFIG.format(steps=steps))
+    config = lti_qlearning_config(seed=7, steps=steps, checkpoint_every=100, eval_episodes=2, eval_steps=40)
+    (tmp_path / "lti.toml").write_text(config)
     (tmp_path / "sweep.toml").write_text(sweep)
     return tmp_path / "lti.toml", tmp_path / "sweep.toml"
 

@@ -17,36 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lti_configs import lti_qlearning_config
 
 ROOT = Path(__file__).resolve().parents[1]
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens, every request fails at once
 
 pytestmark = pytest.mark.slow  # (qemu-system-arm and the toolchains come with the set-up: no skip)
 
-CONFIG = """\
-seed = 7
-episodes = 1
-steps = 5000
-checkpoint_every = 1000
-
-[env]
-name = "LtiGrosZanon"
-
-[mpc]
-problem = "lti"
-
-[agent]
-type = "lstd_q"
-order = 2
-hessian = "approx"
-update_every = 1
-optimizer = { type = "newton", learning_rate = 5e-2 }
-
-[evaluation]
-episodes = 1
-steps = 30
-seed = 1000
-"""
+CONFIG = lti_qlearning_config(seed=7, steps=5000, checkpoint_every=1000, speed_mode=False)
 
 PLUGIN_TEST = '''
 def test_the_device_follows_the_workstation(dut, hil_run):
