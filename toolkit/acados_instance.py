@@ -42,6 +42,7 @@ def _load(built: BuiltSolver) -> ctypes.CDLL:
             "rlmpc_get_iterate": ([vp, dp], None),
             "rlmpc_set_iterate": ([vp, dp], None),
             "rlmpc_reset": ([vp], ip),
+            "rlmpc_get_stats": ([vp, dp], None),
         }
         for name, (args, res) in signatures.items():
             fn = getattr(lib, name)
@@ -83,6 +84,8 @@ class SolveStats:
     sqp_iter: int
     time_tot: float
     cost: float
+    qp_status: int = 0  # acados status of the last QP (2: it stopped at its iteration limit)
+    qp_iter: int = 0
 
 
 class AcadosInstance:
@@ -100,7 +103,7 @@ class AcadosInstance:
         self._lib.rlmpc_stage_sizes(handle, sizes.ctypes.data_as(ctypes.POINTER(ctypes.c_int)))
         self.layout = IterateLayout.from_sizes(sizes.reshape(self.horizon + 1, len(FIELDS)))
         self._iterate = np.zeros(self.layout.total)
-        self._stats = np.zeros(5)  # status, sqp_iter, time_tot, cost, bytes printed (solve_full)
+        self._stats = np.zeros(7)  # status, sqp_iter, time_tot, cost, bytes printed, qp_status, qp_iter
         # persistent buffers with cached pointers: ctypes' data_as costs microseconds per call
         nx = int(self.layout.sizes[0, 0])
         nu = int(self.layout.sizes[0, 1])
@@ -161,9 +164,10 @@ class AcadosInstance:
         sys.stdout.flush()
         self._lib.rlmpc_solve_full(self._handle, self._p_x0, self._p_lbu0, self._p_ubu0,
                                    self._p_stats, self._p_iterate, self._trap_fd)
-        status, sqp_iter, time_tot, cost, printed = self._stats.tolist()
+        status, sqp_iter, time_tot, cost, printed, qp_status, qp_iter = self._stats.tolist()
         self.last_output = self._take_output() if printed > 0.0 else ""
-        return SolveStats(int(status), int(sqp_iter), time_tot, cost), self._iterate.copy()
+        return (SolveStats(int(status), int(sqp_iter), time_tot, cost, int(qp_status), int(qp_iter)),
+                self._iterate.copy())
 
     def _take_output(self) -> str:
         f = self._trap_file
@@ -172,6 +176,15 @@ class AcadosInstance:
         f.seek(0)
         f.truncate()
         return text
+
+    def detailed_stats(self) -> dict[str, float]:
+        """acados' statistics of the last solve: the last QP's status and iterations, and the
+        timings (s) of linearisation, QP (condensing + solver call), regularisation, total."""
+        out = np.zeros(8)
+        self._lib.rlmpc_get_stats(self._handle, _ptr(out))
+        keys = ("qp_status", "qp_iter", "time_lin", "time_qp", "time_qp_solver_call",
+                "time_qp_xcond", "time_reg", "time_tot")
+        return dict(zip(keys, out.tolist(), strict=True))
 
     def get_iterate(self) -> FloatArray:
         """The full primal-dual iterate (copy), laid out as in :class:`IterateLayout`."""

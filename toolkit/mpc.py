@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from rlmpc.toolkit.acados_build import build_solver, resolve_nlp_solver
+from rlmpc.toolkit.acados_build import BuiltSolver, build_solver, resolve_nlp_solver
 from rlmpc.toolkit.acados_instance import AcadosInstance, IterateLayout, SolveStats
 from rlmpc.toolkit.options import SolverOptions
 from rlmpc.toolkit.parameters import FloatArray, ParameterValues
@@ -19,10 +19,21 @@ from rlmpc.toolkit.stage_settings import StartupSettings, startup_settings
 if TYPE_CHECKING:
     from rlmpc.toolkit.sensitivities import Sensitivities
 
+UNVERIFIED = 10  # status of a solve whose QP stopped at its iteration limit (see MPC._solve_again)
 ACADOS_STATUS = {
     0: "success", 1: "NaN detected", 2: "maximum number of iterations reached",
     3: "minimum step size reached", 4: "QP solver failed", 5: "solver not ready",
+    UNVERIFIED: "QP stopped at its iteration limit (not verified)",
 }
+FALLBACK = "!"  # suffix of the instances that solve again what the first solve did not verify
+
+
+@dataclass
+class Verification:
+    """Solves that acados reported as successful but whose QP stopped at its iteration limit."""
+
+    unverified: int = 0  # such solves
+    resolved: int = 0  # of which solved again, and verified, with the fallback HPIPM mode
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,9 @@ class MPC:
         self._instances: dict[str, AcadosInstance] = {}
         self._sens: Sensitivities | None = None
         self.failures = 0
+        self.verification = Verification()
+        self._check_qp = self.nlp_solver == "SQP_RTI"  # (SQP's own convergence test covers its QPs)
+        self._fallback_built: BuiltSolver | None = None
 
     # --- parameters -------------------------------------------------------------------
     @property
@@ -170,7 +184,14 @@ class MPC:
     def _instance(self, kind: str) -> AcadosInstance:
         inst = self._instances.get(kind)
         if inst is None:
-            inst = AcadosInstance(self.built)
+            if kind.endswith(FALLBACK):
+                if self._fallback_built is None:
+                    opts = replace(self.options, hpipm_mode=self.options.fallback_hpipm_mode or "ROBUST",
+                                   qp_max_iter=max(self.options.qp_max_iter, 200))
+                    self._fallback_built = build_solver(self.fns, opts)
+                inst = AcadosInstance(self._fallback_built)
+            else:
+                inst = AcadosInstance(self.built)
             self._configure(inst)
             self._instances[kind] = inst
         return inst
@@ -193,9 +214,26 @@ class MPC:
         inst = self._instances.get(kind) or self._instance(kind)
         if not self.options.warm_start:
             inst.reset()
-        stats, iterate = (inst.solve_full(s, self._lbu, self._ubu) if a is None
-                          else inst.solve_full(s, a, a))
+        lbu, ubu = (self._lbu, self._ubu) if a is None else (a, a)
+        stats, iterate = inst.solve_full(s, lbu, ubu)
+        if self._check_qp and stats.qp_status != 0 and stats.status == 0:
+            inst, stats, iterate = self._solve_again(kind, s, lbu, ubu, stats, iterate)
         return self._solution(inst, stats, iterate, s, a)
+
+    def _solve_again(self, kind: str, s: FloatArray, lbu: FloatArray, ubu: FloatArray,
+                     stats: SolveStats, iterate: FloatArray) -> tuple[AcadosInstance, SolveStats, FloatArray]:
+        """The QP of a real-time iteration stopped at its iteration limit, which acados reports as
+        success: not verified.  Solved again with the fallback HPIPM mode, else reported failed."""
+        self.verification.unverified += 1
+        if self.options.fallback_hpipm_mode is None:
+            return self._instances[kind], replace(stats, status=UNVERIFIED), iterate
+        inst = self._instance(kind + FALLBACK)
+        stats2, iterate = inst.solve_full(s, lbu, ubu)
+        if stats2.status == 0 and stats2.qp_status == 0:
+            self.verification.resolved += 1
+            return inst, replace(stats2, time_tot=stats.time_tot + stats2.time_tot), iterate
+        status = stats2.status if stats2.status != 0 else UNVERIFIED
+        return inst, replace(stats2, status=status, time_tot=stats.time_tot + stats2.time_tot), iterate
 
     def _solution(self, inst: AcadosInstance, stats: SolveStats, iterate: FloatArray,
                   s: FloatArray, a: FloatArray | None) -> MpcSolution:

@@ -35,6 +35,11 @@ class SolverOptions:
     short with status 0: u0 up to 6e-4 from IPOPT's optimum on 4 of 5000 states of a learning run
     (``BALANCE``: within 2.3e-6; docs/benchmarks.md, learning through the device).  For a fast
     real-time policy of a nonlinear problem use ``nlp_solver="SQP_RTI"``.
+
+    A solve is verified: acados' SQP_RTI reports success when its QP stopped at the QP iteration
+    limit (HPIPM's ``SPEED`` mode does so on ~2 % of the LTI learning states, u0 up to 4e-2 off);
+    :class:`rlmpc.toolkit.mpc.MPC` reads the QP's own status and solves such a state again with
+    ``fallback_hpipm_mode`` (``None``: no second solve, the solution is reported as failed).
     """
 
     nlp_solver: str = "auto"
@@ -49,6 +54,7 @@ class SolverOptions:
     hpipm_mode: str = "BALANCE"
     levenberg_marquardt: float = 0.0
     warm_start: bool = True
+    fallback_hpipm_mode: str | None = "ROBUST"
 
     def __post_init__(self) -> None:
         choices = {
@@ -56,6 +62,11 @@ class SolverOptions:
             "regularization": REGULARIZATIONS, "hpipm_mode": HPIPM_MODES,
             "globalization": GLOBALIZATIONS,
         }
+        if self.fallback_hpipm_mode == "none":  # (TOML has no null)
+            object.__setattr__(self, "fallback_hpipm_mode", None)
+        if self.fallback_hpipm_mode is not None and self.fallback_hpipm_mode not in HPIPM_MODES:
+            raise ValueError(f"solver option fallback_hpipm_mode: {self.fallback_hpipm_mode!r} is not "
+                             f"supported; expected one of {list(HPIPM_MODES)} or 'none'")
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:

@@ -36,6 +36,9 @@ typedef struct {
 } rlmpc_handle;
 
 static const char *const FIELDS[] = {"x", "u", "sl", "su", "pi", "lam"};
+
+void rlmpc_get_stats(void *handle, double *out);
+static void last_qp(rlmpc_handle *h, double *qp_status, double *qp_iter);
 enum { NFIELDS = 6 };
 
 void *rlmpc_create(void) {
@@ -151,7 +154,9 @@ void rlmpc_get_iterate(void *handle, double *buf) { copy_iterate((rlmpc_handle *
  * rlmpc_solve, then rlmpc_get_iterate, in one call.  With trap_fd >= 0, file
  * descriptor 1 is redirected to trap_fd during the solve (what acados prints goes
  * there); stats[4] is then the size of that file afterwards (0: nothing printed).
- * stats: [status, sqp_iter, time_tot, cost, trapped bytes]
+ * stats: [status, sqp_iter, time_tot, cost, trapped bytes, qp_status, qp_iter] where the last
+ * two are those of the last QP solved (SQP_RTI reports success when that QP stopped at its
+ * iteration limit: the caller checks qp_status).
  */
 int rlmpc_solve_full(void *handle, double *x0, double *lbu0, double *ubu0, double *stats,
                      double *iterate, int trap_fd) {
@@ -174,6 +179,7 @@ int rlmpc_solve_full(void *handle, double *x0, double *lbu0, double *ubu0, doubl
         struct stat st;
         if (fstat(trap_fd, &st) == 0) stats[4] = (double)st.st_size;
     }
+    last_qp((rlmpc_handle *)handle, stats + 5, stats + 6);
     copy_iterate((rlmpc_handle *)handle, iterate, 0);
     return status;
 }
@@ -183,4 +189,41 @@ void rlmpc_set_iterate(void *handle, double *buf) { copy_iterate((rlmpc_handle *
 int rlmpc_reset(void *handle) {
     rlmpc_handle *h = (rlmpc_handle *)handle;
     return RLMPC_FN(_acados_reset)(h->capsule, 1);
+}
+
+/* Status and iterations of the last QP solved (acados' statistics table; -1 when absent). */
+static void last_qp(rlmpc_handle *h, double *qp_status, double *qp_iter) {
+    int sqp_iter = 0, stat_m = 0, stat_n = 0;
+    ocp_nlp_get(h->config, h->solver, "sqp_iter", &sqp_iter);
+    ocp_nlp_get(h->config, h->solver, "stat_m", &stat_m);
+    ocp_nlp_get(h->config, h->solver, "stat_n", &stat_n);
+    *qp_status = -1.0;
+    *qp_iter = -1.0;
+    int n_row = stat_m < sqp_iter + 1 ? stat_m : sqp_iter + 1;
+    if (n_row >= 2 && stat_n >= 2 && (stat_n + 1) * n_row <= 4096) {
+        double table[4096];
+        ocp_nlp_get(h->config, h->solver, "statistics", table);
+        /* column-major: table[ii + (jj+1)*n_row] = stat[jj + ii*stat_n]; the QP status and
+         * iterations are columns 0, 1 (SQP_RTI) or 4, 5 (SQP) of the last row */
+        int jq = stat_n >= 6 ? 4 : 0;
+        int ii = n_row - 1;
+        *qp_status = table[ii + (jq + 1) * n_row];
+        *qp_iter = table[ii + (jq + 2) * n_row];
+    }
+}
+
+/*
+ * Statistics of the last solve: out = [qp_status, qp_iter, time_lin, time_qp,
+ * time_qp_solver_call, time_qp_xcond, time_reg, time_tot] (times in seconds).
+ */
+void rlmpc_get_stats(void *handle, double *out) {
+    rlmpc_handle *h = (rlmpc_handle *)handle;
+    last_qp(h, out, out + 1);
+    static const char *const TIMES[] = {"time_lin", "time_qp", "time_qp_solver_call",
+                                        "time_qp_xcond", "time_reg", "time_tot"};
+    for (int i = 0; i < 6; i++) {
+        double t = 0.0;
+        ocp_nlp_get(h->config, h->solver, TIMES[i], &t);
+        out[2 + i] = t;
+    }
 }
