@@ -17,6 +17,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import casadi as cs
 import numpy as np
@@ -25,6 +26,9 @@ from rlmpc.toolkit import acados_runtime
 from rlmpc.toolkit.cache import cache_root
 from rlmpc.toolkit.options import SolverOptions
 from rlmpc.toolkit.problem import ProblemFunctions
+
+if TYPE_CHECKING:
+    from rlmpc.toolkit.soft_pairs import SoftPairs
 
 # acados v0.2.2 has no infinity masking: an unbounded side of a constraint becomes a
 # finite bound BIG_BOUND away from the other side (or from 0 when both are open).  HPIPM
@@ -55,9 +59,11 @@ def build_root() -> Path:
     return cache_root() / "acados"
 
 
-def build_hash(fns: ProblemFunctions, options: SolverOptions) -> str:
+def build_hash(fns: ProblemFunctions, options: SolverOptions, pairs: SoftPairs | None = None) -> str:
     h = hashlib.sha256()
     h.update(fns.problem_hash.encode())
+    if pairs is not None and pairs.n:
+        h.update(f"soft pairs {pairs.lower} {pairs.upper}".encode())
     h.update(json.dumps(options.as_dict(), sort_keys=True).encode())
     h.update(acados_runtime.acados_version().encode())
     h.update(GLUE_SOURCE.read_bytes())
@@ -89,7 +95,7 @@ def stage_parameter_symbol(fns: ProblemFunctions) -> tuple[cs.SX, cs.SX, cs.SX, 
 
 
 def _make_ocp(fns: ProblemFunctions, options: SolverOptions, model_name: str,
-              directory: Path) -> object:
+              directory: Path, pairs: SoftPairs | None = None) -> object:
     tpl = acados_runtime.acados_template()
     x = cs.SX.sym("x", fns.nx)
     u = cs.SX.sym("u", fns.nu)
@@ -119,23 +125,39 @@ def _make_ocp(fns: ProblemFunctions, options: SolverOptions, model_name: str,
     con.lbu, con.ubu = finite_bounds(fns.u_lb, fns.u_ub)
 
     sr, pr = fns.state_rows, fns.path_rows
-    if sr.n + pr.n:
-        model.con_h_expr = cs.vertcat(fns.h_state(x, th, p), fns.h_path(x, u, th, p))
-        con.lh, con.uh = finite_bounds(np.concatenate([sr.lb, pr.lb]),
-                                       np.concatenate([sr.ub, pr.ub]))
-        soft = np.where(np.concatenate([sr.soft, pr.soft]))[0]
+    h_state = fns.h_state(x, th, p)
+    s_lb, s_ub, s_soft, s_wl, s_wq = sr.lb, sr.ub, sr.soft, sr.w_lin, sr.w_quad
+    s_wl_up, s_wq_up = s_wl, s_wq
+    if pairs is not None and pairs.n:
+        # merged pairs (rlmpc.toolkit.soft_pairs): the upper bounds of the merged rows are set at
+        # run time; the slack penalties per stage too (these are placeholders)
+        kept = pairs.kept
+        s_ub = sr.ub.copy()
+        s_ub[list(pairs.lower)] = sr.lb[list(pairs.lower)] + BIG_BOUND
+        s_wl_up, s_wq_up = s_wl.copy(), s_wq.copy()
+        s_wl_up[list(pairs.lower)] = s_wl[list(pairs.upper)]
+        s_wq_up[list(pairs.lower)] = s_wq[list(pairs.upper)]
+        h_state = h_state[list(kept)]
+        s_lb, s_ub, s_soft = s_lb[kept], s_ub[kept], s_soft[kept]
+        s_wl, s_wq, s_wl_up, s_wq_up = s_wl[kept], s_wq[kept], s_wl_up[kept], s_wq_up[kept]
+    if s_lb.size + pr.n:
+        model.con_h_expr = cs.vertcat(h_state, fns.h_path(x, u, th, p))
+        con.lh, con.uh = finite_bounds(np.concatenate([s_lb, pr.lb]), np.concatenate([s_ub, pr.ub]))
+        soft = np.where(np.concatenate([s_soft, pr.soft]))[0]
         if soft.size:
             con.idxsh = soft
-            ocp.cost.zl = ocp.cost.zu = np.concatenate([sr.w_lin, pr.w_lin])[soft]
-            ocp.cost.Zl = ocp.cost.Zu = np.concatenate([sr.w_quad, pr.w_quad])[soft]
-    if sr.n:
-        model.con_h_expr_e = fns.h_state(x, th, p)
-        con.lh_e, con.uh_e = finite_bounds(sr.lb, sr.ub)
-        soft_e = np.where(sr.soft)[0]
+            ocp.cost.zl = np.concatenate([s_wl, pr.w_lin])[soft]
+            ocp.cost.zu = np.concatenate([s_wl_up, pr.w_lin])[soft]
+            ocp.cost.Zl = np.concatenate([s_wq, pr.w_quad])[soft]
+            ocp.cost.Zu = np.concatenate([s_wq_up, pr.w_quad])[soft]
+    if s_lb.size:
+        model.con_h_expr_e = h_state
+        con.lh_e, con.uh_e = finite_bounds(s_lb, s_ub)
+        soft_e = np.where(s_soft)[0]
         if soft_e.size:
             con.idxsh_e = soft_e
-            ocp.cost.zl_e = ocp.cost.zu_e = sr.w_lin[soft_e]
-            ocp.cost.Zl_e = ocp.cost.Zu_e = sr.w_quad[soft_e]
+            ocp.cost.zl_e, ocp.cost.zu_e = s_wl[soft_e], s_wl_up[soft_e]
+            ocp.cost.Zl_e, ocp.cost.Zu_e = s_wq[soft_e], s_wq_up[soft_e]
 
     opts = ocp.solver_options
     opts.tf = float(fns.horizon)  # unit time steps: acados scales stage costs by the step
@@ -173,9 +195,11 @@ def _run(cmd: list[str], cwd: Path, what: str) -> None:
         raise AcadosBuildError(f"{what} failed in {cwd} (exit {proc.returncode}):\n{log}")
 
 
-def build_solver(fns: ProblemFunctions, options: SolverOptions) -> BuiltSolver:
-    """Generate and compile (or reuse from the cache) the acados solver of a problem."""
-    digest = build_hash(fns, options)
+def build_solver(fns: ProblemFunctions, options: SolverOptions,
+                 pairs: SoftPairs | None = None) -> BuiltSolver:
+    """Generate and compile (or reuse from the cache) the acados solver of a problem; with
+    ``pairs``, one-sided soft state rows merged (:mod:`rlmpc.toolkit.soft_pairs`)."""
+    digest = build_hash(fns, options, pairs)
     model_name = f"{fns.name}_{digest[:10]}"
     directory = build_root() / model_name
     glue = directory / f"librlmpc_{model_name}.so"
@@ -191,7 +215,7 @@ def build_solver(fns: ProblemFunctions, options: SolverOptions) -> BuiltSolver:
         if directory.exists():
             shutil.rmtree(directory)
         directory.mkdir(parents=True)
-        generate_sources(fns, options, model_name, directory)
+        generate_sources(fns, options, model_name, directory, pairs)
         _run(["make", "ocp_shared_lib", *acados_runtime.makefile_variables()], directory,
              "compiling the acados solver")
         _run([
@@ -206,9 +230,9 @@ def build_solver(fns: ProblemFunctions, options: SolverOptions) -> BuiltSolver:
 
 
 def generate_sources(fns: ProblemFunctions, options: SolverOptions, model_name: str,
-              directory: Path) -> None:
+                     directory: Path, pairs: SoftPairs | None = None) -> None:
     tpl = acados_runtime.acados_template()
-    ocp = _make_ocp(fns, options, model_name, directory)
+    ocp = _make_ocp(fns, options, model_name, directory, pairs)
     json_file = str(directory / f"{model_name}.json")
     cwd = os.getcwd()
     try:

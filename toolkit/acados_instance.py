@@ -43,6 +43,7 @@ def _load(built: BuiltSolver) -> ctypes.CDLL:
             "rlmpc_set_iterate": ([vp, dp], None),
             "rlmpc_reset": ([vp], ip),
             "rlmpc_get_stats": ([vp, dp], None),
+            "rlmpc_set_uh_stages": ([vp, dp, dp], None),
         }
         for name, (args, res) in signatures.items():
             fn = getattr(lib, name)
@@ -143,6 +144,10 @@ class AcadosInstance:
     def constraints_set(self, stage: int, field: str, value: FloatArray) -> None:
         arr = np.ascontiguousarray(value, dtype=float)
         self._lib.rlmpc_constraints_set(self._handle, stage, field.encode(), _ptr(arr))
+
+    def set_uh_stages(self, uh_mid: FloatArray, uh_end: FloatArray) -> None:
+        """Upper bounds of ``h`` on stages 1..N-1 and on stage N (float64 arrays)."""
+        self._lib.rlmpc_set_uh_stages(self._handle, _ptr(uh_mid), _ptr(uh_end))
 
     def cost_set(self, stage: int, field: str, value: FloatArray) -> None:
         arr = np.ascontiguousarray(value, dtype=float)

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from rlmpc.toolkit.acados_build import BuiltSolver, build_solver, resolve_nlp_solver
+from rlmpc.toolkit.acados_build import BuiltSolver, build_solver, finite_bounds, resolve_nlp_solver
 from rlmpc.toolkit.acados_instance import AcadosInstance, IterateLayout, SolveStats
 from rlmpc.toolkit.options import SolverOptions
 from rlmpc.toolkit.parameters import FloatArray, ParameterValues
 from rlmpc.toolkit.problem import ParametricMPC, ProblemFunctions
+from rlmpc.toolkit.soft_pairs import IterateExpansion, SoftPairs, find_pairs, merged_slacks
 from rlmpc.toolkit.stage_settings import StartupSettings, startup_settings
 
 if TYPE_CHECKING:
@@ -117,7 +118,10 @@ class MPC:
                  p: ParameterValues | None = None) -> None:
         self.fns = problem.build() if isinstance(problem, ParametricMPC) else problem
         self.options = options or SolverOptions()
-        self.built = build_solver(self.fns, self.options)
+        pairs = find_pairs(self.fns) if self.options.merge_soft_pairs else None
+        self._pairs: SoftPairs | None = pairs if pairs is not None and pairs.n else None
+        self._expansion: IterateExpansion | None = None
+        self.built = build_solver(self.fns, self.options, self._pairs)
         fns = self.fns
         self._theta = fns.theta.flatten(theta)
         self._p = fns.params.flatten(p, check_bounds=False)
@@ -179,6 +183,18 @@ class MPC:
         p_all[:, self._ntheta:self._ntheta + self._p.size] = self._p
         for inst in self._instances.values():
             inst.set_params_all(p_all)
+        if self._pairs is not None:
+            uh_mid, uh_end = self._merged_upper_bounds()
+            for inst in self._instances.values():
+                inst.set_uh_stages(uh_mid, uh_end)
+
+    def _merged_upper_bounds(self) -> tuple[FloatArray, FloatArray]:
+        """Upper bounds of the merged solver's h on stages 1..N-1 and N at the current (θ, p)."""
+        assert self._pairs is not None
+        fns, kept = self.fns, self._pairs.kept
+        _, uh_end = finite_bounds(fns.state_rows.lb[kept], self._pairs.upper_bounds(fns, self._theta, self._p))
+        _, uh_path = finite_bounds(fns.path_rows.lb, fns.path_rows.ub)
+        return np.ascontiguousarray(np.concatenate([uh_end, uh_path])), np.ascontiguousarray(uh_end)
 
     # --- instances ----------------------------------------------------------------------
     def _instance(self, kind: str) -> AcadosInstance:
@@ -188,7 +204,7 @@ class MPC:
                 if self._fallback_built is None:
                     opts = replace(self.options, hpipm_mode=self.options.fallback_hpipm_mode or "ROBUST",
                                    qp_max_iter=max(self.options.qp_max_iter, 200))
-                    self._fallback_built = build_solver(self.fns, opts)
+                    self._fallback_built = build_solver(self.fns, opts, self._pairs)
                 inst = AcadosInstance(self._fallback_built)
             else:
                 inst = AcadosInstance(self.built)
@@ -199,15 +215,29 @@ class MPC:
     def _configure(self, inst: AcadosInstance) -> None:
         settings = self._settings()
         inst.set_params_all(settings.stage_parameters)
+        pairs, n_state = self._pairs, self.fns.state_rows.n
         if settings.lh0 is not None and settings.uh0 is not None:
-            inst.constraints_set(0, "lh", settings.lh0)
-            inst.constraints_set(0, "uh", settings.uh0)
+            lh0, uh0 = settings.lh0, settings.uh0
+            if pairs is not None:  # (stage 0's state rows are relaxed: drop the partners' rows)
+                rows = np.concatenate([pairs.kept, np.arange(n_state, lh0.size)])
+                lh0, uh0 = np.ascontiguousarray(lh0[rows]), np.ascontiguousarray(uh0[rows])
+            inst.constraints_set(0, "lh", lh0)
+            inst.constraints_set(0, "uh", uh0)
         for k, slack in enumerate(settings.slacks):
             if slack is None:
                 continue
-            for field, val in (("zl", slack.linear), ("zu", slack.linear),
-                               ("Zl", slack.quadratic), ("Zu", slack.quadratic)):
+            if pairs is None:
+                values = (("zl", slack.linear), ("zu", slack.linear),
+                          ("Zl", slack.quadratic), ("Zu", slack.quadratic))
+            else:
+                m = merged_slacks(self.fns, pairs, k, slack.linear, slack.quadratic)
+                values = (("zl", m.zl), ("zu", m.zu), ("Zl", m.Zl), ("Zu", m.Zu))
+            for field, val in values:
                 inst.cost_set(k, field, val)
+        if pairs is not None:
+            inst.set_uh_stages(*self._merged_upper_bounds())
+            if self._expansion is None:
+                self._expansion = IterateExpansion(self.fns, pairs, inst.layout)
 
     # --- evaluation ---------------------------------------------------------------------
     def _solve(self, kind: str, s: FloatArray, a: FloatArray | None) -> MpcSolution:
@@ -241,10 +271,13 @@ class MPC:
             self.failures += 1
             if stats.status in (1, 4) or not np.all(np.isfinite(iterate)):
                 inst.reset()  # never warm-start from a broken iterate
+        layout = inst.layout
+        if self._expansion is not None:  # the problem's own layout (soft pairs merged in acados)
+            iterate, layout = self._expansion.expand(iterate), self._expansion.layout
         return MpcSolution(
             value=stats.cost, status=stats.status, sqp_iter=stats.sqp_iter,
             time_tot=stats.time_tot, s=s, a=a, theta=self._theta.copy(), p=self._p.copy(),
-            iterate=iterate, layout=inst.layout,
+            iterate=iterate, layout=layout,
         )
 
     def value(self, s: npt.ArrayLike) -> MpcSolution:
@@ -277,7 +310,11 @@ class MPC:
     def load_warm_start_state(self, state: dict[str, FloatArray]) -> None:
         """Restore iterates saved by :meth:`warm_start_state` (bit-identical resumes)."""
         for kind, iterate in state.items():
-            self._instance(kind).set_iterate(np.asarray(iterate, dtype=float))
+            inst = self._instance(kind)
+            arr = np.asarray(iterate, dtype=float)
+            if self._expansion is not None and arr.size == self._expansion.layout.total:
+                arr = self._expansion.compress(arr)  # (a solution's iterate, in the problem's layout)
+            inst.set_iterate(arr)
 
     def shift_warm_start(self) -> None:
         """Shift the warm start of the V solver one stage on (x_k <- x_{k+1}, u_k <- u_{k+1},

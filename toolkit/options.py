@@ -40,6 +40,9 @@ class SolverOptions:
     limit (HPIPM's ``SPEED`` mode does so on ~2 % of the LTI learning states, u0 up to 4e-2 off);
     :class:`rlmpc.toolkit.mpc.MPC` reads the QP's own status and solves such a state again with
     ``fallback_hpipm_mode`` (``None``: no second solve, the solution is reported as failed).
+    ``merge_soft_pairs``: a soft state row with only a lower bound and one with only an upper
+    bound that differ by a function of (θ, p) become one two-sided row of the workstation's solver
+    (:mod:`rlmpc.toolkit.soft_pairs`: half the slacks; the same problem).
     """
 
     nlp_solver: str = "auto"
@@ -55,6 +58,7 @@ class SolverOptions:
     levenberg_marquardt: float = 0.0
     warm_start: bool = True
     fallback_hpipm_mode: str | None = "ROBUST"
+    merge_soft_pairs: bool = True
 
     def __post_init__(self) -> None:
         choices = {
@@ -87,6 +91,9 @@ class SolverOptions:
                     f"solver option {name}: expected a number in [{low:g}, 1), got {value!r}"
                     + (" (acados 0.2.2 has no infinite bounds; the complementarity residual "
                        "floors near 1e-10)" if name == "tol" else ""))
+        for name in ("warm_start", "merge_soft_pairs"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"solver option {name}: expected true or false, got {getattr(self, name)!r}")
         if not self.levenberg_marquardt >= 0:
             raise ValueError("solver option levenberg_marquardt: expected a number >= 0")
 

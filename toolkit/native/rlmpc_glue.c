@@ -227,3 +227,11 @@ void rlmpc_get_stats(void *handle, double *out) {
         out[2 + i] = t;
     }
 }
+
+/* Upper bounds of h on stages 1..N-1 (uh_mid) and N (uh_end): moved by θ when soft pairs merge. */
+void rlmpc_set_uh_stages(void *handle, double *uh_mid, double *uh_end) {
+    rlmpc_handle *h = (rlmpc_handle *)handle;
+    for (int k = 1; k < h->N; k++)
+        ocp_nlp_constraints_model_set(h->config, h->dims, h->in, k, "uh", uh_mid);
+    ocp_nlp_constraints_model_set(h->config, h->dims, h->in, h->N, "uh", uh_end);
+}
