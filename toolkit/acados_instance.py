@@ -112,6 +112,7 @@ class AcadosInstance:
         self._p_x0, self._p_lbu0, self._p_ubu0 = _ptr(self._x0), _ptr(self._lbu0), _ptr(self._ubu0)
         self._p_stats, self._p_iterate = _ptr(self._stats), _ptr(self._iterate)
         self._params_buf: FloatArray | None = None
+        self._uh_pointers: tuple[FloatArray, FloatArray, object, object] | None = None
         self._p_params: object = None
         # the solves redirect file descriptor 1 in C, to this file (cf. acados_runtime.StdoutTrap)
         self._trap_file = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 - lives with us
@@ -146,8 +147,12 @@ class AcadosInstance:
         self._lib.rlmpc_constraints_set(self._handle, stage, field.encode(), _ptr(arr))
 
     def set_uh_stages(self, uh_mid: FloatArray, uh_end: FloatArray) -> None:
-        """Upper bounds of ``h`` on stages 1..N-1 and on stage N (float64 arrays)."""
-        self._lib.rlmpc_set_uh_stages(self._handle, _ptr(uh_mid), _ptr(uh_end))
+        """Upper bounds of ``h`` on stages 1..N-1 and on stage N (contiguous float64 arrays; the
+        pointers of the last pair of arrays are kept: pass persistent buffers)."""
+        cached = self._uh_pointers
+        if cached is None or cached[0] is not uh_mid or cached[1] is not uh_end:
+            cached = self._uh_pointers = (uh_mid, uh_end, _ptr(uh_mid), _ptr(uh_end))
+        self._lib.rlmpc_set_uh_stages(self._handle, cached[2], cached[3])
 
     def cost_set(self, stage: int, field: str, value: FloatArray) -> None:
         arr = np.ascontiguousarray(value, dtype=float)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from rlmpc.toolkit.acados_build import BuiltSolver, build_solver, finite_bounds, resolve_nlp_solver
+from rlmpc.toolkit.acados_build import BuiltSolver, build_solver, resolve_nlp_solver
 from rlmpc.toolkit.acados_instance import AcadosInstance, IterateLayout, SolveStats
 from rlmpc.toolkit.options import SolverOptions
 from rlmpc.toolkit.parameters import FloatArray, ParameterValues
@@ -121,6 +121,7 @@ class MPC:
         pairs = find_pairs(self.fns) if self.options.merge_soft_pairs else None
         self._pairs: SoftPairs | None = pairs if pairs is not None and pairs.n else None
         self._expansion: IterateExpansion | None = None
+        self._uh = self._pairs.upper_bounds(self.fns) if self._pairs is not None else None
         self.built = build_solver(self.fns, self.options, self._pairs)
         fns = self.fns
         self._theta = fns.theta.flatten(theta)
@@ -190,11 +191,11 @@ class MPC:
 
     def _merged_upper_bounds(self) -> tuple[FloatArray, FloatArray]:
         """Upper bounds of the merged solver's h on stages 1..N-1 and N at the current (θ, p)."""
-        assert self._pairs is not None
-        fns, kept = self.fns, self._pairs.kept
-        _, uh_end = finite_bounds(fns.state_rows.lb[kept], self._pairs.upper_bounds(fns, self._theta, self._p))
-        _, uh_path = finite_bounds(fns.path_rows.lb, fns.path_rows.ub)
-        return np.ascontiguousarray(np.concatenate([uh_end, uh_path])), np.ascontiguousarray(uh_end)
+        assert self._uh is not None
+        self._uh.inputs[0][:] = self._theta
+        self._uh.inputs[1][:] = self._p
+        mid, end = self._uh.evaluate()
+        return mid, end
 
     # --- instances ----------------------------------------------------------------------
     def _instance(self, kind: str) -> AcadosInstance:
