@@ -187,7 +187,9 @@ def _train(args: argparse.Namespace) -> int:
     else:
         print(f"\ntrained {summary['steps']} steps in {summary['wall_time_s']:.1f} s "
               f"({summary['ms_per_step']:.2f} ms/step), MPC failures: "
-              f"{summary['mpc_failures']['V'] + summary['mpc_failures']['Q']}")
+              f"{summary['mpc_failures']['V'] + summary['mpc_failures']['Q']}"
+              + (f", QPs at their iteration limit solved again: {ver['solved_again']} of {ver['unverified']}"
+                 if (ver := summary.get("mpc_verification")) and ver["unverified"] else ""))
     print(f"greedy closed-loop cost: initial θ {summary['greedy_cost_initial']:.4g} -> "
           f"learned θ {summary['greedy_cost_final']:.4g} "
           f"({100 * summary['greedy_cost_ratio']:.1f}%)")

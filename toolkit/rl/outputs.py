@@ -74,6 +74,11 @@ def write_outputs(trainer: Trainer, final_eval: float, restored: bool = False) -
         "mpc_failures": {"V": agent.failures.value, "Q": agent.failures.q_value,
                          "skipped_updates": agent.failures.skipped_updates,
                          "messages": agent.failures.messages},
+        # solves whose QP stopped at its iteration limit (acados reports success) and how many of
+        # them the fallback HPIPM mode solved (in this process: a resumed run counts from the resume)
+        "mpc_verification": {"unverified": trainer.mpc.verification.unverified,
+                             "solved_again": trainer.mpc.verification.resolved,
+                             "fallback_hpipm_mode": trainer.mpc.options.fallback_hpipm_mode},
         "theta_initial": {k: v.tolist() for k, v in fns.theta.unflatten(trainer.theta0).items()},
         "theta_final": {k: v.tolist() for k, v in fns.theta.unflatten(theta).items()},
         "outputs": {"theta": "theta.json", "theta_best": "theta_best.json", "history": "history.npz",
