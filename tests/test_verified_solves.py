@@ -1,0 +1,87 @@
+"""The workstation's solves: one-sided soft rows merged in pairs (the same problem, half the
+slacks), and no "success" for a QP that stopped at its iteration limit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rlmpc.toolkit.mpc import MPC, UNVERIFIED
+from rlmpc.toolkit.options import SolverOptions
+from rlmpc.toolkit.problems.lti import lti_mpc
+from rlmpc.toolkit.soft_pairs import find_pairs
+
+# states where the soft bounds bind: x1 below its lower bound, x1 above its upper bound, x2 far
+# from its (learned) band, and an interior state
+STATES = [np.array([-0.3, 0.2]), np.array([1.2, 0.4]), np.array([0.5, -0.9]), np.array([0.2, 0.1])]
+
+
+@pytest.fixture(scope="module")
+def theta() -> np.ndarray:
+    th = lti_mpc().build().theta
+    # bounds moved by θ (the merged rows' upper bounds follow θ at run time) and a model offset
+    return th.flatten({"x_lb": [0.1, -0.2], "x_ub": [-0.15, 0.3], "b": [0.02, -0.01]})
+
+
+@pytest.fixture(scope="module")
+def pair_of_solvers() -> tuple[MPC, MPC]:
+    fns = lti_mpc().build()
+    return (MPC(fns, SolverOptions(hpipm_mode="BALANCE", merge_soft_pairs=False)),
+            MPC(fns, SolverOptions(hpipm_mode="BALANCE")))
+
+
+def test_lti_pairs_are_found() -> None:
+    pairs = find_pairs(lti_mpc().build())
+    assert (pairs.lower, pairs.upper) == ((0, 1), (2, 3))  # x_lower[i] with x_upper[i]
+    offset = np.asarray(pairs.offset(lti_mpc().build().theta.default(), np.zeros(0))).ravel()
+    assert np.allclose(offset, [2.0, 2.0])  # (X_UB + x_ub) - (X_LB + x_lb), θ0: x_ub = (1, 0), x_lb = 0
+
+
+def test_merged_solver_solves_the_same_problem(pair_of_solvers: tuple[MPC, MPC],
+                                               theta: np.ndarray) -> None:
+    plain, merged = pair_of_solvers
+    raw = merged._instance("V").layout
+    assert int(raw.sizes[5, 2]) == 2 and int(plain._instance("V").layout.sizes[5, 2]) == 4  # slacks
+    for th in (plain.fns.theta.default(), theta):
+        plain.theta = merged.theta = th
+        for s in STATES:
+            for a in (None, np.array([0.4])):
+                sp = plain.value(s) if a is None else plain.q_value(s, a)
+                sm = merged.value(s) if a is None else merged.q_value(s, a)
+                assert sp.success and sm.success
+                assert np.allclose(sm.u0, sp.u0, atol=1e-7) and abs(sm.value - sp.value) < 1e-7
+                assert sm.layout.total == sp.layout.total  # the problem's own layout
+                gp, hp = plain.sensitivities.grad_and_hessian_theta(sp)
+                gm, hm = merged.sensitivities.grad_and_hessian_theta(sm)
+                assert np.allclose(gm, gp, rtol=1e-6, atol=1e-6) and np.allclose(hm, hp, atol=1e-6)
+                if a is None:
+                    assert np.allclose(merged.sensitivities.policy_jacobian(sm),
+                                       plain.sensitivities.policy_jacobian(sp), atol=1e-6)
+
+
+def test_a_solution_warm_starts_the_merged_solver(pair_of_solvers: tuple[MPC, MPC]) -> None:
+    _, merged = pair_of_solvers
+    sol = merged.value(STATES[0])
+    merged.reset()
+    merged.load_warm_start_state({"V": sol.iterate})  # the problem's layout, compressed back
+    assert np.array_equal(merged._instance("V").get_iterate(),
+                          merged._expansion.compress(sol.iterate))  # type: ignore[union-attr]
+    assert np.allclose(merged.value(STATES[0]).u0, sol.u0, atol=1e-9)
+
+
+@pytest.mark.parametrize("fallback", ["ROBUST", "none"])
+def test_a_qp_at_its_iteration_limit_is_not_a_success(fallback: str, theta: np.ndarray) -> None:
+    # SQP_RTI reports success when its QP stops at the QP iteration limit: with 3 iterations
+    # every QP here does; acados' own status is 0 for all of them
+    fns = lti_mpc().build()
+    capped = MPC(fns, SolverOptions(hpipm_mode="SPEED", qp_max_iter=3, fallback_hpipm_mode=fallback),
+                 theta=theta)
+    exact = MPC(fns, SolverOptions(hpipm_mode="BALANCE"), theta=theta)
+    for s in STATES[:3]:
+        sol = capped.value(s)
+        if fallback == "none":
+            assert sol.status == UNVERIFIED and not sol.success
+        else:
+            assert sol.success and np.allclose(sol.u0, exact.value(s).u0, atol=1e-7)
+    assert capped.verification.unverified == 3
+    assert capped.verification.resolved == (3 if fallback == "ROBUST" else 0)
