@@ -33,6 +33,7 @@ def pair_of_solvers() -> tuple[MPC, MPC]:
 def test_lti_pairs_are_found() -> None:
     pairs = find_pairs(lti_mpc().build())
     assert (pairs.lower, pairs.upper) == ((0, 1), (2, 3))  # x_lower[i] with x_upper[i]
+    assert pairs.offset is not None
     offset = np.asarray(pairs.offset(lti_mpc().build().theta.default(), np.zeros(0))).ravel()
     assert np.allclose(offset, [2.0, 2.0])  # (X_UB + x_ub) - (X_LB + x_lb), θ0: x_ub = (1, 0), x_lb = 0
 
