@@ -249,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         lti = LtiSystem()
         env = TimeLimit(lti, max_episode_steps=args.steps)
         t0 = time.perf_counter()
+        c0 = time.process_time()
         try:
             returns = agent.train(env=env, episodes=args.episodes, seed=args.seed)
         except mpcrl.MpcSolverError as exc:
@@ -259,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             solver = "ipopt"
             continue
         t_train = time.perf_counter() - t0
+        c_train = time.process_time() - c0
         break
     if len(lti.step_stamps) != total_steps:
         raise SystemExit(f"expected {total_steps} env steps, got {len(lti.step_stamps)}")
@@ -284,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_seconds": round(t_train, 4),
         "seconds_per_step": t_train / total_steps,
         "median_seconds_per_step": float(np.median(dts)),
+        "cpu_seconds_per_step": c_train / total_steps,
         "training_cost": float(np.sum(returns)),
         "final_td_error": float(agent.td_errors[-1]) if getattr(agent, "td_errors", None) else None,
         "learned": {

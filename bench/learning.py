@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -35,6 +36,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+# one BLAS/OpenMP thread here and in the mpcrl worker (inherits the environment): the problems are
+# tiny, and on a shared machine extra threads only add contention
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -62,11 +67,14 @@ def greedy_cost_of(config: Path, theta: np.ndarray | dict[str, object]) -> float
         return trainer.evaluate(flat)
 
 
-def side_by_side(rows: list[tuple[str, Path, float, np.ndarray, dict[str, object] | None]]) -> None:
-    """Per-step times, ratios and learned costs of rlmpc and mpcrl, one row per agent."""
+def side_by_side(rows: list[tuple[str, Path, float, np.ndarray, dict[str, object] | None]],
+                 cpu: list[float] | None = None) -> None:
+    """Per-step times, ratios and learned costs of rlmpc and mpcrl, one row per agent; with ``cpu``
+    (rlmpc's CPU ms per step, one per row) also the ratio of CPU times, which other jobs on a
+    shared machine disturb far less than wall times."""
     print(f"\n{'agent':<12} {'rlmpc ms/step':>14} {'mpcrl ms/step':>14} {'ratio':>7} {'goal':>6} "
           f"{'learned cost rlmpc':>19} {'mpcrl':>8} {'(mpcrl own eval)':>17}")
-    for name, config, ms, theta, ref in rows:
+    for i, (name, config, ms, theta, ref) in enumerate(rows):
         ours = greedy_cost_of(config, theta)
         if ref is None:
             print(f"{name:<12} {ms:14.3f} {'(failed)':>14}")
@@ -77,6 +85,10 @@ def side_by_side(rows: list[tuple[str, Path, float, np.ndarray, dict[str, object
         theirs = greedy_cost_of(config, ref["learned"])  # type: ignore[arg-type]
         print(f"{name:<12} {ms:14.3f} {ref_ms:14.2f} {ratio:6.1f}x {'met' if ratio >= GOAL_RATIO else 'MISS':>6} "
               f"{ours:19.3f} {theirs:8.3f} {float(own) if isinstance(own, int | float) else float('nan'):17.3f}")
+        ref_cpu = ref.get("cpu_seconds_per_step")
+        if cpu is not None and isinstance(ref_cpu, int | float):
+            print(f"{'':<12} CPU time: rlmpc {cpu[i]:.3f} ms/step, mpcrl {1e3 * ref_cpu:.2f} ms/step: "
+                  f"{1e3 * ref_cpu / cpu[i]:.1f}x")
         if ref.get("solver_note"):
             print(f"  mpcrl {name}: {ref['solver_note']}")
     print(f"(mpcrl {rows[0][4].get('version') if rows[0][4] else '?'}; learned cost = greedy cost on the example's "
@@ -202,14 +214,15 @@ def main() -> None:
         quadrotor_dpg(args.episodes)
         return
     q_config, d_config = ROOT / "examples" / "lti_qlearning.toml", ROOT / "examples" / "lti_dpg.toml"
-    runs, work, q_thetas, d_thetas = [], [], [], []  # type: ignore[var-annotated]
+    runs, work, q_thetas, d_thetas, cpus = [], [], [], [], []  # type: ignore[var-annotated]
     for i in range(max(args.repeat, 1)):
         ms, last = time_training(q_config, args.steps, work, q_thetas)
         runs.append(ms)
+        cpus.append(float(last["cpu_ms_per_step"]))  # type: ignore[arg-type]
         if args.repeat > 1:
             print(f"  run {i + 1}: {ms:.3f} ms per step (MPC work {work[-1]:.3f} ms)", flush=True)
     q_ms = min(runs)
-    print(f"LTI second-order LSTD Q-learning: {q_ms:.3f} ms per training step "
+    print(f"LTI second-order LSTD Q-learning: {q_ms:.3f} ms per training step (CPU {min(cpus):.3f} ms) "
           f"({'meets' if q_ms <= GOAL_MS else 'MISSES'} the goal of {GOAL_MS} ms)"
           + (f"; median {statistics.median(runs):.3f} ms over {len(runs)} runs" if len(runs) > 1
              else ""))
@@ -217,10 +230,11 @@ def main() -> None:
           f"median {statistics.median(work):.3f} ms per step")
     print(f"  writing the run's outputs (θ files, history, evaluation, plots, summary): "
           f"{last['outputs_s']:.2f} s after {float(last['wall_time_s']):.2f} s of training")
-    d_ms = float("nan")
+    d_ms = d_cpu = float("nan")
     if not args.no_dpg or args.mpcrl:
-        d_ms, _ = time_training(d_config, None, learned=d_thetas)
-        print(f"LTI DPG (50 episodes x 100 steps): {d_ms:.3f} ms per training step")
+        d_ms, d_last = time_training(d_config, None, learned=d_thetas)
+        d_cpu = float(d_last["cpu_ms_per_step"])  # type: ignore[arg-type]
+        print(f"LTI DPG (50 episodes x 100 steps): {d_ms:.3f} ms per training step (CPU {d_cpu:.3f} ms)")
     if args.mpcrl:
         d_cfg = load_config(d_config)
         q_ref = run_mpcrl(args.steps, "--agent", "q")
@@ -229,9 +243,9 @@ def main() -> None:
             if ref is not None:
                 print(f"mpcrl {name}: " + json.dumps({k: ref.get(k) for k in (
                     "version", "solver", "steps", "seconds_per_step", "median_seconds_per_step",
-                    "greedy_cost_after")}))
+                    "cpu_seconds_per_step", "greedy_cost_after")}))
         side_by_side([("Q-learning", q_config, q_ms, q_thetas[int(np.argmin(runs))], q_ref),
-                      ("DPG", d_config, d_ms, d_thetas[0], d_ref)])
+                      ("DPG", d_config, d_ms, d_thetas[0], d_ref)], cpu=[min(cpus), d_cpu])
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ def write_outputs(trainer: Trainer, final_eval: float, restored: bool = False) -
         "episodes": len(hist.episode_cost),
         "wall_time_s": pr.wall_time,
         "ms_per_step": 1e3 * pr.wall_time / max(pr.total, 1),
+        "cpu_ms_per_step": 1e3 * pr.cpu_time / max(pr.total, 1),
         "greedy_cost_initial": initial,
         "greedy_cost_final": final_eval,
         "greedy_cost_ratio": final_eval / initial if initial else float("nan"),

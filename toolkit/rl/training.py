@@ -82,6 +82,7 @@ class Progress:
     episode_cost: float = 0.0
     initial_eval: float | None = None
     wall_time: float = 0.0
+    cpu_time: float = 0.0  # this process' CPU time in training (less sensitive to other jobs than wall)
     stopped: str | None = None  # why the guard stopped the run early
 
 
@@ -244,6 +245,7 @@ class Trainer:
         bar = tqdm(total=total, initial=pr.total, disable=not self.progress_bar, unit="step",
                    desc="training", dynamic_ncols=True)
         start = time.perf_counter() - pr.wall_time
+        cpu_start = time.process_time() - pr.cpu_time
         try:
             while pr.episode < cfg.episodes:
                 name, nx = cfg.env.name, self.mpc.fns.nx
@@ -280,16 +282,20 @@ class Trainer:
                                     td=f"{td:.2e}", failures=self.agent.failures.total)
                 if every and pr.total % every == 0 and pr.total < total:
                     pr.wall_time = time.perf_counter() - start
+                    pr.cpu_time = time.process_time() - cpu_start
                     self._periodic_evaluation(bar)
                     start = time.perf_counter() - pr.wall_time  # (evaluations are not training time)
+                    cpu_start = time.process_time() - pr.cpu_time
                 if pr.total % cfg.checkpoint_every == 0:
                     pr.wall_time = time.perf_counter() - start
+                    pr.cpu_time = time.process_time() - cpu_start
                     self.save_checkpoint()
                 if pr.stopped:
                     break
         finally:
             bar.close()
         pr.wall_time = time.perf_counter() - start
+        pr.cpu_time = time.process_time() - cpu_start
         self.save_checkpoint()
         learned = self.mpc.theta
         final = self.evaluations.evaluate(self.evaluate, learned, pr.total, "final")
