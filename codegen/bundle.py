@@ -17,6 +17,7 @@ The same inputs give byte-identical files.  Build and check one with
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,10 @@ def export_bundle(theta_path: str | Path, target: str, out_dir: str | Path,
     tf = load_theta(theta_path)
     out = Path(out_dir).resolve()
     check_destination(out)
-    options = options or SolverOptions()
+    # the bundle is acados' code of the problem's own rows, and it has no second solve: the
+    # workstation-only settings are off (the manifest says so; test vectors are solved the same way)
+    options = dataclasses.replace(options or SolverOptions(), merge_soft_pairs=False,
+                                  fallback_hpipm_mode=None)
     baked = fix_theta(tf.fns, tf.values)
     p = baked.params.default()
     # θ and p stay acados parameters (stage rows [θ; p; γ^k]): SET_THETA and STEP_PARAMS set them

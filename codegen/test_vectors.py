@@ -79,7 +79,10 @@ def compute_test_vectors(fns: ProblemFunctions, options: SolverOptions,
     if theta is None:
         theta = np.zeros(fns.ntheta) if fns.ntheta == 0 else fns.theta.default()
     theta = fns.theta.flatten(theta) if fns.ntheta else np.zeros(0)
-    mpc = MPC(fns, dataclasses.replace(options, warm_start=False), theta=theta, p=p)
+    # as an exported acados bundle solves it: the problem's own rows, one solve; a solve whose QP
+    # stopped at its iteration limit (unverified, reported failed here) is no reference
+    mpc = MPC(fns, dataclasses.replace(options, warm_start=False, merge_soft_pairs=False,
+                                       fallback_hpipm_mode=None), theta=theta, p=p)
     vectors: list[dict[str, Any]] = []
     attempts = 0
 
