@@ -76,6 +76,19 @@ def test_runs_are_deterministic_for_a_seed(tmp_path: Path) -> None:
     assert a["theta_final"] == b["theta_final"]
     c = train(short_config(tmp_path, seed=4), tmp_path / "c")
     assert c["theta_final"] != a["theta_final"]
+    assert (a["seed"], c["seed"]) == (3, 4)
+
+
+def test_cli_seed_replaces_the_configs_seed(tmp_path: Path) -> None:
+    """`rlmpc train CONFIG --seed 4` is the run of CONFIG with seed = 4 (and says so in its summary)."""
+    from rlmpc.cli import main
+
+    reference = train(short_config(tmp_path, seed=4), tmp_path / "reference")
+    assert main(["train", str(short_config(tmp_path, seed=3)), "--seed", "4", "--out", str(tmp_path / "cli"),
+                 "--quiet", "--no-plots"]) in (0, 3)
+    summary = json.loads((tmp_path / "cli" / "summary.json").read_text())
+    assert summary["seed"] == 4
+    assert summary["theta_final"] == reference["theta_final"]
 
 
 def test_resume_after_sigkill_reaches_the_same_theta(tmp_path: Path) -> None:
