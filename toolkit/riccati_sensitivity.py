@@ -20,7 +20,7 @@ module solves it backwards, stage by stage, at O(N·(nx+nv)³):
   inputs' nullspace minimises the cost-to-go, and the rest (rows without input part: active pure
   state constraints, or more rows than inputs) become state rows on x_k, handed to stage k-1 — the
   projection of pure-state constraints onto earlier inputs of constrained LQR recursions.
-* Where this cannot give the exact answer it raises :class:`RiccatiNotApplicable` with the reason
+* Where this cannot give the exact answer it raises :class:`RiccatiNotApplicableError` with the reason
   (the caller falls back to the KKT factorisation): the Hessian or a constraint couples stages
   (structure), state rows left at stage 0 or linearly dependent state rows (active constraints not
   linearly independent: LICQ fails), a reduced Hessian that is not positive definite (no
@@ -44,7 +44,7 @@ RANK_TOL = 1e-9  # singular values below this × the rows' largest entry count a
 Pattern = tuple[np.ndarray, np.ndarray, tuple[int, int]]  # (row, col, shape) of a block's nonzeros
 
 
-class RiccatiNotApplicable(ValueError):
+class RiccatiNotApplicableError(ValueError):
     """The backward pass cannot give the exact answer here; ``str(exc)`` says why."""
 
 
@@ -67,7 +67,7 @@ class StageStructure:
     """The stage blocks of one transcription's KKT system, gathered from the nonzeros of the blocks
     ``(H, Jeq, Jin, Hwθ, Jeqθ, Jinθ)`` (sparsity patterns ``patterns``) into dense per-stage arrays
     ``[H R]``, ``[G f]`` and ``[C d]`` (stage variables ordered inputs, slacks, states) by one scatter
-    per evaluation.  Raises :class:`RiccatiNotApplicable` if the problem lacks the stage structure."""
+    per evaluation.  Raises :class:`RiccatiNotApplicableError` if the problem lacks the stage structure."""
 
     def __init__(self, tr: Transcription, patterns: list[Pattern], active_tol: float) -> None:
         fns = tr.fns
@@ -93,7 +93,7 @@ class StageStructure:
         for j, r in enumerate(extra):
             st = np.unique(stage[ec[er == r]])
             if st.size != 1:
-                raise RiccatiNotApplicable(f"equality row {r} couples stages {st.tolist()}")
+                raise RiccatiNotApplicableError(f"equality row {r} couples stages {st.tolist()}")
             extra_stage[j] = st[0]
         cand_stage = np.concatenate([extra_stage, [row.stage for row in tr.ineq_rows]]).astype(int)
         order = np.argsort(cand_stage, kind="stable")
@@ -110,7 +110,9 @@ class StageStructure:
         sizes = np.stack([self.ny * width, np.full(N + 1, nx) * width, counts * width], axis=1)
         offsets = np.concatenate([[0], np.cumsum(sizes.ravel())])[:-1].reshape(N + 1, 3)
         self.buf = np.zeros(int(sizes.sum()))
-        self.HR, self.GF, self.CD = [], [], []
+        self.HR: list[FloatArray] = []
+        self.GF: list[FloatArray] = []
+        self.CD: list[FloatArray] = []
         for k in range(N + 1):
             for lst, j, rows in ((self.HR, 0, self.ny[k]), (self.GF, 1, nx), (self.CD, 2, counts[k])):
                 lst.append(self.buf[offsets[k, j]:offsets[k, j] + rows * width[k]])
@@ -124,21 +126,21 @@ class StageStructure:
             sign.append(np.full(row.size, sgn))
 
         if np.any(stage[hr] != stage[hc]):
-            raise RiccatiNotApplicable("the Lagrangian Hessian couples variables of different stages")
+            raise RiccatiNotApplicableError("the Lagrangian Hessian couples variables of different stages")
         every = np.ones(hr.size, bool)
         add(0, every, stage[hr], 0, local[hr], local[hc], 1.0)
         add(3, np.ones(tr_.size, bool), stage[tr_], 0, local[tr_], self.ny[stage[tr_]] + tc, 1.0)
         init = er < nx
         if np.any(stage[ec[init]] != 0) or np.any(etr < nx):
-            raise RiccatiNotApplicable("the initial-state rows are not x_0 = s")
+            raise RiccatiNotApplicableError("the initial-state rows are not x_0 = s")
         dyn = (er >= nx) & (er < ndyn)
         k_dyn, i_dyn = (er - nx) // nx, (er - nx) % nx
         nxt = dyn & (stage[ec] == k_dyn + 1)
         if np.any(local[ec[nxt]] != self.ny[k_dyn[nxt] + 1] - nx + i_dyn[nxt]):
-            raise RiccatiNotApplicable("a dynamics row is not x_{k+1} - F(x_k, u_k)")
+            raise RiccatiNotApplicableError("a dynamics row is not x_{k+1} - F(x_k, u_k)")
         cur = dyn & ~nxt
         if np.any(stage[ec[cur]] != k_dyn[cur]):
-            raise RiccatiNotApplicable("the dynamics couple more than two stages")
+            raise RiccatiNotApplicableError("the dynamics couple more than two stages")
         self._check_next = base[1] + np.flatnonzero(nxt)  # entries that must be exactly 1
         add(1, cur, k_dyn[cur], 1, i_dyn[cur], local[ec[cur]], -1.0)  # G = -∂(x_{k+1} - F)/∂y_k
         ex = er >= ndyn
@@ -152,7 +154,7 @@ class StageStructure:
         add(4, ex_t, pos_stage[p], 2, pos_local[p], self.ny[pos_stage[p]] + etc[ex_t], 1.0)
         p = self.ineq_pos[ir]
         if np.any(stage[ic] != pos_stage[p]):
-            raise RiccatiNotApplicable("an inequality row couples variables of different stages")
+            raise RiccatiNotApplicableError("an inequality row couples variables of different stages")
         add(2, np.ones(ir.size, bool), pos_stage[p], 2, pos_local[p], local[ic], 1.0)
         p = self.ineq_pos[itr]
         add(5, np.ones(itr.size, bool), pos_stage[p], 2, pos_local[p], self.ny[pos_stage[p]] + itc, 1.0)
@@ -180,7 +182,7 @@ class StageStructure:
         """Scatter the six blocks' nonzeros (on their patterns) into the stage arrays."""
         data = np.concatenate(blocks)
         if not np.all(data[self._check_next] == 1.0):
-            raise RiccatiNotApplicable("a dynamics row is not x_{k+1} - F(x_k, u_k)")
+            raise RiccatiNotApplicableError("a dynamics row is not x_{k+1} - F(x_k, u_k)")
         self.buf[self._dst] = data[self._src] * self._sign
 
     def active_mask(self, lam: FloatArray) -> np.ndarray:
@@ -191,7 +193,7 @@ class StageStructure:
         return mask
 
     def plans(self, active: np.ndarray) -> list[_StagePlan]:
-        """The stage plans of an active set (cached); raises :class:`RiccatiNotApplicable`."""
+        """The stage plans of an active set (cached); raises :class:`RiccatiNotApplicableError`."""
         key = active.tobytes()
         plans = self._plans.get(key)
         if plans is None:
@@ -203,7 +205,7 @@ class StageStructure:
                 if plan is None:
                     plan = self._stage_plans[sk] = self._make_stage_plan(k, sl)
                 if isinstance(plan, str):
-                    raise RiccatiNotApplicable(plan)
+                    raise RiccatiNotApplicableError(plan)
                 out.append(plan)
             if len(self._plans) >= 4096:
                 self._plans.clear()
@@ -239,22 +241,23 @@ def _stage_solve(k: int, A: FloatArray, C: FloatArray, nv: int) -> tuple[FloatAr
     if C.shape[0] == 0:
         _, sol, info = dposv(Qvv, rhs_q)
         if info != 0:
-            raise RiccatiNotApplicable(f"stage {k}: the reduced Hessian is not positive definite "
+            raise RiccatiNotApplicableError(f"stage {k}: the reduced Hessian is not positive definite "
                                        "(no second-order sufficiency)")
         return -sol, C[:, nv:]
     scale = float(np.abs(C).max())
-    U, S, Vt, info = dgesdd(C[:, :nv])
+    U, sv, Vt, info = dgesdd(C[:, :nv])
     if info != 0:
-        raise RiccatiNotApplicable(f"stage {k}: the SVD of the active rows failed")
-    r = int(np.count_nonzero(S > RANK_TOL * scale))
+        raise RiccatiNotApplicableError(f"stage {k}: the SVD of the active rows failed")
+    tol = RANK_TOL * scale
+    r = int(np.count_nonzero(sv > tol))
     Ur = U.T @ C[:, nv:]
-    sol = Vt[:r].T @ (-Ur[:r] / S[:r, None])
+    sol = Vt[:r].T @ (-Ur[:r] / sv[:r, None])
     if r < nv:
         V2 = Vt[r:].T
         QV2 = Qvv @ V2
         _, z, info = dposv(V2.T @ QV2, QV2.T @ sol + V2.T @ rhs_q)
         if info != 0:
-            raise RiccatiNotApplicable(f"stage {k}: the reduced Hessian is not positive definite "
+            raise RiccatiNotApplicableError(f"stage {k}: the reduced Hessian is not positive definite "
                                        "(no second-order sufficiency)")
         sol = sol - V2 @ z
     return sol, Ur[r:]
@@ -262,11 +265,11 @@ def _stage_solve(k: int, A: FloatArray, C: FloatArray, nv: int) -> tuple[FloatAr
 
 def _check_state_rows(k: int, E: FloatArray, nxk: int, scale: float) -> None:
     if nxk == 0 or E.shape[0] > nxk:
-        raise RiccatiNotApplicable(f"stage {k}: {E.shape[0]} active rows the inputs cannot satisfy and "
+        raise RiccatiNotApplicableError(f"stage {k}: {E.shape[0]} active rows the inputs cannot satisfy and "
                                    f"{nxk} free states (active constraints linearly dependent: LICQ fails)")
     sv = np.linalg.svd(E[:, :nxk], compute_uv=False)
     if sv[-1] <= RANK_TOL * scale:
-        raise RiccatiNotApplicable(f"stage {k}: the active state rows are linearly dependent (LICQ fails)")
+        raise RiccatiNotApplicableError(f"stage {k}: the active state rows are linearly dependent (LICQ fails)")
 
 
 def policy_jacobian(st: StageStructure, plans: list[_StagePlan]) -> FloatArray:
@@ -302,5 +305,5 @@ def policy_jacobian(st: StageStructure, plans: list[_StagePlan]) -> FloatArray:
     out = np.zeros((st.nu, nth))
     out[plans[0].u_out] = sol[plans[0].u_pos]
     if not np.all(np.isfinite(out)):
-        raise RiccatiNotApplicable("the backward pass gave non-finite numbers")
+        raise RiccatiNotApplicableError("the backward pass gave non-finite numbers")
     return out

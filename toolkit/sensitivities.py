@@ -39,7 +39,7 @@ from rlmpc.toolkit.mpc import MpcSolution
 from rlmpc.toolkit.nlp import Transcription, stage_soft_rows, transcribe
 from rlmpc.toolkit.parameters import FloatArray
 from rlmpc.toolkit.problem import ProblemFunctions
-from rlmpc.toolkit.riccati_sensitivity import RiccatiNotApplicable, StageStructure
+from rlmpc.toolkit.riccati_sensitivity import RiccatiNotApplicableError, StageStructure
 from rlmpc.toolkit.riccati_sensitivity import policy_jacobian as riccati_policy_jacobian
 
 PI_SIGN = -1.0  # multiplier of (x_{k+1} - F) = PI_SIGN * acados pi_k
@@ -512,7 +512,7 @@ class Sensitivities:
         ``method``: "auto" (the Riccati-type backward pass over the horizon,
         :mod:`rlmpc.toolkit.riccati_sensitivity`; where it does not apply, the reduced KKT solve
         "sparse", the reason counted in :attr:`pi_fallbacks`), "riccati" (the backward pass only: raises
-        :class:`RiccatiNotApplicable` with the reason), "sparse" (the reduced KKT system: cached plans,
+        :class:`RiccatiNotApplicableError` with the reason), "sparse" (the reduced KKT system: cached plans,
         dense up to `DENSE_MAX` rows, sparse LU above) or "dense" (the dense KKT solve, the reference).
         :attr:`last_pi_method` names the path taken."""
         if sol.a is not None:
@@ -527,7 +527,7 @@ class Sensitivities:
             return self._policy_jacobian_planned(sol)
         try:
             out = self._policy_jacobian_riccati(sol)
-        except RiccatiNotApplicable as exc:
+        except RiccatiNotApplicableError as exc:
             if method == "riccati":
                 raise
             self.pi_fallbacks[str(exc)] += 1
@@ -538,17 +538,17 @@ class Sensitivities:
 
     def stage_structure(self, is_q: bool = False) -> StageStructure:
         """The stage blocks of the V (or Q) problem's KKT system for the backward pass; raises
-        :class:`RiccatiNotApplicable` if the problem lacks the stage structure."""
+        :class:`RiccatiNotApplicableError` if the problem lacks the stage structure."""
         st = self._stages.get(is_q)
         if st is None:
             try:
                 st = StageStructure(self.transcriptions[is_q], self._eval(is_q).kkt_sparse.patterns[:6],
                                     ACTIVE_TOL)
-            except RiccatiNotApplicable as exc:
+            except RiccatiNotApplicableError as exc:
                 st = str(exc)
             self._stages[is_q] = st
         if isinstance(st, str):
-            raise RiccatiNotApplicable(st)
+            raise RiccatiNotApplicableError(st)
         return st
 
     def _policy_jacobian_riccati(self, sol: MpcSolution) -> FloatArray:
