@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import STATES
 
+import rlmpc.toolkit.sensitivities as sens_module
 from rlmpc.toolkit import MPC, MpcSolution, SolverOptions
 from rlmpc.toolkit.problem import ParametricMPC
 from rlmpc.toolkit.problems.quadrotor import quadrotor_hover_mpc
@@ -110,7 +111,10 @@ def check(mpc: MPC, states: list[np.ndarray], fd: bool = True) -> list[set[Row]]
             dense = sens.policy_jacobian(sol, method="dense")
             scale = max(1.0, float(np.abs(dense).max()))
             np.testing.assert_allclose(ric, dense, rtol=1e-8, atol=1e-8 * scale)
-            assert sens.policy_jacobian(sol) is not None and sens.last_pi_method == "riccati"
+            # the default: the backward pass above DENSE_MAX variables, the small reduced system below
+            np.testing.assert_allclose(sens.policy_jacobian(sol), dense, rtol=1e-8, atol=1e-8 * scale)
+            big = sens.transcriptions[False].nw > sens_module.DENSE_MAX
+            assert sens.last_pi_method == ("riccati" if big else "sparse")
             seen.append(active_rows(mpc, sol))
             if fd:
                 assert sens.regularity(sol, tol=1e-5).regular, s
@@ -161,7 +165,7 @@ def test_twelve_states_four_inputs(quadrotor: MPC) -> None:
     assert kinds & {"lbu", "ubu"} and kinds & {"lh", "uh"}
 
 
-def test_auto_falls_back_where_licq_fails(di_hard: MPC) -> None:
+def test_auto_falls_back_where_licq_fails(di_hard: MPC, monkeypatch: pytest.MonkeyPatch) -> None:
     """From (0, 0.5) the saturated u_0 = 1 puts v_1 exactly on the soft speed bound with its slack at
     zero: the input bound at stage 0 and the speed row at stage 1 are both active on the same
     direction (LICQ fails).  The pass says so (method="riccati" raises), and "auto" takes the reduced
@@ -172,6 +176,7 @@ def test_auto_falls_back_where_licq_fails(di_hard: MPC) -> None:
     with pytest.raises(RiccatiNotApplicableError, match="LICQ"):
         sens.policy_jacobian(sol, method="riccati")
     before = sum(sens.pi_fallbacks.values())
+    monkeypatch.setattr(sens_module, "DENSE_MAX", 0)  # (a small problem: "auto" would not try the pass)
     auto = sens.policy_jacobian(sol)
     assert sens.last_pi_method == "sparse"
     assert sum(sens.pi_fallbacks.values()) == before + 1
