@@ -10,9 +10,10 @@ prints the ratio.
     .venv/bin/python bench/mpc_core.py [--states 300] [--mpcrl]
     .venv/bin/python bench/mpc_core.py --scaling [--horizons 10 20 40 80]
 
-``--scaling``: ∇θπ (structured sparse KKT solve; the dense KKT solve for N ≤ 40) against acados'
-solve time on a 12-state, 4-input quadrotor-hover MPC (bench/quadrotor_mpc.py) over the
-horizon, with log-log slopes; goals: ∇θπ ≤ 2× the solve, slope ≤ 1.2.
+``--scaling``: ∇θπ by the Riccati-type backward pass, by the reduced KKT solve (sparse LU at these
+sizes) and, for N ≤ 40, by the dense KKT solve, against acados' solve time on a 12-state, 4-input
+quadrotor-hover MPC (bench/quadrotor_mpc.py) over the horizon, with ratios and log-log slopes (it
+asserts that the three agree to 1e-8); goals: ∇θπ ≤ 2× the solve, slope ≤ 1.2.
 """
 
 from __future__ import annotations
@@ -130,36 +131,43 @@ def bench_scaling(horizons: list[int], n_states: int, dense_max: int) -> None:
     rows = []
     print("\n12 states, 4 inputs, nθ = 31 (quadrotor hover), PARTIAL_CONDENSING_HPIPM, SQP to 1e-8; "
           "mean per call over the states, min over 5 passes (dense: 2)")
-    print(f"  {'N':>4} {'acados solve':>14} {'time_tot':>10} {'∇θπ sparse':>12} {'∇θπ dense':>11} "
-          f"{'sparse/solve':>13} {'active':>7}")
+    print(f"  {'N':>4} {'acados solve':>14} {'time_tot':>10} {'∇θπ Riccati':>13} {'∇θπ reduced':>13} "
+          f"{'∇θπ dense':>11} {'Riccati/solve':>14} {'reduced/solve':>14} {'active':>7}")
     for n in horizons:
         mpc = MPC(quadrotor_mpc(n), SolverOptions(qp_solver="PARTIAL_CONDENSING_HPIPM"))
         sens = mpc.sensitivities
         sols = [mpc.value(s) for s in states]
         ok = [s for s in sols if s.success]
-        sens.policy_jacobian(ok[0])  # (generate the evaluators once)
+        for method in ("riccati", "sparse"):
+            sens.policy_jacobian(ok[0], method=method)  # (generate the evaluators once)
         solve = min_ms(lambda i, m=mpc: m.value(states[i % len(states)]), len(states))
         time_tot = float(np.median([s.time_tot for s in ok]) * 1e3)
-        sparse = min_ms(lambda i, se=sens, ok=ok: se.policy_jacobian(ok[i % len(ok)]), len(ok))
+        riccati = min_ms(lambda i, se=sens, ok=ok: se.policy_jacobian(ok[i % len(ok)], method="riccati"), len(ok))
+        reduced = min_ms(lambda i, se=sens, ok=ok: se.policy_jacobian(ok[i % len(ok)], method="sparse"), len(ok))
+        gap = max(float(np.abs(sens.policy_jacobian(s, method="riccati")
+                               - sens.policy_jacobian(s, method="sparse")).max()) for s in ok)
+        assert gap < 1e-8, f"Riccati and reduced-KKT ∇θπ differ by {gap:.2e} at N = {n}"
         dense = float("nan")
         if n <= dense_max:
             sens.policy_jacobian(ok[0], method="dense")
             dense = min_ms(lambda i, se=sens, ok=ok: se.policy_jacobian(ok[i % len(ok)], method="dense"),
                            min(len(ok), 10), repeat=2)
-            gap = max(float(np.abs(sens.policy_jacobian(s) - sens.policy_jacobian(s, method="dense")).max())
-                      for s in ok[:5])
-            assert gap < 1e-8, f"sparse and dense ∇θπ differ by {gap:.2e} at N = {n}"
+            gap = max(float(np.abs(sens.policy_jacobian(s, method="riccati")
+                                   - sens.policy_jacobian(s, method="dense")).max()) for s in ok[:5])
+            assert gap < 1e-8, f"Riccati and dense ∇θπ differ by {gap:.2e} at N = {n}"
         active = float(np.median([sens.kkt_sensitivity_sparse(s).active.size for s in ok[:5]]))
-        rows.append((n, solve, time_tot, sparse, dense))
-        print(f"  {n:>4} {solve:>11.3f} ms {time_tot:>7.3f} ms {sparse:>9.3f} ms {dense:>8.3f} ms "
-              f"{sparse / solve:>12.2f}x {active:>7.0f}   ({len(sols) - len(ok)} failed solves)")
+        rows.append((n, solve, time_tot, riccati, reduced, dense))
+        print(f"  {n:>4} {solve:>11.3f} ms {time_tot:>7.3f} ms {riccati:>10.3f} ms {reduced:>10.3f} ms "
+              f"{dense:>8.3f} ms {riccati / solve:>13.2f}x {reduced / solve:>13.2f}x {active:>7.0f}"
+              f"   ({len(sols) - len(ok)} failed solves, Riccati fallbacks: {sum(sens.pi_fallbacks.values())})")
         mpc.close()
     ns = [r[0] for r in rows]
+    small = [r for r in rows if r[0] <= dense_max]
     print(f"  log-log slope over N: acados solve {loglog_slope(ns, [r[1] for r in rows]):.2f}, "
-          f"∇θπ sparse {loglog_slope(ns, [r[3] for r in rows]):.2f}"
-          + (f", ∇θπ dense (N ≤ {dense_max}) "
-             f"{loglog_slope([r[0] for r in rows if r[0] <= dense_max], [r[4] for r in rows if r[0] <= dense_max]):.2f}"
-             if sum(r[0] <= dense_max for r in rows) >= 2 else ""))
+          f"∇θπ Riccati {loglog_slope(ns, [r[3] for r in rows]):.2f}, "
+          f"∇θπ reduced {loglog_slope(ns, [r[4] for r in rows]):.2f}"
+          + (f", ∇θπ dense (N ≤ {dense_max}) {loglog_slope([r[0] for r in small], [r[5] for r in small]):.2f}"
+             if len(small) >= 2 else ""))
 
 
 def main() -> None:
