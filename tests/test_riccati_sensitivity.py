@@ -181,3 +181,41 @@ def test_auto_falls_back_where_licq_fails(di_hard: MPC, monkeypatch: pytest.Monk
     assert sens.last_pi_method == "sparse"
     assert sum(sens.pi_fallbacks.values()) == before + 1
     np.testing.assert_allclose(auto, sens.policy_jacobian(sol, method="dense"), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["lti", "cartpole", "di_hard", "drag", "quadrotor"])
+def test_full_hessian_of_q_by_the_backward_and_forward_pass(name: str, request: pytest.FixtureRequest) -> None:
+    """d²Q/dθ² (``hessian_theta(full=True)``) by the Riccati pass plus a forward pass for dw equals the
+    sparse KKT path with multiplier derivatives (to 1e-8), and (problems with a hard or nonlinear
+    constraint) central differences of ∇θQ."""
+    mpc: MPC = request.getfixturevalue(name)
+    sens, theta0 = mpc.sensitivities, mpc.theta
+    states = {"lti": STATES["lti"][:2], "cartpole": STATES["cartpole"][:2],
+              "di_hard": [np.array([0.3, 0.6]), np.array([-0.5, 0.23])],
+              "drag": [np.array([1.0, -0.5, 0.3, 0.2])],
+              "quadrotor": [np.array([2.5, -2.4, 1.0, 0.5, -0.5, 0.2, 0, 0, 0, 0, 0, 0])]}[name]
+    try:
+        for s in states:
+            u0 = mpc.value(s).u0
+            # (drag: |u_0| = u_max, so a step along u_0 leaves the feasible set; shrink it instead)
+            a = 0.9 * u0 if name == "drag" else np.clip(u0 + 0.05, mpc.fns.u_lb, mpc.fns.u_ub)
+            q = mpc.q_value(s, a)
+            assert q.success, q.message
+            ric = sens.hessian_theta(q, full=True, method="riccati")
+            ref = sens.hessian_theta(q, full=True, method="sparse")
+            scale = max(1.0, float(np.abs(ref).max()))
+            np.testing.assert_allclose(ric, ref, rtol=1e-8, atol=1e-8 * scale)
+            if name in ("di_hard", "drag"):
+                assert sens.regularity(q, tol=1e-5).regular
+
+                def grad(th: np.ndarray, s: np.ndarray = s, a: np.ndarray = a) -> np.ndarray:
+                    mpc.theta = th
+                    other = mpc.q_value(s, a)
+                    assert other.success, other.message
+                    return sens.grad_theta(other)
+
+                fd = central_difference(grad, theta0)
+                np.testing.assert_allclose(ric, 0.5 * (fd + fd.T), rtol=1e-3, atol=1e-3 * scale)
+                mpc.theta = theta0
+    finally:
+        mpc.theta = theta0

@@ -272,22 +272,27 @@ def _check_state_rows(k: int, E: FloatArray, nxk: int, scale: float) -> None:
         raise RiccatiNotApplicableError(f"stage {k}: the active state rows are linearly dependent (LICQ fails)")
 
 
-def policy_jacobian(st: StageStructure, plans: list[_StagePlan]) -> FloatArray:
-    """∂u_0/∂θ (shape (nu, nθ)) by the backward pass over the loaded stage arrays."""
+def _backward(st: StageStructure, plans: list[_StagePlan], keep: bool
+              ) -> tuple[FloatArray, list[tuple[FloatArray, FloatArray, FloatArray]]]:
+    """The backward pass: stage 0's ``[K kff]`` (only kff: x_0 is fixed) and, with ``keep``, per stage
+    (N down to 0) ``([K kff], [H R] kept, [G f] kept)`` for a forward pass."""
     nx, nth, N = st.nx, st.nth, st.N
     Pp = np.zeros((nx, nx + nth))  # [P p]: the cost-to-go ½xᵀPx + xᵀp (one column of p per θ)
     E = np.zeros((0, nx + nth))  # [E e]: state rows E x + e = 0 handed down
     sol = np.zeros((0, nth))
+    stages: list[tuple[FloatArray, FloatArray, FloatArray]] = []
+    GF = np.zeros((nx, 0))
     for k in range(N, -1, -1):
         pl = plans[k]
         n, nv, w = pl.n, pl.nv, pl.n + nth
-        A = st.HR[k].take(pl.hr_take).reshape(n, w)
+        HR = st.HR[k].take(pl.hr_take).reshape(n, w)
         C = st.CD[k].take(pl.cd_take).reshape(pl.m, w)
+        A = HR
         if k < N:
             GF = st.GF[k].take(pl.gf_take).reshape(nx, w)
             T = Pp[:, :nx] @ GF
             T[:, n:] += Pp[:, nx:]
-            A = A + GF[:, :n].T @ T
+            A = HR + GF[:, :n].T @ T
             if E.shape[0]:
                 EG = E[:, :nx] @ GF
                 EG[:, n:] += E[:, nx:]
@@ -295,6 +300,8 @@ def policy_jacobian(st: StageStructure, plans: list[_StagePlan]) -> FloatArray:
         sol, E = _stage_solve(k, A, C, nv)
         if E.shape[0]:
             _check_state_rows(k, E, n - nv, float(np.abs(C).max()))
+        if keep:
+            stages.append((sol, HR, GF))
         if k == 0:
             break
         AvS = A[:nv, nv:] + A[:nv, :nv] @ sol
@@ -302,8 +309,35 @@ def policy_jacobian(st: StageStructure, plans: list[_StagePlan]) -> FloatArray:
         P = Pp[:, :nx]
         P += P.T
         P *= 0.5
-    out = np.zeros((st.nu, nth))
+    return sol, stages
+
+
+def policy_jacobian(st: StageStructure, plans: list[_StagePlan]) -> FloatArray:
+    """∂u_0/∂θ (shape (nu, nθ)) by the backward pass over the loaded stage arrays."""
+    sol, _ = _backward(st, plans, keep=False)
+    out = np.zeros((st.nu, st.nth))
     out[plans[0].u_out] = sol[plans[0].u_pos]
     if not np.all(np.isfinite(out)):
         raise RiccatiNotApplicableError("the backward pass gave non-finite numbers")
     return out
+
+
+def hessian_term(st: StageStructure, plans: list[_StagePlan]) -> FloatArray:
+    """The term of d²L/dθ² through the solution's dependence on θ, ``Hwθᵀ dw + dwᵀ Hwθ + dwᵀ H dw``
+    (equal to the KKT form ``Mᵀ dz``; no multiplier derivatives needed), shape (nθ, nθ): the backward
+    pass, then a forward pass for dw stage by stage."""
+    _, stages = _backward(st, plans, keep=True)
+    nth = st.nth
+    x = np.zeros((0, nth))  # dx_0 = 0 (x_0 = s does not depend on θ)
+    total = np.zeros((nth, nth))
+    for k, (sol, HR, GF) in enumerate(reversed(stages)):
+        n = HR.shape[0]
+        nxk = n - sol.shape[0]
+        dy = np.vstack((sol[:, nxk:] + sol[:, :nxk] @ x, x))  # (n, nθ): the kept variables (pinned: 0)
+        Rdy = HR[:, n:].T @ dy
+        total += Rdy + Rdy.T + dy.T @ (HR[:, :n] @ dy)
+        if k < st.N:
+            x = GF[:, :n] @ dy + GF[:, n:]
+    if not np.all(np.isfinite(total)):
+        raise RiccatiNotApplicableError("the backward pass gave non-finite numbers")
+    return total

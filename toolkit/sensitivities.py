@@ -39,7 +39,7 @@ from rlmpc.toolkit.mpc import MpcSolution
 from rlmpc.toolkit.nlp import Transcription, stage_soft_rows, transcribe
 from rlmpc.toolkit.parameters import FloatArray
 from rlmpc.toolkit.problem import ProblemFunctions
-from rlmpc.toolkit.riccati_sensitivity import RiccatiNotApplicableError, StageStructure
+from rlmpc.toolkit.riccati_sensitivity import RiccatiNotApplicableError, StageStructure, hessian_term
 from rlmpc.toolkit.riccati_sensitivity import policy_jacobian as riccati_policy_jacobian
 
 PI_SIGN = -1.0  # multiplier of (x_{k+1} - F) = PI_SIGN * acados pi_k
@@ -598,15 +598,28 @@ class Sensitivities:
         out[plan.u_out] = du
         return out
 
-    def hessian_theta(self, sol: MpcSolution, full: bool = False) -> FloatArray:
+    def hessian_theta(self, sol: MpcSolution, full: bool = False, method: str = "auto") -> FloatArray:
         """Hessian of V or Q in θ.
 
         ``full=False`` gives ∂²L/∂θ² at fixed primal-dual solution (the usual
         approximation of second-order LSTD Q-learning); ``full=True`` adds the
-        term through the solution's own dependence on θ (KKT sensitivities).
+        term through the solution's own dependence on θ, by ``method``: "riccati" (the backward
+        and a forward pass over the horizon, :func:`rlmpc.toolkit.riccati_sensitivity.hessian_term`;
+        raises :class:`RiccatiNotApplicableError` where it does not apply), "sparse" (the sparse LU of
+        the reduced KKT system, with the multipliers' derivatives) or "auto" (the first, else the
+        second, the reason counted in :attr:`pi_fallbacks`).
         """
         if not full:
             return self.grad_and_hessian_theta(sol)[1]
+        if method not in ("auto", "riccati", "sparse"):
+            raise ValueError(f"hessian_theta: method: expected 'auto', 'riccati' or 'sparse', got {method!r}")
+        if method != "sparse":
+            try:
+                return self._full_hessian_riccati(sol)
+            except RiccatiNotApplicableError as exc:
+                if method == "riccati":
+                    raise
+                self.pi_fallbacks[str(exc)] += 1
         blocks = self._sparse_blocks(sol)
         _, _, _, Hwt, Jeq_t, Jin_t, Htt = blocks
         sens = self.kkt_sensitivity_sparse(sol, blocks)
@@ -616,3 +629,18 @@ class Sensitivities:
         total = (Htt.csr().toarray() + Hwt.csr().T @ sens.dw + Jeq_t.csr().T @ sens.dmu
                  + JA_t.csr().T @ sens.dlam_active)
         return np.asarray(0.5 * (total + total.T))
+
+    def _full_hessian_riccati(self, sol: MpcSolution) -> FloatArray:
+        _require_solution(sol)
+        is_q = sol.a is not None
+        st = self.stage_structure(is_q)
+        ev = self._eval(is_q)
+        w, mu, lam = self._unpack(sol, x0_multiplier=ev.kkt_needs_x0_multiplier)
+        a = sol.a if sol.a is not None else np.zeros(self.fns.nu)
+        nonzeros = ev.kkt_sparse.nonzeros(w, mu, lam, sol.s, a, sol.theta, sol.p)
+        row, col, shape = ev.kkt_sparse.patterns[6]
+        total = np.zeros(shape)
+        total[row, col] = nonzeros[6]
+        st.load(nonzeros[:6])
+        total += hessian_term(st, st.plans(st.active_mask(lam)))
+        return 0.5 * (total + total.T)
