@@ -174,6 +174,10 @@ class StageStructure:
             theta_dep[self.extra_pos[rows_[m] - ndyn] if is_eq else self.ineq_pos[rows_[m]]] = True
         pin = np.where((nnz == 1) & ~theta_dep & (target < self.ny[pos_stage] - nx), target, -1)
         self.pin_target = [pin[self.row_start[k]:self.row_start[k + 1]] for k in range(N + 1)]
+        # stages with the same layout (size, rows, pins; stage 0 apart: x_0 is fixed) share stage plans
+        kinds: dict[tuple[bool, int, bytes], int] = {}
+        self._kind = [kinds.setdefault((k == 0, int(self.ny[k]), self.pin_target[k].tobytes()), len(kinds))
+                      for k in range(N + 1)]
         self._plans: dict[bytes, list[_StagePlan]] = {}
         self._stage_plans: dict[tuple[int, bytes], _StagePlan | str] = {}
 
@@ -200,7 +204,7 @@ class StageStructure:
             out: list[_StagePlan] = []
             for k in range(self.N + 1):
                 sl = active[self.row_start[k]:self.row_start[k + 1]]
-                sk = (k, sl.tobytes())
+                sk = (self._kind[k], sl.tobytes())
                 plan = self._stage_plans.get(sk)
                 if plan is None:
                     plan = self._stage_plans[sk] = self._make_stage_plan(k, sl)
@@ -214,15 +218,17 @@ class StageStructure:
 
     def _make_stage_plan(self, k: int, active: np.ndarray) -> _StagePlan | str:
         nx, ny, nth = self.nx, int(self.ny[k]), self.nth
-        pins = self.pin_target[k]
         rows = np.flatnonzero(active)
-        targets = pins[rows[pins[rows] >= 0]]
-        if np.unique(targets).size != targets.size:
+        pins = self.pin_target[k][rows]
+        targets = pins[pins >= 0]
+        keep = np.ones(ny - nx, dtype=bool)
+        keep[targets] = False
+        free_v = np.flatnonzero(keep)
+        if free_v.size + targets.size != ny - nx:
             return f"stage {k}: a variable pinned by two active rows (LICQ fails)"
-        free_v = np.setdiff1d(np.arange(ny - nx), targets)
-        y = np.concatenate([free_v, np.arange(ny - nx, ny) if k > 0 else np.zeros(0, dtype=int)])
+        y = np.concatenate([free_v, np.arange(ny - nx, ny)]) if k > 0 else free_v
         cols = np.concatenate([y, ny + np.arange(nth)])
-        other = rows[pins[rows] < 0]
+        other = rows[pins < 0]
         w = ny + nth
         u_pos = np.flatnonzero(free_v < self.nu) if k == 0 else np.zeros(0, dtype=int)
         return _StagePlan(y.size, free_v.size, other.size, (y[:, None] * w + cols).ravel(),
