@@ -12,6 +12,8 @@ import casadi as cs
 import numpy as np
 import pytest
 from conftest import STATES
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import rlmpc.toolkit.sensitivities as sens_module
 from rlmpc.toolkit import MPC, MpcSolution, SolverOptions
@@ -219,3 +221,31 @@ def test_full_hessian_of_q_by_the_backward_and_forward_pass(name: str, request: 
                 mpc.theta = theta0
     finally:
         mpc.theta = theta0
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_points_hard_state_constraint(di_hard: MPC, data: st.DataObject) -> None:
+    """Random states and θ of the hard-bound problem: wherever the solution is regular (margin 1e-3)
+    the pass applies and equals the dense KKT solve to 1e-8; where it raises, LICQ indeed fails."""
+    nominal, lb, ub = di_hard.theta, di_hard.fns.theta.lower(), di_hard.fns.theta.upper()
+    di_hard.reset()
+    try:
+        factors = np.array(data.draw(st.lists(st.floats(-0.3, 0.3), min_size=nominal.size, max_size=nominal.size)))
+        di_hard.theta = np.clip(nominal * (1 + factors), lb, ub)
+        p_max = di_hard.theta[3]
+        s = np.array([data.draw(st.floats(-1.0, 0.95)) * p_max, data.draw(st.floats(-0.6, 0.6))])
+        assume(s[0] + 0.5 * s[1] * abs(s[1]) / 1.0 < p_max - 0.05)  # it can stop before the bound
+        sol = di_hard.value(s)
+        assume(sol.success)
+        sens = di_hard.sensitivities
+        dense = sens.policy_jacobian(sol, method="dense")
+        try:
+            ric = sens.policy_jacobian(sol, method="riccati")
+        except RiccatiNotApplicableError:
+            assert not sens.regularity(sol, tol=sens_module.ACTIVE_TOL).licq
+            return
+        assume(sens.regularity(sol, tol=1e-3).regular)
+        np.testing.assert_allclose(ric, dense, rtol=1e-8, atol=1e-8 * max(1.0, float(np.abs(dense).max())))
+    finally:
+        di_hard.theta = nominal
