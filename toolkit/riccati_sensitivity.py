@@ -292,26 +292,41 @@ def _backward(st: StageStructure, plans: list[_StagePlan], keep: bool
         pl = plans[k]
         n, nv, w = pl.n, pl.nv, pl.n + nth
         HR = st.HR[k].take(pl.hr_take).reshape(n, w)
-        C = st.CD[k].take(pl.cd_take).reshape(pl.m, w)
         A = HR
         if k < N:
             GF = st.GF[k].take(pl.gf_take).reshape(nx, w)
             T = Pp[:, :nx] @ GF
             T[:, n:] += Pp[:, nx:]
             A = HR + GF[:, :n].T @ T
+        if pl.m == 0 and E.shape[0] == 0:  # no rows: the plain Riccati step
+            if nv:
+                _, sol, info = dposv(A[:nv, :nv], A[:nv, nv:])
+                if info != 0:
+                    raise RiccatiNotApplicableError(f"stage {k}: the reduced Hessian is not positive definite "
+                                                    "(no second-order sufficiency)")
+                sol = -sol
+            else:
+                sol = np.zeros((0, w))
+            if keep:
+                stages.append((sol, HR, GF))
+            if k == 0:
+                break
+            Pp = A[nv:, nv:] + A[nv:, :nv] @ sol  # (Qvv [K kff] = -[Qvx qv]: the constrained terms vanish)
+        else:
+            C = st.CD[k].take(pl.cd_take).reshape(pl.m, w)
             if E.shape[0]:
                 EG = E[:, :nx] @ GF
                 EG[:, n:] += E[:, nx:]
                 C = np.vstack((C, EG))
-        sol, E = _stage_solve(k, A, C, nv)
-        if E.shape[0]:
-            _check_state_rows(k, E, n - nv, float(np.abs(C).max()))
-        if keep:
-            stages.append((sol, HR, GF))
-        if k == 0:
-            break
-        AvS = A[:nv, nv:] + A[:nv, :nv] @ sol
-        Pp = A[nv:, nv:] + A[nv:, :nv] @ sol + sol[:, :n - nv].T @ AvS
+            sol, E = _stage_solve(k, A, C, nv)
+            if E.shape[0]:
+                _check_state_rows(k, E, n - nv, float(np.abs(C).max()))
+            if keep:
+                stages.append((sol, HR, GF))
+            if k == 0:
+                break
+            AvS = A[:nv, nv:] + A[:nv, :nv] @ sol
+            Pp = A[nv:, nv:] + A[nv:, :nv] @ sol + sol[:, :n - nv].T @ AvS
         P = Pp[:, :nx]
         P += P.T
         P *= 0.5
