@@ -188,8 +188,8 @@ def test_auto_falls_back_where_licq_fails(di_hard: MPC, monkeypatch: pytest.Monk
 @pytest.mark.parametrize("name", ["lti", "cartpole", "di_hard", "drag", "quadrotor"])
 def test_full_hessian_of_q_by_the_backward_and_forward_pass(name: str, request: pytest.FixtureRequest) -> None:
     """d²Q/dθ² (``hessian_theta(full=True)``) by the Riccati pass plus a forward pass for dw equals the
-    sparse KKT path with multiplier derivatives (to 1e-8), and (problems with a hard or nonlinear
-    constraint) central differences of ∇θQ."""
+    sparse KKT path with multiplier derivatives (to 1e-8; d²V too), and (problems with a hard or
+    nonlinear constraint) central differences of ∇θQ."""
     mpc: MPC = request.getfixturevalue(name)
     sens, theta0 = mpc.sensitivities, mpc.theta
     states = {"lti": STATES["lti"][:2], "cartpole": STATES["cartpole"][:2],
@@ -203,6 +203,10 @@ def test_full_hessian_of_q_by_the_backward_and_forward_pass(name: str, request: 
             a = 0.9 * u0 if name == "drag" else np.clip(u0 + 0.05, mpc.fns.u_lb, mpc.fns.u_ub)
             q = mpc.q_value(s, a)
             assert q.success, q.message
+            v = mpc.value(s)  # (and of V)
+            np.testing.assert_allclose(sens.hessian_theta(v, full=True, method="riccati"),
+                                       sens.hessian_theta(v, full=True, method="sparse"), rtol=1e-8,
+                                       atol=1e-8 * max(1.0, float(np.abs(sens.hessian_theta(v, True, "sparse")).max())))
             ric = sens.hessian_theta(q, full=True, method="riccati")
             ref = sens.hessian_theta(q, full=True, method="sparse")
             scale = max(1.0, float(np.abs(ref).max()))
