@@ -20,20 +20,22 @@ both libraries' θ are scored alike; mpcrl's own 100-step evaluation is shown to
     .venv/bin/python bench/learning.py --quadrotor   # DPG on a 12-state/4-input MPC, N = 20
 
 ``--quadrotor``: DPG training steps per second on the quadrotor-hover MPC of
-bench/quadrotor_mpc.py (12 states, 4 inputs, N = 20, nθ = 31; goal ≥ 100 steps/s), and the time of
-writing the run's outputs (θ files, history, plots, summary).
+bench/quadrotor_mpc.py (12 states, 4 inputs, N = 20, nθ = 31; goal ≥ 100 steps/s), the same seeded
+run with ∇θπ by the Riccati pass (the default at this size) and by the reduced KKT solve, and how
+far apart their learned θ end.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # one BLAS/OpenMP thread here and in the mpcrl worker (inherits the environment): the problems are
@@ -176,21 +178,55 @@ steps = 50
 GOAL_DPG_STEPS_PER_S = 100.0
 
 
+@contextlib.contextmanager
+def pi_method(method: str, noise: float = 0.0) -> Iterator[None]:
+    """Within the block, ∇θπ takes ``method`` (see `Sensitivities.policy_jacobian`); ``noise`` > 0
+    multiplies each entry by (1 + noise·N(0,1)) (seeded): a rounding-sized perturbation."""
+    from rlmpc.toolkit.sensitivities import Sensitivities
+
+    original = Sensitivities.policy_jacobian
+    rng = np.random.default_rng(0)
+
+    def forced(self: Sensitivities, sol: object, method_: str = method) -> np.ndarray:
+        jac = original(self, sol, method=method)  # type: ignore[arg-type]
+        return jac * (1.0 + noise * rng.standard_normal(jac.shape)) if noise else jac
+
+    Sensitivities.policy_jacobian = forced  # type: ignore[assignment, method-assign]
+    try:
+        yield
+    finally:
+        Sensitivities.policy_jacobian = original  # type: ignore[method-assign]
+
+
 def quadrotor_dpg(episodes: int) -> None:
+    """The same seeded DPG run with ∇θπ by the default path (the Riccati pass at this size), by the
+    reduced KKT solve (the default before it) and by the reduced KKT solve perturbed by 1e-13 (relative):
+    steps/s of each, and how far apart the learned θ end (the last pair shows how much this run amplifies
+    rounding-sized differences of ∇θπ)."""
     from quadrotor_mpc import QuadrotorHover, quadrotor_mpc
 
     from rlmpc.toolkit.registry import register_plant, register_problem
 
     register_problem("quadrotor", quadrotor_mpc)
     register_plant("QuadrotorHover", QuadrotorHover)
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "quad_dpg.toml"
         path.write_text(QUADROTOR_DPG.format(episodes=episodes))
-        ms, summary = time_training(path, None)
-    rate = 1e3 / ms
-    print(f"DPG, 12-state/4-input quadrotor MPC, N = 20: {ms:.3f} ms per training step = {rate:.0f} steps/s "
-          f"({'meets' if rate >= GOAL_DPG_STEPS_PER_S else 'MISSES'} the goal of {GOAL_DPG_STEPS_PER_S:.0f}); "
-          f"MPC failures {summary['mpc_failures']}")
+        for label, method, noise in (("Riccati (default)", "auto", 0.0), ("reduced KKT", "sparse", 0.0),
+                                     ("reduced KKT × (1 + 1e-13 noise)", "sparse", 1e-13)):
+            learned: list[np.ndarray] = []
+            with pi_method(method, noise):
+                ms, summary = time_training(path, None, learned=learned)
+            results[label] = (ms, learned[0])
+            rate = 1e3 / ms
+            print(f"DPG, 12-state/4-input quadrotor MPC, N = 20, ∇θπ {label}: {ms:.3f} ms per training step = "
+                  f"{rate:.0f} steps/s ({'meets' if rate >= GOAL_DPG_STEPS_PER_S else 'MISSES'} the goal of "
+                  f"{GOAL_DPG_STEPS_PER_S:.0f}); MPC failures {summary['mpc_failures']}", flush=True)
+    (a_ms, a_theta), (b_ms, b_theta), (_, c_theta) = results.values()
+    print(f"  step time Riccati / reduced KKT: {a_ms / b_ms:.2f}; learned θ, max |difference|: Riccati vs "
+          f"reduced KKT {float(np.abs(a_theta - b_theta).max()):.2g}, reduced KKT vs its 1e-13 perturbation "
+          f"{float(np.abs(c_theta - b_theta).max()):.2g} (|θ| up to {float(np.abs(b_theta).max()):.3g})")
 
 
 def main() -> None:

@@ -9,10 +9,12 @@ prints the ratio.
 
     .venv/bin/python bench/mpc_core.py [--states 300] [--mpcrl]
     .venv/bin/python bench/mpc_core.py --scaling [--horizons 10 20 40 80]
+    .venv/bin/python bench/mpc_core.py --riccati   # where the Riccati pass pays (∇θπ, full Hessian of Q)
 
-``--scaling``: ∇θπ (structured sparse KKT solve; the dense KKT solve for N ≤ 40) against acados'
-solve time on a 12-state, 4-input quadrotor-hover MPC (bench/quadrotor_mpc.py) over the
-horizon, with log-log slopes; goals: ∇θπ ≤ 2× the solve, slope ≤ 1.2.
+``--scaling``: ∇θπ by the Riccati-type backward pass, by the reduced KKT solve (sparse LU at these
+sizes) and, for N ≤ 40, by the dense KKT solve, against acados' solve time on a 12-state, 4-input
+quadrotor-hover MPC (bench/quadrotor_mpc.py) over the horizon, with ratios and log-log slopes (it
+asserts that the three agree to 1e-8); goals: ∇θπ ≤ 2× the solve, slope ≤ 1.2.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from rlmpc.toolkit import MPC, SolverOptions  # noqa: E402
+from rlmpc.toolkit import MPC, MpcSolution, SolverOptions  # noqa: E402
 from rlmpc.toolkit.problems import cartpole_mpc, lti_mpc  # noqa: E402
 
 GOAL_QLEARNING_STEP_MS = 0.5
@@ -130,36 +132,88 @@ def bench_scaling(horizons: list[int], n_states: int, dense_max: int) -> None:
     rows = []
     print("\n12 states, 4 inputs, nθ = 31 (quadrotor hover), PARTIAL_CONDENSING_HPIPM, SQP to 1e-8; "
           "mean per call over the states, min over 5 passes (dense: 2)")
-    print(f"  {'N':>4} {'acados solve':>14} {'time_tot':>10} {'∇θπ sparse':>12} {'∇θπ dense':>11} "
-          f"{'sparse/solve':>13} {'active':>7}")
+    print(f"  {'N':>4} {'acados solve':>14} {'time_tot':>10} {'∇θπ Riccati':>13} {'∇θπ reduced':>13} "
+          f"{'∇θπ dense':>11} {'Riccati/solve':>14} {'reduced/solve':>14} {'active':>7}")
     for n in horizons:
         mpc = MPC(quadrotor_mpc(n), SolverOptions(qp_solver="PARTIAL_CONDENSING_HPIPM"))
         sens = mpc.sensitivities
         sols = [mpc.value(s) for s in states]
         ok = [s for s in sols if s.success]
-        sens.policy_jacobian(ok[0])  # (generate the evaluators once)
+        for method in ("riccati", "sparse"):
+            sens.policy_jacobian(ok[0], method=method)  # (generate the evaluators once)
         solve = min_ms(lambda i, m=mpc: m.value(states[i % len(states)]), len(states))
         time_tot = float(np.median([s.time_tot for s in ok]) * 1e3)
-        sparse = min_ms(lambda i, se=sens, ok=ok: se.policy_jacobian(ok[i % len(ok)]), len(ok))
+        riccati = min_ms(lambda i, se=sens, ok=ok: se.policy_jacobian(ok[i % len(ok)], method="riccati"), len(ok))
+        reduced = min_ms(lambda i, se=sens, ok=ok: se.policy_jacobian(ok[i % len(ok)], method="sparse"), len(ok))
+        gap = max(float(np.abs(sens.policy_jacobian(s, method="riccati")
+                               - sens.policy_jacobian(s, method="sparse")).max()) for s in ok)
+        assert gap < 1e-8, f"Riccati and reduced-KKT ∇θπ differ by {gap:.2e} at N = {n}"
         dense = float("nan")
         if n <= dense_max:
             sens.policy_jacobian(ok[0], method="dense")
             dense = min_ms(lambda i, se=sens, ok=ok: se.policy_jacobian(ok[i % len(ok)], method="dense"),
                            min(len(ok), 10), repeat=2)
-            gap = max(float(np.abs(sens.policy_jacobian(s) - sens.policy_jacobian(s, method="dense")).max())
-                      for s in ok[:5])
-            assert gap < 1e-8, f"sparse and dense ∇θπ differ by {gap:.2e} at N = {n}"
+            gap = max(float(np.abs(sens.policy_jacobian(s, method="riccati")
+                                   - sens.policy_jacobian(s, method="dense")).max()) for s in ok[:5])
+            assert gap < 1e-8, f"Riccati and dense ∇θπ differ by {gap:.2e} at N = {n}"
         active = float(np.median([sens.kkt_sensitivity_sparse(s).active.size for s in ok[:5]]))
-        rows.append((n, solve, time_tot, sparse, dense))
-        print(f"  {n:>4} {solve:>11.3f} ms {time_tot:>7.3f} ms {sparse:>9.3f} ms {dense:>8.3f} ms "
-              f"{sparse / solve:>12.2f}x {active:>7.0f}   ({len(sols) - len(ok)} failed solves)")
+        rows.append((n, solve, time_tot, riccati, reduced, dense))
+        print(f"  {n:>4} {solve:>11.3f} ms {time_tot:>7.3f} ms {riccati:>10.3f} ms {reduced:>10.3f} ms "
+              f"{dense:>8.3f} ms {riccati / solve:>13.2f}x {reduced / solve:>13.2f}x {active:>7.0f}"
+              f"   ({len(sols) - len(ok)} failed solves, Riccati fallbacks: {sum(sens.pi_fallbacks.values())})")
         mpc.close()
     ns = [r[0] for r in rows]
+    small = [r for r in rows if r[0] <= dense_max]
     print(f"  log-log slope over N: acados solve {loglog_slope(ns, [r[1] for r in rows]):.2f}, "
-          f"∇θπ sparse {loglog_slope(ns, [r[3] for r in rows]):.2f}"
-          + (f", ∇θπ dense (N ≤ {dense_max}) "
-             f"{loglog_slope([r[0] for r in rows if r[0] <= dense_max], [r[4] for r in rows if r[0] <= dense_max]):.2f}"
-             if sum(r[0] <= dense_max for r in rows) >= 2 else ""))
+          f"∇θπ Riccati {loglog_slope(ns, [r[3] for r in rows]):.2f}, "
+          f"∇θπ reduced {loglog_slope(ns, [r[4] for r in rows]):.2f}"
+          + (f", ∇θπ dense (N ≤ {dense_max}) {loglog_slope([r[0] for r in small], [r[5] for r in small]):.2f}"
+             if len(small) >= 2 else ""))
+
+
+def _riccati_timings(mpc: MPC, vs: list[MpcSolution], qs: list[MpcSolution]) -> list[float]:
+    """V solve, ∇θπ (Riccati, reduced), Q solve, full Hessian of Q (Riccati, sparse), in ms."""
+    sens = mpc.sensitivities
+    return [min_ms(lambda i: mpc.value(vs[i].s), len(vs)),
+            min_ms(lambda i: sens.policy_jacobian(vs[i], method="riccati"), len(vs)),
+            min_ms(lambda i: sens.policy_jacobian(vs[i], method="sparse"), len(vs)),
+            min_ms(lambda i: mpc.q_value(qs[i].s, qs[i].a), len(qs)),
+            min_ms(lambda i: sens.hessian_theta(qs[i], True, method="riccati"), len(qs)),
+            min_ms(lambda i: sens.hessian_theta(qs[i], True, method="sparse"), len(qs))]
+
+
+def bench_riccati(n_states: int) -> None:
+    """Where the Riccati pass pays: ∇θπ and the full Hessian of Q (``hessian_theta(q, full=True)``) by the
+    pass against the reduced KKT solve, on the LTI example, the cart-pole and the 12-state quadrotor at
+    N = 20, next to the acados V and Q solves (closed-loop states; min over 5 passes of the mean)."""
+    from quadrotor_mpc import quadrotor_mpc, start_states  # (bench/)
+
+    rng = np.random.default_rng(0)
+    lti, cart = MPC(lti_mpc(), SolverOptions(hpipm_mode="SPEED")), MPC(cartpole_mpc())
+    cases = [
+        ("LTI (N = 10)", lti, closed_loop_states(lti, np.array([0.0, 0.15]), n_states, np.array([0.05, 0.0]), rng)),
+        ("cart-pole (N = 20)", cart, closed_loop_states(cart, np.array([0.0, 0.1, 0.0, 0.0]), n_states,
+                                                        np.array([0.01, 0.01, 0.02, 0.02]), rng)),
+        ("quadrotor (N = 20)", MPC(quadrotor_mpc(20), SolverOptions(qp_solver="PARTIAL_CONDENSING_HPIPM")),
+         start_states(min(n_states, 40), rng)),
+    ]
+    print(f"\n{'problem':<20} {'nw':>5} {'V solve':>9} {'∇θπ Riccati':>12} {'∇θπ reduced':>12} {'Q solve':>9} "
+          f"{'d²Q Riccati':>12} {'d²Q sparse':>11}  (ms; d²Q = hessian_theta(q, full=True))")
+    for name, mpc, states in cases:
+        sens = mpc.sensitivities
+        vs = [v for v in (mpc.value(s) for s in states) if v.success]
+        qs = [q for q in (mpc.q_value(v.s, np.clip(v.u0 + 0.1, mpc.fns.u_lb, mpc.fns.u_ub)) for v in vs) if q.success]
+        gap = 0.0
+        for v, q in zip(vs[:20], qs[:20], strict=False):
+            gap = max(gap, float(np.abs(sens.policy_jacobian(v, method="riccati")
+                                        - sens.policy_jacobian(v, method="sparse")).max()),
+                      float(np.abs(sens.hessian_theta(q, True, method="riccati")
+                                   - sens.hessian_theta(q, True, method="sparse")).max()))
+        assert gap < 1e-8, f"{name}: Riccati and reduced KKT differ by {gap:.1e}"
+        t = _riccati_timings(mpc, vs, qs)
+        print(f"{name:<20} {sens.transcriptions[False].nw:>5} {t[0]:>9.3f} {t[1]:>12.3f} {t[2]:>12.3f} {t[3]:>9.3f} "
+              f"{t[4]:>12.3f} {t[5]:>11.3f}")
+        mpc.close()
 
 
 def main() -> None:
@@ -172,10 +226,15 @@ def main() -> None:
     parser.add_argument("--scaling", action="store_true",
                         help="only the ∇θπ-vs-horizon benchmark on the 12-state quadrotor MPC")
     parser.add_argument("--horizons", type=int, nargs="+", default=[10, 20, 40, 80])
+    parser.add_argument("--riccati", action="store_true",
+                        help="only ∇θπ and the full Hessian of Q: Riccati pass against the reduced KKT solve")
     parser.add_argument("--dense-max", type=int, default=40, help="largest N for the dense reference")
     args = parser.parse_args()
     if args.scaling:
         bench_scaling(args.horizons, min(args.states, 40), args.dense_max)
+        return
+    if args.riccati:
+        bench_riccati(min(args.states, 200))
         return
     rng = np.random.default_rng(0)
 

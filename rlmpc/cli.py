@@ -122,7 +122,7 @@ def _train(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise ValueError(f"{option}: expected >= 1, got {value}")
     config = load_config(args.config, output=args.out,
-                         overrides={"episodes": args.episodes, "steps": args.steps})
+                         overrides={"episodes": args.episodes, "steps": args.steps, "seed": args.seed})
     on_device = args.target is not None or args.port is not None
     if args.port and not args.bundle:
         raise ValueError("--port needs --bundle: the bundle the board was flashed with")
@@ -168,8 +168,8 @@ def _train(args: argparse.Namespace) -> int:
         saved = trainer.checkpoint_path.exists()
         again = " ".join([f"rlmpc train {shlex.quote(str(args.config))} --out "
                           f"{shlex.quote(str(config.output))}",
-                          *(f"--{k} {v}" for k, v in (("episodes", args.episodes), ("steps", args.steps))
-                            if v is not None), "--resume"])
+                          *(f"--{k} {v}" for k, v in (("episodes", args.episodes), ("steps", args.steps),
+                                                      ("seed", args.seed)) if v is not None), "--resume"])
         print("\nrlmpc train: interrupted; "
               + (f"`{again}` continues from the last checkpoint ({trainer.checkpoint_path})"
                  if saved else "no checkpoint was written yet"), file=sys.stderr)
@@ -391,6 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     train.add_argument("--episodes", type=int, default=None, help="episodes (default: from the config)")
     train.add_argument("--steps", type=int, default=None, help="steps per episode (default: from the config)")
+    train.add_argument("--seed", type=int, default=None,
+                       help="the run's seed (default: from the config; a resumed run needs the same)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--no-plots", action="store_true",
                        help="skip the PNGs (draw them later with `rlmpc plot OUT`)")

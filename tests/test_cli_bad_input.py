@@ -137,6 +137,8 @@ CASES: list[tuple[str, Callable[[Paths], list[str]], str]] = [
                                           "--faults", "drop=0.01"], "--faults: only with --device/--port"),
     ("train-faults-rate", lambda f: ["train", EXAMPLES + "lti_qlearning.toml", "--out", str(f["root"] / "t"),
                                      "--device", "host", "--faults", "drop=2"], "--faults: drop_rate: expected"),
+    ("train-seed-negative", lambda f: ["train", EXAMPLES + "lti_qlearning.toml", "--out", str(f["root"] / "t"),
+                                       "--seed", "-1"], "lti_qlearning.toml: seed: expected a value >= 0, got -1"),
     ("train-budget-not-bayes", lambda f: ["train", EXAMPLES + "lti_qlearning.toml", "--out", str(f["root"] / "t"),
                                           "--device", "host", "--budget", "5000"], "--budget: only with agent.type"),
     ("train-budget-no-device", lambda f: ["train", EXAMPLES + "lti_bayes.toml", "--out", str(f["root"] / "t"),

@@ -83,8 +83,9 @@ def test_sparse_policy_jacobian_equals_the_dense_kkt_solve(problem: MPC) -> None
             np.testing.assert_allclose(b, a, rtol=1e-8, atol=1e-8 * max(1.0, float(np.abs(a).max(initial=0))))
         np.testing.assert_array_equal(dense.active, sparse.active)
         checked_active += int(dense.active.size > 0)
-        np.testing.assert_allclose(sens.policy_jacobian(sol), sens.policy_jacobian(sol, method="dense"),
-                                   rtol=1e-8, atol=1e-10)
+        for method in ("auto", "sparse"):
+            np.testing.assert_allclose(sens.policy_jacobian(sol, method=method),
+                                       sens.policy_jacobian(sol, method="dense"), rtol=1e-8, atol=1e-10)
     assert checked_active >= 2
 
 
@@ -106,7 +107,7 @@ def test_policy_jacobian_from_cached_reduction_plans(problem: MPC, dense_max: in
     for _ in range(2):
         for sol in sols:
             dense = sens.policy_jacobian(sol, method="dense")
-            np.testing.assert_allclose(sens.policy_jacobian(sol), dense, rtol=1e-8,
+            np.testing.assert_allclose(sens.policy_jacobian(sol, method="sparse"), dense, rtol=1e-8,
                                        atol=1e-10 * max(1.0, float(np.abs(dense).max())))
     plans = list(sens._pi_plans.values())
     if dense_max == 0:  # more variables than DENSE_MAX: straight to the sparse LU, no plans
@@ -201,7 +202,9 @@ def _check_random_point(mpc: MPC, data: st.DataObject, state_box: np.ndarray,
         fd_v = central_difference(lambda th: solve_at(mpc, th, s, None).value, theta)
         assert_close(sens.grad_theta(solve_at(mpc, theta, s, None)), fd_v)
         fd_pi = central_difference(lambda th: solve_at(mpc, th, s, None).u0, theta)
-        assert_close(sens.policy_jacobian(solve_at(mpc, theta, s, None)), fd_pi)
+        at = solve_at(mpc, theta, s, None)
+        assert_close(sens.policy_jacobian(at), fd_pi)
+        assert_close(sens.policy_jacobian(at, method="riccati"), fd_pi)
         a = np.clip(sol.u0 + 0.1, mpc.fns.u_lb, mpc.fns.u_ub)
         q = solve_at(mpc, theta, s, a)
         assume(regular(mpc, q, margin=1e-3))

@@ -76,6 +76,19 @@ def test_runs_are_deterministic_for_a_seed(tmp_path: Path) -> None:
     assert a["theta_final"] == b["theta_final"]
     c = train(short_config(tmp_path, seed=4), tmp_path / "c")
     assert c["theta_final"] != a["theta_final"]
+    assert (a["seed"], c["seed"]) == (3, 4)
+
+
+def test_cli_seed_replaces_the_configs_seed(tmp_path: Path) -> None:
+    """`rlmpc train CONFIG --seed 4` is the run of CONFIG with seed = 4 (and says so in its summary)."""
+    from rlmpc.cli import main
+
+    reference = train(short_config(tmp_path, seed=4), tmp_path / "reference")
+    assert main(["train", str(short_config(tmp_path, seed=3)), "--seed", "4", "--out", str(tmp_path / "cli"),
+                 "--quiet", "--no-plots"]) in (0, 3)
+    summary = json.loads((tmp_path / "cli" / "summary.json").read_text())
+    assert summary["seed"] == 4
+    assert summary["theta_final"] == reference["theta_final"]
 
 
 def test_resume_after_sigkill_reaches_the_same_theta(tmp_path: Path) -> None:
@@ -302,3 +315,28 @@ def test_a_plant_that_breaks_its_contract_is_named(tmp_path: Path) -> None:
                 Trainer(load_config(path, output=tmp_path / mode), progress_bar=False).run()
     finally:
         del ENVS["_Broken"]
+
+
+def test_training_runs_blas_on_one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small matrices: a multithreaded BLAS only costs (0.5 s for a 122×122 lstsq on a loaded machine)."""
+    from threadpoolctl import threadpool_info
+
+    from rlmpc.toolkit import blas_threads
+    from rlmpc.toolkit.rl import plant_io
+
+    for name in blas_threads.USER_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    seen: list[int] = []
+    step = plant_io.step
+
+    def counting_step(*args: object, **kwargs: object) -> object:
+        seen.extend(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+        return step(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(plant_io, "step", counting_step)
+    train(short_config(tmp_path, steps=4), tmp_path / "run")
+    assert seen and set(seen) == {1}, seen
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")  # the user's own setting is kept
+    seen.clear()
+    train(short_config(tmp_path, steps=4, seed=5), tmp_path / "run2")
+    assert seen and max(seen) == max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")

@@ -97,6 +97,17 @@ class SparseFunction:
         return [(data.copy(), row, col, shape) for data, (row, col), (_, _, shape)
                 in zip(self._outputs, self._coo, self._patterns, strict=True)]
 
+    def nonzeros(self, *args: FloatArray) -> list[FloatArray]:
+        """The outputs' nonzeros on their patterns (:attr:`patterns`), in the function's own buffers: the
+        next call overwrites them (copy what you keep)."""
+        self._load(args)
+        return self._outputs
+
+    @property
+    def patterns(self) -> list[tuple[np.ndarray, np.ndarray, tuple[int, int]]]:
+        """Per output ``(row, col, shape)`` of its nonzeros (shared arrays: do not modify them)."""
+        return [(row, col, shape) for (row, col), (_, _, shape) in zip(self._coo, self._patterns, strict=True)]
+
     def _load(self, args: tuple[FloatArray, ...]) -> None:
         if len(args) != len(self._inputs):
             raise ValueError(f"{self.fn.name()}: expected {len(self._inputs)} arguments, got {len(args)}")

@@ -61,8 +61,9 @@ plt.close(fig)
 # ## Sensitivities against finite differences
 #
 # `grad_theta` evaluates ∂L/∂θ at the solver's primal-dual solution; `policy_jacobian` solves the
-# KKT system on the active set with a sparse factorisation (its cost grows about linearly with the
-# horizon; `method="dense"` is the dense reference). A central difference re-solves the MPC at θ ± h·eᵢ.
+# KKT system on the active set, by a Riccati-type pass over the horizon for larger problems and a
+# small reduced system here (both cost about linearly in the horizon; `method="dense"` is the dense
+# reference). A central difference re-solves the MPC at θ ± h·eᵢ.
 
 # %%
 sens = solver.sensitivities

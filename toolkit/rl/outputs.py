@@ -53,6 +53,7 @@ def write_outputs(trainer: Trainer, final_eval: float, restored: bool = False) -
     summary = {
         "config": str(trainer.config.source),
         "agent": trainer.config.agent.type,
+        "seed": trainer.config.seed,
         "steps": pr.total,
         "episodes": len(hist.episode_cost),
         "wall_time_s": pr.wall_time,

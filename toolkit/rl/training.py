@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
+from rlmpc.toolkit.blas_threads import single_threaded_blas
 from rlmpc.toolkit.mpc import MPC
 from rlmpc.toolkit.output_folder import claim_output_folder, complete_output_folder
 from rlmpc.toolkit.parameters import FloatArray
@@ -229,6 +230,12 @@ class Trainer:
                            ev.episodes, ev.steps, ev.seed, plant=self.config.env.name)
 
     def run(self, resume: bool = False) -> dict[str, Any]:
+        """Train (or continue from the checkpoint); the summary.  BLAS runs on one thread meanwhile
+        (:func:`rlmpc.toolkit.blas_threads.single_threaded_blas`)."""
+        with single_threaded_blas():
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> dict[str, Any]:
         cfg = self.config
         if resume:
             self.load_checkpoint()
