@@ -86,3 +86,11 @@ def test_a_qp_at_its_iteration_limit_is_not_a_success(fallback: str, theta: np.n
             assert sol.success and np.allclose(sol.u0, exact.value(s).u0, atol=1e-7)
     assert capped.verification.unverified == 3
     assert capped.verification.resolved == (3 if fallback == "ROBUST" else 0)
+
+
+def test_the_new_options_are_checked() -> None:
+    assert SolverOptions(fallback_hpipm_mode="none").fallback_hpipm_mode is None  # (TOML has no null)
+    with pytest.raises(ValueError, match="fallback_hpipm_mode: 'FAST' is not supported"):
+        SolverOptions(fallback_hpipm_mode="FAST")
+    with pytest.raises(ValueError, match="merge_soft_pairs: expected true or false, got 1"):
+        SolverOptions(merge_soft_pairs=1)  # type: ignore[arg-type]
