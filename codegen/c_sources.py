@@ -81,6 +81,10 @@ int rlmpc_controller_iterations(rlmpc_controller *c);
 /* QP solver iterations of the last solve, summed over its SQP iterations. */
 int rlmpc_controller_qp_iterations(rlmpc_controller *c);
 
+/* 1 if the last solve was one real-time iteration whose QP did not converge (e.g. it stopped at its
+ * iteration limit), which acados reports as success; 0 otherwise (SQP checks its own convergence). */
+int rlmpc_controller_unverified(rlmpc_controller *c);
+
 #endif /* RLMPC_CONTROLLER_H_ */
 """
 
@@ -259,6 +263,16 @@ int rlmpc_controller_qp_iterations(rlmpc_controller *c) {{
     int column = stat_n >= 7 ? 5 : 1;
     for (int k = 1; k <= sqp_iter && k < stat_m; k++) total += (int)stat[k * stat_n + column];
     return total;
+}}
+
+int rlmpc_controller_unverified(rlmpc_controller *c) {{
+    int stat_m = 0, stat_n = 0, sqp_iter = rlmpc_controller_iterations(c);
+    double *stat = NULL;
+    ocp_nlp_get(c->config, c->solver, "stat_m", &stat_m);
+    ocp_nlp_get(c->config, c->solver, "stat_n", &stat_n);
+    ocp_nlp_get(c->config, c->solver, "stat", &stat);
+    if (stat == NULL || stat_n < 2 || stat_n >= 7 || sqp_iter < 1 || sqp_iter >= stat_m) return 0;
+    return stat[sqp_iter * stat_n] != 0.0; /* SQP_RTI: column 0 is the QP status */
 }}
 """
 

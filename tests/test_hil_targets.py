@@ -9,6 +9,7 @@ the set-up: their absence is a failure, not a skip.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 from dataclasses import dataclass
@@ -233,3 +234,35 @@ def test_more_gauss_newton_iterations_per_step(cartpole_stm32: Target, tmp_path:
     assert errors[1] > 5e-4 and errors[2] < 1e-4, errors
     with pytest.raises(ValueError, match=r"sqp_iterations: expected 1 to 100, got 0"):
         build_firmware(cartpole_stm32.bundle.directory, "host", tmp_path / "k0", sqp_iterations=0)
+
+
+def test_unconverged_real_time_iteration_is_flagged_inexact(tmp_path: Path) -> None:
+    """acados reports success for a real-time iteration whose QP stopped at its iteration limit;
+    the exported controller flags such a step INEXACT (still SOLVER_OK: u is the last iterate),
+    exactly where the workstation's MPC with the same options calls the solve unverified."""
+    capped = SolverOptions(qp_max_iter=14, hpipm_mode="SPEED", fallback_hpipm_mode=None)
+    bundle = Bundle.load(export_bundle(_theta_file(tmp_path, "lti"), "linux-x86_64", tmp_path / "bundle",
+                                       options=capped))
+    program = build_firmware(bundle.directory, "host", tmp_path / "fw")
+    as_exported = dataclasses.replace(capped, merge_soft_pairs=False)  # (exports keep the problem's rows)
+    workstation = MPC(make_problem("lti", {}).build(), as_exported, theta=np.array(bundle.manifest["theta"]["flat"]))
+    states = [np.array(x) for x in ([0.9, 0.8], [-0.4, 0.9], [0.3, -0.1], [0.0, 0.0], [0.5, 0.5], [1.1, 0.2])]
+    unverified = []
+    for x in states:
+        workstation.reset()
+        unverified.append(not workstation.value(x).success)
+    assert 0 < sum(unverified) < len(states), unverified  # both kinds among the states
+    with start_emulator(program, "host") as emu:
+        port = open_link(emu.serial_url)
+        try:
+            device = Device(port)
+            device.connect()
+            flags = []
+            for x in states:
+                device.reset()
+                flags.append(device.step(x).flags)
+        finally:
+            emu.stop(port)
+            port.close()
+    assert all(f & StatusFlag.SOLVER_OK for f in flags)
+    assert [bool(f & StatusFlag.INEXACT) for f in flags] == unverified, flags

@@ -33,7 +33,9 @@ int rlmpc_solve(const rlmpc_real x0[RLMPC_NX], rlmpc_real u0[RLMPC_NU], rlmpc_so
     status = rlmpc_controller_solve(controller, x0, u0);
     info->sqp_iterations = rlmpc_controller_iterations(controller);
     info->iterations = rlmpc_controller_qp_iterations(controller);
-    info->status = status == 0 ? RLMPC_OPTIMAL : -status;
+    /* a real-time iteration whose QP did not converge is success to acados, not verified to us */
+    if (status == 0 && rlmpc_controller_unverified(controller)) info->status = RLMPC_OPTIMAL_INEXACT;
+    else info->status = status == 0 ? RLMPC_OPTIMAL : -status;
     return info->status;
 }
 

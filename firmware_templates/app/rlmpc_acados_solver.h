@@ -24,7 +24,7 @@ typedef double rlmpc_real;
  * -100 x0 not finite; -101 the solver could not be created */
 #define RLMPC_OPTIMAL 1
 #define RLMPC_SOFT_OPTIMAL 2   /* not reported by acados */
-#define RLMPC_OPTIMAL_INEXACT 4 /* not reported by acados */
+#define RLMPC_OPTIMAL_INEXACT 4 /* a real-time iteration whose QP did not converge (acados: success) */
 #define RLMPC_ITERLIMIT (-2)
 #define RLMPC_INVALID_STATE (-100)
 #define RLMPC_NO_SOLVER (-101)
