@@ -47,10 +47,12 @@ STEP_ATTEMPTS = 5  # a step unanswered after the transport's retries is asked ag
 @dataclass
 class DeviceRecord:
     """Per step: ‖u_device − π_θ(s)‖∞ (NaN when the workstation's solve failed), the device's cost
-    per step (its unit), flags; counters of θ pushes, re-pushes after a reset, and retries."""
+    per step (its unit), flags, the round trip of the request that answered [s]; counters of θ pushes,
+    re-pushes after a reset, and retries."""
 
     distance: list[float] = field(default_factory=list)
     cost: list[int] = field(default_factory=list)
+    latency: list[float] = field(default_factory=list)
     flags: list[int] = field(default_factory=list)
     fallbacks: int = 0
     pushes: int = 0
@@ -157,6 +159,7 @@ class DeviceInTheLoop:
         self.record.distance.append(float(np.max(np.abs(u - sol.u0))) if sol.success else float("nan"))
         self.record.cost.append(int(result.cost))
         self.record.flags.append(int(result.flags))
+        self.record.latency.append(float(result.latency))
         if result.flags & (StatusFlag.FALLBACK | StatusFlag.OVERRUN):
             self.record.fallbacks += 1
         return u
@@ -200,6 +203,8 @@ class DeviceInTheLoop:
                 "distance_median": float(np.nanmedian(d)) if np.isfinite(d).any() else float("nan"),
                 "cost_max": float(c.max()) if c.size else float("nan"),
                 "cost_median": float(np.median(c)) if c.size else float("nan"),
+                "round_trip_median_ms": 1e3 * float(np.median(self.record.latency)) if self.record.latency
+                else float("nan"),
                 "fallbacks": self.record.fallbacks, "theta_pushes": self.record.pushes,
                 "theta_repushes_after_reset": self.record.repushes, "theta_hash": self.record.theta_hash,
                 "steps_asked_again": self.record.asked_again,
@@ -219,7 +224,8 @@ class DeviceInTheLoop:
 
     def save(self, out: Path) -> dict[str, Any]:
         np.savez_compressed(out / "device_steps.npz", distance=np.array(self.record.distance),
-                            cost=np.array(self.record.cost), flags=np.array(self.record.flags))
+                            cost=np.array(self.record.cost), flags=np.array(self.record.flags),
+                            latency=np.array(self.record.latency))
         summary = self.summary()
         (out / "device.json").write_text(json.dumps(summary, indent=1, default=float) + "\n", encoding="utf-8")
         plot_device_panel(out / "device_panel.png", self.record, summary)
