@@ -285,6 +285,12 @@ def test_set_theta_on_an_acados_aarch64_bundle(tmp_path: Path) -> None:
         assert link.request(SetTheta(bytes(16), bytes(16), tuple(th1))) == \
             Error(ErrorCode.BAD_HASH, MsgType.SET_THETA, 0)
         assert np.max(np.abs(_actions(link, states) - u_new)) < 1e-9
+        # STEP_THETA on the acados bundle: θ1 again with the step, refusals with SET_THETA's codes
+        assert info.capabilities & Capability.STEP_THETA
+        reply = link.request(StepTheta(7, 1, states[0], (), th1))
+        assert isinstance(reply, Action) and abs(reply.u[0] - u_new[0]) < 1e-9
+        refused = link.request(StepTheta(8, 1, states[0], (), bad))
+        assert refused == Error(ErrorCode.OUT_OF_BOUNDS, MsgType.STEP_THETA, 0)
 
 
 def test_rti_solver_takes_theta_and_p_at_run_time(tmp_path: Path) -> None:
