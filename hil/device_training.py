@@ -81,7 +81,7 @@ class DeviceInTheLoop:
         self.problem_hash = problem_hash
         self.record = DeviceRecord()
         # a new θ and the step in one frame (STEP_THETA); a firmware without it: SET_THETA+STEP pairs
-        self.step_theta = bool(info.capabilities & Capability.STEP_THETA)
+        self.one_frame = bool(info.capabilities & Capability.STEP_THETA)
         self._theta: FloatArray | None = None
         self._theta_name = b""  # what the device's INFO names its θ by after the last push
         self._info_seen: Any = None  # the INFO of the handshake in force at the last push
@@ -122,7 +122,7 @@ class DeviceInTheLoop:
         digest, previous, seen = theta_hash(theta), self._theta_name, self.device.info()
         p = sol.p if sol.p.size else ()
         try:
-            if self.step_theta:
+            if self.one_frame:
                 name = tagged_theta_hash(theta_tag(digest))
                 result = self.device.step_theta(theta_tag(digest), theta, sol.s, p)
             else:
@@ -208,7 +208,7 @@ class DeviceInTheLoop:
                 "fallbacks": self.record.fallbacks, "theta_pushes": self.record.pushes,
                 "theta_repushes_after_reset": self.record.repushes, "theta_hash": self.record.theta_hash,
                 "steps_asked_again": self.record.asked_again,
-                "theta_frame": "STEP_THETA" if self.step_theta else "SET_THETA+STEP",
+                "theta_frame": "STEP_THETA" if self.one_frame else "SET_THETA+STEP",
                 "link": self.device.stats.as_dict(),
                 **self._extras()}
 
