@@ -4,14 +4,16 @@
 The LTI bundle (float32, run-time θ) is built twice: with the θ-dependent precomputation in software
 double precision (``-DRLMPC_PRECOMPUTE_DOUBLE``, as before issue #16) and in the build's float32 (the
 default).  A sequence of θ (the model moving from θ0 to the true plant's A, B and the back-offs moving,
-as while learning) and states is sent three ways, in interleaved rounds (the machine's load hits all
+as while learning) and states is sent these ways, in interleaved rounds (the machine's load hits all
 alike): old = double precomputation, SET_THETA then STEP (two round trips); float = float32
 precomputation, two round trips; pair = float32, SET_THETA and STEP back to back
-(:meth:`rlmpc.hil.transport.Device.step_with_theta`, one round trip).  Printed: median ms per step
+(:meth:`rlmpc.hil.transport.Device.step_with_theta`, one round trip); frame = float32, θ and the step
+in one STEP_THETA frame without hashes (:meth:`rlmpc.hil.transport.Device.step_theta`); step = a plain
+STEP, θ unchanged (the floor: what a step costs without a new θ).  Printed: median ms per step
 and steps/s over the link alone (no workstation solve, no learning update), the ratios, and the frame
 sizes, which bound the rate: QEMU's CMSDK UART takes one host→device byte per main-loop turn.
 
-    .venv/bin/python bench/device_theta_link.py [--steps 300] [--rounds 3]
+    .venv/bin/python bench/device_theta_link.py [--steps 300] [--rounds 3] [--ways old,float,pair,frame,step]
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from rlmpc.codegen.firmware import Bundle, build_firmware, start_emulator  # noqa: E402
 from rlmpc.codegen.manifest import theta_hash  # noqa: E402
 from rlmpc.codegen.mcu_export import export_mcu  # noqa: E402
-from rlmpc.codegen.protocol import SetTheta, Step, encode, hash_prefix  # noqa: E402
+from rlmpc.codegen.protocol import SetTheta, Step, StepTheta, encode, hash_prefix, theta_tag  # noqa: E402
 from rlmpc.hil.transport import Device  # noqa: E402
 from rlmpc.toolkit.problems import lti_mpc  # noqa: E402
 from rlmpc.toolkit.problems.lti import A_TRUE, B_TRUE  # noqa: E402
@@ -62,7 +64,7 @@ def build(root: Path, precompute_double: bool) -> tuple[Path, bytes]:
     return program, hash_prefix(bundle.manifest["problem"]["hash"])
 
 
-def run(program: Path, problem: bytes, thetas: np.ndarray, states: np.ndarray, pair: bool) -> float:
+def run(program: Path, problem: bytes, thetas: np.ndarray, states: np.ndarray, way: str) -> float:
     """Median seconds per step."""
     emu = start_emulator(program, "mps2-an386")
     port = None
@@ -73,8 +75,12 @@ def run(program: Path, problem: bytes, thetas: np.ndarray, states: np.ndarray, p
         times = []
         for th, x in zip(thetas, states, strict=True):
             t0 = time.perf_counter()
-            if pair:
+            if way == "pair":
                 device.step_with_theta(problem, hash_prefix(theta_hash(th)), th, x)
+            elif way == "frame":
+                device.step_theta(theta_tag(theta_hash(th)), th, x)
+            elif way == "step":
+                device.step(x)
             else:
                 device.set_theta(problem, hash_prefix(theta_hash(th)), th, refresh_info=False)
                 device.step(x)
@@ -92,25 +98,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ways", default="old,float,pair,frame,step",
+                        help="comma-separated, from old, float, pair, frame, step; the first is the base of the ratios")
     args = parser.parse_args()
+    ways = args.ways.split(",")
+    if not ways or any(w not in ("old", "float", "pair", "frame", "step") for w in ways):
+        parser.error(f"--ways: expected names from old, float, pair, frame, step, got {args.ways!r}")
     thetas, states = thetas_and_states(args.steps)
-    results: dict[str, list[float]] = {"old": [], "float": [], "pair": []}
+    results: dict[str, list[float]] = {w: [] for w in ways}
     with tempfile.TemporaryDirectory() as tmp:
-        old = build(Path(tmp) / "old", True)
+        old = build(Path(tmp) / "old", True) if "old" in ways else None
         new = build(Path(tmp) / "new", False)
         for _ in range(args.rounds):
-            results["old"].append(run(*old, thetas, states, pair=False))
-            results["float"].append(run(*new, thetas, states, pair=False))
-            results["pair"].append(run(*new, thetas, states, pair=True))
+            for w in ways:
+                program = old if w == "old" and old is not None else new
+                results[w].append(run(*program, thetas, states, w))
     n = thetas.shape[1]
     print(f"frames host→device: SET_THETA {len(encode(SetTheta(bytes(16), bytes(16), (0.0,) * n)))} B, "
-          f"STEP {len(encode(Step(0, (0.0, 0.0))))} B")
-    base = float(np.median(results["old"]))
-    print(f"{'way':8} {'ms/step':>8} {'steps/s':>8} {'vs old':>7}   (median over {args.rounds} rounds of "
+          f"STEP {len(encode(Step(0, (0.0, 0.0))))} B, "
+          f"STEP_THETA {len(encode(StepTheta(0, 0, (0.0, 0.0), (), (0.0,) * n)))} B")
+    base = float(np.median(results[ways[0]]))
+    print(f"{'way':8} {'ms/step':>8} {'steps/s':>8} {'vs ' + ways[0]:>9}   (median over {args.rounds} rounds of "
           f"{args.steps} steps)")
-    for key, label in (("old", "old"), ("float", "float"), ("pair", "pair")):
-        t = float(np.median(results[key]))
-        print(f"{label:8} {1e3 * t:8.2f} {1 / t:8.0f} {base / t:7.2f}")
+    for w in ways:
+        t = float(np.median(results[w]))
+        print(f"{w:8} {1e3 * t:8.2f} {1 / t:8.0f} {base / t:9.2f}")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,16 @@ def hash_prefix(hexdigest: str) -> bytes:
     return bytes.fromhex(hexdigest)[:HASH_LEN]
 
 
+def theta_tag(hexdigest: str) -> int:
+    """STEP_THETA's ``theta_tag`` of a θ hash (SHA-256 hex digest): its first 4 bytes, little-endian."""
+    return int.from_bytes(bytes.fromhex(hexdigest)[:4], "little")
+
+
+def tagged_theta_hash(tag: int) -> bytes:
+    """What INFO reports as ``theta_hash`` after a STEP_THETA with ``tag``: the tag (LE), then zeros."""
+    return tag.to_bytes(4, "little") + bytes(HASH_LEN - 4)
+
+
 # --- messages ------------------------------------------------------------------------------
 
 
@@ -92,6 +102,16 @@ class SetTheta(_Message):
     problem_hash: bytes
     theta_hash: bytes
     theta: Reals
+
+
+@dataclass(frozen=True)
+class StepTheta(_Message):
+    TYPE: ClassVar[MsgType] = MsgType.STEP_THETA
+    step: int
+    theta_tag: int
+    x: Reals
+    p: Reals = ()
+    theta: Reals = ()
 
 
 @dataclass(frozen=True)
@@ -167,9 +187,9 @@ class Error(_Message):
     detail: int = 0
 
 
-Message = Hello | Step | SetTheta | Reset | Ping | Exit | Info | Action | Pong | Ack | Error
+Message = Hello | Step | SetTheta | StepTheta | Reset | Ping | Exit | Info | Action | Pong | Ack | Error
 MESSAGE_CLASSES: dict[MsgType, type[Message]] = {
-    cls.TYPE: cls for cls in (Hello, Step, SetTheta, Reset, Ping, Exit, Info, Action, Pong, Ack, Error)}
+    cls.TYPE: cls for cls in (Hello, Step, SetTheta, StepTheta, Reset, Ping, Exit, Info, Action, Pong, Ack, Error)}
 
 
 def board_bytes(name: str) -> bytes:
@@ -441,20 +461,21 @@ def check_request(msg: Message, limits: DeviceLimits) -> DecodeError | None:
     """Why a device rejects a decoded request (as ``rlmpc_decode_*`` in C), or None."""
     if isinstance(msg, Hello) and msg.protocol_version != PROTOCOL_VERSION:
         return DecodeError(ErrorCode.BAD_VERSION, PROTOCOL_VERSION)
-    if isinstance(msg, Step):
+    if isinstance(msg, (Step, StepTheta)):
         if len(msg.x) != limits.nx:
             return DecodeError(ErrorCode.BAD_DIMENSION, limits.nx)
         if msg.p and len(msg.p) != limits.np:
             return DecodeError(ErrorCode.BAD_DIMENSION, limits.np)
-    if isinstance(msg, SetTheta):
+    if isinstance(msg, (SetTheta, StepTheta)):
         return _check_theta(msg, limits)
     return None
 
 
-def _check_theta(msg: SetTheta, limits: DeviceLimits) -> DecodeError | None:
+def _check_theta(msg: SetTheta | StepTheta, limits: DeviceLimits) -> DecodeError | None:
+    """SET_THETA's checks (STEP_THETA's without the problem hash: checked at HELLO)."""
     if len(msg.theta) != limits.ntheta:
         return DecodeError(ErrorCode.BAD_DIMENSION, limits.ntheta)
-    if msg.problem_hash != limits.problem_hash:
+    if isinstance(msg, SetTheta) and msg.problem_hash != limits.problem_hash:
         return DecodeError(ErrorCode.BAD_HASH)
     dtype = REAL_DTYPES[limits.precision]  # compare in the device's precision, as it does
     theta = np.asarray(msg.theta, dtype=dtype)

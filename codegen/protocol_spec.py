@@ -46,6 +46,7 @@ class MsgType(IntEnum):
     RESET = 0x04
     PING = 0x05
     EXIT = 0x06
+    STEP_THETA = 0x07
     INFO = 0x81
     ACTION = 0x82
     PONG = 0x85
@@ -111,12 +112,14 @@ class Capability(IntFlag):
     SET_THETA = 1 << 0
     EXIT = 1 << 1
     STEP_PARAMS = 1 << 2
+    STEP_THETA = 1 << 3
 
 
 CAPABILITY_DOCS: dict[Capability, str] = {
     Capability.SET_THETA: "SET_THETA is implemented (otherwise: ERROR UNSUPPORTED)",
     Capability.EXIT: "EXIT ends the firmware (emulators)",
     Capability.STEP_PARAMS: "STEP may carry p (np > 0)",
+    Capability.STEP_THETA: "STEP_THETA is implemented (a new θ and a step in one frame)",
 }
 
 
@@ -220,6 +223,16 @@ MESSAGES: tuple[MessageSpec, ...] = (
     MessageSpec(MsgType.PING, "host->device", "link check; data is echoed", "PONG", tail="data"),
     MessageSpec(MsgType.EXIT, "host->device", "emulators: acknowledge, then end the firmware with code",
                 "ACK or ERROR(UNSUPPORTED)", fields=(_u8("code", "exit status of the firmware"),)),
+    MessageSpec(MsgType.STEP_THETA, "host->device",
+                "a new θ, then one control step with it: SET_THETA's checks without the hashes, then STEP",
+                "ACTION or ERROR",
+                fields=(Field("step", "u32", "host's step index, echoed in ACTION"),
+                        Field("theta_tag", "u32", "names θ: INFO.theta_hash becomes the tag (LE) + 12 zero bytes"),
+                        _u8("n_x", "number of x values: must be nx"),
+                        _u8("n_p", "number of p values: 0 (keep the device's p) or np"),
+                        Field("n_theta", "u16", "number of θ values: must be ntheta")),
+                arrays=(RealArray("x", "n_x", "state"), RealArray("p", "n_p", "parameters"),
+                        RealArray("theta", "n_theta", "θ, flat, in the order of the θ file"))),
     MessageSpec(MsgType.INFO, "device->host", "what the device runs",
                 fields=(Field("protocol_version", "u16", "the device's PROTOCOL_VERSION"),
                         _u8("fw_major", "firmware version"), _u8("fw_minor", "firmware version"),

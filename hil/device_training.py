@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from rlmpc.codegen.manifest import theta_hash
-from rlmpc.codegen.protocol import hash_prefix
+from rlmpc.codegen.protocol import hash_prefix, tagged_theta_hash, theta_tag
 from rlmpc.codegen.protocol_spec import Capability, StatusFlag
 from rlmpc.hil.faults import find_faulty
 from rlmpc.hil.transport import Device, DeviceRefusalError, LinkDownError, TransportError
@@ -47,10 +47,12 @@ STEP_ATTEMPTS = 5  # a step unanswered after the transport's retries is asked ag
 @dataclass
 class DeviceRecord:
     """Per step: ‖u_device − π_θ(s)‖∞ (NaN when the workstation's solve failed), the device's cost
-    per step (its unit), flags; counters of θ pushes, re-pushes after a reset, and retries."""
+    per step (its unit), flags, the round trip of the request that answered [s]; counters of θ pushes,
+    re-pushes after a reset, and retries."""
 
     distance: list[float] = field(default_factory=list)
     cost: list[int] = field(default_factory=list)
+    latency: list[float] = field(default_factory=list)
     flags: list[int] = field(default_factory=list)
     fallbacks: int = 0
     pushes: int = 0
@@ -78,7 +80,10 @@ class DeviceInTheLoop:
         self.device = device
         self.problem_hash = problem_hash
         self.record = DeviceRecord()
+        # a new θ and the step in one frame (STEP_THETA); a firmware without it: SET_THETA+STEP pairs
+        self.one_frame = bool(info.capabilities & Capability.STEP_THETA)
         self._theta: FloatArray | None = None
+        self._theta_name = b""  # what the device's INFO names its θ by after the last push
         self._info_seen: Any = None  # the INFO of the handshake in force at the last push
 
     # --- θ ---------------------------------------------------------------------------------------
@@ -90,14 +95,14 @@ class DeviceInTheLoop:
             self.device.set_theta(hash_prefix(self.problem_hash), hash_prefix(digest), theta, refresh_info=False)
         except TransportError as exc:
             raise TransportError(f"pushing θ to the device: {exc}") from None
-        self._theta, self.record.theta_hash = theta, digest
+        self._theta, self.record.theta_hash, self._theta_name = theta, digest, hash_prefix(digest)
         self.record.pushes += 1
 
     def _reset_since_push(self) -> bool:
         """A new handshake (the transport shakes hands again after a reset) whose INFO names
         another θ than the one pushed last: the device runs its exported θ again."""
         info = self.device.info()
-        return info is not self._info_seen and info.theta_hash != hash_prefix(self.record.theta_hash)
+        return info is not self._info_seen and info.theta_hash != self._theta_name
 
     def _ensure_theta(self, theta: FloatArray) -> None:
         """The device acts with ``theta``: pushed when it is new or the device lost it in a reset."""
@@ -110,13 +115,19 @@ class DeviceInTheLoop:
 
     # --- the policy ------------------------------------------------------------------------------
     def _push_and_step(self, sol: MpcSolution) -> Any:
-        """A new θ and the step in one round trip (:meth:`Device.step_with_theta`: the action counts
-        only if the device acknowledged θ in front of it)."""
+        """A new θ and the step in one frame (:meth:`Device.step_theta`), or, from a firmware without
+        STEP_THETA, in one round trip (:meth:`Device.step_with_theta`: the action counts only if the
+        device acknowledged θ in front of it)."""
         theta = np.asarray(sol.theta, dtype=float).copy()
-        digest, previous, seen = theta_hash(theta), self.record.theta_hash, self.device.info()
+        digest, previous, seen = theta_hash(theta), self._theta_name, self.device.info()
+        p = sol.p if sol.p.size else ()
         try:
-            result = self.device.step_with_theta(hash_prefix(self.problem_hash), hash_prefix(digest), theta,
-                                                 sol.s, sol.p if sol.p.size else ())
+            if self.one_frame:
+                name = tagged_theta_hash(theta_tag(digest))
+                result = self.device.step_theta(theta_tag(digest), theta, sol.s, p)
+            else:
+                name = hash_prefix(digest)
+                result = self.device.step_with_theta(hash_prefix(self.problem_hash), name, theta, sol.s, p)
         except DeviceRefusalError as exc:
             raise TransportError(f"pushing θ to the device: {exc}") from None
         except LinkDownError:
@@ -127,9 +138,9 @@ class DeviceInTheLoop:
             self._ensure_theta(sol.theta)
             return self._ask(sol)
         info = self.device.info()
-        if info is not seen and info.theta_hash not in (hash_prefix(previous), hash_prefix(digest)):
-            self.record.repushes += 1  # it reset during the pair (new handshake, its exported θ): sent again
-        self._theta, self.record.theta_hash = theta, digest
+        if info is not seen and info.theta_hash not in (previous, name):
+            self.record.repushes += 1  # it reset during the request (new handshake, its exported θ): sent again
+        self._theta, self.record.theta_hash, self._theta_name = theta, digest, name
         self.record.pushes += 1
         self._info_seen = info
         return result
@@ -148,6 +159,7 @@ class DeviceInTheLoop:
         self.record.distance.append(float(np.max(np.abs(u - sol.u0))) if sol.success else float("nan"))
         self.record.cost.append(int(result.cost))
         self.record.flags.append(int(result.flags))
+        self.record.latency.append(float(result.latency))
         if result.flags & (StatusFlag.FALLBACK | StatusFlag.OVERRUN):
             self.record.fallbacks += 1
         return u
@@ -191,9 +203,13 @@ class DeviceInTheLoop:
                 "distance_median": float(np.nanmedian(d)) if np.isfinite(d).any() else float("nan"),
                 "cost_max": float(c.max()) if c.size else float("nan"),
                 "cost_median": float(np.median(c)) if c.size else float("nan"),
+                "round_trip_median_ms": 1e3 * float(np.median(self.record.latency)) if self.record.latency
+                else float("nan"),
                 "fallbacks": self.record.fallbacks, "theta_pushes": self.record.pushes,
                 "theta_repushes_after_reset": self.record.repushes, "theta_hash": self.record.theta_hash,
-                "steps_asked_again": self.record.asked_again, "link": self.device.stats.as_dict(),
+                "steps_asked_again": self.record.asked_again,
+                "theta_frame": "STEP_THETA" if self.one_frame else "SET_THETA+STEP",
+                "link": self.device.stats.as_dict(),
                 **self._extras()}
 
     def _extras(self) -> dict[str, Any]:
@@ -208,7 +224,8 @@ class DeviceInTheLoop:
 
     def save(self, out: Path) -> dict[str, Any]:
         np.savez_compressed(out / "device_steps.npz", distance=np.array(self.record.distance),
-                            cost=np.array(self.record.cost), flags=np.array(self.record.flags))
+                            cost=np.array(self.record.cost), flags=np.array(self.record.flags),
+                            latency=np.array(self.record.latency))
         summary = self.summary()
         (out / "device.json").write_text(json.dumps(summary, indent=1, default=float) + "\n", encoding="utf-8")
         plot_device_panel(out / "device_panel.png", self.record, summary)

@@ -9,7 +9,7 @@
 * delays a chunk by ``delay_s`` with probability ``delay_rate`` per chunk,
 
 in the directions of ``directions`` (``"tx"``: host → device, ``"rx"``: device → host), only
-while the number of STEP frames written is in ``[start_step, stop_step)`` (so the handshake
+while the number of step frames (STEP or STEP_THETA) written is in ``[start_step, stop_step)`` (so the handshake
 and the initial RESET of :func:`rlmpc.hil.runner.run_hil` stay clean unless asked otherwise).
 ``reset_at`` lists STEP counts after whose frame the device is reset by ``reset_device``: a
 callable that resets or restarts the device and returns a new raw port (its link changed,
@@ -165,14 +165,15 @@ class FaultyPort:
     def write(self, data: bytes) -> int | None:
         data = bytes(data)
         ftype = _frame_type(data)
-        if ftype == MsgType.STEP:
+        is_step = ftype in STEP_TYPES
+        if is_step:
             self.counts.steps_written += 1
         elif ftype == MsgType.HELLO:
             self.counts.hellos_written += 1
         self.counts.bytes_tx += len(data)
         out = self._mangle(data, "tx")
         written = self.port.write(out) if out else 0
-        if ftype == MsgType.STEP and self.counts.steps_written in self.config.reset_at:
+        if is_step and self.counts.steps_written in self.config.reset_at:
             with contextlib.suppress(Exception):
                 self.port.flush()
             self._reset()
@@ -188,6 +189,8 @@ class FaultyPort:
     def __getattr__(self, name: str) -> Any:  # flush, in_waiting, reset_input_buffer, close, log, ...
         return getattr(self.port, name)
 
+
+STEP_TYPES = (MsgType.STEP, MsgType.STEP_THETA)  # the frames counted as steps (start, stop, reset)
 
 SPEC_KEYS = {"flip": "flip_rate", "drop": "drop_rate", "delay": "delay_rate", "delay_s": "delay_s",
              "seed": "seed", "dir": "directions", "start": "start_step", "stop": "stop_step", "reset": "reset_at"}

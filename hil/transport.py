@@ -54,6 +54,7 @@ from rlmpc.codegen.protocol import (
     Reset,
     SetTheta,
     Step,
+    StepTheta,
 )
 from rlmpc.codegen.protocol_spec import MAX_FRAME, CostUnit, ErrorCode, MsgType, Precision
 from rlmpc.hil.faults import find_faulty
@@ -226,6 +227,7 @@ class Device:
         self.step_latencies: list[float] = []  # s, the latest STEP round trips answered at once
         self.theta_latencies: list[float] = []  # s, the latest SET_THETA round trips answered at once
         self.pair_latencies: list[float] = []  # s, the latest SET_THETA+STEP pairs answered at once
+        self.step_theta_latencies: list[float] = []  # s, the latest STEP_THETA round trips answered at once
         self.last_valid = time.monotonic()
         self._info: Info | None = None
         self._step = 0
@@ -269,6 +271,9 @@ class Device:
         if what == "SET_THETA" and self.rtt is not None and self.theta_latencies:  # (from its own round trips)
             typical, slowest = float(np.median(self.theta_latencies)), max(self.theta_latencies)
             return min(self.timeout, max(MIN_TIMEOUT, RTT_FACTOR * self.rtt, STEP_FACTOR * typical, 2.0 * slowest))
+        if what == "STEP_THETA" and self.step_theta_latencies:  # (as a pair: the device recomputes θ's data first)
+            typical, slowest = float(np.median(self.step_theta_latencies)), max(self.step_theta_latencies)
+            return min(self.timeout, max(PAIR_MIN_TIMEOUT, STEP_FACTOR * typical, 2.0 * slowest))
         if self.rtt is None or what not in SCALED or (what == "STEP" and not self.step_latencies):
             return self.timeout  # (RESET, the first SET_THETA, …: rare, and the device may work a while on them)
         typical = slowest = 0.0
@@ -378,7 +383,7 @@ class Device:
 
     @staticmethod
     def _check(msg: Message, reply: Message | DecodeError | FrameError) -> bool:
-        if isinstance(msg, Step):
+        if isinstance(msg, (Step, StepTheta)):
             return isinstance(reply, Action) and reply.step == msg.step
         if isinstance(msg, Ping):
             return isinstance(reply, Pong) and reply.data == msg.data
@@ -460,6 +465,31 @@ class Device:
         self._retry_after_resync(f"SET_THETA+STEP {k}")
         self.set_theta(problem_hash, theta_hash, theta_t, refresh_info=False)
         return self.step(x, p)
+
+    def step_theta(self, theta_tag: int, theta: npt.ArrayLike, x: npt.ArrayLike, p: npt.ArrayLike = ()
+                   ) -> ActionResult:
+        """A new θ and one step in one frame (STEP_THETA, capability ``STEP_THETA``): the device checks θ as
+        SET_THETA does (a refusal raises :class:`DeviceRefusalError`, no step), applies it, forgets its
+        warm start and steps.  The ACTION carrying this request's seq and step index was computed with this
+        θ (θ and x travel in one CRC-checked frame), so a lost or corrupted reply is simply sent again with
+        the usual recovery: the answer is the same (θ restarts the solver cold).  ``theta_tag`` names θ
+        in the device's INFO afterwards (:func:`rlmpc.codegen.protocol.tagged_theta_hash`)."""
+        k = self._step
+        self._step = (self._step + 1) % (1 << 32)
+        msg = StepTheta(k, theta_tag, np.asarray(x, dtype=float).ravel(), np.asarray(p, dtype=float).ravel(),
+                        np.asarray(theta, dtype=float).ravel())
+        try:
+            a, latency, retries = self._request(msg, Action, f"STEP_THETA {k}")
+        except DeviceRefusalError:
+            self._step = k  # no step was made
+            raise
+        except TransportError:
+            self.stats.lost_steps += 1
+            raise
+        if retries == 0:
+            self.step_theta_latencies = [*self.step_theta_latencies[-(LATENCY_WINDOW - 1):], latency]
+        return ActionResult(k, a.u, a.flags, a.solver_status, a.sqp_iterations, a.qp_iterations,
+                            a.cost, latency, retries)
 
     def reset(self) -> None:
         self._request(Reset(), Ack, "RESET", self.timeout)

@@ -8,6 +8,7 @@ problem whose reference is p follows a p that changes during a HIL run on the ho
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,10 +20,25 @@ from rlmpc.codegen.manifest import theta_hash
 from rlmpc.codegen.mcu.host_check import random_states
 from rlmpc.codegen.mcu.qemu_bench import qemu_available
 from rlmpc.codegen.mcu_export import export_mcu
-from rlmpc.codegen.protocol import Ack, Error, Hello, Info, Reset, SetTheta, Step, encode_frame, hash_prefix
+from rlmpc.codegen.protocol import (
+    Ack,
+    Action,
+    Error,
+    Hello,
+    Info,
+    Reset,
+    SetTheta,
+    Step,
+    StepTheta,
+    encode,
+    encode_frame,
+    hash_prefix,
+    tagged_theta_hash,
+    theta_tag,
+)
 from rlmpc.codegen.protocol_spec import Capability, ErrorCode, MsgType
 from rlmpc.hil.runner import run_hil
-from rlmpc.hil.transport import Device
+from rlmpc.hil.transport import Device, DeviceRefusalError
 from rlmpc.toolkit import MPC, SolverOptions
 from rlmpc.toolkit.envs import LtiGrosZanon
 from rlmpc.toolkit.problem import ProblemFunctions
@@ -93,6 +109,78 @@ def test_set_theta_on_mps2_matches_the_mpc_at_the_new_theta(lti: tuple[ProblemFu
         assert link.receive(9, 2.0) == Error(ErrorCode.BAD_LENGTH, MsgType.SET_THETA, len(payload))
         assert link.request(Hello()).theta_hash == new_hash
         assert np.max(np.abs(_actions(link, states) - u_new)) < 1e-5
+
+
+class CorruptFirst:
+    """A port that flips one payload bit of the first ``n`` frames of type ``ftype`` it writes."""
+
+    def __init__(self, port: Any, ftype: int, n: int = 1) -> None:
+        self.port, self.ftype, self.left = port, ftype, n
+
+    def write(self, data: bytes) -> Any:
+        if self.left and len(data) > 8 and data[2] == self.ftype:
+            self.left -= 1
+            data = data[:10] + bytes([data[10] ^ 0x04]) + data[11:]
+        return self.port.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.port, name)
+
+
+def test_step_theta_on_mps2_is_set_theta_and_step_in_one_frame(lti: tuple[ProblemFunctions, Bundle, Path]) -> None:
+    """STEP_THETA: θ and the step in one frame (92 bytes instead of 128); its ACTION is bit for bit the
+    one of SET_THETA, then STEP from a cold start; INFO names θ by the tag; θ out of its bounds or not
+    finite is refused with SET_THETA's codes (no step, θ in use kept); a corrupted frame is retried."""
+    fns, bundle, program = lti
+    states = random_states(fns, 6, 7).astype(np.float32).astype(float)
+    th1 = second_theta(fns)
+    tag = theta_tag(theta_hash(th1))
+    problem = hash_prefix(bundle.manifest["problem"]["hash"])
+    u_mpc = np.array([MPC(fns, SolverOptions(tol=1e-9), theta=th1).value(x).u0 for x in states])
+    assert len(encode(StepTheta(0, tag, states[0], (), th1))) == 92
+    with connected(program, "mps2-an386") as (_, link):
+        assert link.hello().capabilities & Capability.STEP_THETA
+        assert link.request(SetTheta(problem, hash_prefix(theta_hash(th1)), tuple(th1))) == Ack(int(MsgType.SET_THETA))
+        u_pair = _actions(link, states)  # SET_THETA, then cold STEPs (RESET before each)
+        th0 = fns.theta.default()
+        assert link.request(SetTheta(problem, hash_prefix(theta_hash(th0)), tuple(th0))) == \
+            Ack(int(MsgType.SET_THETA))  # back to θ0: the frames below must set θ1
+        assert np.max(np.abs(_actions(link, states) - u_pair)) > 1e-2
+        u_frame = []
+        for k, x in enumerate(states):
+            reply = link.request(StepTheta(100 + k, tag, x, (), th1))
+            assert isinstance(reply, Action) and reply.step == 100 + k
+            u_frame.append(reply.u)
+        assert np.array_equal(np.array(u_frame), u_pair)  # bit for bit
+        assert np.max(np.abs(np.array(u_frame) - u_mpc)) < 1e-5
+        assert link.request(Hello()).theta_hash == tagged_theta_hash(tag)
+        # refusals: SET_THETA's codes, θ in use kept (INFO and the answers unchanged), no step answered
+        bad = th1.copy()
+        bad[3] = fns.theta.upper()[3] + 1.0
+        refused = link.request(StepTheta(1, 5, states[0], (), bad))
+        assert refused == Error(ErrorCode.OUT_OF_BOUNDS, MsgType.STEP_THETA, 3)
+        bad = th1.copy()
+        bad[0] = np.nan
+        refused = link.request(StepTheta(1, 5, states[0], (), bad))
+        assert refused == Error(ErrorCode.OUT_OF_BOUNDS, MsgType.STEP_THETA, 0)
+        assert link.request(StepTheta(1, 5, states[0], (), th1[:-1])) == \
+            Error(ErrorCode.BAD_DIMENSION, MsgType.STEP_THETA, fns.ntheta)
+        assert link.request(StepTheta(1, 5, states[0][:1], (), th1)) == \
+            Error(ErrorCode.BAD_DIMENSION, MsgType.STEP_THETA, fns.nx)
+        assert link.request(Hello()).theta_hash == tagged_theta_hash(tag)
+        assert np.array_equal(_actions(link, states), u_pair)
+        # a corrupted STEP_THETA (device: BAD_CRC) is sent again after a resync; the same answer
+        device = Device(CorruptFirst(link.port, MsgType.STEP_THETA))
+        device.connect()
+        result = device.step_theta(tag, th1, states[2])
+        assert device.stats.retries == 1 and "code 1" in device.stats.errors[0]  # ERROR BAD_CRC
+        assert result.retries == 1 and np.array_equal(np.array(result.u), u_pair[2])
+        # a refusal through the transport is final (DeviceRefusalError), not retried
+        bad = th1.copy()
+        bad[5] = fns.theta.lower()[5] - 1.0
+        with pytest.raises(DeviceRefusalError, match=r"code 8 .*detail 5"):
+            device.step_theta(tag, bad, states[2])
+        assert device.stats.retries == 1
 
 
 def test_set_theta_far_from_theta0_at_violated_soft_bounds_on_mps2(lti: tuple[ProblemFunctions, Bundle, Path]) -> None:
@@ -197,6 +285,12 @@ def test_set_theta_on_an_acados_aarch64_bundle(tmp_path: Path) -> None:
         assert link.request(SetTheta(bytes(16), bytes(16), tuple(th1))) == \
             Error(ErrorCode.BAD_HASH, MsgType.SET_THETA, 0)
         assert np.max(np.abs(_actions(link, states) - u_new)) < 1e-9
+        # STEP_THETA on the acados bundle: θ1 again with the step, refusals with SET_THETA's codes
+        assert info.capabilities & Capability.STEP_THETA
+        reply = link.request(StepTheta(7, 1, states[0], (), th1))
+        assert isinstance(reply, Action) and abs(reply.u[0] - u_new[0]) < 1e-9
+        refused = link.request(StepTheta(8, 1, states[0], (), bad))
+        assert refused == Error(ErrorCode.OUT_OF_BOUNDS, MsgType.STEP_THETA, 0)
 
 
 def test_rti_solver_takes_theta_and_p_at_run_time(tmp_path: Path) -> None:

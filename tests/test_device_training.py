@@ -1,9 +1,9 @@
 """Learning through the device (issue #16): the host side of ``rlmpc train --device/--port`` against a
 device double that speaks the serial protocol on a pty (a Python device running the workstation's
-MPC in double precision, with SET_THETA). It checks what the host must do: take the device's action,
-push θ after every update, push it again after the device reset, and learn the same θ as a run
-without a device. (The same run against the C firmware on the emulated boards needs firmware with
-SET_THETA.)"""
+MPC in double precision, with SET_THETA, and with STEP_THETA where a test asks for it). It checks what
+the host must do: take the device's action, push θ after every update (in one STEP_THETA frame with the
+step where the device offers it, else as SET_THETA+STEP pairs, as to a firmware built before
+STEP_THETA), push it again after the device reset, and learn the same θ as a run without a device."""
 
 from __future__ import annotations
 
@@ -31,11 +31,13 @@ from rlmpc.codegen.protocol import (
     Reset,
     SetTheta,
     Step,
+    StepTheta,
     board_bytes,
     check_request,
     decode,
     encode,
     hash_prefix,
+    tagged_theta_hash,
 )
 from rlmpc.codegen.protocol_spec import (
     PROTOCOL_VERSION,
@@ -61,11 +63,13 @@ class PythonDevice(threading.Thread):
     ``reboot_at``: at that STEP the device 'resets' (θ back to its exported θ) and does not answer."""
 
     def __init__(self, fd: int, mpc: MPC, reboot_at: int | None = None, cold: bool = False,
-                 theta_fault: tuple[int, str] | None = None) -> None:
+                 theta_fault: tuple[int, str] | None = None, step_theta: bool = False) -> None:
         super().__init__(daemon=True)
         self.fd, self.mpc, self.reboot_at, self.cold = fd, mpc, reboot_at, cold
+        self.step_theta = step_theta  # offer STEP_THETA (capability), else SET_THETA only
         # (n, "refuse" | "drop"): the n-th SET_THETA is refused / gets no answer, θ stays the old one;
-        # until the next θ arrives every STEP answers with a poisoned action (STALE_U)
+        # until the next θ arrives every STEP answers with a poisoned action (STALE_U).  The n-th
+        # STEP_THETA: refused (θ kept, no step), or applied and stepped with its answer lost
         self.theta_fault = theta_fault
         self.stale = False
         self.stale_steps = 0
@@ -80,7 +84,8 @@ class PythonDevice(threading.Thread):
 
     def info(self) -> Info:
         fns = self.mpc.fns
-        return Info(PROTOCOL_VERSION, 0, 1, 0, int(Precision.F64), int(Capability.SET_THETA), int(CostUnit.NONE),
+        caps = Capability.SET_THETA | (Capability.STEP_THETA if self.step_theta else 0)
+        return Info(PROTOCOL_VERSION, 0, 1, 0, int(Precision.F64), int(caps), int(CostUnit.NONE),
                     fns.nx, fns.nu, fns.np, fns.ntheta, board_bytes("python"), bytes(16),
                     hash_prefix(fns.problem_hash), self.theta_hash)
 
@@ -111,6 +116,19 @@ class PythonDevice(threading.Thread):
             self.theta_hash = msg.theta_hash
             self.set_theta += 1
             return Ack(int(MsgType.SET_THETA))
+        if isinstance(msg, StepTheta):
+            fault = self.theta_fault is not None and self.set_theta + 1 == self.theta_fault[0]
+            self.set_theta += 1
+            if fault and self.theta_fault is not None and self.theta_fault[1] == "refuse":
+                return Error(ErrorCode.OUT_OF_BOUNDS, int(MsgType.STEP_THETA), 0)
+            self.mpc.theta = np.asarray(msg.theta)
+            self.theta_hash = tagged_theta_hash(msg.theta_tag)
+            reply = self.answer(Step(msg.step, msg.x, msg.p))
+            if fault:
+                self.theta_fault = None  # (the resent frame is answered)
+                self.stale_steps += 1  # a step made whose answer is lost
+                return None
+            return reply
         if isinstance(msg, Reset):
             return Ack(int(MsgType.RESET))
         return None
@@ -137,7 +155,8 @@ holder: dict[str, Any] = {}  # the last device double and loop started (for runs
 
 
 def _train(tmp_path: Path, name: str, reboot_at: int | None = None, cold: bool = False,
-           theta_fault: tuple[int, str] | None = None) -> tuple[dict, PythonDevice | None, Trainer]:
+           theta_fault: tuple[int, str] | None = None, step_theta: bool = False
+           ) -> tuple[dict, PythonDevice | None, Trainer]:
     cfg_path = tmp_path / "lti.toml"
     cfg_path.write_text(CONFIG)
     trainer = Trainer(load_config(cfg_path, output=tmp_path / name), progress_bar=False)
@@ -146,7 +165,7 @@ def _train(tmp_path: Path, name: str, reboot_at: int | None = None, cold: bool =
     master, slave = os.openpty()
     tty.setraw(master)
     device_mpc = MPC(trainer.mpc.fns, trainer.config.mpc.solver, theta=trainer.theta0)
-    double = PythonDevice(master, device_mpc, reboot_at, cold, theta_fault)
+    double = PythonDevice(master, device_mpc, reboot_at, cold, theta_fault, step_theta)
     double.start()
     port = serial.Serial(os.ttyname(slave), timeout=0.01)
     device = Device(port, timeout=0.3, max_retries=3)
@@ -166,11 +185,20 @@ def _train(tmp_path: Path, name: str, reboot_at: int | None = None, cold: bool =
     return summary, double, trainer
 
 
-def test_learning_through_the_device_pushes_theta_and_learns_what_the_workstation_learns(tmp_path: Path) -> None:
+FRAMES = pytest.mark.parametrize("step_theta", [True, False], ids=["STEP_THETA", "pairs"])
+
+
+@FRAMES
+def test_learning_through_the_device_pushes_theta_and_learns_what_the_workstation_learns(
+        tmp_path: Path, step_theta: bool) -> None:
     alone, _, _ = _train(tmp_path, "alone")
-    through, double, trainer = _train(tmp_path, "device")
+    through, double, trainer = _train(tmp_path, "device", step_theta=step_theta)
     assert double is not None
     d = through["device"]
+    assert d["theta_frame"] == ("STEP_THETA" if step_theta else "SET_THETA+STEP")
+    # one request per step with STEP_THETA (θ0 by SET_THETA, the handshake and calibration aside), two with pairs
+    low = 300 if step_theta else 600
+    assert low <= d["link"]["requests"] <= low + 10
     assert d["steps"] == 301  # one device action per agent action (the episode's first, then one per step)
     assert d["distance_max"] < 1e-6  # the device double runs the same MPC at the same θ
     # θ0 at the start, then each update's θ before the next device step (the last update is not needed
@@ -182,16 +210,39 @@ def test_learning_through_the_device_pushes_theta_and_learns_what_the_workstatio
     assert (tmp_path / "device" / "device_panel.png").stat().st_size > 10_000
 
 
-def test_a_device_that_resets_gets_the_current_theta_again(tmp_path: Path) -> None:
+@FRAMES
+def test_a_device_that_resets_gets_the_current_theta_again(tmp_path: Path, step_theta: bool) -> None:
     """A reset at step 120 (θ back to the exported one, the request unanswered): retried, shaken hands
     again, θ pushed again, no step lost; the same θ as a clean run through the same device. (The double
     starts every solve cold, so that its answers do not depend on a warm start the reset would lose.)"""
-    clean, _, _ = _train(tmp_path, "clean", cold=True)
-    faulty, _, _ = _train(tmp_path, "device", reboot_at=120, cold=True)
+    clean, _, _ = _train(tmp_path, "clean", cold=True, step_theta=step_theta)
+    faulty, _, _ = _train(tmp_path, "device", reboot_at=120, cold=True, step_theta=step_theta)
     d = faulty["device"]
     assert d["theta_repushes_after_reset"] == 1 and d["link"]["retries"] >= 1 and d["link"]["resyncs"] >= 1
     assert d["link"]["lost_steps"] == 0
     assert faulty["theta_final"] == clean["theta_final"]  # the reset cost no step and did not corrupt θ
+
+
+def test_a_refused_step_theta_ends_the_run_without_a_step(tmp_path: Path) -> None:
+    """The device refuses the θ of the 40th STEP_THETA (it keeps its θ and makes no step): the run ends
+    with the refusal named, and no action of a stale θ reaches the agent."""
+    with pytest.raises(TransportError, match="pushing θ to the device: STEP_THETA 40: the device refused it"):
+        _train(tmp_path, "refused", theta_fault=(40, "refuse"), step_theta=True)
+    double, loop = holder["double"], holder["loop"]
+    assert double.set_theta == 40 and double.steps == 40  # the first step (θ0) and 39 frames; the refused one made none
+    assert len(loop.record.distance) == 40 and max(loop.record.distance) < 1e-6
+
+
+def test_a_lost_step_theta_reply_is_sent_again(tmp_path: Path) -> None:
+    """The answer to the 40th STEP_THETA is lost (the double applied θ and stepped): the frame is sent
+    again after a resync and its answer used; θ ends bit for bit where a clean run through the same
+    device ends (the double solves every step cold, so a step made twice gives the same answer)."""
+    clean, _, _ = _train(tmp_path, "clean", cold=True, step_theta=True)
+    through, double, _ = _train(tmp_path, "lost", theta_fault=(40, "drop"), cold=True, step_theta=True)
+    assert double is not None and double.stale_steps == 1 and double.set_theta == 301
+    d = through["device"]
+    assert d["link"]["retries"] >= 1 and d["link"]["lost_steps"] == 0 and d["steps"] == 301
+    assert through["theta_final"] == clean["theta_final"]
 
 
 def test_a_refused_set_theta_ends_the_run_and_its_stale_action_is_not_used(tmp_path: Path) -> None:

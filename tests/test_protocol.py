@@ -41,6 +41,7 @@ from rlmpc.codegen.protocol import (
     Reset,
     SetTheta,
     Step,
+    StepTheta,
     board_bytes,
     check_request,
     crc16,
@@ -51,6 +52,8 @@ from rlmpc.codegen.protocol import (
     encode_payload,
     error_reply,
     hash_prefix,
+    tagged_theta_hash,
+    theta_tag,
 )
 from rlmpc.codegen.protocol_spec import MAX_FRAME, MAX_PAYLOAD, SPECS, SYNC, ErrorCode, MsgType, Precision
 
@@ -146,6 +149,12 @@ def test_crc_and_an_example_frame() -> None:
     assert frame.hex(" ") == "a5 5a 05 03 02 00 68 69 a7 31"  # the example of docs/protocol.md
     assert len(encode(Hello())) == ps.HEADER_LEN + 2 + ps.CRC_LEN
     assert hash_prefix("ab" * 32) == b"\xab" * ps.HASH_LEN
+    assert theta_tag("0102030405" + "ab" * 27) == 0x04030201
+    assert tagged_theta_hash(0x04030201) == bytes([1, 2, 3, 4]) + bytes(ps.HASH_LEN - 4)
+    # STEP_THETA carries θ and the step in one frame without SET_THETA's two hashes: 36 bytes fewer
+    # than SET_THETA + STEP for the LTI problem (nx = 2, 16 θ values, float32)
+    pair = len(encode(SetTheta(bytes(16), bytes(16), [0.0] * 16))) + len(encode(Step(0, [0.0, 0.0])))
+    assert (pair, len(encode(StepTheta(0, 0, [0.0, 0.0], (), [0.0] * 16)))) == (128, 92)
     assert board_bytes("mps2-an386").rstrip(b"\0") == b"mps2-an386"
 
 
@@ -324,6 +333,15 @@ def test_device_checks() -> None:
     for theta, index in (([0, 2.5, 0], 1), ([0, 0, float("nan")], 2), ([-1.5, 0, 0], 0)):
         bad = SetTheta(LIMITS.problem_hash, bytes(16), theta)
         assert check_request(bad, LIMITS) == DecodeError(ErrorCode.OUT_OF_BOUNDS, index)
+        # STEP_THETA: the same θ checks with the same codes (no hash: the problem was checked at HELLO)
+        assert check_request(StepTheta(0, 7, [0, 0, 0, 0], (), theta), LIMITS) == \
+            DecodeError(ErrorCode.OUT_OF_BOUNDS, index)
+    assert check_request(StepTheta(0, 7, [0, 0, 0, 0], (), [0.0, 2.0, 3.0]), LIMITS) is None
+    assert check_request(StepTheta(0, 7, [0, 0, 0, 0], [1, 2], [0.0, 2.0, 3.0]), LIMITS) is None
+    assert check_request(StepTheta(0, 7, [0, 0, 0], (), [0, 0, 0]), LIMITS) == DecodeError(ErrorCode.BAD_DIMENSION, 4)
+    assert check_request(StepTheta(0, 7, [0, 0, 0, 0], [1], [0, 0, 0]), LIMITS) == \
+        DecodeError(ErrorCode.BAD_DIMENSION, 2)
+    assert check_request(StepTheta(0, 7, [0, 0, 0, 0], (), [0, 0]), LIMITS) == DecodeError(ErrorCode.BAD_DIMENSION, 3)
 
 
 # --- C against Python ----------------------------------------------------------------------
@@ -407,7 +425,9 @@ def _fixed_messages(precision: Precision) -> list[Message]:
     h = bytes(range(16))
     return [Hello(), Hello(7), Step(1, [0.5, -1.0, 2.0, 1e-3]), Step(2**32 - 1, [1, 2, 3, 4], [5, 6]),
             Step(3, [1.0]), SetTheta(h, bytes(16), [0.5, 1.5, 2.5]), SetTheta(h, h, [0.5, 9.0, 2.5]),
-            SetTheta(bytes(16), h, [0, 0, 0]), Reset(), Ping(), Ping(bytes(range(256))), Exit(3),
+            SetTheta(bytes(16), h, [0, 0, 0]), StepTheta(5, 0xDEADBEEF, [0.5, -1.0, 2.0, 1e-3], (), [0.5, 1.5, 2.5]),
+            StepTheta(2**32 - 1, 0, [1, 2, 3, 4], [5, 6], [0.5, 9.0, 2.5]), StepTheta(6, 1, [1.0], (), [0, 0]),
+            Reset(), Ping(), Ping(bytes(range(256))), Exit(3),
             Info(1, 0, 2, 1, int(precision), 7, 2, 4, 1, 2, 3, board_bytes("mps2-an386"), h, h[::-1], h),
             Action(9, 0x41, -100, 3, 27, 123_456, [0.25, -4.0]), Pong(b"xy"), Ack(MsgType.RESET),
             Error(ErrorCode.OUT_OF_BOUNDS, MsgType.SET_THETA, 2)]
@@ -440,6 +460,9 @@ def _stream_item(precision: Precision) -> st.SearchStrategy[bytes]:
                   st.sampled_from([(), (1.0, 2.0), (1.0,)])),
         st.builds(SetTheta, st.sampled_from([LIMITS.problem_hash, bytes(16)]),
                   st.binary(min_size=16, max_size=16),
+                  st.lists(st.floats(-2, 4, width=32), min_size=2, max_size=4)),
+        st.builds(StepTheta, st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
+                  st.lists(reals(precision, True), min_size=3, max_size=4), st.sampled_from([(), (1.0, 2.0), (1.0,)]),
                   st.lists(st.floats(-2, 4, width=32), min_size=2, max_size=4)))
     good = st.builds(lambda m, s: encode(m, s, precision), st.one_of(any_message(precision), device_shaped),
                      seqs)

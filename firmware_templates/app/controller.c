@@ -32,9 +32,9 @@
 #define RLMPC_CAPABILITIES RLMPC_BUNDLE_CAPABILITIES
 #endif
 
-/* SET_THETA if the solver recomputes its theta-dependent data on the device */
+/* SET_THETA and STEP_THETA if the solver recomputes its theta-dependent data on the device */
 #if defined(RLMPC_SOLVER_HAS_THETA)
-#define RLMPC_CAPABILITIES_ALL (RLMPC_CAPABILITIES | RLMPC_CAP_SET_THETA)
+#define RLMPC_CAPABILITIES_ALL (RLMPC_CAPABILITIES | RLMPC_CAP_SET_THETA | RLMPC_CAP_STEP_THETA)
 #define NTHETA RLMPC_NTHETA
 #else
 #define RLMPC_CAPABILITIES_ALL RLMPC_CAPABILITIES
@@ -195,26 +195,24 @@ static int solve(const rlmpc_real x[NX], rlmpc_real u[NU], rlmpc_solver_info *in
     return status;
 }
 
-static void answer_step(const rlmpc_event *ev)
+/* One control step at x (with p if n_p > 0), answered with ACTION (or ERROR UNSUPPORTED for a p
+ * the firmware cannot take): the end of STEP and STEP_THETA. */
+static void step_and_answer(const rlmpc_event *ev, uint32_t step_index, uint8_t n_p, const rlmpc_real x[NX],
+                            const rlmpc_real *p)
 {
-    rlmpc_msg_step step;
     rlmpc_msg_action action;
-    rlmpc_real x[NX], u[NU], p[RLMPC_BUNDLE_NP > 0 ? RLMPC_BUNDLE_NP : 1];
+    rlmpc_real u[NU];
     rlmpc_solver_info info;
-    uint16_t detail = 0, flags = 0;
+    uint16_t flags = 0;
     int i, status = 0, finite = 1, sqp = 0, use_fallback = 0;
     uint32_t t0, t1;
-    uint8_t err = rlmpc_decode_step(ev, NX, RLMPC_BUNDLE_NP, &step, x, p, &detail);
-    if (err != 0u) {
-        send_error(ev->seq, err, ev->type, detail);
-        return;
-    }
-    if (step.n_p > 0u) {
+    if (n_p > 0u) {
 #if RLMPC_STEP_PARAMS
         /* the parameters of this and later steps (a STEP without p keeps them) */
         for (i = 0; i < (int)RLMPC_BUNDLE_NP; i++) finite = finite && is_finite(p[i]);
         if (finite && rlmpc_set_params(p) != 0) finite = 0;
 #else
+        (void)p;
         send_error(ev->seq, RLMPC_ERR_UNSUPPORTED, ev->type, 0u); /* parameters compiled in */
         return;
 #endif
@@ -258,13 +256,26 @@ static void answer_step(const rlmpc_event *ev)
         plan_age++;
     }
 #endif
-    action.step = step.step;
+    action.step = step_index;
     action.flags = flags;
     action.solver_status = (int16_t)(status < -32768 ? -32768 : (status > 32767 ? 32767 : status));
     action.sqp_iterations = (uint16_t)(sqp < 0 ? 0 : sqp);
     action.qp_iterations = (uint16_t)(info.iterations < 0 ? 0 : (info.iterations > 65535 ? 65535 : info.iterations));
     action.n_u = NU;
     send(rlmpc_encode_action(tx, ev->seq, &action, u));
+}
+
+static void answer_step(const rlmpc_event *ev)
+{
+    rlmpc_msg_step step;
+    rlmpc_real x[NX], p[RLMPC_BUNDLE_NP > 0 ? RLMPC_BUNDLE_NP : 1];
+    uint16_t detail = 0;
+    uint8_t err = rlmpc_decode_step(ev, NX, RLMPC_BUNDLE_NP, &step, x, p, &detail);
+    if (err != 0u) {
+        send_error(ev->seq, err, ev->type, detail);
+        return;
+    }
+    step_and_answer(ev, step.step, step.n_p, x, p);
 }
 
 #if NTHETA > 0
@@ -294,6 +305,32 @@ static void answer_set_theta(const rlmpc_event *ev)
     controller_reset();
     send(rlmpc_encode_ack(tx, ev->seq, ev->type));
 }
+
+/* STEP_THETA: SET_THETA's checks and application without the hashes (the problem hash was checked
+ * at HELLO), then the step with the new theta; INFO reports theta_tag (LE) and 12 zero bytes as the
+ * theta hash.  A refused theta is answered with ERROR (the theta in use kept, no step). */
+static void answer_step_theta(const rlmpc_event *ev)
+{
+    static rlmpc_real staged[NTHETA];
+    const rlmpc_real *lb, *ub;
+    rlmpc_msg_step_theta m;
+    rlmpc_real x[NX], p[RLMPC_BUNDLE_NP > 0 ? RLMPC_BUNDLE_NP : 1];
+    uint16_t detail = 0, i;
+    uint8_t err;
+    rlmpc_get_theta_bounds(&lb, &ub);
+    err = rlmpc_decode_step_theta(ev, NX, RLMPC_BUNDLE_NP, NTHETA, lb, ub, &m, x, p, staged, &detail);
+    if (err == 0u && rlmpc_set_theta(staged) != 0) {
+        err = RLMPC_ERR_OUT_OF_BOUNDS;
+        detail = NTHETA;
+    }
+    if (err != 0u) {
+        send_error(ev->seq, err, ev->type, detail);
+        return;
+    }
+    for (i = 0; i < RLMPC_PROTO_HASH_LEN; i++) theta_hash[i] = i < 4u ? (uint8_t)(m.theta_tag >> (8u * i)) : 0u;
+    controller_reset();
+    step_and_answer(ev, m.step, m.n_p, x, p);
+}
 #endif
 
 static void dispatch(const rlmpc_event *ev)
@@ -306,6 +343,7 @@ static void dispatch(const rlmpc_event *ev)
     case RLMPC_MSG_STEP: answer_step(ev); break;
 #if NTHETA > 0
     case RLMPC_MSG_SET_THETA: answer_set_theta(ev); break;
+    case RLMPC_MSG_STEP_THETA: answer_step_theta(ev); break;
 #endif
     case RLMPC_MSG_RESET:
         controller_reset();

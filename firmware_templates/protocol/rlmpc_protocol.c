@@ -288,6 +288,23 @@ uint16_t rlmpc_encode_set_theta(uint8_t *frame, uint8_t seq, const rlmpc_msg_set
     return rlmpc_frame_finish(frame, RLMPC_MSG_SET_THETA, seq, len);
 }
 
+uint16_t rlmpc_encode_step_theta(uint8_t *frame, uint8_t seq, const rlmpc_msg_step_theta *m,
+                                 const rlmpc_proto_real *x, const rlmpc_proto_real *p,
+                                 const rlmpc_proto_real *theta)
+{
+    uint8_t *pl = RLMPC_FRAME_PAYLOAD(frame);
+    uint16_t len = with_reals(RLMPC_STEP_THETA_FIXED_LEN, (uint32_t)m->n_x + m->n_p + m->n_theta);
+    uint32_t off = RLMPC_STEP_THETA_FIXED_LEN;
+    if (len == 0) return 0;
+    rlmpc_pack_step_theta(pl, m);
+    rlmpc_put_reals(pl + off, x, m->n_x);
+    off += REAL_SIZE * (uint32_t)m->n_x;
+    if (m->n_p) rlmpc_put_reals(pl + off, p, m->n_p);
+    off += REAL_SIZE * (uint32_t)m->n_p;
+    rlmpc_put_reals(pl + off, theta, m->n_theta);
+    return rlmpc_frame_finish(frame, RLMPC_MSG_STEP_THETA, seq, len);
+}
+
 uint16_t rlmpc_encode_reset(uint8_t *frame, uint8_t seq)
 {
     return rlmpc_frame_finish(frame, RLMPC_MSG_RESET, seq, 0);
@@ -353,6 +370,17 @@ uint8_t rlmpc_decode_step(const rlmpc_event *ev, uint8_t nx, uint8_t np, rlmpc_m
     return 0;
 }
 
+/* the first value of theta[0 .. n) not finite or outside [lb, ub] (lb, ub may be 0), or n */
+static uint16_t first_bad_theta(const rlmpc_proto_real *theta, uint16_t n, const rlmpc_proto_real *lb,
+                                const rlmpc_proto_real *ub)
+{
+    uint16_t i;
+    for (i = 0; i < n; ++i) {
+        if (!is_finite(theta[i]) || (lb && !(theta[i] >= lb[i])) || (ub && !(theta[i] <= ub[i]))) return i;
+    }
+    return n;
+}
+
 uint8_t rlmpc_decode_set_theta(const rlmpc_event *ev, uint16_t ntheta,
                                const uint8_t problem_hash[RLMPC_PROTO_HASH_LEN], const rlmpc_proto_real *lb,
                                const rlmpc_proto_real *ub, rlmpc_msg_set_theta *m, rlmpc_proto_real *theta,
@@ -368,10 +396,32 @@ uint8_t rlmpc_decode_set_theta(const rlmpc_event *ev, uint16_t ntheta,
     for (i = 0; i < RLMPC_PROTO_HASH_LEN; ++i)
         if (m->problem_hash[i] != problem_hash[i]) return fail(detail, RLMPC_ERR_BAD_HASH, 0);
     rlmpc_get_reals(ev->payload + RLMPC_SET_THETA_FIXED_LEN, theta, ntheta);
-    for (i = 0; i < ntheta; ++i) {
-        if (!is_finite(theta[i]) || (lb && !(theta[i] >= lb[i])) || (ub && !(theta[i] <= ub[i])))
-            return fail(detail, RLMPC_ERR_OUT_OF_BOUNDS, i);
-    }
+    i = first_bad_theta(theta, ntheta, lb, ub);
+    if (i < ntheta) return fail(detail, RLMPC_ERR_OUT_OF_BOUNDS, i);
+    return 0;
+}
+
+uint8_t rlmpc_decode_step_theta(const rlmpc_event *ev, uint8_t nx, uint8_t np, uint16_t ntheta,
+                                const rlmpc_proto_real *lb, const rlmpc_proto_real *ub, rlmpc_msg_step_theta *m,
+                                rlmpc_proto_real *x, rlmpc_proto_real *p, rlmpc_proto_real *theta, uint16_t *detail)
+{
+    uint16_t bad;
+    uint32_t off = RLMPC_STEP_THETA_FIXED_LEN;
+    uint8_t err = check_frame(ev, RLMPC_MSG_STEP_THETA, RLMPC_STEP_THETA_FIXED_LEN, detail);
+    if (err) return err;
+    rlmpc_unpack_step_theta(ev->payload, m);
+    if (ev->len != RLMPC_STEP_THETA_FIXED_LEN + ((uint32_t)m->n_x + m->n_p + m->n_theta) * REAL_SIZE)
+        return fail(detail, RLMPC_ERR_BAD_LENGTH, ev->len);
+    if (m->n_x != nx) return fail(detail, RLMPC_ERR_BAD_DIMENSION, nx);
+    if (m->n_p != 0 && m->n_p != np) return fail(detail, RLMPC_ERR_BAD_DIMENSION, np);
+    if (m->n_theta != ntheta) return fail(detail, RLMPC_ERR_BAD_DIMENSION, ntheta);
+    rlmpc_get_reals(ev->payload + off, x, m->n_x);
+    off += REAL_SIZE * (uint32_t)m->n_x;
+    if (m->n_p) rlmpc_get_reals(ev->payload + off, p, m->n_p);
+    off += REAL_SIZE * (uint32_t)m->n_p;
+    rlmpc_get_reals(ev->payload + off, theta, ntheta);
+    bad = first_bad_theta(theta, ntheta, lb, ub);
+    if (bad < ntheta) return fail(detail, RLMPC_ERR_OUT_OF_BOUNDS, bad);
     return 0;
 }
 

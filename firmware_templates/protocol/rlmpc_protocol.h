@@ -100,6 +100,10 @@ uint16_t rlmpc_encode_step(uint8_t *frame, uint8_t seq, const rlmpc_msg_step *m,
                            const rlmpc_proto_real *p);
 uint16_t rlmpc_encode_set_theta(uint8_t *frame, uint8_t seq, const rlmpc_msg_set_theta *m,
                                 const rlmpc_proto_real *theta);
+/* x holds m->n_x values, p m->n_p (may be 0 when n_p is 0), theta m->n_theta */
+uint16_t rlmpc_encode_step_theta(uint8_t *frame, uint8_t seq, const rlmpc_msg_step_theta *m,
+                                 const rlmpc_proto_real *x, const rlmpc_proto_real *p,
+                                 const rlmpc_proto_real *theta);
 uint16_t rlmpc_encode_reset(uint8_t *frame, uint8_t seq);
 uint16_t rlmpc_encode_ping(uint8_t *frame, uint8_t seq, const uint8_t *data, uint16_t len);
 uint16_t rlmpc_encode_exit(uint8_t *frame, uint8_t seq, const rlmpc_msg_exit *m);
@@ -120,6 +124,13 @@ uint8_t rlmpc_decode_set_theta(const rlmpc_event *ev, uint16_t ntheta,
                                const uint8_t problem_hash[RLMPC_PROTO_HASH_LEN], const rlmpc_proto_real *lb,
                                const rlmpc_proto_real *ub, rlmpc_msg_set_theta *m, rlmpc_proto_real *theta,
                                uint16_t *detail);
+/* STEP's checks (BAD_DIMENSION nx, then np), then n_theta == ntheta (BAD_DIMENSION) and the theta
+ * values as SET_THETA's (OUT_OF_BOUNDS, detail: index); no hash (the problem hash was checked at
+ * HELLO).  x, p and theta are written even on failure: decode into staging buffers. */
+uint8_t rlmpc_decode_step_theta(const rlmpc_event *ev, uint8_t nx, uint8_t np, uint16_t ntheta,
+                                const rlmpc_proto_real *lb, const rlmpc_proto_real *ub, rlmpc_msg_step_theta *m,
+                                rlmpc_proto_real *x, rlmpc_proto_real *p, rlmpc_proto_real *theta,
+                                uint16_t *detail);
 uint8_t rlmpc_decode_exit(const rlmpc_event *ev, rlmpc_msg_exit *m, uint16_t *detail);
 
 #ifdef __cplusplus

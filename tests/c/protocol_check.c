@@ -132,6 +132,19 @@ static uint16_t encode(const char *name, uint8_t seq)
         next_reals(a, m.n_theta);
         return rlmpc_encode_set_theta(frame, seq, &m, a);
     }
+    if (strcmp(name, "STEP_THETA") == 0) {
+        static rlmpc_proto_real c[MAX_REALS];
+        rlmpc_msg_step_theta m;
+        m.step = (uint32_t)strtoul(next_token(), NULL, 10);
+        m.theta_tag = (uint32_t)strtoul(next_token(), NULL, 10);
+        m.n_x = (uint8_t)next_int();
+        m.n_p = (uint8_t)next_int();
+        m.n_theta = (uint16_t)next_int();
+        next_reals(a, m.n_x);
+        next_reals(b, m.n_p);
+        next_reals(c, m.n_theta);
+        return rlmpc_encode_step_theta(frame, seq, &m, a, b, c);
+    }
     if (strcmp(name, "RESET") == 0) return rlmpc_encode_reset(frame, seq);
     if (strcmp(name, "PING") == 0 || strcmp(name, "PONG") == 0) {
         uint16_t n = next_hex(data, sizeof data);
@@ -214,6 +227,20 @@ static void decode_request(const rlmpc_event *ev)
             print_hex(m.theta_hash, sizeof m.theta_hash);
             printf(" %u", (unsigned)m.n_theta);
             print_reals(a, m.n_theta);
+        }
+        break;
+    }
+    case RLMPC_MSG_STEP_THETA: {
+        static rlmpc_proto_real c[MAX_REALS];
+        rlmpc_msg_step_theta m;
+        err = rlmpc_decode_step_theta(ev, dev.nx, dev.np, dev.ntheta, dev.has_lb ? dev.lb : NULL,
+                                      dev.has_ub ? dev.ub : NULL, &m, a, b, c, &detail);
+        if (!err) {
+            printf("M %lu %lu %u %u %u", (unsigned long)m.step, (unsigned long)m.theta_tag, (unsigned)m.n_x,
+                   (unsigned)m.n_p, (unsigned)m.n_theta);
+            print_reals(a, m.n_x);
+            print_reals(b, m.n_p);
+            print_reals(c, m.n_theta);
         }
         break;
     }

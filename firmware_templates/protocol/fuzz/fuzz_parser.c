@@ -11,8 +11,10 @@
  *   - a request that decodes, or a device->host message unpacked with the generated functions,
  *     re-encodes to the very same bytes;
  *   - the ERROR answering a rejection is itself a well-formed frame;
- *   - SET_THETA as the firmware applies it: whole or not at all, the applied theta always within
- *     its bounds, OUT_OF_BOUNDS naming the first bad value; STEP with or without p (STEP_PARAMS);
+ *   - SET_THETA and STEP_THETA as the firmware applies them: whole or not at all, the applied theta
+ *     always within its bounds, OUT_OF_BOUNDS naming the first bad value, the same checks and codes
+ *     for both (STEP_THETA: STEP's dimension checks first, no hash; the tag becomes the theta hash);
+ *     STEP with or without p (STEP_PARAMS);
  *   - the parser's counters add up to the events seen, and MAX_FRAME zeros after the stream
  *     leave it idle.
  * Build and run: run_fuzz.sh (clang -fsanitize=fuzzer,address,undefined).
@@ -150,6 +152,36 @@ static void decode_request(const rlmpc_event *ev, uint16_t n, uint8_t nx, uint8_
             ++applied_count;
         }
         /* a refusal leaves the applied theta as it was */
+        for (i = 0; i < ntheta; ++i) check(applied[i] >= lb[i] && applied[i] <= ub[i]);
+        break;
+    }
+    case RLMPC_MSG_STEP_THETA: {
+        /* the firmware's path (controller.c answer_step_theta): STEP's checks, then SET_THETA's
+         * without the hash; applied whole on success only, then the step */
+        rlmpc_msg_step_theta m;
+        uint16_t i;
+        uint8_t err = rlmpc_decode_step_theta(ev, nx, np, ntheta, lb, ub, &m, x, p, theta, &detail);
+        check(err == 0 || err == RLMPC_ERR_BAD_LENGTH || err == RLMPC_ERR_BAD_DIMENSION ||
+              (err == RLMPC_ERR_OUT_OF_BOUNDS && detail < ntheta));
+        if (err == RLMPC_ERR_BAD_DIMENSION)
+            check(detail == (m.n_x != nx ? nx : (m.n_p != 0 && m.n_p != np) ? np : ntheta));
+        if (err == RLMPC_ERR_OUT_OF_BOUNDS) {
+            check(m.n_x == nx && (m.n_p == 0 || m.n_p == np) && m.n_theta == ntheta);
+            for (i = 0; i < detail; ++i) check(theta[i] >= lb[i] && theta[i] <= ub[i]);
+            check(!(theta[detail] >= lb[detail] && theta[detail] <= ub[detail]));
+        }
+        if (err == 0) {
+            check(m.n_x == nx && (m.n_p == 0 || m.n_p == np) && m.n_theta == ntheta);
+            check(ev->len == RLMPC_STEP_THETA_FIXED_LEN +
+                                 (uint32_t)(m.n_x + m.n_p + m.n_theta) * RLMPC_PROTO_PRECISION);
+            same_bytes(original, n, again, rlmpc_encode_step_theta(again, ev->seq, &m, x, p, theta));
+            for (i = 0; i < ntheta; ++i) {
+                check(theta[i] >= lb[i] && theta[i] <= ub[i]);
+                applied[i] = theta[i];
+            }
+            for (i = 0; i < RLMPC_PROTO_HASH_LEN; ++i) applied_hash[i] = i < 4u ? (uint8_t)(m.theta_tag >> (8u * i)) : 0u;
+            ++applied_count;
+        }
         for (i = 0; i < ntheta; ++i) check(applied[i] >= lb[i] && applied[i] <= ub[i]);
         break;
     }

@@ -34,7 +34,9 @@ h = bytes(HASH_LEN)
 messages = [p.Hello(), p.Step(7, [0.5, -1, 2, 3], [1, 2]), p.Step(8, [1, 2, 3, 4]),
             p.SetTheta(h, bytes(range(HASH_LEN)), [0.5, -0.5, 2.5]), p.SetTheta(h, h, [0.5, float("nan"), 9.0]),
             p.SetTheta(h, h, [0.5, -0.5]), p.SetTheta(b"\x01" * HASH_LEN, h, [0.0, 0.0, 0.0]),
-            p.Step(9, [1, 2, 3, 4], [float("inf"), 0]), p.Reset(), p.Ping(b"\xa5\x5a"),
+            p.Step(9, [1, 2, 3, 4], [float("inf"), 0]), p.StepTheta(10, 0xA55A, [1, 2, 3, 4], [1, 2], [0.5, -0.5, 2.5]),
+            p.StepTheta(11, 1, [1, 2, 3, 4], (), [0.5, float("nan"), 9.0]), p.StepTheta(12, 2, [1, 2, 3], (), [0, 0, 0]),
+            p.StepTheta(13, 3, [1, 2, 3, 4], (), [0.5, -0.5]), p.Reset(), p.Ping(b"\xa5\x5a"),
             p.Exit(3), p.Ack(2), p.Error(1, 2, 3), p.Pong(b"x"), p.Action(1, 1, 0, 2, 9, 1234, [0.25]),
             p.Info(1, 0, 1, 0, int(prec), 7, 2, 4, 1, 2, 3, p.board_bytes("fuzz"), h, h, h)]
 records = b""
