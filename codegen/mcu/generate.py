@@ -50,11 +50,11 @@ CYCLE_TOL = 10
 # free purely linear soft sides: their multiplier excess over w times their u0 rows): below it DAQP's
 # answer is as accurate as the polish's own rounding (float32: a few 1e-6 on the LTI problem)
 POLISH_MIN_EXCESS = {"float32": 3e-6, "float64": 1e-12}
-# the verification of an answer against the exact problem's optimality conditions (rlmpc_solver.c.in,
-# verify_answer): primal tolerance relative to 1 + |M u| and dual relative to 1 + |lam| (rows normalised);
-# an answer that fails it is reported RLMPC_OPTIMAL_INEXACT
 # polish_l1: a row whose squared distance from the span of the held rows is below this depends on them
 POLISH_DEP_TOL = {"float32": 1e-5, "float64": 1e-10}
+# the verification of an answer against the exact problem's optimality conditions (rlmpc_solver.c.in,
+# verify_answer): primal tolerance relative to 1 + |M u| (plus DAQP's primal_tol) and dual relative to
+# 1 + |lam| (rows normalised); an answer that fails it is reported RLMPC_OPTIMAL_INEXACT
 VERIFY_TOL = {"float32": (1e-5, 1e-4), "float64": (1e-9, 1e-8)}
 ITER_LIMIT = 1000
 # M Mᵀ (m² numbers in flash) replaces DAQP's products of M up to this size; larger problems
