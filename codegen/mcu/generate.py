@@ -50,6 +50,12 @@ CYCLE_TOL = 10
 # free purely linear soft sides: their multiplier excess over w times their u0 rows): below it DAQP's
 # answer is as accurate as the polish's own rounding (float32: a few 1e-6 on the LTI problem)
 POLISH_MIN_EXCESS = {"float32": 3e-6, "float64": 1e-12}
+# polish_l1: a row whose squared distance from the span of the held rows is below this depends on them
+POLISH_DEP_TOL = {"float32": 1e-5, "float64": 1e-10}
+# the verification of an answer against the exact problem's optimality conditions (rlmpc_solver.c.in,
+# verify_answer): primal tolerance relative to 1 + |M u| (plus DAQP's primal_tol) and dual relative to
+# 1 + |lam| (rows normalised); an answer that fails it is reported RLMPC_OPTIMAL_INEXACT
+VERIFY_TOL = {"float32": (1e-5, 1e-4), "float64": (1e-9, 1e-8)}
 ITER_LIMIT = 1000
 # M Mᵀ (m² numbers in flash) replaces DAQP's products of M up to this size; larger problems
 # keep DAQP's own products (same results up to rounding, more instructions)
@@ -240,6 +246,9 @@ def render(fns: ProblemFunctions, theta: ParameterValues | None = None,
         "w_l": arr(ldp.w_soft[:, 0]), "w_u": arr(ldp.w_soft[:, 1]),
         "l1_side": _ints(l1_sides(qp)), "l1_polish": "1" if l1_sides(qp).any() else "0", "u0_row": _ints(u0_rows(qp)),
         "polish_min_excess": c_number(POLISH_MIN_EXCESS[precision], single),
+        "polish_dep_tol": c_number(POLISH_DEP_TOL[precision], single),
+        "verify_tol_p": c_number(VERIFY_TOL[precision][0], single),
+        "verify_tol_d": c_number(VERIFY_TOL[precision][1], single),
         **{k: v.replace("TC ", "" if runtime_theta and fns.ntheta else "const ")
            for k, v in _gram_fields(ldp, single).items()},
         "u0m": arr(ldp.M @ ldp.U0u.T), "u0c": arr(ldp.u0c), "u0x": arr(ldp.U0x),

@@ -67,6 +67,11 @@ WARM_STARTS = ("shifted", "plan")
 # violation (original units) of a row left out of DAQP's problem that adds it after a solve:
 # DAQP's own feasibility tolerance (which it applies to the normalised rows)
 CHECK_TOL = SETTINGS["primal_tol"]
+# working_set_consistent (rlmpc_rti.c.in): a row of DAQP's working set this far (times 10 + |M w|, plus DAQP's
+# primal_tol) off its bound, or a free slack's side this far inside, makes the step INEXACT.  Float32: the RTI's
+# rows and w carry more rounding than the dense solver's (held rows up to 3.9e-5 off on the inclined cart-pole's
+# host check, where u0 is within 7.6e-6 of the float64 build; the defect it catches: 7.8e-4 at |M w| = 6.8)
+VERIFY_TOL_P = {"float32": 1e-5, "float64": 1e-10}
 # violation of a soft row at the guess above which its slack penalty enters the Riccati cost
 # (cart-pole closed loops: 5e-3..2e-2 about equal; from 2e-3 down the plan too often does
 # not violate it and the step is repeated)
@@ -172,6 +177,7 @@ def render_rti(fns: ProblemFunctions, theta: ParameterValues | None = None,
         "w_l": arr(w_l), "w_u": arr(w_u), "wq_l": arr(wq_l), "wq_u": arr(wq_u),
         "l1_weight": c_number(L1_LDP_WEIGHT[precision], single),
         "cycle_tol": str(CYCLE_TOL), "iter_limit": str(ITER_LIMIT),
+        "verify_tol_p": c_number(VERIFY_TOL_P[precision], single),
         "check_tol": c_number(CHECK_TOL, single), "pen_margin": c_number(PEN_MARGIN, single),
         "forward_rows": str(FORWARD_ROWS), "cold_all": str(COLD_ALL),
         "cold_pen": c_number(COLD_PEN, single),
