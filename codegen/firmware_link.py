@@ -54,11 +54,15 @@ class FirmwareLink:
                     return decode(result, self.precision)
         raise LinkError(f"no reply within {timeout:.1f} s")
 
-    def request(self, msg: Message, timeout: float = 2.0) -> Message | DecodeError | FrameError:
-        """Send ``msg`` with the next seq and return its reply."""
+    def send(self, msg: Message) -> int:
+        """Send ``msg`` with the next seq and return that seq (read its reply with :meth:`receive`)."""
         self.seq = (self.seq + 1) % 256
         self.send_raw(encode(msg, self.seq, self.precision))
-        return self.receive(self.seq, timeout)
+        return self.seq
+
+    def request(self, msg: Message, timeout: float = 2.0) -> Message | DecodeError | FrameError:
+        """Send ``msg`` with the next seq and return its reply."""
+        return self.receive(self.send(msg), timeout)
 
     def request_pair(self, first: Message, second: Message, timeout: float = 2.0, *, one_write: bool = True
                      ) -> tuple[Message | DecodeError | FrameError | None, Message | DecodeError | FrameError | None]:

@@ -36,7 +36,7 @@ from rlmpc.codegen.manifest import theta_hash
 from rlmpc.codegen.protocol import hash_prefix, tagged_theta_hash, theta_tag
 from rlmpc.codegen.protocol_spec import Capability, StatusFlag
 from rlmpc.hil.faults import find_faulty
-from rlmpc.hil.transport import Device, DeviceRefusalError, LinkDownError, TransportError
+from rlmpc.hil.transport import Device, DeviceRefusalError, LinkDownError, Sent, TransportError
 from rlmpc.toolkit.mpc import MpcSolution
 from rlmpc.toolkit.parameters import FloatArray
 
@@ -59,6 +59,7 @@ class DeviceRecord:
     repushes: int = 0
     theta_hash: str = ""
     asked_again: int = 0  # steps asked again after the transport's retries were spent
+    sent_ahead: int = 0  # STEP_THETA frames written before the workstation's solves (prefetch)
     resumed_from: str = ""  # with --resume: the device's θ hash in the checkpoint
 
 
@@ -85,6 +86,8 @@ class DeviceInTheLoop:
         self._theta: FloatArray | None = None
         self._theta_name = b""  # what the device's INFO names its θ by after the last push
         self._info_seen: Any = None  # the INFO of the handshake in force at the last push
+        # a STEP_THETA written ahead (prefetch): θ, s, p, θ's hash and the frame
+        self._pending: tuple[FloatArray, FloatArray, FloatArray, str, Sent] | None = None
 
     # --- θ ---------------------------------------------------------------------------------------
     def push(self, theta: FloatArray) -> None:
@@ -114,7 +117,40 @@ class DeviceInTheLoop:
         self._info_seen = self.device.info()
 
     # --- the policy ------------------------------------------------------------------------------
-    def _push_and_step(self, sol: MpcSolution) -> Any:
+    def prefetch(self, s: FloatArray, theta: FloatArray, p: FloatArray) -> None:
+        """Write the next step's STEP_THETA now (:attr:`MpcAgent.greedy_prefetch`: the agent knows s⁺ and θ
+        before its own solves), so that the frame crosses the link while the workstation works; its
+        reply is read by :meth:`action`.  Only where a new θ goes with the step in one frame."""
+        if not self.one_frame or self._pending is not None or self._theta is None:
+            return
+        theta = np.asarray(theta, dtype=float).copy()
+        if np.array_equal(theta, self._theta) or self._reset_since_push():
+            return
+        s, p = np.asarray(s, dtype=float).copy(), np.asarray(p, dtype=float).ravel().copy()
+        digest = theta_hash(theta)
+        sent = self.device.send_step_theta(theta_tag(digest), theta, s, p if p.size else ())
+        self._pending = (theta, s, p, digest, sent)
+        self.record.sent_ahead += 1
+
+    def _take_pending(self, sol: MpcSolution) -> Sent | None:
+        """The frame written ahead for this solution, or None; one written for another (s, θ, p) is
+        completed and its answer dropped (the device ran that step: it now runs that θ)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return None
+        theta, s, p, digest, sent = pending
+        if np.array_equal(theta, sol.theta) and np.array_equal(s, sol.s) and np.array_equal(p, sol.p.ravel()):
+            return sent
+        try:
+            self.device.step_theta(theta_tag(digest), theta, s, p, sent=sent)
+        except DeviceRefusalError as exc:
+            raise TransportError(f"pushing θ to the device: {exc}") from None
+        self._theta, self.record.theta_hash = theta, digest
+        self._theta_name = tagged_theta_hash(theta_tag(digest))
+        self.record.pushes += 1
+        return None
+
+    def _push_and_step(self, sol: MpcSolution, sent: Sent | None = None) -> Any:
         """A new θ and the step in one frame (:meth:`Device.step_theta`), or, from a firmware without
         STEP_THETA, in one round trip (:meth:`Device.step_with_theta`: the action counts only if the
         device acknowledged θ in front of it)."""
@@ -124,7 +160,7 @@ class DeviceInTheLoop:
         try:
             if self.one_frame:
                 name = tagged_theta_hash(theta_tag(digest))
-                result = self.device.step_theta(theta_tag(digest), theta, sol.s, p)
+                result = self.device.step_theta(theta_tag(digest), theta, sol.s, p, sent=sent)
             else:
                 name = hash_prefix(digest)
                 result = self.device.step_with_theta(hash_prefix(self.problem_hash), name, theta, sol.s, p)
@@ -147,7 +183,10 @@ class DeviceInTheLoop:
 
     def action(self, sol: MpcSolution) -> FloatArray:
         """The device's action at the state the workstation just solved for, with the same θ."""
-        if self._theta is not None and not np.array_equal(sol.theta, self._theta) and not self._reset_since_push():
+        sent = self._take_pending(sol)
+        if sent is not None:
+            result = self._push_and_step(sol, sent)
+        elif self._theta is not None and not np.array_equal(sol.theta, self._theta) and not self._reset_since_push():
             result = self._push_and_step(sol)
         else:
             self._ensure_theta(sol.theta)
@@ -192,6 +231,7 @@ class DeviceInTheLoop:
         self.record = DeviceRecord(**state["record"])
         self.record.resumed_from = state["theta_hash"]
         self._theta = None  # pushed before the first step after the resume
+        self._pending = None
 
     # --- outputs ---------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -207,7 +247,7 @@ class DeviceInTheLoop:
                 else float("nan"),
                 "fallbacks": self.record.fallbacks, "theta_pushes": self.record.pushes,
                 "theta_repushes_after_reset": self.record.repushes, "theta_hash": self.record.theta_hash,
-                "steps_asked_again": self.record.asked_again,
+                "steps_asked_again": self.record.asked_again, "steps_sent_ahead": self.record.sent_ahead,
                 "theta_frame": "STEP_THETA" if self.one_frame else "SET_THETA+STEP",
                 "link": self.device.stats.as_dict(),
                 **self._extras()}

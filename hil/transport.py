@@ -189,6 +189,16 @@ class ActionResult:
     retries: int = 0
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A request written ahead of reading its reply (:meth:`Device.send_step_theta`): the message, its
+    seq and when it was written (``time.perf_counter``)."""
+
+    msg: Message
+    seq: int
+    t0: float
+
+
 @dataclass
 class LinkStats:
     requests: int = 0
@@ -331,18 +341,20 @@ class Device:
         self.last_valid = time.monotonic()
 
     def _request(self, msg: Message, accept: type, what: str,
-                 timeout: float | None = None) -> tuple[Any, float, int]:
-        """Send ``msg`` until a reply of type ``accept`` arrives (and passes ``_check``)."""
+                 timeout: float | None = None, sent: Sent | None = None) -> tuple[Any, float, int]:
+        """Send ``msg`` until a reply of type ``accept`` arrives (and passes ``_check``); ``sent``: its first
+        attempt was written already (only its reply is read; the round trip counts from that write)."""
         retries = 0
         while True:
             self._check_alive(what)
             self.stats.requests += 1
             wait = timeout if timeout is not None else min(self.timeout, self.reply_timeout(what.split()[0])
                                                            * 2.0 ** retries)  # a slow answer: wait longer
-            t0 = time.perf_counter()
+            t0 = time.perf_counter() if sent is None else sent.t0
             problem: str
             try:
-                reply = self.link.request(msg, timeout=wait)
+                ahead, sent = sent, None  # (a retry sends the request again)
+                reply = self.link.request(msg, timeout=wait) if ahead is None else self.link.receive(ahead.seq, wait)
                 latency = time.perf_counter() - t0
                 if isinstance(reply, accept) and self._check(msg, reply):
                     self.last_valid = time.monotonic()
@@ -466,20 +478,40 @@ class Device:
         self.set_theta(problem_hash, theta_hash, theta_t, refresh_info=False)
         return self.step(x, p)
 
-    def step_theta(self, theta_tag: int, theta: npt.ArrayLike, x: npt.ArrayLike, p: npt.ArrayLike = ()
-                   ) -> ActionResult:
+    def send_step_theta(self, theta_tag: int, theta: npt.ArrayLike, x: npt.ArrayLike, p: npt.ArrayLike = ()
+                        ) -> Sent:
+        """Write the STEP_THETA frame of the next step now and return it; :meth:`step_theta` with ``sent``
+        reads its reply later (the host can work while the frame crosses the link).  No other request may
+        go in between."""
+        msg = StepTheta(self._step, theta_tag, np.asarray(x, dtype=float).ravel(), np.asarray(p, dtype=float).ravel(),
+                        np.asarray(theta, dtype=float).ravel())
+        self._check_alive("STEP_THETA")
+        t0 = time.perf_counter()
+        try:
+            seq = self.link.send(msg)
+        except (OSError, serial.SerialException) as exc:
+            self.stats.errors.append(f"STEP_THETA {msg.step}: serial error: {exc}")
+            self._check_alive("STEP_THETA")
+            raise LinkDownError(f"STEP_THETA {msg.step}: the link closed ({exc})") from None
+        return Sent(msg, seq, t0)
+
+    def step_theta(self, theta_tag: int, theta: npt.ArrayLike, x: npt.ArrayLike, p: npt.ArrayLike = (),
+                   sent: Sent | None = None) -> ActionResult:
         """A new θ and one step in one frame (STEP_THETA, capability ``STEP_THETA``): the device checks θ as
         SET_THETA does (a refusal raises :class:`DeviceRefusalError`, no step), applies it, forgets its
         warm start and steps.  The ACTION carrying this request's seq and step index was computed with this
         θ (θ and x travel in one CRC-checked frame), so a lost or corrupted reply is simply sent again with
         the usual recovery: the answer is the same (θ restarts the solver cold).  ``theta_tag`` names θ
-        in the device's INFO afterwards (:func:`rlmpc.codegen.protocol.tagged_theta_hash`)."""
+        in the device's INFO afterwards (:func:`rlmpc.codegen.protocol.tagged_theta_hash`).  ``sent``: the
+        frame of this request, written by :meth:`send_step_theta` (its reply is read; θ, x, p are the frame's)."""
         k = self._step
         self._step = (self._step + 1) % (1 << 32)
         msg = StepTheta(k, theta_tag, np.asarray(x, dtype=float).ravel(), np.asarray(p, dtype=float).ravel(),
-                        np.asarray(theta, dtype=float).ravel())
+                        np.asarray(theta, dtype=float).ravel()) if sent is None else sent.msg
+        if not isinstance(msg, StepTheta) or msg.step != k:
+            raise ValueError(f"step_theta: the frame sent ahead is not STEP_THETA {k}")
         try:
-            a, latency, retries = self._request(msg, Action, f"STEP_THETA {k}")
+            a, latency, retries = self._request(msg, Action, f"STEP_THETA {k}", sent=sent)
         except DeviceRefusalError:
             self._step = k  # no step was made
             raise
@@ -525,4 +557,4 @@ def _describe(reply: Message | DecodeError | FrameError) -> str:
 
 
 __all__ = ["REFUSALS", "ActionResult", "Device", "DeviceRefusalError", "LinkBudget", "LinkDownError", "LinkStats",
-           "RecordingPort", "TransportError", "open_link", "process_alive"]
+           "RecordingPort", "Sent", "TransportError", "open_link", "process_alive"]

@@ -172,6 +172,7 @@ def _train(tmp_path: Path, name: str, reboot_at: int | None = None, cold: bool =
     device.connect()
     loop = DeviceInTheLoop(device, trainer.mpc.fns.problem_hash, trainer.mpc.fns.ntheta)
     trainer.agent.greedy_source = loop.action
+    trainer.agent.greedy_prefetch = loop.prefetch  # as `rlmpc train --device` does (STEP_THETA written ahead)
     holder["double"], holder["loop"] = double, loop
     try:
         summary = trainer.run()
@@ -197,6 +198,7 @@ def test_learning_through_the_device_pushes_theta_and_learns_what_the_workstatio
     d = through["device"]
     assert d["theta_frame"] == ("STEP_THETA" if step_theta else "SET_THETA+STEP")
     # one request per step with STEP_THETA (θ0 by SET_THETA, the handshake and calibration aside), two with pairs
+    assert d["steps_sent_ahead"] == (299 if step_theta else 0)  # each update's θ, written before the solves
     low = 300 if step_theta else 600
     assert low <= d["link"]["requests"] <= low + 10
     assert d["steps"] == 301  # one device action per agent action (the episode's first, then one per step)

@@ -80,6 +80,9 @@ class MpcAgent:
         # learning through a device (rlmpc.hil.device_training): the greedy action comes from the
         # controller on the target, at the solution's state and θ (MpcSolution.s, .theta)
         self.greedy_source: Callable[[MpcSolution], FloatArray] | None = None
+        # … and may be told (s, θ, p) of the next greedy action as soon as they are known, before the
+        # workstation's solves, to start on it meanwhile (the action is still taken by greedy_source)
+        self.greedy_prefetch: Callable[[FloatArray, FloatArray, FloatArray], None] | None = None
 
     # --- acting ----------------------------------------------------------------------
     def _action_from(self, sol: MpcSolution, explore: bool) -> FloatArray:

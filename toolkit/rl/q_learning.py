@@ -61,6 +61,8 @@ class LstdQLearning(MpcAgent):
     def observe(self, s: FloatArray, a: FloatArray, cost: float, s_next: FloatArray,
                 terminated: bool) -> tuple[FloatArray, dict[str, float]]:
         sens = self.mpc.sensitivities
+        if self.greedy_prefetch is not None:  # the next action is π_θ(s_next) at the θ before this update
+            self.greedy_prefetch(s_next, self.mpc.theta, self.mpc.p)
         q = self.mpc.q_value(s, a)
         v = self.mpc.value(s_next)
         info: dict[str, float] = {}
