@@ -281,6 +281,17 @@ static void answer_step(const rlmpc_event *ev)
 #if NTHETA > 0
 static void controller_reset(void);
 
+/* A decoded theta (err: the decoder's verdict) handed to the solver, which keeps the theta in use
+ * if it refuses the new one (OUT_OF_BOUNDS, detail = n_theta).  Returns the error code (0: applied). */
+static uint8_t apply_theta(uint8_t err, const rlmpc_real *staged, uint16_t *detail)
+{
+    if (err == 0u && rlmpc_set_theta(staged) != 0) {
+        err = RLMPC_ERR_OUT_OF_BOUNDS;
+        *detail = NTHETA;
+    }
+    return err;
+}
+
 /* SET_THETA: checked by the decoder (length, n_theta, problem hash, bounds), then applied by the
  * solver as a whole (it keeps the theta in use if the new one fails: OUT_OF_BOUNDS with
  * detail = n_theta), the warm start and plan forgotten, the new hash reported by INFO. */
@@ -292,11 +303,8 @@ static void answer_set_theta(const rlmpc_event *ev)
     uint16_t detail = 0;
     uint8_t err;
     rlmpc_get_theta_bounds(&lb, &ub);
-    err = rlmpc_decode_set_theta(ev, NTHETA, problem_hash, lb, ub, &m, staged, &detail);
-    if (err == 0u && rlmpc_set_theta(staged) != 0) {
-        err = RLMPC_ERR_OUT_OF_BOUNDS;
-        detail = NTHETA;
-    }
+    err = apply_theta(rlmpc_decode_set_theta(ev, NTHETA, problem_hash, lb, ub, &m, staged, &detail), staged,
+                      &detail);
     if (err != 0u) {
         send_error(ev->seq, err, ev->type, detail);
         return;
@@ -318,11 +326,8 @@ static void answer_step_theta(const rlmpc_event *ev)
     uint16_t detail = 0, i;
     uint8_t err;
     rlmpc_get_theta_bounds(&lb, &ub);
-    err = rlmpc_decode_step_theta(ev, NX, RLMPC_BUNDLE_NP, NTHETA, lb, ub, &m, x, p, staged, &detail);
-    if (err == 0u && rlmpc_set_theta(staged) != 0) {
-        err = RLMPC_ERR_OUT_OF_BOUNDS;
-        detail = NTHETA;
-    }
+    err = apply_theta(rlmpc_decode_step_theta(ev, NX, RLMPC_BUNDLE_NP, NTHETA, lb, ub, &m, x, p, staged, &detail),
+                      staged, &detail);
     if (err != 0u) {
         send_error(ev->seq, err, ev->type, detail);
         return;
