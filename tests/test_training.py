@@ -340,3 +340,26 @@ def test_training_runs_blas_on_one_thread(tmp_path: Path, monkeypatch: pytest.Mo
     seen.clear()
     train(short_config(tmp_path, steps=4, seed=5), tmp_path / "run2")
     assert seen and max(seen) == max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+
+def test_resume_keeps_the_count_of_unverified_solves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mpc_verification` counts the whole run, also when it was interrupted and resumed."""
+    config = short_config(tmp_path, steps=300)
+    capped = config.read_text().replace('problem = "lti"', 'problem = "lti"\n[mpc.solver]\nhpipm_mode = "SPEED"\n'
+                                        'qp_max_iter = 14')
+    config.write_text(capped)
+    whole = train(config, tmp_path / "whole")["mpc_verification"]
+    assert whole["unverified"] > 0  # the cap leaves QPs unconverged: the count has something to keep
+    trainer = Trainer(load_config(config, output=tmp_path / "cut"), progress_bar=False)
+    original = Trainer.save_checkpoint
+
+    def interrupted(self: Trainer) -> None:
+        original(self)
+        raise KeyboardInterrupt  # at the first checkpoint (step 100)
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    monkeypatch.setattr(Trainer, "save_checkpoint", original)
+    resumed = Trainer(load_config(config, output=tmp_path / "cut"), progress_bar=False).run(resume=True)
+    assert resumed["mpc_verification"] == whole

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rlmpc.toolkit.blas_threads import single_threaded_blas
-from rlmpc.toolkit.mpc import MPC
+from rlmpc.toolkit.mpc import MPC, Verification
 from rlmpc.toolkit.output_folder import claim_output_folder, complete_output_folder
 from rlmpc.toolkit.parameters import FloatArray
 from rlmpc.toolkit.registry import make_env, make_problem
@@ -183,6 +183,7 @@ class Trainer:
             "problem_hash": self.mpc.fns.problem_hash, "agent": self.agent.state_dict(),
             "env": self.env, "warm_start": self.mpc.warm_start_state(),
             "history": self.history, "progress": self.progress, "evaluations": self.evaluations,
+            "verification": vars(self.mpc.verification).copy(),
             "extra": {name: state() for name, (state, _) in self.checkpoint_hooks.items()},
         }
         tmp = self.checkpoint_path.with_suffix(".tmp")
@@ -217,6 +218,7 @@ class Trainer:
         self.history = payload["history"]
         self.progress = payload["progress"]
         self.evaluations = payload.get("evaluations") or EvaluationHistory(self.config.evaluation.guard)
+        self.mpc.verification = Verification(**payload.get("verification", {}))
         extra = payload.get("extra") or {}
         for name, (_, load) in self.checkpoint_hooks.items():
             if name in extra:
