@@ -6,12 +6,11 @@ constraint on two inputs, and a 12-state/4-input MPC."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import casadi as cs
 import numpy as np
 import pytest
 from conftest import STATES
+from finite_differences import central_difference
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -20,8 +19,6 @@ from rlmpc.toolkit import MPC, MpcSolution, SolverOptions
 from rlmpc.toolkit.problem import ParametricMPC
 from rlmpc.toolkit.problems.quadrotor import quadrotor_hover_mpc
 from rlmpc.toolkit.riccati_sensitivity import RiccatiNotApplicableError
-
-FD_STEP = 1e-5
 
 
 def double_integrator_hard(horizon: int = 20) -> ParametricMPC:
@@ -87,17 +84,6 @@ def active_rows(mpc: MPC, sol: MpcSolution, tol: float = 1e-5) -> set[Row]:
     _, lam = mpc.sensitivities.inequalities(sol)
     rows = mpc.sensitivities.transcriptions[False].ineq_rows
     return {(rows[i].kind, rows[i].index, rows[i].stage) for i in np.flatnonzero(lam > tol)}
-
-
-def central_difference(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
-    cols = []
-    for i in range(x.size):
-        h = FD_STEP * max(1.0, abs(x[i]))
-        xp, xm = x.copy(), x.copy()
-        xp[i] += h
-        xm[i] -= h
-        cols.append((f(xp) - f(xm)) / (2 * h))
-    return np.stack(cols, axis=-1)
 
 
 def check(mpc: MPC, states: list[np.ndarray], fd: bool = True) -> list[set[Row]]:

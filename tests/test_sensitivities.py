@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 from conftest import ACTIONS, STATES, problem_name
+from finite_differences import central_difference
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from rlmpc.toolkit import MPC, MpcSolution
-
-FD_STEP = 1e-5
-
-
-def central_difference(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
-    cols = []
-    for i in range(x.size):
-        h = FD_STEP * max(1.0, abs(x[i]))
-        xp, xm = x.copy(), x.copy()
-        xp[i] += h
-        xm[i] -= h
-        cols.append((np.atleast_1d(f(xp)) - np.atleast_1d(f(xm))) / (2 * h))
-    jac = np.stack(cols, axis=-1)
-    return jac[0] if jac.shape[0] == 1 and np.ndim(f(x)) == 0 else jac
 
 
 def solve_at(mpc: MPC, theta: np.ndarray, s: np.ndarray, a: np.ndarray | None) -> MpcSolution:
