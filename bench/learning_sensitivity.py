@@ -59,8 +59,9 @@ def run(config: str, seed: int, variant: str, overrides: dict[str, Any], out: Pa
     return float(summary["greedy_cost_final"]), np.asarray(trainer.history.theta)
 
 
-def run_device(config: str, seed: int, board: str, out: Path) -> tuple[float, np.ndarray]:
-    """Train once through ``board`` (the CLI's path); the learned greedy cost and θ after every step."""
+def run_device(config: str, seed: int, board: str, out: Path) -> tuple[float, np.ndarray, float]:
+    """Train once through ``board`` (the CLI's path); the learned greedy cost, θ after every step and
+    the largest ‖u_device − π_θ(s)‖∞."""
     from rlmpc.cli import main as rlmpc
 
     folder = out / f"device_{seed}"
@@ -69,7 +70,8 @@ def run_device(config: str, seed: int, board: str, out: Path) -> tuple[float, np
     if code not in (0, 3):  # 3: learned θ worse than θ0, still a result
         raise SystemExit(f"rlmpc train --device {board} (seed {seed}) exited with {code}")
     summary = json.loads((folder / "summary.json").read_text())
-    return float(summary["greedy_cost_final"]), np.load(folder / "history.npz")["theta"]
+    return (float(summary["greedy_cost_final"]), np.load(folder / "history.npz")["theta"],
+            float(summary["device"]["distance_max"]))
 
 
 def _value(text: str) -> Any:
@@ -80,9 +82,9 @@ def _value(text: str) -> Any:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5, 69])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5, 69], help="training seeds (>= 0)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a config override (dotted key, JSON value), e.g. mpc.solver.hpipm_mode=BALANCE")
     ap.add_argument("--device", metavar="BOARD", help="also learn through this emulated board")
@@ -91,20 +93,34 @@ def main() -> None:
     overrides = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
     if args.device and overrides:
         ap.error("--set: not with --device (the device run uses the configuration as written)")
+    if min(args.seeds) < 0:
+        ap.error(f"--seeds: expected seeds >= 0, got {min(args.seeds)}")
+    if args.device:
+        from rlmpc.codegen.boards import ALL_BOARDS
+
+        if args.device not in ALL_BOARDS:
+            ap.error(f"--device: {args.device!r} is not a board; expected one of {list(ALL_BOARDS)}")
+    try:  # the configuration with its overrides, checked before anything runs
+        load_config(args.config, overrides={"seed": args.seeds[0], **overrides})
+    except ValueError as exc:
+        ap.error(str(exc))
     variants = VARIANTS + ((f"device {args.device}",) if args.device else ())
     results: dict[int, dict[str, tuple[float, np.ndarray]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             row = {v: run(args.config, seed, v, overrides, Path(tmp)) for v in VARIANTS}
+            device_distance = ""
             if args.device:
-                row[variants[-1]] = run_device(args.config, seed, args.device, Path(tmp))
+                cost, theta, worst = run_device(args.config, seed, args.device, Path(tmp))
+                row[variants[-1]] = (cost, theta)
+                device_distance = f" | device max ‖u_device − π_θ(s)‖∞ {worst:.1e}"
             results[seed] = row
             exact = row["exact"][0]
             cells = " | ".join(f"{v} {row[v][0]:.4g} ({100 * (row[v][0] / exact - 1):+.1f} %)" for v in variants[1:])
             dist = np.abs(row["1e-9"][1] - row["exact"][1]).max(axis=1)
             marks = " ".join(f"{k}:{dist[k - 1]:.0e}" for k in MARKS if k <= len(dist))
             print(f"seed {seed:>3}: exact {exact:.4g} | {cells} | "
-                  f"‖Δθ‖∞ (1e-9) at step {marks}, end {dist[-1]:.0e}", flush=True)
+                  f"‖Δθ‖∞ (1e-9) at step {marks}, end {dist[-1]:.0e}{device_distance}", flush=True)
     for v in variants[1:]:
         within = sum(abs(r[v][0] / r["exact"][0] - 1) <= 0.02 for r in results.values())
         print(f"within 2 % of exact: {v} {within} of {len(results)}")

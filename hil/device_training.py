@@ -34,7 +34,7 @@ import numpy as np
 
 from rlmpc.codegen.manifest import theta_hash
 from rlmpc.codegen.protocol import hash_prefix, tagged_theta_hash, theta_tag
-from rlmpc.codegen.protocol_spec import Capability, StatusFlag
+from rlmpc.codegen.protocol_spec import Capability, CostUnit, StatusFlag
 from rlmpc.hil.faults import find_faulty
 from rlmpc.hil.transport import Device, DeviceRefusalError, LinkDownError, Sent, TransportError
 from rlmpc.toolkit.mpc import MpcSolution
@@ -238,7 +238,7 @@ class DeviceInTheLoop:
         d = np.array(self.record.distance, dtype=float)
         c = np.array(self.record.cost, dtype=float)
         info = self.device.info()
-        return {"board": info.board_name, "cost_unit": int(info.cost_unit), "steps": int(d.size),
+        return {"board": info.board_name, "cost_unit": CostUnit(info.cost_unit).name.lower(), "steps": int(d.size),
                 "distance_max": float(np.nanmax(d)) if np.isfinite(d).any() else float("nan"),
                 "distance_median": float(np.nanmedian(d)) if np.isfinite(d).any() else float("nan"),
                 "cost_max": float(c.max()) if c.size else float("nan"),
@@ -280,14 +280,14 @@ def plot_device_panel(path: Path, record: DeviceRecord, summary: dict[str, Any])
     d = np.array(record.distance, dtype=float)
     steps = np.arange(d.size)
     ax1.semilogy(steps, np.maximum(d, 1e-12), lw=0.7, color="tab:blue")
-    ax1.axhline(1e-4, color="tab:red", ls="--", lw=1, label="1e-4")
+    ax1.axhline(1e-4, color="tab:red", ls="--", lw=1, label="1e-4 (agreement goal)")
     ax1.set_ylabel("|u_device − π_θ(s)|∞\n(floor 1e-12)")
     ax1.set_title(f"learning through {summary['board']}: {summary['theta_pushes']} θ pushes, "
                   f"{summary['fallbacks']} fallbacks, {summary['link']['retries']} retries", fontsize=10)
     ax1.legend(loc="upper right", fontsize=8)
     ax1.grid(alpha=0.3)
     ax2.plot(steps, record.cost, lw=0.7, color="tab:green")
-    ax2.set_ylabel("device cost per step")
+    ax2.set_ylabel(f"device cost per step\n({summary.get('cost_unit', 'no unit')})")
     ax2.set_xlabel("training step")
     ax2.grid(alpha=0.3)
     fig.tight_layout()

@@ -198,7 +198,8 @@ def _train(args: argparse.Namespace) -> int:
     if "device" in summary:
         d = summary["device"]
         print(f"through {d['board']}: |u_device − π_θ(s)|∞ max {d['distance_max']:.2e} (median "
-              f"{d['distance_median']:.2e}), device cost per step max {d['cost_max']:.0f}, {d['theta_pushes']} θ "
+              f"{d['distance_median']:.2e}), device cost per step max {d['cost_max']:.0f} {d['cost_unit']}, "
+              f"{d['theta_pushes']} θ "
               f"pushes ({d['theta_repushes_after_reset']} after a reset), {d['link']['retries']} retries, "
               f"{d['fallbacks']} fallbacks; {out / 'device_panel.png'}")
         if "faults" in d:
@@ -401,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     on = train.add_mutually_exclusive_group()
     on.add_argument("--device", dest="target", choices=list(FIRMWARE_BOARDS), default=None,
                     help="learn through this emulated board (or the host program): the controller on it "
-                    "computes every action, θ is pushed to it after every update (SET_THETA)")
+                    "computes every action, θ goes with its next step after every update (STEP_THETA; "
+                    "SET_THETA+STEP to a firmware without it)")
     on.add_argument("--port", default=None, help="learn through a running board at this serial port "
                     "(/dev/ttyACM0, socket://host:port, …), flashed with --bundle")
     train.add_argument("--bundle", default=None, help="with --port: the bundle the board was flashed with")
