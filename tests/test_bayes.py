@@ -49,7 +49,8 @@ def test_tuning_the_back_offs_and_offset_lowers_the_cost_of_theta0_by_80_percent
     assert summary["greedy_cost_final"] <= 0.2 * summary["greedy_cost_initial"], summary
     with open(out / "trials.csv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 60 and float(rows[0]["cost"]) == summary["greedy_cost_initial"]  # θ0 is trial 0
+    assert len(rows) == 60 and float(rows[0]["cost"]) == summary["greedy_cost_initial"]
+    assert rows[0]["trial"] == "1"  # θ0 is trial 1, as the log counts
     tf = load_theta(out / "theta.json")  # a θ file rlmpc export takes
     tuned = set(tf.fns.theta.names) - {"x_lb", "x_ub", "b"}
     theta0 = tf.fns.theta.unflatten(tf.fns.theta.default())

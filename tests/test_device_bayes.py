@@ -63,7 +63,7 @@ def test_bayes_through_mps2_an386_meets_the_budget_theta0_overruns(tmp_path: Pat
     assert d["returned_theta"]["worst_step"] <= BUDGET and d["returned_theta"]["meets_budget"] is True
     with open(out / "trials.csv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 6 and rows[0]["feasible"] == "False"  # trial 0 is θ0
+    assert len(rows) == 6 and rows[0]["feasible"] == "False"  # trial 1 is θ0
     for r in rows:  # every trial measured on the device, feasible exactly when within the budget
         assert (r["feasible"] == "True") == (float(r["worst_step"]) <= BUDGET)
     feasible = [r for r in rows if r["feasible"] == "True"]
@@ -72,7 +72,7 @@ def test_bayes_through_mps2_an386_meets_the_budget_theta0_overruns(tmp_path: Pat
     summary = json.loads((out / "summary.json").read_text())
     assert int(summary["best_trial"]) == int(min(feasible, key=lambda r: float(r["cost"]))["trial"])
     # the run again on the device reproduces the returned trial (its worst step to one SysTick: 40 instructions)
-    best = rows[int(summary["best_trial"])]
+    best = rows[int(summary["best_trial"]) - 1]  # trials count from 1, as the log does
     assert d["returned_theta"]["cost"] == pytest.approx(float(best["cost"]), rel=1e-12)
     assert abs(d["returned_theta"]["worst_step"] - float(best["worst_step"])) <= 40
     assert infeasible_cheaper  # (this seed: a cheaper trial over the budget was passed over)

@@ -160,7 +160,7 @@ class BayesTuner:
         cfg = self.config
         save_theta(self.out / "theta.json", theta_document(cfg.mpc.problem, cfg.mpc.params, self.fns, theta,
                                                            plant={"name": cfg.env.name, "params": cfg.env.params}))
-        rows = [{"trial": t.number, "cost": t.value, "feasible": self._feasible(t),
+        rows = [{"trial": t.number + 1, "cost": t.value, "feasible": self._feasible(t),
                  "worst_step": t.user_attrs.get("worst_step"), **t.params} for t in done]
         with open(self.out / "trials.csv", "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["trial"])
@@ -168,7 +168,7 @@ class BayesTuner:
             writer.writerows(rows)
         head = ["trial", "cost", "feasible", "worst_step", *(label for label, _ in self.entries)]
         budget = "" if self.budget is None else f" (budget {self.budget:g} {self.cost_unit or 'device unit'} per step)"
-        lines = [f"# Bayesian tuning: {len(done)} trials, best {best.value:.4g} (trial {best.number}){budget}"
+        lines = [f"# Bayesian tuning: {len(done)} trials, best {best.value:.4g} (trial {best.number + 1}){budget}"
                  if best else f"# Bayesian tuning: {len(done)} trials, none feasible{budget}", "",
                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join("–" if r.get(h) is None else f"{r[h]:.0f}" if h == "worst_step" else
@@ -182,7 +182,7 @@ class BayesTuner:
             "ms_per_step": 1e3 * wall / max(len(done), 1), "greedy_cost_initial": initial,
             "greedy_cost_final": final, "greedy_cost_ratio": final / initial if initial else math.nan,
             "evaluation": vars(cfg.evaluation), "updates": len(done), "budget": self.budget,
-            "feasible_trials": len(feasible), "best_trial": None if best is None else best.number,
+            "feasible_trials": len(feasible), "best_trial": None if best is None else best.number + 1,
             "mpc_failures": {"V": 0, "Q": 0, "skipped_updates": 0, "messages": {}},
             "theta_initial": {k: v.tolist() for k, v in self.fns.theta.unflatten(self.theta0).items()},
             "theta_final": {k: v.tolist() for k, v in self.fns.theta.unflatten(theta).items()},
