@@ -130,11 +130,11 @@ def main() -> None:
         from rlmpc.toolkit.figures import subplots
 
         fig, ax = subplots(figsize=(9, 5), constrained_layout=True)
-        for seed, row in results.items():
+        for n, (seed, row) in enumerate(results.items()):  # a colour per seed, a line style per variant
             for v, style in (("float32", "-"), ("1e-9", ":")) + ((variants[-1], "--"),) * bool(args.device):
                 dist = np.abs(row[v][1] - row["exact"][1]).max(axis=1)
-                ax.loglog(np.arange(1, len(dist) + 1), np.maximum(dist, 1e-17), style, lw=1,
-                            label=f"seed {seed}, {v}")
+                ax.loglog(np.arange(1, len(dist) + 1), np.maximum(dist, 1e-17), style, lw=1, color=f"C{n % 10}",
+                          label=f"seed {seed}" if style == "-" else None)
         ax.set_xlabel("training step (log)")
         ax.set_ylabel("‖θ − θ_exact‖∞")
         ax.set_title("Same seed, greedy action rounded to float32 (solid), perturbed by 1e-9 (dotted)"
