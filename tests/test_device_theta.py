@@ -183,6 +183,17 @@ def test_step_theta_on_mps2_is_set_theta_and_step_in_one_frame(lti: tuple[Proble
         assert device.stats.retries == 1
 
 
+
+def _after_set_theta(fns: ProblemFunctions, bundle: Bundle, program: Path, th: np.ndarray,
+                     states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The device's u0 at ``states`` after SET_THETA ``th`` (on mps2-an386), and the workstation's."""
+    reference = MPC(fns, SolverOptions(tol=1e-9), theta=th)
+    u_ref = np.array([reference.value(x).u0 for x in states])
+    problem = hash_prefix(bundle.manifest["problem"]["hash"])
+    with connected(program, "mps2-an386") as (_, link):
+        assert link.request(SetTheta(problem, hash_prefix(theta_hash(th)), tuple(th))) == Ack(int(MsgType.SET_THETA))
+        return _actions(link, states), u_ref
+
 def test_set_theta_far_from_theta0_at_violated_soft_bounds_on_mps2(lti: tuple[ProblemFunctions, Bundle, Path]) -> None:
     """θ far from θ0 (the model A, B of the true plant, back-offs and offsets moved) and states beyond
     the soft state bounds: the device's float32 precomputation (issue #16) and solve match the
@@ -198,12 +209,7 @@ def test_set_theta_far_from_theta0_at_violated_soft_bounds_on_mps2(lti: tuple[Pr
     rng = np.random.default_rng(3)
     states = np.column_stack([rng.uniform(-0.3, 1.2, 24), rng.uniform(-0.6, 0.6, 24)])
     states = states.astype(np.float32).astype(float)
-    reference = MPC(fns, SolverOptions(tol=1e-9), theta=th)
-    u_ref = np.array([reference.value(x).u0 for x in states])
-    problem = hash_prefix(bundle.manifest["problem"]["hash"])
-    with connected(program, "mps2-an386") as (_, link):
-        assert link.request(SetTheta(problem, hash_prefix(theta_hash(th)), tuple(th))) == Ack(int(MsgType.SET_THETA))
-        u_dev = _actions(link, states)
+    u_dev, u_ref = _after_set_theta(fns, bundle, program, th, states)
     violated = (states[:, 0] < d["x_lb"][0]) | (states[:, 0] > 1.0 + d["x_ub"][0])
     assert violated.sum() >= 5  # the soft bounds are violated at the start of these plans
     assert np.max(np.abs(u_dev - u_ref)) < 1e-5
@@ -227,12 +233,7 @@ def test_linear_slack_penalties_are_exact_after_set_theta_on_mps2(lti: tuple[Pro
     states = np.array([[-0.197, -0.016], [-0.183, 0.068], [-0.21, 0.177], [-0.167, 0.12], [-0.156, 0.083],
                        [-0.133, 0.064], [-0.149, 0.161], [-0.147, 0.147], [-0.107, 0.118], [-0.089, 0.099]])
     states = states.astype(np.float32).astype(float)
-    reference = MPC(fns, SolverOptions(tol=1e-9), theta=th)
-    u_ref = np.array([reference.value(x).u0 for x in states])
-    problem = hash_prefix(bundle.manifest["problem"]["hash"])
-    with connected(program, "mps2-an386") as (_, link):
-        assert link.request(SetTheta(problem, hash_prefix(theta_hash(th)), tuple(th))) == Ack(int(MsgType.SET_THETA))
-        u_dev = _actions(link, states)
+    u_dev, u_ref = _after_set_theta(fns, bundle, program, th, states)
     assert np.all(np.abs(u_ref) < 0.99)  # inside the input bounds: the linear penalties decide u
     assert np.max(np.abs(u_dev - u_ref)) < 1e-5
 
