@@ -226,7 +226,8 @@ _UINT_DTYPES: dict[Precision, np.dtype[Any]] = {Precision.F32: np.dtype("<u4"), 
 def _bits(values: Reals, precision: Precision) -> list[int]:
     """The IEEE-754 bit patterns of ``values`` rounded to ``precision``, as unsigned integers."""
     p = Precision(precision)
-    return [int(b) for b in np.asarray(values, dtype=REAL_DTYPES[p]).ravel().view(_UINT_DTYPES[p])]
+    with np.errstate(over="ignore"):  # (beyond float32: inf, as STEP_THETA would send it)
+        return [int(b) for b in np.asarray(values, dtype=REAL_DTYPES[p]).ravel().view(_UINT_DTYPES[p])]
 
 
 def theta_delta(base: Reals, theta: Reals, precision: Precision = Precision.F32) -> bytes:
