@@ -85,7 +85,7 @@ def run(program: Path, problem: bytes, thetas: np.ndarray, states: np.ndarray, w
         device = Device(port, timeout=2.0, theta_delta=way == "delta")
         device.connect()
         times = []
-        cpu0 = cpu_seconds(emu.process.pid)
+        cpu0, own0 = cpu_seconds(emu.process.pid), time.process_time()
         for th, x in zip(thetas, states, strict=True):
             t0 = time.perf_counter()
             if way == "pair":
@@ -101,7 +101,8 @@ def run(program: Path, problem: bytes, thetas: np.ndarray, states: np.ndarray, w
         if way == "delta":
             print(f"  ({device.stats.theta_deltas} of {len(thetas)} steps as STEP_THETA_DELTA)")
         print(f"  ({port.bytes_tx / len(thetas):.1f} B host→device per step, handshake included; QEMU CPU "
-              f"{1e3 * (cpu_seconds(emu.process.pid) - cpu0) / len(thetas):.2f} ms per step)")
+              f"{1e3 * (cpu_seconds(emu.process.pid) - cpu0) / len(thetas):.2f} ms per step, this process "
+              f"{1e3 * (time.process_time() - own0) / len(thetas):.2f} ms)")
         if device.stats.retries:
             print(f"  ({device.stats.retries} retries: {device.stats.errors[0]})")
         return float(np.median(times))
