@@ -485,7 +485,8 @@ def expected_lines(results: list[ParseResult], limits: DeviceLimits, precision: 
         lines.append(f"F {int(r.type)} {r.seq} {r.payload.hex() or '-'}")
         if SPECS[r.type].direction == "host->device":
             msg = decode(r, precision)
-            err = msg if isinstance(msg, DecodeError) else check_request(msg, limits)
+            device = dataclasses.replace(limits, precision=precision)  # (a float64 device rebuilds θ in float64)
+            err = msg if isinstance(msg, DecodeError) else check_request(msg, device)
             if err is not None:
                 lines.append(f"X {int(err.code)} {err.detail}")
             elif isinstance(msg, StepThetaDelta):  # the device prints the θ it rebuilt
