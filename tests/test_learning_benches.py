@@ -1,4 +1,5 @@
-"""`bench/learning_sensitivity.py --average-from F`: the greedy cost of θ averaged over the end of a run."""
+"""The learning diagnostics under bench/: `learning_sensitivity.py --average-from F` (the greedy cost of θ
+averaged over the end of a run) and `learning_fixed_points.py` (a kick to one θ component)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from rlmpc.toolkit.rl.evaluation import greedy_cost
 from rlmpc.toolkit.rl.training import Trainer
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "learning_sensitivity.py"
+FIXED_POINTS = BENCH.with_name("learning_fixed_points.py")
 
 
-def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("learning_sensitivity", BENCH)
+def _bench(path: Path = BENCH) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -52,3 +54,15 @@ def test_average_from_outside_0_1_is_one_line(fraction: str, monkeypatch: pytest
         _bench().main()
     assert exc.value.code == 2
     assert f"--average-from: expected a fraction 0 <= F < 1, got {float(fraction)}" in capsys.readouterr().err
+
+
+def test_a_kick_moves_one_component_by_delta_after_update_k(tmp_path: Path) -> None:
+    config = tmp_path / "lti.toml"
+    config.write_text(lti_qlearning_config(seed=1, steps=30, checkpoint_every=1000, eval_episodes=1, eval_steps=5))
+    bench = _bench(FIXED_POINTS)
+    plain, _ = bench.run(str(config), 1, 30, 1, 0.0, 20, tmp_path / "plain")
+    kicked, _ = bench.run(str(config), 1, 30, 1, 0.03, 20, tmp_path / "kicked")
+    np.testing.assert_array_equal(kicked[:19], plain[:19])  # the same run up to update K = 20
+    delta = kicked[19] - plain[19]
+    assert delta[1] == pytest.approx(0.03, abs=1e-12)
+    assert np.all(np.delete(delta, 1) == 0.0)
