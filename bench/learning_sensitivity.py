@@ -71,8 +71,9 @@ def run_device(config: str, seed: int, board: str, out: Path, steps: int | None 
     if code not in (0, 3):  # 3: learned θ worse than θ0, still a result
         raise SystemExit(f"rlmpc train --device {board} (seed {seed}) exited with {code}")
     summary = json.loads((folder / "summary.json").read_text())
+    device = json.loads((folder / "device.json").read_text())  # (summary.json is written before the device's part)
     return (float(summary["greedy_cost_final"]), np.load(folder / "history.npz")["theta"],
-            float(summary["device"]["distance_max"]))
+            float(device["distance_max"]))
 
 
 def _value(text: str) -> Any:
