@@ -59,8 +59,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_theta_at_every_step_keeps_the_rti_warm(run: tuple[Path, Path]) -> None:
     """θ pushed at every step: at most the cold first step of an episode falls back (the old firmware,
-    cold after every push: 98 of 202), and the device's action is the workstation's π_θ(s) to 1e-4 on
-    most steps (the old: median 0.07)."""
+    cold after every push: 188 of 202), and the device's action is the workstation's π_θ(s) to 1e-4 on
+    most steps (the old: median 0.78)."""
     d = _device(run[1])
     assert d["steps"] == 202 and d["theta_pushes"] >= 150 and d["episode_resets"] == 2
     assert d["fallbacks"] <= 2
