@@ -70,19 +70,21 @@ def run(config: str, seed: int, variant: str, overrides: dict[str, Any], out: Pa
     return float(summary["greedy_cost_final"]), theta, averaged
 
 
-def run_device(config: str, seed: int, board: str, out: Path) -> tuple[float, np.ndarray, float]:
+def run_device(config: str, seed: int, board: str, out: Path, steps: int | None = None
+               ) -> tuple[float, np.ndarray, float]:
     """Train once through ``board`` (the CLI's path); the learned greedy cost, θ after every step and
     the largest ‖u_device − π_θ(s)‖∞."""
     from rlmpc.cli import main as rlmpc
 
     folder = out / f"device_{seed}"
     code = rlmpc(["train", config, "--seed", str(seed), "--device", board, "--out", str(folder), "--quiet",
-                  "--no-plots"])
+                  "--no-plots", *(["--steps", str(steps)] if steps else [])])
     if code not in (0, 3):  # 3: learned θ worse than θ0, still a result
         raise SystemExit(f"rlmpc train --device {board} (seed {seed}) exited with {code}")
     summary = json.loads((folder / "summary.json").read_text())
+    device = json.loads((folder / "device.json").read_text())  # (summary.json is written before the device's part)
     return (float(summary["greedy_cost_final"]), np.load(folder / "history.npz")["theta"],
-            float(summary["device"]["distance_max"]))
+            float(device["distance_max"]))
 
 
 def _value(text: str) -> Any:
@@ -102,8 +104,11 @@ def main() -> None:
     ap.add_argument("--plot", type=Path, help="draw ‖θ_variant − θ_exact‖∞ against the step")
     ap.add_argument("--average-from", type=float, metavar="F",
                     help="also score θ averaged over the steps after this fraction of each run (0 <= F < 1)")
+    ap.add_argument("--steps", type=int, help="steps per episode (as `rlmpc train --steps`)")
     args = ap.parse_args()
     overrides = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
+    if args.steps is not None and args.steps < 1:
+        ap.error(f"--steps: expected a positive number, got {args.steps}")
     if args.device and overrides:
         ap.error("--set: not with --device (the device run uses the configuration as written)")
     if min(args.seeds) < 0:
@@ -115,8 +120,9 @@ def main() -> None:
 
         if args.device not in ALL_BOARDS:
             ap.error(f"--device: {args.device!r} is not a board; expected one of {list(ALL_BOARDS)}")
+    steps = {"steps": args.steps} if args.steps else {}
     try:  # the configuration with its overrides, checked before anything runs
-        load_config(args.config, overrides={"seed": args.seeds[0], **overrides})
+        load_config(args.config, overrides={"seed": args.seeds[0], **overrides, **steps})
     except ValueError as exc:
         ap.error(str(exc))
     variants = VARIANTS + ((f"device {args.device}",) if args.device else ())
@@ -124,12 +130,13 @@ def main() -> None:
     averaged: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            runs = {v: run(args.config, seed, v, overrides, Path(tmp), args.average_from) for v in VARIANTS}
+            runs = {v: run(args.config, seed, v, {**overrides, **steps}, Path(tmp), args.average_from)
+                    for v in VARIANTS}
             row = {v: (cost, theta) for v, (cost, theta, _) in runs.items()}
             averaged[seed] = {v: avg for v, (_, _, avg) in runs.items()}
             device_distance = ""
             if args.device:
-                cost, theta, worst = run_device(args.config, seed, args.device, Path(tmp))
+                cost, theta, worst = run_device(args.config, seed, args.device, Path(tmp), args.steps)
                 row[variants[-1]] = (cost, theta)
                 device_distance = f" | device max ‖u_device − π_θ(s)‖∞ {worst:.1e}"
             results[seed] = row
