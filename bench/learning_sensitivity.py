@@ -15,6 +15,11 @@ With ``--device BOARD`` a fourth run per seed goes through that (emulated) board
 For each seed it prints the learned greedy cost of each variant, its difference to ``exact``, and
 ‖θ_variant − θ_exact‖∞ along the run; ``--plot FILE`` draws that distance against the step.
 
+``--average-from F`` (0 <= F < 1) also scores, for each workstation variant, the mean of θ over the
+steps after the fraction F of the run (Polyak–Ruppert iterate averaging, applied after the fact: the
+run itself learns with the current iterate) and prints the same comparison for those averages.  A
+diagnostic: does averaging the wandering iterate make the learned cost reproducible?
+
     .venv/bin/python bench/learning_sensitivity.py examples/lti_qlearning.toml --seeds 1 2 3 4 5 69 \
         --set mpc.solver.hpipm_mode=BALANCE --plot /tmp/sensitivity.png
 """
@@ -50,28 +55,36 @@ def _greedy_source(variant: str, seed: int) -> Callable[[Any], np.ndarray] | Non
     return lambda sol: sol.u0 + 1e-9 * rng.standard_normal(np.shape(sol.u0))
 
 
-def run(config: str, seed: int, variant: str, overrides: dict[str, Any], out: Path) -> tuple[float, np.ndarray]:
-    """Train once; the learned greedy cost and θ after every step."""
+def run(config: str, seed: int, variant: str, overrides: dict[str, Any], out: Path,
+        average_from: float | None = None) -> tuple[float, np.ndarray, float]:
+    """Train once; the learned greedy cost, θ after every step and (``average_from``) the greedy cost
+    of θ averaged over the steps after that fraction of the run (NaN without it)."""
     cfg = load_config(config, output=out / f"{variant}_{seed}", overrides={"seed": seed, **overrides})
     trainer = Trainer(cfg, progress_bar=False, plots=False)
     trainer.agent.greedy_source = _greedy_source(variant, seed)
     summary = trainer.run()
-    return float(summary["greedy_cost_final"]), np.asarray(trainer.history.theta)
+    theta = np.asarray(trainer.history.theta)
+    averaged = float("nan")
+    if average_from is not None:
+        averaged = trainer.evaluate(theta[int(average_from * len(theta)):].mean(axis=0))
+    return float(summary["greedy_cost_final"]), theta, averaged
 
 
-def run_device(config: str, seed: int, board: str, out: Path) -> tuple[float, np.ndarray, float]:
+def run_device(config: str, seed: int, board: str, out: Path, steps: int | None = None
+               ) -> tuple[float, np.ndarray, float]:
     """Train once through ``board`` (the CLI's path); the learned greedy cost, θ after every step and
     the largest ‖u_device − π_θ(s)‖∞."""
     from rlmpc.cli import main as rlmpc
 
     folder = out / f"device_{seed}"
     code = rlmpc(["train", config, "--seed", str(seed), "--device", board, "--out", str(folder), "--quiet",
-                  "--no-plots"])
+                  "--no-plots", *(["--steps", str(steps)] if steps else [])])
     if code not in (0, 3):  # 3: learned θ worse than θ0, still a result
         raise SystemExit(f"rlmpc train --device {board} (seed {seed}) exited with {code}")
     summary = json.loads((folder / "summary.json").read_text())
+    device = json.loads((folder / "device.json").read_text())  # (summary.json is written before the device's part)
     return (float(summary["greedy_cost_final"]), np.load(folder / "history.npz")["theta"],
-            float(summary["device"]["distance_max"]))
+            float(device["distance_max"]))
 
 
 def _value(text: str) -> Any:
@@ -89,29 +102,41 @@ def main() -> None:
                     help="a config override (dotted key, JSON value), e.g. mpc.solver.hpipm_mode=BALANCE")
     ap.add_argument("--device", metavar="BOARD", help="also learn through this emulated board")
     ap.add_argument("--plot", type=Path, help="draw ‖θ_variant − θ_exact‖∞ against the step")
+    ap.add_argument("--average-from", type=float, metavar="F",
+                    help="also score θ averaged over the steps after this fraction of each run (0 <= F < 1)")
+    ap.add_argument("--steps", type=int, help="steps per episode (as `rlmpc train --steps`)")
     args = ap.parse_args()
     overrides = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
+    if args.steps is not None and args.steps < 1:
+        ap.error(f"--steps: expected a positive number, got {args.steps}")
     if args.device and overrides:
         ap.error("--set: not with --device (the device run uses the configuration as written)")
     if min(args.seeds) < 0:
         ap.error(f"--seeds: expected seeds >= 0, got {min(args.seeds)}")
+    if args.average_from is not None and not 0.0 <= args.average_from < 1.0:
+        ap.error(f"--average-from: expected a fraction 0 <= F < 1, got {args.average_from}")
     if args.device:
         from rlmpc.codegen.boards import ALL_BOARDS
 
         if args.device not in ALL_BOARDS:
             ap.error(f"--device: {args.device!r} is not a board; expected one of {list(ALL_BOARDS)}")
+    steps = {"steps": args.steps} if args.steps else {}
     try:  # the configuration with its overrides, checked before anything runs
-        load_config(args.config, overrides={"seed": args.seeds[0], **overrides})
+        load_config(args.config, overrides={"seed": args.seeds[0], **overrides, **steps})
     except ValueError as exc:
         ap.error(str(exc))
     variants = VARIANTS + ((f"device {args.device}",) if args.device else ())
     results: dict[int, dict[str, tuple[float, np.ndarray]]] = {}
+    averaged: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            row = {v: run(args.config, seed, v, overrides, Path(tmp)) for v in VARIANTS}
+            runs = {v: run(args.config, seed, v, {**overrides, **steps}, Path(tmp), args.average_from)
+                    for v in VARIANTS}
+            row = {v: (cost, theta) for v, (cost, theta, _) in runs.items()}
+            averaged[seed] = {v: avg for v, (_, _, avg) in runs.items()}
             device_distance = ""
             if args.device:
-                cost, theta, worst = run_device(args.config, seed, args.device, Path(tmp))
+                cost, theta, worst = run_device(args.config, seed, args.device, Path(tmp), args.steps)
                 row[variants[-1]] = (cost, theta)
                 device_distance = f" | device max ‖u_device − π_θ(s)‖∞ {worst:.1e}"
             results[seed] = row
@@ -121,11 +146,25 @@ def main() -> None:
             marks = " ".join(f"{k}:{dist[k - 1]:.0e}" for k in MARKS if k <= len(dist))
             print(f"seed {seed:>3}: exact {exact:.4g} | {cells} | "
                   f"‖Δθ‖∞ (1e-9) at step {marks}, end {dist[-1]:.0e}{device_distance}", flush=True)
+            if args.average_from is not None:
+                avg, start = averaged[seed], int(args.average_from * len(dist))
+                cells = " | ".join(f"{v} {avg[v]:.4g} ({100 * (avg[v] / avg['exact'] - 1):+.1f} %)"
+                                   for v in VARIANTS[1:])
+                gap = np.abs(row["1e-9"][1][start:].mean(axis=0) - row["exact"][1][start:].mean(axis=0)).max()
+                print(f"    θ averaged from step {start + 1}: exact {avg['exact']:.4g} | {cells} | "
+                      f"‖Δθ̄‖∞ (1e-9) {gap:.0e}", flush=True)
     for v in variants[1:]:
         within = sum(abs(r[v][0] / r["exact"][0] - 1) <= 0.02 for r in results.values())
         print(f"within 2 % of exact: {v} {within} of {len(results)}")
     for v in variants:
         print(f"median learned cost {v}: {np.median([r[v][0] for r in results.values()]):.4g}")
+    if args.average_from is not None:
+        for v in VARIANTS[1:]:
+            within = sum(abs(a[v] / a["exact"] - 1) <= 0.02 for a in averaged.values())
+            print(f"θ averaged from {args.average_from:g} of the run, within 2 % of exact: {v} {within} of "
+                  f"{len(averaged)}")
+        for v in VARIANTS:
+            print(f"median cost of the averaged θ {v}: {np.median([a[v] for a in averaged.values()]):.4g}")
     if args.plot:
         from rlmpc.toolkit.figures import subplots
 

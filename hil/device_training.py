@@ -14,13 +14,21 @@ and came back with its exported θ) gets the current θ again before the step is
 this touches θ or the replay buffer: the agent only ever sees the action the device finally
 returned.  Every retry, handshake, re-push and injected fault is counted in :meth:`summary`.
 
+Episodes: every episode starts with RESET (:meth:`episode_start`): the device's controller starts
+cold at the plant's new initial state, as on a bench a new experiment restarts the controller.
+Within an episode a real-time-iteration device keeps its warm start (last plan, working set) across
+θ pushes: a new θ moves its solution a little, and the next iteration starts from the old one.  A
+solver without a guess to keep (the dense and structured QP solvers) restarts at every θ, as before.
+
 Checkpoints: :meth:`state_dict` (the θ hash on the device, the per-step record) rides in the
-trainer's checkpoint; after ``--resume`` the device (restarted, or running another θ) is sent the
-checkpoint's θ before its first step.  SET_THETA restarts the device's solver cold, so where θ is
-pushed before every step (``update_every = 1``) the device's answers do not depend on the steps
-before the checkpoint and the resumed run is bit for bit the uninterrupted one; where the device
-solves several steps at one θ, its warm start is lost at the resume (and at a device reset), and the
-resumed run matches to the solver's tolerance only.
+trainer's checkpoint; after ``--resume`` the device (restarted, or running another θ) is reset and
+sent the checkpoint's θ before its first step.  Bit for bit with the uninterrupted run: (a) devices
+that restart their solver at every θ, where θ is pushed before every step (``update_every = 1``);
+(b) any device when the checkpoint falls on an episode boundary (``checkpoint_every`` a multiple of
+the episode length: the next episode starts with RESET either way).  Not bit for bit: a checkpoint
+within an episode of an RTI device (the resumed step starts cold, the uninterrupted one warm), a
+device that resets mid-run (it restarts cold), and a step whose reply was lost after the device had
+run it (an RTI device then iterates twice at that state): these match to the RTI's own accuracy.
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ class DeviceRecord:
     asked_again: int = 0  # steps asked again after the transport's retries were spent
     sent_ahead: int = 0  # STEP_THETA frames written before the workstation's solves (prefetch)
     resumed_from: str = ""  # with --resume: the device's θ hash in the checkpoint
+    episode_resets: int = 0  # RESETs at episode starts (and after a resume)
 
 
 class DeviceInTheLoop:
@@ -88,6 +97,7 @@ class DeviceInTheLoop:
         self._info_seen: Any = None  # the INFO of the handshake in force at the last push
         # a STEP_THETA written ahead (prefetch): θ, s, p, θ's hash and the frame
         self._pending: tuple[FloatArray, FloatArray, FloatArray, str, Sent] | None = None
+        self._reset_due = False  # RESET before the next step (after a resume)
 
     # --- θ ---------------------------------------------------------------------------------------
     def push(self, theta: FloatArray) -> None:
@@ -117,6 +127,16 @@ class DeviceInTheLoop:
         self._info_seen = self.device.info()
 
     # --- the policy ------------------------------------------------------------------------------
+    def episode_start(self) -> None:
+        """RESET (:attr:`MpcAgent.greedy_episode_start`): the episode's first step starts the device's
+        controller cold, whatever the steps before it left (a frame written ahead is completed first)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._complete(pending)
+        self.device.reset()
+        self.record.episode_resets += 1
+        self._reset_due = False
+
     def prefetch(self, s: FloatArray, theta: FloatArray, p: FloatArray) -> None:
         """Write the next step's STEP_THETA now (:attr:`MpcAgent.greedy_prefetch`: the agent knows s⁺ and θ
         before its own solves), so that the frame crosses the link while the workstation works; its
@@ -138,9 +158,16 @@ class DeviceInTheLoop:
         pending, self._pending = self._pending, None
         if pending is None:
             return None
-        theta, s, p, digest, sent = pending
+        theta, s, p, _digest, sent = pending
         if np.array_equal(theta, sol.theta) and np.array_equal(s, sol.s) and np.array_equal(p, sol.p.ravel()):
             return sent
+        self._complete(pending)
+        return None
+
+    def _complete(self, pending: tuple[FloatArray, FloatArray, FloatArray, str, Sent]) -> None:
+        """Read the reply of a frame written ahead that is not used (the device ran that step: it now
+        runs that θ)."""
+        theta, s, p, digest, sent = pending
         try:
             self.device.step_theta(theta_tag(digest), theta, s, p, sent=sent)
         except DeviceRefusalError as exc:
@@ -148,7 +175,6 @@ class DeviceInTheLoop:
         self._theta, self.record.theta_hash = theta, digest
         self._theta_name = tagged_theta_hash(theta_tag(digest))
         self.record.pushes += 1
-        return None
 
     def _push_and_step(self, sol: MpcSolution, sent: Sent | None = None) -> Any:
         """A new θ and the step in one frame (:meth:`Device.step_theta`), or, from a firmware without
@@ -183,6 +209,8 @@ class DeviceInTheLoop:
 
     def action(self, sol: MpcSolution) -> FloatArray:
         """The device's action at the state the workstation just solved for, with the same θ."""
+        if self._reset_due:
+            self.episode_start()
         sent = self._take_pending(sol)
         if sent is not None:
             result = self._push_and_step(sol, sent)
@@ -232,6 +260,7 @@ class DeviceInTheLoop:
         self.record.resumed_from = state["theta_hash"]
         self._theta = None  # pushed before the first step after the resume
         self._pending = None
+        self._reset_due = True  # and the device reset first (cold, whether it kept running or restarted)
 
     # --- outputs ---------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -249,6 +278,7 @@ class DeviceInTheLoop:
                 "theta_repushes_after_reset": self.record.repushes, "theta_hash": self.record.theta_hash,
                 "steps_asked_again": self.record.asked_again, "steps_sent_ahead": self.record.sent_ahead,
                 "theta_frame": self._theta_frame(),
+                "episode_resets": self.record.episode_resets,
                 "link": self.device.stats.as_dict(),
                 **self._extras()}
 

@@ -76,7 +76,7 @@ class RtiReference:
             if self.shifted:
                 self.rti.shift_warm_start()
             sol = self.rti.value(x)
-        if not sol.success:  # (the device resets its guess after a failed step)
+        if not sol.success:  # (the device iterates the next step cold too, from its fallback's rollout, not zero)
             self.rti.reset()
             self._cold = True
         ref = self.converged.value(x)

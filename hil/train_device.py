@@ -59,11 +59,12 @@ def run_on_device(trainer: Any, args: argparse.Namespace) -> dict[str, Any]:
         loop = DeviceInTheLoop(device, trainer.mpc.fns.problem_hash, trainer.mpc.fns.theta.size)
         trainer.agent.greedy_source = loop.action
         trainer.agent.greedy_prefetch = loop.prefetch
+        trainer.agent.greedy_episode_start = loop.episode_start
         trainer.checkpoint_hooks["device"] = (loop.state_dict, loop.load_state_dict)
         try:
             summary = trainer.run(resume=args.resume)
         finally:
-            trainer.agent.greedy_source = trainer.agent.greedy_prefetch = None
+            trainer.agent.greedy_source = trainer.agent.greedy_prefetch = trainer.agent.greedy_episode_start = None
             if loop.record.distance:
                 loop.save(out)
         summary["device"] = loop.summary()

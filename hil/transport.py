@@ -532,10 +532,11 @@ class Device:
     def step_theta(self, theta_tag: int, theta: npt.ArrayLike, x: npt.ArrayLike, p: npt.ArrayLike = (),
                    sent: Sent | None = None) -> ActionResult:
         """A new θ and one step in one frame (STEP_THETA, capability ``STEP_THETA``): the device checks θ as
-        SET_THETA does (a refusal raises :class:`DeviceRefusalError`, no step), applies it, forgets its
-        warm start and steps.  The ACTION carrying this request's seq and step index was computed with this
-        θ (θ and x travel in one CRC-checked frame), so a lost or corrupted reply is simply sent again with
-        the usual recovery: the answer is the same (θ restarts the solver cold).  ``theta_tag`` names θ
+        SET_THETA does (a refusal raises :class:`DeviceRefusalError`, no step), applies it (a real-time
+        iteration keeps its warm start, other solvers forget theirs) and steps.  The ACTION carrying this
+        request's seq and step index was computed with this θ (θ and x travel in one CRC-checked frame), so a
+        lost or corrupted reply is simply sent again with the usual recovery (the same answer from a solver
+        that restarts at θ; a real-time iteration that ran the lost step iterates once more).  ``theta_tag`` names θ
         in the device's INFO afterwards (:func:`rlmpc.codegen.protocol.tagged_theta_hash`).  ``sent``: the
         frame of this request, written by :meth:`send_step_theta` (its reply is read; θ, x, p are the frame's).
 

@@ -97,6 +97,19 @@ def stage_functions(fns: ProblemFunctions, theta: ParameterValues | None = None,
     return stage, stage_cost, terminal
 
 
+def cost_curvature_varies(fns: ProblemFunctions, theta: ParameterValues | None = None,
+                          p: ParameterValues | None = None, runtime: bool = False) -> bool:
+    """True if the Hessian W of a stage or the terminal cost depends on (x, u) (a cost that is not
+    quadratic, e.g. the pendulum's 1 − cos: W can be indefinite away from the origin, and the RTI
+    solver projects it, ``CONVEXIFY`` in ``rlmpc_rti.c``); False for quadratic costs (W fixed by θ, p)."""
+    stage, _, terminal = stage_functions(fns, theta, p, runtime)
+    x, u = cs.SX.sym("x", fns.nx), cs.SX.sym("u", fns.nu)
+    extra = [cs.SX.sym("theta", fns.ntheta), cs.SX.sym("p", fns.np)] if runtime else []
+    W = stage(x, u, cs.SX.sym("discount_k"), *extra)[3]
+    WN = terminal(x, *extra)[0]
+    return bool(cs.depends_on(W, cs.vertcat(x, u)) or cs.depends_on(WN, x))
+
+
 def generate_stage_functions(fns: ProblemFunctions, theta: ParameterValues | None = None,
                              p: ParameterValues | None = None,
                              single: bool = True, runtime: bool = False) -> StageFunctions:

@@ -33,7 +33,13 @@ from typing import Any
 
 import numpy as np
 
-from rlmpc.codegen.mcu.casadi_functions import STAGE, STAGE_COST, TERMINAL, generate_stage_functions
+from rlmpc.codegen.mcu.casadi_functions import (
+    STAGE,
+    STAGE_COST,
+    TERMINAL,
+    cost_curvature_varies,
+    generate_stage_functions,
+)
 from rlmpc.codegen.mcu.daqp_rti_patch import patch_daqp_rti
 from rlmpc.codegen.mcu.daqp_sources import SOLVER_SOURCES
 from rlmpc.codegen.mcu.fallback import Fallback, fallback_gain
@@ -83,6 +89,11 @@ COLD_PEN = 0.3
 # rows formed at once from which one forward pass of the sensitivities is cheaper than one
 # adjoint recursion per row
 FORWARD_ROWS = 10
+# a cost Hessian that depends on (x, u) and has no Cholesky factor is projected: its eigenvalues below
+# EIG_MIN raised to it (acados' PROJECT and its default epsilon); Jacobi sweeps stop when the squared
+# off-diagonal is below JACOBI_TOL times the squared diagonal
+EIG_MIN = 1e-4
+JACOBI_TOL = {"float32": 1e-12, "float64": 1e-24}
 # rows violated at w = 0 after a reset from which DAQP gets every row at once (cart-pole's
 # worst cold start: 36 instead of 48 QP iterations)
 COLD_ALL = 8
@@ -182,6 +193,8 @@ def render_rti(fns: ProblemFunctions, theta: ParameterValues | None = None,
         "forward_rows": str(FORWARD_ROWS), "cold_all": str(COLD_ALL),
         "cold_pen": c_number(COLD_PEN, single),
         "runtime": "1" if runtime else "0",
+        "convexify": "1" if cost_curvature_varies(fns, th, p, runtime) else "0",
+        "eig_min": c_number(EIG_MIN, single), "jacobi_tol": c_number(JACOBI_TOL[precision], single),
         "ntheta_rt": str(fns.ntheta if runtime else 0), "np_rt": str(fns.np if runtime else 0),
         "theta0": arr(th), "p0": arr(p_flat),
         "theta_lb": arr(fns.theta.lower()), "theta_ub": arr(fns.theta.upper()),

@@ -135,7 +135,9 @@ static rlmpc_real plan_x[(RLMPC_HORIZON + 1) * NX];
 static rlmpc_real plan_u[RLMPC_HORIZON * NU];
 static int plan_valid = 0, plan_age = 0;
 #endif
-static int cold = 1; /* no solve since start-up or RESET */
+/* no guess: start-up, RESET, or the last solve failed (a real-time-iteration solver then resets its
+ * guess): the next step iterates RLMPC_BUNDLE_STARTUP_ITERATIONS times */
+static int cold = 1;
 
 static void controller_reset(void)
 {
@@ -169,8 +171,8 @@ static int fallback_action(rlmpc_real u[NU])
 }
 
 /* The solve of one step: RLMPC_BUNDLE_SQP_ITERATIONS Gauss-Newton iterations of a real-time-
- * iteration solver at this state (1: plain RTI), RLMPC_BUNDLE_STARTUP_ITERATIONS after start-up
- * or RESET (no guess yet: SQP to convergence); other solvers solve once. */
+ * iteration solver at this state (1: plain RTI), RLMPC_BUNDLE_STARTUP_ITERATIONS after start-up,
+ * RESET or a failed step (no guess: SQP to convergence); other solvers solve once. */
 static int solve(const rlmpc_real x[NX], rlmpc_real u[NU], rlmpc_solver_info *info, int *sqp)
 {
     int status = rlmpc_solve(x, u, info);
@@ -192,7 +194,7 @@ static int solve(const rlmpc_real x[NX], rlmpc_real u[NU], rlmpc_solver_info *in
 #ifdef RLMPC_SOLVER_REPORTS_SQP
     *sqp = info->sqp_iterations;
 #endif
-    cold = 0;
+    cold = status <= 0;
     return status;
 }
 
@@ -280,7 +282,15 @@ static void answer_step(const rlmpc_event *ev)
 }
 
 #if NTHETA > 0
-static void controller_reset(void);
+/* After a new theta: a solver that keeps its warm start across theta (RLMPC_THETA_KEEPS_WARM_START:
+ * the real-time iteration) continues from its last plan, and the fallback plan stays; any other
+ * restarts as after RESET (the dense solvers: no guess to lose, bit for bit after a resume). */
+static void theta_changed(void)
+{
+#if !defined(RLMPC_THETA_KEEPS_WARM_START)
+    controller_reset();
+#endif
+}
 
 /* The theta in use as last received (SET_THETA, STEP_THETA, STEP_THETA_DELTA): the base of the next
  * STEP_THETA_DELTA.  Unknown (0) from start-up until the first theta arrives: the exported theta is not
@@ -319,7 +329,7 @@ static void set_tagged_hash(uint32_t tag)
 
 /* SET_THETA: checked by the decoder (length, n_theta, problem hash, bounds), then applied by the
  * solver as a whole (it keeps the theta in use if the new one fails: OUT_OF_BOUNDS with
- * detail = n_theta), the warm start and plan forgotten, the new hash reported by INFO. */
+ * detail = n_theta), the warm start kept or forgotten (theta_changed), the new hash reported by INFO. */
 static void answer_set_theta(const rlmpc_event *ev)
 {
     static rlmpc_real staged[NTHETA];
@@ -335,7 +345,7 @@ static void answer_set_theta(const rlmpc_event *ev)
         return;
     }
     copy_bytes(theta_hash, m.theta_hash, RLMPC_PROTO_HASH_LEN);
-    controller_reset();
+    theta_changed();
     send(rlmpc_encode_ack(tx, ev->seq, ev->type));
 }
 
@@ -358,7 +368,7 @@ static void answer_step_theta(const rlmpc_event *ev)
         return;
     }
     set_tagged_hash(m.theta_tag);
-    controller_reset();
+    theta_changed();
     step_and_answer(ev, m.step, m.n_p, x, p);
 }
 
@@ -381,7 +391,7 @@ static void answer_step_theta_delta(const rlmpc_event *ev)
         return;
     }
     set_tagged_hash(m.theta_tag);
-    controller_reset();
+    theta_changed();
     step_and_answer(ev, m.step, m.n_p, x, p);
 }
 #endif

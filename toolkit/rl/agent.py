@@ -83,6 +83,8 @@ class MpcAgent:
         # … and may be told (s, θ, p) of the next greedy action as soon as they are known, before the
         # workstation's solves, to start on it meanwhile (the action is still taken by greedy_source)
         self.greedy_prefetch: Callable[[FloatArray, FloatArray, FloatArray], None] | None = None
+        # … and told when an episode starts (a device restarts its controller cold: a new experiment)
+        self.greedy_episode_start: Callable[[], None] | None = None
 
     # --- acting ----------------------------------------------------------------------
     def _action_from(self, sol: MpcSolution, explore: bool) -> FloatArray:
@@ -108,6 +110,8 @@ class MpcAgent:
     def begin_episode(self, s: FloatArray) -> FloatArray:
         """Start an episode in state s; returns the first action."""
         self.exploration.reset()
+        if self.greedy_episode_start is not None:
+            self.greedy_episode_start()
         return self._begin(s)
 
     def _begin(self, s: FloatArray) -> FloatArray:
