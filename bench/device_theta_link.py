@@ -8,17 +8,23 @@ as while learning) and states is sent these ways, in interleaved rounds (the mac
 alike): old = double precomputation, SET_THETA then STEP (two round trips); float = float32
 precomputation, two round trips; pair = float32, SET_THETA and STEP back to back
 (:meth:`rlmpc.hil.transport.Device.step_with_theta`, one round trip); frame = float32, θ and the step
-in one STEP_THETA frame without hashes (:meth:`rlmpc.hil.transport.Device.step_theta`); step = a plain
+in one STEP_THETA frame without hashes (:meth:`rlmpc.hil.transport.Device.step_theta`); delta = the same
+with θ as differences to the θ in use (STEP_THETA_DELTA, varints; whole θ where not shorter); step = a plain
 STEP, θ unchanged (the floor: what a step costs without a new θ).  Printed: median ms per step
 and steps/s over the link alone (no workstation solve, no learning update), the ratios, and the frame
 sizes, which bound the rate: QEMU's CMSDK UART takes one host→device byte per main-loop turn.
 
-    .venv/bin/python bench/device_theta_link.py [--steps 300] [--rounds 3] [--ways old,float,pair,frame,step]
+``--history RUN/history.npz`` sends the θ of a learning run (``rlmpc train``; its first ``--steps`` rows) instead
+of the straight line: the differences, and so the STEP_THETA_DELTA frames, are those of learning.
+
+    .venv/bin/python bench/device_theta_link.py [--history RUN/history.npz] [--steps 300] [--rounds 3] \\
+        [--ways old,float,pair,frame,delta,step]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -34,7 +40,7 @@ from rlmpc.codegen.firmware import Bundle, build_firmware, start_emulator  # noq
 from rlmpc.codegen.manifest import theta_hash  # noqa: E402
 from rlmpc.codegen.mcu_export import export_mcu  # noqa: E402
 from rlmpc.codegen.protocol import SetTheta, Step, StepTheta, encode, hash_prefix, theta_tag  # noqa: E402
-from rlmpc.hil.transport import Device  # noqa: E402
+from rlmpc.hil.transport import Device, RecordingPort  # noqa: E402
 from rlmpc.toolkit.problems import lti_mpc  # noqa: E402
 from rlmpc.toolkit.problems.lti import A_TRUE, B_TRUE  # noqa: E402
 from rlmpc.toolkit.theta_file import save_theta, theta_document  # noqa: E402
@@ -64,20 +70,27 @@ def build(root: Path, precompute_double: bool) -> tuple[Path, bytes]:
     return program, hash_prefix(bundle.manifest["problem"]["hash"])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(program: Path, problem: bytes, thetas: np.ndarray, states: np.ndarray, way: str) -> float:
-    """Median seconds per step."""
+    """Median seconds per step; prints QEMU's CPU time per step (what a busy machine must find for it)."""
     emu = start_emulator(program, "mps2-an386")
     port = None
     try:
-        port = serial.serial_for_url(emu.serial_url, timeout=0.01)
-        device = Device(port, timeout=2.0)
+        port = RecordingPort(serial.serial_for_url(emu.serial_url, timeout=0.01))
+        device = Device(port, timeout=2.0, theta_delta=way == "delta")
         device.connect()
         times = []
+        cpu0, own0 = cpu_seconds(emu.process.pid), time.process_time()
         for th, x in zip(thetas, states, strict=True):
             t0 = time.perf_counter()
             if way == "pair":
                 device.step_with_theta(problem, hash_prefix(theta_hash(th)), th, x)
-            elif way == "frame":
+            elif way in ("frame", "delta"):
                 device.step_theta(theta_tag(theta_hash(th)), th, x)
             elif way == "step":
                 device.step(x)
@@ -85,6 +98,11 @@ def run(program: Path, problem: bytes, thetas: np.ndarray, states: np.ndarray, w
                 device.set_theta(problem, hash_prefix(theta_hash(th)), th, refresh_info=False)
                 device.step(x)
             times.append(time.perf_counter() - t0)
+        if way == "delta":
+            print(f"  ({device.stats.theta_deltas} of {len(thetas)} steps as STEP_THETA_DELTA)")
+        print(f"  ({port.bytes_tx / len(thetas):.1f} B host→device per step, handshake included; QEMU CPU "
+              f"{1e3 * (cpu_seconds(emu.process.pid) - cpu0) / len(thetas):.2f} ms per step, this process "
+              f"{1e3 * (time.process_time() - own0) / len(thetas):.2f} ms)")
         if device.stats.retries:
             print(f"  ({device.stats.retries} retries: {device.stats.errors[0]})")
         return float(np.median(times))
@@ -98,13 +116,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--ways", default="old,float,pair,frame,step",
-                        help="comma-separated, from old, float, pair, frame, step; the first is the base of the ratios")
+    parser.add_argument("--history", type=Path, help="history.npz of `rlmpc train`: send its θ rows")
+    parser.add_argument("--ways", default="old,float,pair,frame,delta,step",
+                        help="comma-separated, from old, float, pair, frame, delta, step; the first is the base of "
+                             "the ratios")
     args = parser.parse_args()
     ways = args.ways.split(",")
-    if not ways or any(w not in ("old", "float", "pair", "frame", "step") for w in ways):
-        parser.error(f"--ways: expected names from old, float, pair, frame, step, got {args.ways!r}")
+    names = ("old", "float", "pair", "frame", "delta", "step")
+    if not ways or any(w not in names for w in ways):
+        parser.error(f"--ways: expected names from {', '.join(names)}, got {args.ways!r}")
     thetas, states = thetas_and_states(args.steps)
+    if args.history is not None:
+        rows = np.load(args.history)["theta"]
+        if rows.shape[1] != thetas.shape[1] or len(rows) < args.steps:
+            parser.error(f"--history: expected at least {args.steps} rows of {thetas.shape[1]} θ values, "
+                         f"got {rows.shape}")
+        thetas = rows[:args.steps]
     results: dict[str, list[float]] = {w: [] for w in ways}
     with tempfile.TemporaryDirectory() as tmp:
         old = build(Path(tmp) / "old", True) if "old" in ways else None
@@ -113,16 +140,17 @@ def main() -> None:
             for w in ways:
                 program = old if w == "old" and old is not None else new
                 results[w].append(run(*program, thetas, states, w))
+                print(f"  round {len(results[w])}: {w} {1e3 * results[w][-1]:.2f} ms/step", flush=True)
     n = thetas.shape[1]
     print(f"frames host→device: SET_THETA {len(encode(SetTheta(bytes(16), bytes(16), (0.0,) * n)))} B, "
           f"STEP {len(encode(Step(0, (0.0, 0.0))))} B, "
           f"STEP_THETA {len(encode(StepTheta(0, 0, (0.0, 0.0), (), (0.0,) * n)))} B")
     base = float(np.median(results[ways[0]]))
-    print(f"{'way':8} {'ms/step':>8} {'steps/s':>8} {'vs ' + ways[0]:>9}   (median over {args.rounds} rounds of "
+    print(f"{'way':10} {'ms/step':>8} {'steps/s':>8} {'vs ' + ways[0]:>9}   (median over {args.rounds} rounds of "
           f"{args.steps} steps)")
     for w in ways:
         t = float(np.median(results[w]))
-        print(f"{w:8} {1e3 * t:8.2f} {1 / t:8.0f} {base / t:9.2f}")
+        print(f"{w:10} {1e3 * t:8.2f} {1 / t:8.0f} {base / t:9.2f}")
 
 
 if __name__ == "__main__":

@@ -115,6 +115,21 @@ class StepTheta(_Message):
 
 
 @dataclass(frozen=True)
+class StepThetaDelta(_Message):
+    """STEP_THETA with θ as differences to the θ in use (``base_tag``): ``delta`` holds ``n_theta`` varints
+    (:func:`theta_delta`, :func:`apply_theta_delta`)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.STEP_THETA_DELTA
+    step: int
+    base_tag: int
+    theta_tag: int
+    n_theta: int
+    x: Reals
+    p: Reals = ()
+    delta: bytes = b""
+
+
+@dataclass(frozen=True)
 class Reset(_Message):
     TYPE: ClassVar[MsgType] = MsgType.RESET
 
@@ -187,9 +202,11 @@ class Error(_Message):
     detail: int = 0
 
 
-Message = Hello | Step | SetTheta | StepTheta | Reset | Ping | Exit | Info | Action | Pong | Ack | Error
+Message = (Hello | Step | SetTheta | StepTheta | StepThetaDelta | Reset | Ping | Exit | Info | Action | Pong | Ack
+           | Error)
 MESSAGE_CLASSES: dict[MsgType, type[Message]] = {
-    cls.TYPE: cls for cls in (Hello, Step, SetTheta, StepTheta, Reset, Ping, Exit, Info, Action, Pong, Ack, Error)}
+    cls.TYPE: cls for cls in (Hello, Step, SetTheta, StepTheta, StepThetaDelta, Reset, Ping, Exit, Info, Action, Pong,
+                              Ack, Error)}
 
 
 def board_bytes(name: str) -> bytes:
@@ -199,6 +216,77 @@ def board_bytes(name: str) -> bytes:
     if len(raw) > size:
         raise ValueError(f"board name {name!r}: longer than {size} bytes")
     return raw.ljust(size, b"\0")
+
+
+# --- θ as differences (STEP_THETA_DELTA) ---------------------------------------------------
+
+_UINT_DTYPES: dict[Precision, np.dtype[Any]] = {Precision.F32: np.dtype("<u4"), Precision.F64: np.dtype("<u8")}
+
+
+def _bits(values: Reals, precision: Precision) -> list[int]:
+    """The IEEE-754 bit patterns of ``values`` rounded to ``precision``, as unsigned integers."""
+    p = Precision(precision)
+    with np.errstate(over="ignore"):  # (beyond float32: inf, as STEP_THETA would send it)
+        return [int(b) for b in np.asarray(values, dtype=REAL_DTYPES[p]).ravel().view(_UINT_DTYPES[p])]
+
+
+def theta_delta(base: Reals, theta: Reals, precision: Precision = Precision.F32) -> bytes:
+    """STEP_THETA_DELTA's ``delta``: θ (rounded to ``precision``) against ``base`` (values in ``precision``), per
+    value the difference of the bit patterns, zigzag-mapped, as a varint (``protocol_spec``).  Lossless: the
+    device rebuilds exactly the values a STEP_THETA frame would carry."""
+    width = 8 * Precision(precision)
+    mask = (1 << width) - 1
+    out = bytearray()
+    for b0, b1 in zip(_bits(base, precision), _bits(theta, precision), strict=True):
+        d = (b1 - b0) & mask
+        if d >> (width - 1):  # negative
+            d -= 1 << width
+        z = ((d << 1) ^ (d >> (width - 1))) & mask
+        while z >= 0x80:
+            out.append((z & 0x7F) | 0x80)
+            z >>= 7
+        out.append(z)
+    return bytes(out)
+
+
+def _varints(delta: bytes, n: int, precision: Precision) -> list[int] | None:
+    """The n zigzag-mapped values in ``delta``, or None unless they fill it exactly and canonically."""
+    width = 8 * Precision(precision)
+    most = -(-width // 7)
+    values, i = [], 0
+    for _ in range(n):
+        z = shift = used = 0
+        while True:
+            if i >= len(delta) or used == most:
+                return None
+            byte = delta[i]
+            i += 1
+            used += 1
+            if used > 1 and byte == 0:  # a final 0x00 after another byte: not canonical
+                return None
+            z |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        if z >> width:
+            return None
+        values.append(z)
+    return values if i == len(delta) else None
+
+
+def apply_theta_delta(base: Reals, delta: bytes,
+                      precision: Precision = Precision.F32) -> npt.NDArray[np.float64] | None:
+    """θ rebuilt from the θ in use (``base``, values in ``precision``) and STEP_THETA_DELTA's ``delta``, as the
+    device does (integer arithmetic on the bit patterns); None if ``delta`` is malformed."""
+    p = Precision(precision)
+    bits = _bits(base, p)
+    zs = _varints(delta, len(bits), p)
+    if zs is None:
+        return None
+    width = 8 * p
+    mask = (1 << width) - 1
+    new = [(b + ((z >> 1) ^ -(z & 1))) & mask for b, z in zip(bits, zs, strict=True)]
+    return np.array(new, dtype=_UINT_DTYPES[p]).view(REAL_DTYPES[p]).astype(float)
 
 
 # --- payload codec -------------------------------------------------------------------------
@@ -257,7 +345,10 @@ def decode_payload(type_id: int, payload: bytes,
         return DecodeError(ErrorCode.BAD_LENGTH, n)
     raw = dict(zip([f.name for f in spec.fields], _fixed_struct(spec).unpack_from(payload), strict=True))
     dtype = REAL_DTYPES[Precision(precision)]
-    if spec.arrays and n != spec.fixed_len + sum(raw[a.count] for a in spec.arrays) * dtype.itemsize:
+    reals = spec.fixed_len + sum(raw[a.count] for a in spec.arrays) * dtype.itemsize
+    if spec.arrays and (n < reals if spec.tail else n != reals):
+        return DecodeError(ErrorCode.BAD_LENGTH, n)
+    if spec.type == MsgType.STEP_THETA_DELTA and _varints(payload[reals:], raw["n_theta"], precision) is None:
         return DecodeError(ErrorCode.BAD_LENGTH, n)
     kwargs = {k: v for k, v in raw.items() if k not in _counts(spec)}
     offset = spec.fixed_len
@@ -455,17 +546,28 @@ class DeviceLimits:
     theta_lb: Floats | None = None
     theta_ub: Floats | None = None
     precision: Precision = Precision.F32
+    theta_tag: int | None = None  # the tag of the θ in use (first 4 bytes of INFO.theta_hash, LE)
+    theta: Floats | None = None  # the θ in use, if the device keeps it for STEP_THETA_DELTA (else None)
 
 
 def check_request(msg: Message, limits: DeviceLimits) -> DecodeError | None:
     """Why a device rejects a decoded request (as ``rlmpc_decode_*`` in C), or None."""
     if isinstance(msg, Hello) and msg.protocol_version != PROTOCOL_VERSION:
         return DecodeError(ErrorCode.BAD_VERSION, PROTOCOL_VERSION)
-    if isinstance(msg, (Step, StepTheta)):
+    if isinstance(msg, (Step, StepTheta, StepThetaDelta)):
         if len(msg.x) != limits.nx:
             return DecodeError(ErrorCode.BAD_DIMENSION, limits.nx)
         if msg.p and len(msg.p) != limits.np:
             return DecodeError(ErrorCode.BAD_DIMENSION, limits.np)
+    if isinstance(msg, StepThetaDelta):
+        if msg.n_theta != limits.ntheta:
+            return DecodeError(ErrorCode.BAD_DIMENSION, limits.ntheta)
+        if limits.theta is None or msg.base_tag != limits.theta_tag:
+            return DecodeError(ErrorCode.BAD_HASH)
+        theta = apply_theta_delta(limits.theta, msg.delta, limits.precision)
+        if theta is None:  # (decode_payload rejects it first)
+            return DecodeError(ErrorCode.BAD_LENGTH, len(encode_payload(msg, limits.precision)))
+        return _check_theta(StepTheta(msg.step, msg.theta_tag, msg.x, msg.p, theta), limits)
     if isinstance(msg, (SetTheta, StepTheta)):
         return _check_theta(msg, limits)
     return None

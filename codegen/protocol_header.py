@@ -81,7 +81,7 @@ def _defines(prefix: str, items: list[tuple[str, int, str]], width: int = 0) -> 
 
 def _message_block(spec: ps.MessageSpec) -> list[str]:
     up, low = spec.name, spec.name.lower()
-    tail = ", ".join(f"{a.name}[{a.count}]" for a in spec.arrays) or (f"{spec.tail}[]" if spec.tail else "")
+    tail = ", ".join([*(f"{a.name}[{a.count}]" for a in spec.arrays), *([f"{spec.tail}[]"] if spec.tail else [])])
     reply = f"; reply: {spec.reply}" if spec.reply else ""
     lines = ["", _c_comment(f"{up} (0x{spec.type:02X}, {spec.direction}): {spec.doc}{reply}"),
              _c_comment(f"payload: fixed part ({spec.fixed_len} bytes)" + (f", then {tail}" if tail else "")),

@@ -22,6 +22,11 @@ HEADER_LEN = 6  # sync0, sync1, type, seq, length (u16)
 CRC_LEN = 2
 MAX_PAYLOAD = 512
 MAX_FRAME = HEADER_LEN + MAX_PAYLOAD + CRC_LEN
+# STEP_THETA_DELTA: θ_i's bit pattern (as an unsigned integer of 8 × precision bits) is the θ in use's plus
+# d_i modulo 2^bits, d_i a signed integer sent zigzag-mapped ((d << 1) ^ (d >> (bits - 1))) as an unsigned
+# LEB128 varint: 7 bits a byte, least significant first, bit 7 set on every byte but the last; canonical
+# (no final 0x00 byte after another byte, no value bits at or above 2^bits), so at most 5 bytes in float32,
+# 10 in float64.
 HASH_LEN = 16  # hashes are the first 16 bytes (128 bits) of a SHA-256 digest
 BOARD_LEN = 16  # board name: ASCII, NUL-padded
 CRC_NAME = "CRC-16/CCITT-FALSE"
@@ -47,6 +52,7 @@ class MsgType(IntEnum):
     PING = 0x05
     EXIT = 0x06
     STEP_THETA = 0x07
+    STEP_THETA_DELTA = 0x08
     INFO = 0x81
     ACTION = 0x82
     PONG = 0x85
@@ -77,7 +83,8 @@ ERROR_DOCS: dict[ErrorCode, str] = {
     ErrorCode.BAD_DIMENSION: "an array count differs from the device's dimension "
                              "(detail: the expected count)",
     ErrorCode.BAD_VERSION: "HELLO's protocol version differs (detail: the device's version)",
-    ErrorCode.BAD_HASH: "SET_THETA's problem hash is not the device's (detail: 0)",
+    ErrorCode.BAD_HASH: "SET_THETA's problem hash is not the device's, or STEP_THETA_DELTA's base_tag does not "
+                        "name the θ in use (detail: 0)",
     ErrorCode.OUT_OF_BOUNDS: "a θ value is outside its bounds or not finite (detail: its index)",
     ErrorCode.UNSUPPORTED: "the firmware does not implement this request (detail: 0)",
 }
@@ -113,6 +120,7 @@ class Capability(IntFlag):
     EXIT = 1 << 1
     STEP_PARAMS = 1 << 2
     STEP_THETA = 1 << 3
+    THETA_DELTA = 1 << 4
 
 
 CAPABILITY_DOCS: dict[Capability, str] = {
@@ -120,6 +128,7 @@ CAPABILITY_DOCS: dict[Capability, str] = {
     Capability.EXIT: "EXIT ends the firmware (emulators)",
     Capability.STEP_PARAMS: "STEP may carry p (np > 0)",
     Capability.STEP_THETA: "STEP_THETA is implemented (a new θ and a step in one frame)",
+    Capability.THETA_DELTA: "STEP_THETA_DELTA is implemented (STEP_THETA with θ as differences to the θ in use)",
 }
 
 
@@ -233,6 +242,17 @@ MESSAGES: tuple[MessageSpec, ...] = (
                         Field("n_theta", "u16", "number of θ values: must be ntheta")),
                 arrays=(RealArray("x", "n_x", "state"), RealArray("p", "n_p", "parameters"),
                         RealArray("theta", "n_theta", "θ, flat, in the order of the θ file"))),
+    MessageSpec(MsgType.STEP_THETA_DELTA, "host->device",
+                "STEP_THETA with θ sent as the differences of its IEEE-754 bit patterns to the θ in use",
+                "ACTION or ERROR",
+                fields=(Field("step", "u32", "host's step index, echoed in ACTION"),
+                        Field("base_tag", "u32", "must name the θ in use: the first 4 bytes (LE) of INFO.theta_hash"),
+                        Field("theta_tag", "u32", "names the new θ: INFO.theta_hash becomes the tag (LE) + 12 zeros"),
+                        _u8("n_x", "number of x values: must be nx"),
+                        _u8("n_p", "number of p values: 0 (keep the device's p) or np"),
+                        Field("n_theta", "u16", "number of θ differences: must be ntheta")),
+                arrays=(RealArray("x", "n_x", "state"), RealArray("p", "n_p", "parameters")),
+                tail="delta"),
     MessageSpec(MsgType.INFO, "device->host", "what the device runs",
                 fields=(Field("protocol_version", "u16", "the device's PROTOCOL_VERSION"),
                         _u8("fw_major", "firmware version"), _u8("fw_minor", "firmware version"),

@@ -277,10 +277,18 @@ class DeviceInTheLoop:
                 "fallbacks": self.record.fallbacks, "theta_pushes": self.record.pushes,
                 "theta_repushes_after_reset": self.record.repushes, "theta_hash": self.record.theta_hash,
                 "steps_asked_again": self.record.asked_again, "steps_sent_ahead": self.record.sent_ahead,
-                "theta_frame": "STEP_THETA" if self.one_frame else "SET_THETA+STEP",
+                "theta_frame": self._theta_frame(),
                 "episode_resets": self.record.episode_resets,
                 "link": self.device.stats.as_dict(),
                 **self._extras()}
+
+    def _theta_frame(self) -> str:
+        """How θ went with the steps."""
+        if not self.one_frame:
+            return "SET_THETA+STEP"
+        if self.device.theta_delta and self.device.info().capabilities & Capability.THETA_DELTA:
+            return "STEP_THETA_DELTA (STEP_THETA where not shorter)"
+        return "STEP_THETA"
 
     def _extras(self) -> dict[str, Any]:
         """The injected faults (``--faults``) and the resume, where there were any."""

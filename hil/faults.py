@@ -9,7 +9,7 @@
 * delays a chunk by ``delay_s`` with probability ``delay_rate`` per chunk,
 
 in the directions of ``directions`` (``"tx"``: host → device, ``"rx"``: device → host), only
-while the number of step frames (STEP or STEP_THETA) written is in ``[start_step, stop_step)`` (so the handshake
+while the number of step frames (STEP, STEP_THETA, STEP_THETA_DELTA) written is in ``[start_step, stop_step)`` (so the
 and the initial RESET of :func:`rlmpc.hil.runner.run_hil` stay clean unless asked otherwise).
 ``reset_at`` lists STEP counts after whose frame the device is reset by ``reset_device``: a
 callable that resets or restarts the device and returns a new raw port (its link changed,
@@ -190,7 +190,7 @@ class FaultyPort:
         return getattr(self.port, name)
 
 
-STEP_TYPES = (MsgType.STEP, MsgType.STEP_THETA)  # the frames counted as steps (start, stop, reset)
+STEP_TYPES = (MsgType.STEP, MsgType.STEP_THETA, MsgType.STEP_THETA_DELTA)  # the frames counted as steps
 
 SPEC_KEYS = {"flip": "flip_rate", "drop": "drop_rate", "delay": "delay_rate", "delay_s": "delay_s",
              "seed": "seed", "dir": "directions", "start": "start_step", "stop": "stop_step", "reset": "reset_at"}

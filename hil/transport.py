@@ -55,8 +55,10 @@ from rlmpc.codegen.protocol import (
     SetTheta,
     Step,
     StepTheta,
+    StepThetaDelta,
+    theta_delta,
 )
-from rlmpc.codegen.protocol_spec import MAX_FRAME, CostUnit, ErrorCode, MsgType, Precision
+from rlmpc.codegen.protocol_spec import MAX_FRAME, Capability, CostUnit, ErrorCode, MsgType, Precision
 from rlmpc.hil.faults import find_faulty
 
 
@@ -206,6 +208,8 @@ class LinkStats:
     resyncs: int = 0
     flushes: int = 0  # resyncs that had to complete a partial frame on the device with filler bytes
     lost_steps: int = 0
+    theta_deltas: int = 0  # STEP_THETA_DELTA frames answered (θ as differences to the θ in use)
+    theta_delta_refusals: int = 0  # refused for their base (BAD_HASH): sent again as STEP_THETA
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -224,7 +228,7 @@ class Device:
 
     def __init__(self, port: Any, *, timeout: float = 2.0, max_retries: int = 3,
                  hello_attempts: int = 30, budget: LinkBudget | None = None,
-                 alive: Callable[[], str | None] | None = None) -> None:
+                 alive: Callable[[], str | None] | None = None, theta_delta: bool = True) -> None:
         self.port = port
         self.link = FirmwareLink(port)
         self.timeout = timeout
@@ -241,6 +245,9 @@ class Device:
         self.last_valid = time.monotonic()
         self._info: Info | None = None
         self._step = 0
+        # STEP_THETA_DELTA where the device offers it and the frame is shorter than STEP_THETA's
+        self.theta_delta = theta_delta
+        self._theta_base: tuple[int, npt.NDArray[np.float64]] | None = None  # tag, values of the θ last applied
 
     @classmethod
     def open(cls, url: str, **kwargs: Any) -> Device:
@@ -340,10 +347,12 @@ class Device:
             raise LinkDownError(f"the link closed ({exc})") from None
         self.last_valid = time.monotonic()
 
-    def _request(self, msg: Message, accept: type, what: str,
-                 timeout: float | None = None, sent: Sent | None = None) -> tuple[Any, float, int]:
+    def _request(self, msg: Message, accept: type, what: str, timeout: float | None = None,
+                 sent: Sent | None = None, again: Message | None = None) -> tuple[Any, float, int]:
         """Send ``msg`` until a reply of type ``accept`` arrives (and passes ``_check``); ``sent``: its first
-        attempt was written already (only its reply is read; the round trip counts from that write)."""
+        attempt was written already (only its reply is read; the round trip counts from that write);
+        ``again``: what a retry sends instead of ``msg`` (e.g. STEP_THETA for a STEP_THETA_DELTA, whose
+        base the device may have left with the lost attempt)."""
         retries = 0
         while True:
             self._check_alive(what)
@@ -381,6 +390,7 @@ class Device:
                 raise TransportError(f"{what}: failed after {retries + 1} attempts: {problem}")
             retries += 1
             self._retry_after_resync(what)
+            msg = again if again is not None else msg
 
     def _retry_after_resync(self, what: str) -> None:
         """Count a retry and resynchronise; a failed resync is noted (the retry then finds out), a
@@ -395,7 +405,7 @@ class Device:
 
     @staticmethod
     def _check(msg: Message, reply: Message | DecodeError | FrameError) -> bool:
-        if isinstance(msg, (Step, StepTheta)):
+        if isinstance(msg, (Step, StepTheta, StepThetaDelta)):
             return isinstance(reply, Action) and reply.step == msg.step
         if isinstance(msg, Ping):
             return isinstance(reply, Pong) and reply.data == msg.data
@@ -427,7 +437,9 @@ class Device:
         ``refresh_info``: ask for INFO again (it reports the new θ hash); a learner that pushes θ at
         every step skips that round trip."""
         theta_t = tuple(float(v) for v in np.asarray(theta, dtype=float).ravel())
+        self._theta_base = None
         latency, retries = self._request(SetTheta(problem_hash, theta_hash, theta_t), Ack, "SET_THETA")[1:]
+        self._applied(int.from_bytes(theta_hash[:4], "little"), theta_t)
         if retries == 0:
             self.theta_latencies = [*self.theta_latencies[-(LATENCY_WINDOW - 1):], latency]
         if refresh_info:
@@ -469,6 +481,7 @@ class Device:
             self.last_valid = time.monotonic()
             self._step = (k + 1) % (1 << 32)
             self.pair_latencies = [*self.pair_latencies[-(LATENCY_WINDOW - 1):], latency]
+            self._applied(int.from_bytes(theta_hash[:4], "little"), theta_t)
             return ActionResult(k, tuple(action.u), action.flags, action.solver_status, action.sqp_iterations,
                                 action.qp_iterations, action.cost, latency, 0)
         problem = "no reply" if ack is None else _describe(ack) if ack != Ack(MsgType.SET_THETA) else \
@@ -478,13 +491,34 @@ class Device:
         self.set_theta(problem_hash, theta_hash, theta_t, refresh_info=False)
         return self.step(x, p)
 
+    def _applied(self, tag: int, theta: npt.ArrayLike) -> None:
+        """The device acknowledged θ named by ``tag``: the base of the next STEP_THETA_DELTA (its values as the
+        device holds them, in its precision)."""
+        dtype = np.float32 if self.precision == Precision.F32 else np.float64
+        self._theta_base = (tag, np.asarray(theta, dtype=dtype).ravel().astype(float))
+
+    def _step_theta_message(self, k: int, theta_tag: int, theta: npt.ArrayLike, x: npt.ArrayLike,
+                            p: npt.ArrayLike) -> tuple[StepTheta | StepThetaDelta, StepTheta]:
+        """The frame that carries θ and step ``k``, and its STEP_THETA form: a STEP_THETA_DELTA against the θ
+        last applied where the device offers it and the frame is shorter (lossless: the device rebuilds the
+        very values STEP_THETA would carry), else STEP_THETA."""
+        th, xs, ps = (np.asarray(v, dtype=float).ravel() for v in (theta, x, p))
+        full = StepTheta(k, theta_tag, xs, ps, th)
+        base = self._theta_base
+        if not self.theta_delta or base is None or not self.info().capabilities & Capability.THETA_DELTA \
+                or base[1].shape != th.shape:
+            return full, full
+        delta = theta_delta(base[1], th, self.precision)
+        if len(delta) + 4 >= th.size * self.precision:  # (4: base_tag) not shorter
+            return full, full
+        return StepThetaDelta(k, base[0], theta_tag, th.size, xs, ps, delta), full
+
     def send_step_theta(self, theta_tag: int, theta: npt.ArrayLike, x: npt.ArrayLike, p: npt.ArrayLike = ()
                         ) -> Sent:
-        """Write the STEP_THETA frame of the next step now and return it; :meth:`step_theta` with ``sent``
-        reads its reply later (the host can work while the frame crosses the link).  No other request may
-        go in between."""
-        msg = StepTheta(self._step, theta_tag, np.asarray(x, dtype=float).ravel(), np.asarray(p, dtype=float).ravel(),
-                        np.asarray(theta, dtype=float).ravel())
+        """Write the STEP_THETA (or STEP_THETA_DELTA) frame of the next step now and return it; :meth:`step_theta`
+        with ``sent`` reads its reply later (the host can work while the frame crosses the link).  No other
+        request may go in between."""
+        msg = self._step_theta_message(self._step, theta_tag, theta, x, p)[0]
         self._check_alive("STEP_THETA")
         t0 = time.perf_counter()
         try:
@@ -504,21 +538,38 @@ class Device:
         lost or corrupted reply is simply sent again with the usual recovery (the same answer from a solver
         that restarts at θ; a real-time iteration that ran the lost step iterates once more).  ``theta_tag`` names θ
         in the device's INFO afterwards (:func:`rlmpc.codegen.protocol.tagged_theta_hash`).  ``sent``: the
-        frame of this request, written by :meth:`send_step_theta` (its reply is read; θ, x, p are the frame's)."""
+        frame of this request, written by :meth:`send_step_theta` (its reply is read; θ, x, p are the frame's).
+
+        Where the device offers it, θ goes as differences to the θ it applied last (STEP_THETA_DELTA,
+        :meth:`_step_theta_message`); a retry, and a refusal of that base (BAD_HASH: the device reset or
+        missed a θ), send the whole θ in STEP_THETA."""
         k = self._step
         self._step = (self._step + 1) % (1 << 32)
-        msg = StepTheta(k, theta_tag, np.asarray(x, dtype=float).ravel(), np.asarray(p, dtype=float).ravel(),
-                        np.asarray(theta, dtype=float).ravel()) if sent is None else sent.msg
-        if not isinstance(msg, StepTheta) or msg.step != k:
+        made, full = self._step_theta_message(k, theta_tag, theta, x, p)
+        msg = made if sent is None else sent.msg
+        if not isinstance(msg, (StepTheta, StepThetaDelta)) or msg.step != k:
             raise ValueError(f"step_theta: the frame sent ahead is not STEP_THETA {k}")
+        what = f"STEP_THETA {k}"
         try:
-            a, latency, retries = self._request(msg, Action, f"STEP_THETA {k}", sent=sent)
+            try:
+                a, latency, retries = self._request(msg, Action, what, sent=sent, again=full)
+            except DeviceRefusalError as exc:
+                if not isinstance(msg, StepThetaDelta) or exc.code != ErrorCode.BAD_HASH:
+                    raise
+                self.stats.theta_delta_refusals += 1  # the device runs another θ than the base: all of θ
+                self._theta_base = None
+                a, latency, retries = self._request(full, Action, what)
+                msg = full
         except DeviceRefusalError:
             self._step = k  # no step was made
             raise
         except TransportError:
             self.stats.lost_steps += 1
+            self._theta_base = None  # (the device may or may not have applied θ)
             raise
+        if retries == 0 and isinstance(msg, StepThetaDelta):
+            self.stats.theta_deltas += 1
+        self._applied(theta_tag, full.theta)
         if retries == 0:
             self.step_theta_latencies = [*self.step_theta_latencies[-(LATENCY_WINDOW - 1):], latency]
         return ActionResult(k, a.u, a.flags, a.solver_status, a.sqp_iterations, a.qp_iterations,

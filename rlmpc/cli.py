@@ -402,8 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     on = train.add_mutually_exclusive_group()
     on.add_argument("--device", dest="target", choices=list(FIRMWARE_BOARDS), default=None,
                     help="learn through this emulated board (or the host program): the controller on it "
-                    "computes every action, θ goes with its next step after every update (STEP_THETA; "
-                    "SET_THETA+STEP to a firmware without it)")
+                    "computes every action, θ goes with its next step after every update (STEP_THETA_DELTA: "
+                    "θ as differences to the device's; STEP_THETA or SET_THETA+STEP to a firmware without it)")
     on.add_argument("--port", default=None, help="learn through a running board at this serial port "
                     "(/dev/ttyACM0, socket://host:port, …), flashed with --bundle")
     train.add_argument("--bundle", default=None, help="with --port: the bundle the board was flashed with")

@@ -30,10 +30,12 @@ from rlmpc.codegen.protocol import (
     SetTheta,
     Step,
     StepTheta,
+    StepThetaDelta,
     encode,
     encode_frame,
     hash_prefix,
     tagged_theta_hash,
+    theta_delta,
     theta_tag,
 )
 from rlmpc.codegen.protocol_spec import Capability, ErrorCode, MsgType
@@ -182,6 +184,55 @@ def test_step_theta_on_mps2_is_set_theta_and_step_in_one_frame(lti: tuple[Proble
             device.step_theta(tag, bad, states[2])
         assert device.stats.retries == 1
 
+
+
+def test_step_theta_delta_on_mps2_rebuilds_theta_bit_for_bit(lti: tuple[ProblemFunctions, Bundle, Path]) -> None:
+    """STEP_THETA_DELTA: θ as differences to the θ in use; the device's ACTION is bit for bit STEP_THETA's; a
+    base that is not the θ in use is refused (BAD_HASH, no step, θ kept); through the transport: deltas
+    where the device offers them, a refused base and a corrupted delta both answered by STEP_THETA."""
+    fns, _, program = lti
+    states = random_states(fns, 4, 8).astype(np.float32).astype(float)
+    th0, th1 = fns.theta.default(), second_theta(fns)
+    th_a = th0 + 0.01 * (th1 - th0)  # a base near θ1, as while learning
+    tag_a, tag1 = theta_tag(theta_hash(th_a)), theta_tag(theta_hash(th1))
+    with connected(program, "mps2-an386") as (_, link):
+        assert link.hello().capabilities & Capability.THETA_DELTA
+        u_full, u_delta = [], []
+        for k, x in enumerate(states):
+            reply = link.request(StepTheta(k, tag1, x, (), th1))
+            assert isinstance(reply, Action)
+            u_full.append(reply.u)
+            assert isinstance(link.request(StepTheta(50 + k, tag_a, x, (), th_a)), Action)  # the base
+            delta = theta_delta(th_a, th1)
+            reply = link.request(StepThetaDelta(100 + k, tag_a, tag1, fns.ntheta, x, (), delta))
+            assert isinstance(reply, Action) and reply.step == 100 + k
+            u_delta.append(reply.u)
+        assert np.array_equal(np.array(u_delta), np.array(u_full))  # bit for bit
+        assert len(encode(StepThetaDelta(0, tag_a, tag1, fns.ntheta, states[0], (), delta))) < 92
+        assert link.request(Hello()).theta_hash == tagged_theta_hash(tag1)
+        # a base that is not the θ in use: refused, θ kept, no step
+        refused = link.request(StepThetaDelta(7, tag_a, 5, fns.ntheta, states[0], (), theta_delta(th_a, th0)))
+        assert refused == Error(ErrorCode.BAD_HASH, MsgType.STEP_THETA_DELTA, 0)
+        assert link.request(Hello()).theta_hash == tagged_theta_hash(tag1)
+        # the transport: a delta from the θ last acknowledged
+        device = Device(link.port)
+        device.connect()
+        device.step_theta(tag_a, th_a, states[0])  # no base yet: STEP_THETA
+        result = device.step_theta(tag1, th1, states[1])
+        assert device.stats.theta_deltas == 1 and np.array_equal(np.array(result.u), np.array(u_full[1]))
+        # the device runs another θ than the transport's base (here: behind its back): BAD_HASH, then STEP_THETA
+        assert isinstance(link.request(StepTheta(9, tag_a, states[0], (), th_a)), Action)
+        result = device.step_theta(tag1, th1, states[2])
+        assert device.stats.theta_delta_refusals == 1 and np.array_equal(np.array(result.u), np.array(u_full[2]))
+        assert device.stats.retries == 0
+        # a corrupted delta (BAD_CRC) is sent again as STEP_THETA after a resync: the same answer
+        device.step_theta(tag_a, th_a, states[0])
+        device.port = CorruptFirst(link.port, MsgType.STEP_THETA_DELTA)
+        device.link = FirmwareLink(device.port, device.precision)
+        result = device.step_theta(tag1, th1, states[3])
+        assert device.stats.retries == 1 and "code 1" in device.stats.errors[-1]
+        assert result.retries == 1 and np.array_equal(np.array(result.u), np.array(u_full[3]))
+        assert device.stats.theta_deltas == 2  # (the second: the delta to θ_a above)
 
 
 def _after_set_theta(fns: ProblemFunctions, bundle: Bundle, program: Path, th: np.ndarray,

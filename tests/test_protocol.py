@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import itertools
 import os
@@ -42,6 +43,8 @@ from rlmpc.codegen.protocol import (
     SetTheta,
     Step,
     StepTheta,
+    StepThetaDelta,
+    apply_theta_delta,
     board_bytes,
     check_request,
     crc16,
@@ -53,6 +56,7 @@ from rlmpc.codegen.protocol import (
     error_reply,
     hash_prefix,
     tagged_theta_hash,
+    theta_delta,
     theta_tag,
 )
 from rlmpc.codegen.protocol_spec import MAX_FRAME, MAX_PAYLOAD, SPECS, SYNC, ErrorCode, MsgType, Precision
@@ -74,7 +78,39 @@ def reals(precision: Precision, nan: bool) -> st.SearchStrategy[float]:
     return st.floats(width=32 if precision == Precision.F32 else 64, allow_nan=nan, allow_infinity=nan)
 
 
+def delta_messages(precision: Precision, nan: bool = False,
+                   base: tuple[float, ...] | None = None) -> st.SearchStrategy[StepThetaDelta]:
+    """STEP_THETA_DELTA with a well-formed ``delta``: θ against ``base`` (drawn if None), both drawn anywhere
+    (every difference size, sign changes, NaN and inf when ``nan``)."""
+    n = st.integers(0, 40) if base is None else st.just(len(base))
+
+    def build(step: int, tags: tuple[int, int], x: tuple[float, ...], p: tuple[float, ...],
+              pair: tuple[list[float], list[float]]) -> StepThetaDelta:
+        return StepThetaDelta(step, tags[0], tags[1], len(pair[1]), x, p, theta_delta(pair[0], pair[1], precision))
+
+    def nudged(values: list[float], steps: list[int]) -> list[float]:
+        """values moved by a few units in the last place (bit patterns + steps, wrapping)."""
+        u = f"<u{int(precision)}"
+        bits = np.asarray(values, dtype=REAL_DTYPES[precision]).view(u).astype(object)
+        moved = [(int(b) + d) % (1 << (8 * int(precision))) for b, d in zip(bits, steps, strict=True)]
+        with np.errstate(invalid="ignore"):  # (a signalling NaN made quiet)
+            return list(np.array(moved, dtype=u).view(REAL_DTYPES[precision]).astype(float))
+
+    def pairs(k: int) -> st.SearchStrategy[tuple[list[float], list[float]]]:
+        values = st.lists(reals(precision, nan), min_size=k, max_size=k)
+        steps = st.lists(st.integers(-300, 300), min_size=k, max_size=k)
+        b = st.just(list(base)) if base is not None else values
+        return st.one_of(st.tuples(b, values),  # anywhere: up to 5 / 10 bytes a value
+                         st.tuples(b, steps).map(lambda t: (t[0], nudged(t[0], t[1]))))  # 1-2 bytes a value
+
+    coords = st.lists(reals(precision, nan), max_size=4).map(tuple)
+    return st.builds(build, st.integers(0, 2**32 - 1), st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
+                     coords, coords, n.flatmap(pairs))
+
+
 def messages(cls: type[Message], precision: Precision, nan: bool = False) -> st.SearchStrategy[Message]:
+    if cls is StepThetaDelta:
+        return delta_messages(precision, nan)
     spec = SPECS[cls.TYPE]
     counts = {a.count for a in spec.arrays}
     kwargs: dict[str, st.SearchStrategy[object]] = {}
@@ -318,7 +354,7 @@ def test_encoding_errors_are_value_errors() -> None:
 
 
 LIMITS = DeviceLimits(nx=4, np=2, ntheta=3, problem_hash=bytes(range(16)), theta_lb=(-1.0, -1.0, -1.0),
-                      theta_ub=(1.0, 2.0, 3.0))
+                      theta_ub=(1.0, 2.0, 3.0), theta_tag=77, theta=(0.5, 1.5, -0.25))
 
 
 def test_device_checks() -> None:
@@ -342,6 +378,50 @@ def test_device_checks() -> None:
     assert check_request(StepTheta(0, 7, [0, 0, 0, 0], [1], [0, 0, 0]), LIMITS) == \
         DecodeError(ErrorCode.BAD_DIMENSION, 2)
     assert check_request(StepTheta(0, 7, [0, 0, 0, 0], (), [0, 0]), LIMITS) == DecodeError(ErrorCode.BAD_DIMENSION, 3)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@given(data=st.data())
+def test_theta_delta_rebuilds_theta_exactly(precision: Precision, data: st.DataObject) -> None:
+    n = data.draw(st.integers(0, 20))
+    base = data.draw(st.lists(reals(precision, False), min_size=n, max_size=n))
+    theta = data.draw(st.one_of(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=n, max_size=n),
+                                st.just([b * (1 + 1e-4) - 1e-9 for b in base])))
+    delta = theta_delta(base, theta, precision)
+    rebuilt = apply_theta_delta(base, delta, precision)
+    assert rebuilt is not None and _bits(rebuilt, precision) == _bits(theta, precision)  # what STEP_THETA carries
+    assert len(delta) <= n * (5 if precision == Precision.F32 else 10)
+
+
+def test_theta_delta_sizes_and_malformed_varints() -> None:
+    up = lambda k: [float(np.array([0x3F80_0000 + k], dtype="<u4").view("<f4")[0])]  # noqa: E731 (1.0 + k ulps)
+    assert [len(theta_delta([1.0], up(k))) for k in (0, 63, -64, 64, 8191, 8192, 10**6, 2**31 - 1)] == \
+        [1, 1, 1, 2, 2, 3, 3, 5]
+    assert theta_delta([1.0], [-1.0]) == bytes([0xFF, 0xFF, 0xFF, 0xFF, 0x0F])  # sign flip: d = −2^31, z = 2^32 − 1
+    assert theta_delta([0.0], [0.0], Precision.F64) == b"\0"
+    for bad in (b"\x80\x00", b"\x81", b"\xff\xff\xff\xff\x1f", b"\xff\xff\xff\xff\xff\x01", b"\x01\x01", b""):
+        assert apply_theta_delta([1.0], bad) is None, bad
+        payload = encode_payload(StepThetaDelta(0, 0, 0, 1, [0.0], (), bad))
+        assert decode_payload(MsgType.STEP_THETA_DELTA, payload) == DecodeError(ErrorCode.BAD_LENGTH, len(payload))
+    assert apply_theta_delta([1.0], b"\xff\xff\xff\xff\x0f") is not None  # the largest 5-byte value
+
+
+def test_device_checks_of_theta_delta() -> None:
+    x = [0.0, 0.0, 0.0, 0.0]
+    good = StepThetaDelta(0, 77, 9, 3, x, (), theta_delta(LIMITS.theta, [0.25, 2.0, 3.0]))
+    assert check_request(good, LIMITS) is None
+    assert check_request(dataclasses.replace(good, base_tag=76), LIMITS) == DecodeError(ErrorCode.BAD_HASH)
+    assert check_request(good, dataclasses.replace(LIMITS, theta=None)) == DecodeError(ErrorCode.BAD_HASH)
+    assert check_request(dataclasses.replace(good, x=[0.0]), LIMITS) == DecodeError(ErrorCode.BAD_DIMENSION, 4)
+    short = StepThetaDelta(0, 77, 9, 2, x, (), theta_delta(LIMITS.theta[:2], [0.0, 0.0]))
+    assert check_request(short, LIMITS) == DecodeError(ErrorCode.BAD_DIMENSION, 3)
+    for theta, index in (([0, 2.5, 0], 1), ([0, 0, float("inf")], 2), ([-1.5, 0, 0], 0)):
+        bad = StepThetaDelta(0, 77, 9, 3, x, (), theta_delta(LIMITS.theta, theta))
+        assert check_request(bad, LIMITS) == DecodeError(ErrorCode.OUT_OF_BOUNDS, index)
+    # the LTI problem's frame: 64 bytes less whatever θ's differences take
+    lti = np.linspace(0.1, 1.0, 16)
+    frame = encode(StepThetaDelta(0, 0, 0, 16, [0.0, 0.0], (), theta_delta(lti, lti * (1 + 1e-5))))
+    assert len(encode(StepTheta(0, 0, [0.0, 0.0], (), lti))) == 92 and len(frame) == 32 + 2 * 16
 
 
 # --- C against Python ----------------------------------------------------------------------
@@ -371,7 +451,8 @@ def _run(exe: Path, commands: list[str]) -> list[str]:
 
 
 def _bits(values: object, precision: Precision) -> list[str]:
-    arr = np.asarray(values, dtype=REAL_DTYPES[precision])
+    with np.errstate(over="ignore"):  # (beyond float32: inf, as sent)
+        arr = np.asarray(values, dtype=REAL_DTYPES[precision])
     return [f"{int(v):0{2 * int(precision)}x}" for v in arr.view(f"<u{int(precision)}")]
 
 
@@ -404,9 +485,14 @@ def expected_lines(results: list[ParseResult], limits: DeviceLimits, precision: 
         lines.append(f"F {int(r.type)} {r.seq} {r.payload.hex() or '-'}")
         if SPECS[r.type].direction == "host->device":
             msg = decode(r, precision)
-            err = msg if isinstance(msg, DecodeError) else check_request(msg, limits)
+            device = dataclasses.replace(limits, precision=precision)  # (a float64 device rebuilds θ in float64)
+            err = msg if isinstance(msg, DecodeError) else check_request(msg, device)
             if err is not None:
                 lines.append(f"X {int(err.code)} {err.detail}")
+            elif isinstance(msg, StepThetaDelta):  # the device prints the θ it rebuilt
+                assert limits.theta is not None
+                rebuilt = apply_theta_delta(limits.theta, msg.delta, precision)
+                lines.append(" ".join(["M", *tokens(msg, precision)[:-1], *_bits(rebuilt, precision)]))
             else:
                 assert not isinstance(msg, DecodeError)
                 lines.append(" ".join(["M", *tokens(msg, precision)]))
@@ -418,7 +504,8 @@ def device_command(limits: DeviceLimits, precision: Precision) -> str:
         return _bits(values, precision) if values is not None else ["-"]
 
     return " ".join(["D", str(limits.nx), str(limits.np), str(limits.ntheta), limits.problem_hash.hex(),
-                     *bounds(limits.theta_lb), *bounds(limits.theta_ub)])
+                     *bounds(limits.theta_lb), *bounds(limits.theta_ub), str(limits.theta_tag or 0),
+                     *bounds(limits.theta)])
 
 
 def _fixed_messages(precision: Precision) -> list[Message]:
@@ -427,6 +514,10 @@ def _fixed_messages(precision: Precision) -> list[Message]:
             Step(3, [1.0]), SetTheta(h, bytes(16), [0.5, 1.5, 2.5]), SetTheta(h, h, [0.5, 9.0, 2.5]),
             SetTheta(bytes(16), h, [0, 0, 0]), StepTheta(5, 0xDEADBEEF, [0.5, -1.0, 2.0, 1e-3], (), [0.5, 1.5, 2.5]),
             StepTheta(2**32 - 1, 0, [1, 2, 3, 4], [5, 6], [0.5, 9.0, 2.5]), StepTheta(6, 1, [1.0], (), [0, 0]),
+            StepThetaDelta(7, 77, 78, 3, [0.5, -1.0, 2.0, 1e-3], (), theta_delta(LIMITS.theta, [0.5001, 1.4, -0.3],
+                                                                                   precision)),
+            StepThetaDelta(8, 76, 79, 3, [0.5, -1.0, 2.0, 1e-3], (), theta_delta(LIMITS.theta, [0.5, 1.5, 0.25],
+                                                                                   precision)),
             Reset(), Ping(), Ping(bytes(range(256))), Exit(3),
             Info(1, 0, 2, 1, int(precision), 7, 2, 4, 1, 2, 3, board_bytes("mps2-an386"), h, h[::-1], h),
             Action(9, 0x41, -100, 3, 27, 123_456, [0.25, -4.0]), Pong(b"xy"), Ack(MsgType.RESET),
@@ -463,7 +554,12 @@ def _stream_item(precision: Precision) -> st.SearchStrategy[bytes]:
                   st.lists(st.floats(-2, 4, width=32), min_size=2, max_size=4)),
         st.builds(StepTheta, st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
                   st.lists(reals(precision, True), min_size=3, max_size=4), st.sampled_from([(), (1.0, 2.0), (1.0,)]),
-                  st.lists(st.floats(-2, 4, width=32), min_size=2, max_size=4)))
+                  st.lists(st.floats(-2, 4, width=32), min_size=2, max_size=4)),
+        delta_messages(precision, True, LIMITS.theta),
+        delta_messages(precision, True, LIMITS.theta).map(
+            lambda m: dataclasses.replace(m, base_tag=77, x=(0.5, -1.0, 2.0, 1e-3), p=m.p[:2] if len(m.p) > 1 else ())),
+        st.builds(StepThetaDelta, st.integers(0, 9), st.sampled_from([77, 78]), st.integers(0, 9),
+                  st.integers(0, 5), st.just((0.0,) * 4), st.just(()), st.binary(max_size=20)))
     good = st.builds(lambda m, s: encode(m, s, precision), st.one_of(any_message(precision), device_shaped),
                      seqs)
     flipped = st.builds(lambda f, i: f[:i % len(f)] + bytes([f[i % len(f)] ^ 0x10]) + f[i % len(f) + 1:],
@@ -513,6 +609,8 @@ def test_c_parser_fixed_stream(checkers: dict[Precision, Path]) -> None:
     assert lines == expected_lines(results, LIMITS, precision)
     for rejection in ("X 5 4", "X 7 0", "X 8 1", "X 6 1"):  # the device's checks ran
         assert rejection in lines
+    # STEP_THETA_DELTA against the θ in use (tag 77) rebuilt by the device; against tag 76 refused
+    assert any(line.startswith("M 7 77 78 4 0 3") for line in lines) and lines.count("X 7 0") == 2
 
 
 # --- bare metal and fuzzing ----------------------------------------------------------------

@@ -34,7 +34,8 @@
 
 /* SET_THETA and STEP_THETA if the solver recomputes its theta-dependent data on the device */
 #if defined(RLMPC_SOLVER_HAS_THETA)
-#define RLMPC_CAPABILITIES_ALL (RLMPC_CAPABILITIES | RLMPC_CAP_SET_THETA | RLMPC_CAP_STEP_THETA)
+#define RLMPC_CAPABILITIES_ALL \
+    (RLMPC_CAPABILITIES | RLMPC_CAP_SET_THETA | RLMPC_CAP_STEP_THETA | RLMPC_CAP_THETA_DELTA)
 #define NTHETA RLMPC_NTHETA
 #else
 #define RLMPC_CAPABILITIES_ALL RLMPC_CAPABILITIES
@@ -291,15 +292,39 @@ static void theta_changed(void)
 #endif
 }
 
+/* The theta in use as last received (SET_THETA, STEP_THETA, STEP_THETA_DELTA): the base of the next
+ * STEP_THETA_DELTA.  Unknown (0) from start-up until the first theta arrives: the exported theta is not
+ * kept here, so a delta against it is refused (BAD_HASH) and the host sends the whole theta. */
+static rlmpc_real theta_now[NTHETA];
+static int theta_known = 0;
+
 /* A decoded theta (err: the decoder's verdict) handed to the solver, which keeps the theta in use
  * if it refuses the new one (OUT_OF_BOUNDS, detail = n_theta).  Returns the error code (0: applied). */
 static uint8_t apply_theta(uint8_t err, const rlmpc_real *staged, uint16_t *detail)
 {
+    uint16_t i;
     if (err == 0u && rlmpc_set_theta(staged) != 0) {
         err = RLMPC_ERR_OUT_OF_BOUNDS;
         *detail = NTHETA;
     }
+    if (err == 0u) {
+        for (i = 0; i < NTHETA; i++) theta_now[i] = staged[i];
+        theta_known = 1;
+    }
     return err;
+}
+
+/* the tag of the theta in use: the first 4 bytes of its hash, little-endian */
+static uint32_t theta_tag_now(void)
+{
+    return (uint32_t)theta_hash[0] | ((uint32_t)theta_hash[1] << 8) | ((uint32_t)theta_hash[2] << 16) |
+           ((uint32_t)theta_hash[3] << 24);
+}
+
+static void set_tagged_hash(uint32_t tag)
+{
+    uint16_t i;
+    for (i = 0; i < RLMPC_PROTO_HASH_LEN; i++) theta_hash[i] = i < 4u ? (uint8_t)(tag >> (8u * i)) : 0u;
 }
 
 /* SET_THETA: checked by the decoder (length, n_theta, problem hash, bounds), then applied by the
@@ -333,7 +358,7 @@ static void answer_step_theta(const rlmpc_event *ev)
     const rlmpc_real *lb, *ub;
     rlmpc_msg_step_theta m;
     rlmpc_real x[NX], p[RLMPC_BUNDLE_NP > 0 ? RLMPC_BUNDLE_NP : 1];
-    uint16_t detail = 0, i;
+    uint16_t detail = 0;
     uint8_t err;
     rlmpc_get_theta_bounds(&lb, &ub);
     err = apply_theta(rlmpc_decode_step_theta(ev, NX, RLMPC_BUNDLE_NP, NTHETA, lb, ub, &m, x, p, staged, &detail),
@@ -342,7 +367,30 @@ static void answer_step_theta(const rlmpc_event *ev)
         send_error(ev->seq, err, ev->type, detail);
         return;
     }
-    for (i = 0; i < RLMPC_PROTO_HASH_LEN; i++) theta_hash[i] = i < 4u ? (uint8_t)(m.theta_tag >> (8u * i)) : 0u;
+    set_tagged_hash(m.theta_tag);
+    theta_changed();
+    step_and_answer(ev, m.step, m.n_p, x, p);
+}
+
+/* STEP_THETA_DELTA: STEP_THETA with theta as differences to the theta in use (its tag must be base_tag,
+ * else BAD_HASH); the rebuilt theta is checked and applied as STEP_THETA's. */
+static void answer_step_theta_delta(const rlmpc_event *ev)
+{
+    static rlmpc_real staged[NTHETA];
+    const rlmpc_real *lb, *ub;
+    rlmpc_msg_step_theta_delta m;
+    rlmpc_real x[NX], p[RLMPC_BUNDLE_NP > 0 ? RLMPC_BUNDLE_NP : 1];
+    uint16_t detail = 0;
+    uint8_t err;
+    rlmpc_get_theta_bounds(&lb, &ub);
+    err = apply_theta(rlmpc_decode_step_theta_delta(ev, NX, RLMPC_BUNDLE_NP, NTHETA, theta_tag_now(),
+                                                    theta_known ? theta_now : 0, lb, ub, &m, x, p, staged, &detail),
+                      staged, &detail);
+    if (err != 0u) {
+        send_error(ev->seq, err, ev->type, detail);
+        return;
+    }
+    set_tagged_hash(m.theta_tag);
     theta_changed();
     step_and_answer(ev, m.step, m.n_p, x, p);
 }
@@ -359,6 +407,7 @@ static void dispatch(const rlmpc_event *ev)
 #if NTHETA > 0
     case RLMPC_MSG_SET_THETA: answer_set_theta(ev); break;
     case RLMPC_MSG_STEP_THETA: answer_step_theta(ev); break;
+    case RLMPC_MSG_STEP_THETA_DELTA: answer_step_theta_delta(ev); break;
 #endif
     case RLMPC_MSG_RESET:
         controller_reset();

@@ -305,6 +305,74 @@ uint16_t rlmpc_encode_step_theta(uint8_t *frame, uint8_t seq, const rlmpc_msg_st
     return rlmpc_frame_finish(frame, RLMPC_MSG_STEP_THETA, seq, len);
 }
 
+/* ---- theta as differences of bit patterns (STEP_THETA_DELTA) ---- */
+
+#if RLMPC_PROTO_PRECISION == 4
+typedef uint32_t proto_bits;
+#else
+typedef uint64_t proto_bits;
+#endif
+#define BITS_WIDTH (8u * RLMPC_PROTO_PRECISION)
+#define VARINT_MAX ((BITS_WIDTH + 6u) / 7u) /* 5 (float32) or 10 (float64) bytes */
+
+static proto_bits real_bits(rlmpc_proto_real v)
+{
+    union { rlmpc_proto_real f; proto_bits u; } c;
+    c.f = v;
+    return c.u;
+}
+
+static rlmpc_proto_real bits_real(proto_bits u)
+{
+    union { rlmpc_proto_real f; proto_bits u; } c;
+    c.u = u;
+    return c.f;
+}
+
+/* one varint at buf[*pos .. len): 1 and its zigzag value in *z, or 0 if cut short, too long or not
+ * canonical (a final 0x00 after another byte, value bits at or above 2^BITS_WIDTH) */
+static int read_varint(const uint8_t *buf, uint16_t len, uint16_t *pos, proto_bits *z)
+{
+    unsigned used = 0, shift = 0;
+    proto_bits v = 0;
+    for (;;) {
+        uint8_t byte;
+        if (*pos >= len || used == VARINT_MAX) return 0;
+        byte = buf[(*pos)++];
+        used++;
+        if (used > 1u && byte == 0u) return 0;
+        if (used == VARINT_MAX && ((proto_bits)(byte & 0x7Fu) >> (BITS_WIDTH - shift)) != 0u) return 0;
+        v |= (proto_bits)(byte & 0x7Fu) << shift;
+        shift += 7u;
+        if ((byte & 0x80u) == 0u) break;
+    }
+    *z = v;
+    return 1;
+}
+
+uint16_t rlmpc_encode_step_theta_delta(uint8_t *frame, uint8_t seq, const rlmpc_msg_step_theta_delta *m,
+                                       const rlmpc_proto_real *x, const rlmpc_proto_real *p,
+                                       const rlmpc_proto_real *base, const rlmpc_proto_real *theta)
+{
+    uint8_t *pl = RLMPC_FRAME_PAYLOAD(frame);
+    uint16_t len = with_reals(RLMPC_STEP_THETA_DELTA_FIXED_LEN, (uint32_t)m->n_x + m->n_p), i;
+    uint32_t off = len;
+    if (len == 0) return 0;
+    for (i = 0; i < m->n_theta; ++i) {
+        proto_bits d = real_bits(theta[i]) - real_bits(base[i]);                   /* modulo 2^BITS_WIDTH */
+        proto_bits z = (d << 1) ^ ((d >> (BITS_WIDTH - 1u)) ? ~(proto_bits)0 : 0u); /* zigzag */
+        do {
+            if (off >= RLMPC_PROTO_MAX_PAYLOAD) return 0;
+            pl[off++] = (uint8_t)((z & 0x7Fu) | (z > 0x7Fu ? 0x80u : 0u));
+            z >>= 7;
+        } while (z != 0u);
+    }
+    rlmpc_pack_step_theta_delta(pl, m);
+    rlmpc_put_reals(pl + RLMPC_STEP_THETA_DELTA_FIXED_LEN, x, m->n_x);
+    if (m->n_p) rlmpc_put_reals(pl + RLMPC_STEP_THETA_DELTA_FIXED_LEN + REAL_SIZE * m->n_x, p, m->n_p);
+    return rlmpc_frame_finish(frame, RLMPC_MSG_STEP_THETA_DELTA, seq, (uint16_t)off);
+}
+
 uint16_t rlmpc_encode_reset(uint8_t *frame, uint8_t seq)
 {
     return rlmpc_frame_finish(frame, RLMPC_MSG_RESET, seq, 0);
@@ -420,6 +488,41 @@ uint8_t rlmpc_decode_step_theta(const rlmpc_event *ev, uint8_t nx, uint8_t np, u
     if (m->n_p) rlmpc_get_reals(ev->payload + off, p, m->n_p);
     off += REAL_SIZE * (uint32_t)m->n_p;
     rlmpc_get_reals(ev->payload + off, theta, ntheta);
+    bad = first_bad_theta(theta, ntheta, lb, ub);
+    if (bad < ntheta) return fail(detail, RLMPC_ERR_OUT_OF_BOUNDS, bad);
+    return 0;
+}
+
+uint8_t rlmpc_decode_step_theta_delta(const rlmpc_event *ev, uint8_t nx, uint8_t np, uint16_t ntheta,
+                                      uint32_t base_tag, const rlmpc_proto_real *base, const rlmpc_proto_real *lb,
+                                      const rlmpc_proto_real *ub, rlmpc_msg_step_theta_delta *m,
+                                      rlmpc_proto_real *x, rlmpc_proto_real *p, rlmpc_proto_real *theta,
+                                      uint16_t *detail)
+{
+    uint16_t i, pos, bad;
+    uint32_t reals;
+    proto_bits z;
+    uint8_t err = check_frame(ev, RLMPC_MSG_STEP_THETA_DELTA, RLMPC_STEP_THETA_DELTA_FIXED_LEN, detail);
+    if (err) return err;
+    rlmpc_unpack_step_theta_delta(ev->payload, m);
+    reals = RLMPC_STEP_THETA_DELTA_FIXED_LEN + ((uint32_t)m->n_x + m->n_p) * REAL_SIZE;
+    if (ev->len < reals) return fail(detail, RLMPC_ERR_BAD_LENGTH, ev->len);
+    pos = (uint16_t)reals; /* the varints must fill the rest exactly */
+    for (i = 0; i < m->n_theta; ++i)
+        if (!read_varint(ev->payload, ev->len, &pos, &z)) return fail(detail, RLMPC_ERR_BAD_LENGTH, ev->len);
+    if (pos != ev->len) return fail(detail, RLMPC_ERR_BAD_LENGTH, ev->len);
+    if (m->n_x != nx) return fail(detail, RLMPC_ERR_BAD_DIMENSION, nx);
+    if (m->n_p != 0 && m->n_p != np) return fail(detail, RLMPC_ERR_BAD_DIMENSION, np);
+    if (m->n_theta != ntheta) return fail(detail, RLMPC_ERR_BAD_DIMENSION, ntheta);
+    if (base == 0 || m->base_tag != base_tag) return fail(detail, RLMPC_ERR_BAD_HASH, 0);
+    rlmpc_get_reals(ev->payload + RLMPC_STEP_THETA_DELTA_FIXED_LEN, x, m->n_x);
+    if (m->n_p) rlmpc_get_reals(ev->payload + RLMPC_STEP_THETA_DELTA_FIXED_LEN + REAL_SIZE * m->n_x, p, m->n_p);
+    pos = (uint16_t)reals;
+    for (i = 0; i < ntheta; ++i) {
+        (void)read_varint(ev->payload, ev->len, &pos, &z);
+        /* integer arithmetic on the bit patterns: exact, no rounding, no fused multiply-add */
+        theta[i] = bits_real(real_bits(base[i]) + ((z >> 1) ^ ((z & 1u) ? ~(proto_bits)0 : 0u)));
+    }
     bad = first_bad_theta(theta, ntheta, lb, ub);
     if (bad < ntheta) return fail(detail, RLMPC_ERR_OUT_OF_BOUNDS, bad);
     return 0;

@@ -104,6 +104,11 @@ uint16_t rlmpc_encode_set_theta(uint8_t *frame, uint8_t seq, const rlmpc_msg_set
 uint16_t rlmpc_encode_step_theta(uint8_t *frame, uint8_t seq, const rlmpc_msg_step_theta *m,
                                  const rlmpc_proto_real *x, const rlmpc_proto_real *p,
                                  const rlmpc_proto_real *theta);
+/* theta as differences to base (the theta in use on the device), both m->n_theta values: per value the
+ * difference of the IEEE-754 bit patterns, zigzag-mapped, as a varint (docs/protocol.md); 0 if too long */
+uint16_t rlmpc_encode_step_theta_delta(uint8_t *frame, uint8_t seq, const rlmpc_msg_step_theta_delta *m,
+                                       const rlmpc_proto_real *x, const rlmpc_proto_real *p,
+                                       const rlmpc_proto_real *base, const rlmpc_proto_real *theta);
 uint16_t rlmpc_encode_reset(uint8_t *frame, uint8_t seq);
 uint16_t rlmpc_encode_ping(uint8_t *frame, uint8_t seq, const uint8_t *data, uint16_t len);
 uint16_t rlmpc_encode_exit(uint8_t *frame, uint8_t seq, const rlmpc_msg_exit *m);
@@ -131,6 +136,16 @@ uint8_t rlmpc_decode_step_theta(const rlmpc_event *ev, uint8_t nx, uint8_t np, u
                                 const rlmpc_proto_real *lb, const rlmpc_proto_real *ub, rlmpc_msg_step_theta *m,
                                 rlmpc_proto_real *x, rlmpc_proto_real *p, rlmpc_proto_real *theta,
                                 uint16_t *detail);
+/* STEP_THETA's checks with theta as differences: BAD_LENGTH unless n_theta varints fill the rest of the
+ * payload exactly and canonically, BAD_DIMENSION (nx, np, ntheta), BAD_HASH unless base_tag equals the
+ * tag of the theta in use (base: its values, 0 if the device does not know them), then theta = base +
+ * the differences (integer arithmetic on the bit patterns) and SET_THETA's value checks (OUT_OF_BOUNDS,
+ * detail: index).  x, p and theta are written even on failure: decode into staging buffers. */
+uint8_t rlmpc_decode_step_theta_delta(const rlmpc_event *ev, uint8_t nx, uint8_t np, uint16_t ntheta,
+                                      uint32_t base_tag, const rlmpc_proto_real *base, const rlmpc_proto_real *lb,
+                                      const rlmpc_proto_real *ub, rlmpc_msg_step_theta_delta *m,
+                                      rlmpc_proto_real *x, rlmpc_proto_real *p, rlmpc_proto_real *theta,
+                                      uint16_t *detail);
 uint8_t rlmpc_decode_exit(const rlmpc_event *ev, rlmpc_msg_exit *m, uint16_t *detail);
 
 #ifdef __cplusplus

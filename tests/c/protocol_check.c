@@ -29,8 +29,9 @@ static struct {
     uint8_t nx, np;
     uint16_t ntheta;
     uint8_t problem_hash[RLMPC_PROTO_HASH_LEN];
-    int has_lb, has_ub;
-    rlmpc_proto_real lb[MAX_REALS], ub[MAX_REALS];
+    int has_lb, has_ub, has_theta;
+    rlmpc_proto_real lb[MAX_REALS], ub[MAX_REALS], theta[MAX_REALS]; /* theta: the theta in use */
+    uint32_t theta_tag;
 } dev;
 
 static const char *next_token(void) { return strtok(NULL, " \t\r\n"); }
@@ -145,6 +146,41 @@ static uint16_t encode(const char *name, uint8_t seq)
         next_reals(c, m.n_theta);
         return rlmpc_encode_step_theta(frame, seq, &m, a, b, c);
     }
+    if (strcmp(name, "STEP_THETA_DELTA") == 0) {
+        /* the differences as hex varints (Python's bytes): encoded again against a zero base, i.e. with
+         * theta's bit patterns equal to the differences, which covers every difference */
+        static rlmpc_proto_real zero[MAX_REALS], c[MAX_REALS];
+        rlmpc_msg_step_theta_delta m;
+        uint16_t n, pos = 0, i;
+        m.step = (uint32_t)strtoul(next_token(), NULL, 10);
+        m.base_tag = (uint32_t)strtoul(next_token(), NULL, 10);
+        m.theta_tag = (uint32_t)strtoul(next_token(), NULL, 10);
+        m.n_x = (uint8_t)next_int();
+        m.n_p = (uint8_t)next_int();
+        m.n_theta = (uint16_t)next_int();
+        next_reals(a, m.n_x);
+        next_reals(b, m.n_p);
+        n = next_hex(data, sizeof data);
+        for (i = 0; i < m.n_theta && i < MAX_REALS; ++i) {
+#if RLMPC_PROTO_PRECISION == 4
+            union { float f; uint32_t u; } v;
+#else
+            union { double f; uint64_t u; } v;
+#endif
+            unsigned shift = 0;
+            v.u = 0;
+            while (pos < n) {
+                uint8_t byte = data[pos++];
+                v.u |= (uint64_t)(byte & 0x7Fu) << shift;
+                shift += 7u;
+                if ((byte & 0x80u) == 0u) break;
+            }
+            v.u = (v.u >> 1) ^ (0u - (v.u & 1u)); /* zigzag back */
+            zero[i] = 0;
+            c[i] = v.f;
+        }
+        return rlmpc_encode_step_theta_delta(frame, seq, &m, a, b, zero, c);
+    }
     if (strcmp(name, "RESET") == 0) return rlmpc_encode_reset(frame, seq);
     if (strcmp(name, "PING") == 0 || strcmp(name, "PONG") == 0) {
         uint16_t n = next_hex(data, sizeof data);
@@ -244,6 +280,21 @@ static void decode_request(const rlmpc_event *ev)
         }
         break;
     }
+    case RLMPC_MSG_STEP_THETA_DELTA: {
+        static rlmpc_proto_real c[MAX_REALS];
+        rlmpc_msg_step_theta_delta m;
+        err = rlmpc_decode_step_theta_delta(ev, dev.nx, dev.np, dev.ntheta, dev.theta_tag,
+                                            dev.has_theta ? dev.theta : NULL, dev.has_lb ? dev.lb : NULL,
+                                            dev.has_ub ? dev.ub : NULL, &m, a, b, c, &detail);
+        if (!err) {
+            printf("M %lu %lu %lu %u %u %u", (unsigned long)m.step, (unsigned long)m.base_tag,
+                   (unsigned long)m.theta_tag, (unsigned)m.n_x, (unsigned)m.n_p, (unsigned)m.n_theta);
+            print_reals(a, m.n_x);
+            print_reals(b, m.n_p);
+            print_reals(c, m.n_theta);
+        }
+        break;
+    }
     case RLMPC_MSG_RESET:
         fputc('M', stdout);
         break;
@@ -298,6 +349,8 @@ static void set_device(void)
     next_hex(dev.problem_hash, sizeof dev.problem_hash);
     dev.has_lb = next_bounds(dev.lb, dev.ntheta);
     dev.has_ub = next_bounds(dev.ub, dev.ntheta);
+    dev.theta_tag = (uint32_t)next_int();  /* the theta in use: its tag and values ("-": unknown) */
+    dev.has_theta = next_bounds(dev.theta, dev.ntheta);
 }
 
 int main(void)

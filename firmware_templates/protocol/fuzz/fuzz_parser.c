@@ -15,6 +15,10 @@
  *     always within its bounds, OUT_OF_BOUNDS naming the first bad value, the same checks and codes
  *     for both (STEP_THETA: STEP's dimension checks first, no hash; the tag becomes the theta hash);
  *     STEP with or without p (STEP_PARAMS);
+ *   - STEP_THETA_DELTA against the applied theta (none before the first): refused with BAD_HASH
+ *     exactly when its base_tag is not the applied theta's tag (or nothing was applied), the
+ *     rebuilt theta within its bounds, and the frame re-encoded from (applied, rebuilt theta) is
+ *     the very same bytes (the varints are canonical: one encoding per theta);
  *   - the parser's counters add up to the events seen, and MAX_FRAME zeros after the stream
  *     leave it idle.
  * Build and run: run_fuzz.sh (clang -fsanitize=fuzzer,address,undefined).
@@ -175,6 +179,40 @@ static void decode_request(const rlmpc_event *ev, uint16_t n, uint8_t nx, uint8_
             check(ev->len == RLMPC_STEP_THETA_FIXED_LEN +
                                  (uint32_t)(m.n_x + m.n_p + m.n_theta) * RLMPC_PROTO_PRECISION);
             same_bytes(original, n, again, rlmpc_encode_step_theta(again, ev->seq, &m, x, p, theta));
+            for (i = 0; i < ntheta; ++i) {
+                check(theta[i] >= lb[i] && theta[i] <= ub[i]);
+                applied[i] = theta[i];
+            }
+            for (i = 0; i < RLMPC_PROTO_HASH_LEN; ++i) applied_hash[i] = i < 4u ? (uint8_t)(m.theta_tag >> (8u * i)) : 0u;
+            ++applied_count;
+        }
+        for (i = 0; i < ntheta; ++i) check(applied[i] >= lb[i] && applied[i] <= ub[i]);
+        break;
+    }
+    case RLMPC_MSG_STEP_THETA_DELTA: {
+        /* the firmware's path (controller.c answer_step_theta_delta): against the applied theta */
+        rlmpc_msg_step_theta_delta m;
+        uint16_t i;
+        uint32_t tag = (uint32_t)applied_hash[0] | ((uint32_t)applied_hash[1] << 8) |
+                       ((uint32_t)applied_hash[2] << 16) | ((uint32_t)applied_hash[3] << 24);
+        uint8_t err = rlmpc_decode_step_theta_delta(ev, nx, np, ntheta, tag, applied_count ? applied : NULL, lb, ub,
+                                                    &m, x, p, theta, &detail);
+        check(err == 0 || err == RLMPC_ERR_BAD_LENGTH || err == RLMPC_ERR_BAD_DIMENSION ||
+              err == RLMPC_ERR_BAD_HASH || (err == RLMPC_ERR_OUT_OF_BOUNDS && detail < ntheta));
+        if (err == RLMPC_ERR_BAD_LENGTH) check(detail == ev->len);
+        if (err == RLMPC_ERR_BAD_DIMENSION)
+            check(detail == (m.n_x != nx ? nx : (m.n_p != 0 && m.n_p != np) ? np : ntheta));
+        if (err == RLMPC_ERR_BAD_HASH)
+            check(m.n_x == nx && (m.n_p == 0 || m.n_p == np) && m.n_theta == ntheta &&
+                  (applied_count == 0 || m.base_tag != tag));
+        if (err == RLMPC_ERR_OUT_OF_BOUNDS) {
+            check(m.base_tag == tag && applied_count > 0);
+            for (i = 0; i < detail; ++i) check(theta[i] >= lb[i] && theta[i] <= ub[i]);
+            check(!(theta[detail] >= lb[detail] && theta[detail] <= ub[detail]));
+        }
+        if (err == 0) {
+            check(m.n_x == nx && (m.n_p == 0 || m.n_p == np) && m.n_theta == ntheta && m.base_tag == tag);
+            same_bytes(original, n, again, rlmpc_encode_step_theta_delta(again, ev->seq, &m, x, p, applied, theta));
             for (i = 0; i < ntheta; ++i) {
                 check(theta[i] >= lb[i] && theta[i] <= ub[i]);
                 applied[i] = theta[i];

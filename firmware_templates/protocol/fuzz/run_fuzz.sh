@@ -36,7 +36,10 @@ messages = [p.Hello(), p.Step(7, [0.5, -1, 2, 3], [1, 2]), p.Step(8, [1, 2, 3, 4
             p.SetTheta(h, h, [0.5, -0.5]), p.SetTheta(b"\x01" * HASH_LEN, h, [0.0, 0.0, 0.0]),
             p.Step(9, [1, 2, 3, 4], [float("inf"), 0]), p.StepTheta(10, 0xA55A, [1, 2, 3, 4], [1, 2], [0.5, -0.5, 2.5]),
             p.StepTheta(11, 1, [1, 2, 3, 4], (), [0.5, float("nan"), 9.0]), p.StepTheta(12, 2, [1, 2, 3], (), [0, 0, 0]),
-            p.StepTheta(13, 3, [1, 2, 3, 4], (), [0.5, -0.5]), p.Reset(), p.Ping(b"\xa5\x5a"),
+            p.StepTheta(13, 3, [1, 2, 3, 4], (), [0.5, -0.5]),
+            p.StepThetaDelta(14, 0xA55A, 4, 3, [1, 2, 3, 4], (), p.theta_delta([0.5, -0.5, 2.5], [0.25, -0.5, 2.4])),
+            p.StepThetaDelta(15, 4, 5, 3, [1, 2, 3, 4], [1, 2], p.theta_delta([0.25, -0.5, 2.4], [9.0, 0.0, -1.0])),
+            p.StepThetaDelta(16, 5, 6, 3, [1, 2, 3, 4], (), b"\x80\x00\x01\x01"), p.Reset(), p.Ping(b"\xa5\x5a"),
             p.Exit(3), p.Ack(2), p.Error(1, 2, 3), p.Pong(b"x"), p.Action(1, 1, 0, 2, 9, 1234, [0.25]),
             p.Info(1, 0, 1, 0, int(prec), 7, 2, 4, 1, 2, 3, p.board_bytes("fuzz"), h, h, h)]
 records = b""
