@@ -26,9 +26,9 @@ sent the checkpoint's θ before its first step.  Bit for bit with the uninterrup
 that restart their solver at every θ, where θ is pushed before every step (``update_every = 1``);
 (b) any device when the checkpoint falls on an episode boundary (``checkpoint_every`` a multiple of
 the episode length: the next episode starts with RESET either way).  Not bit for bit: a checkpoint
-within an episode of an RTI device (the resumed step starts cold, the uninterrupted one warm), a
-device that resets mid-run (it restarts cold), and a step whose reply was lost after the device had
-run it (an RTI device then iterates twice at that state): these match to the RTI's own accuracy.
+within an episode of an RTI device (the resumed step starts cold, the uninterrupted one warm) and a
+device that resets mid-run (it restarts cold): these match to the RTI's own accuracy.  A step whose
+reply was lost is answered again from the device's memory (docs/protocol.md), so a retry does not.
 """
 
 from __future__ import annotations

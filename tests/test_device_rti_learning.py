@@ -9,6 +9,7 @@ episode boundary is bit for bit."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,39 @@ def test_set_theta_keeps_the_warm_start_and_reset_forgets_it(run: tuple[Path, Pa
         assert link.request(Reset()) == Ack(int(Reset.TYPE))
         cold = link.request(Step(0, x))
         assert isinstance(cold, Action) and cold.sqp_iterations == 10
+
+
+def test_a_repeated_step_is_answered_from_memory(run: tuple[Path, Path]) -> None:
+    """A host that lost an ACTION sends the step again (same step index, x, θ): the device answers it
+    again without iterating, so its warm start is that of a device that answered once (the firmware
+    before session 9 iterated a second time at that state: another answer, and another next step).  A
+    new θ or RESET forgets the answer."""
+    program = run[1] / "device" / "firmware" / "controller"
+    manifest = json.loads((run[1] / "device" / "bundle" / "manifest.json").read_text())
+    xs = [(0.03, -0.05), (0.025, -0.04), (0.02, -0.03)]  # (near upright: inputs within their bounds)
+
+    def answers(repeat: bool) -> list[Action]:
+        out = []
+        with connected(program, "host") as (_, link):
+            for k, x in enumerate(xs):
+                first = link.request(Step(k, x))
+                assert isinstance(first, Action) and first.solver_status > 0
+                if repeat and k == 1:
+                    assert link.request(Step(k, x)) == first  # the same ACTION: u, flags, iterations, cost
+                out.append(first)
+            if repeat:
+                th = 1.01 * np.array(manifest["theta"]["flat"], dtype=float)
+                push = SetTheta(hash_prefix(manifest["problem"]["hash"]), hash_prefix(theta_hash(th)), tuple(th))
+                assert link.request(push) == Ack(int(push.TYPE))
+                new_theta = link.request(Step(2, xs[2]))  # the same step, another θ: solved again
+                assert isinstance(new_theta, Action) and new_theta.u != out[2].u
+                assert link.request(Reset()) == Ack(int(Reset.TYPE))
+                cold = link.request(Step(2, xs[2]))  # after RESET: solved again, cold
+                assert isinstance(cold, Action) and cold.sqp_iterations == 10
+        return out
+
+    repeated, once = answers(repeat=True)[2], answers(repeat=False)[2]
+    assert replace(repeated, cost=0) == replace(once, cost=0)  # (the host board's cost is wall-clock µs)
 
 
 def test_resume_at_an_episode_boundary_is_bit_for_bit(run: tuple[Path, Path], tmp_path: Path,
