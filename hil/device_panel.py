@@ -80,9 +80,10 @@ def plot_device_panel(path: Path, distance: Any, cost: Any, summary: dict[str, A
     ax1.grid(alpha=0.3)
     ax2.plot(steps, np.asarray(cost, dtype=float), lw=0.7, color="tab:green")
     ax2.set_ylabel(f"device cost per step\n({summary.get('cost_unit', 'no unit')})")
-    episodes = len(episode_starts) if episode_starts else None
+    episodes = len(episode_starts or [])
+    counts = f"\n{d.size} device steps, {episodes} episode{'s' if episodes > 1 else ''}" if episodes else ""
     ax2.set_xlabel("device step (one per action asked for: each episode's first state, then one per training step)"
-                   + (f"\n{d.size} device steps, {episodes} episodes" if episodes else ""), fontsize=8)
+                   + counts, fontsize=8)
     ax2.grid(alpha=0.3)
     fig.subplots_adjust(left=0.1, right=0.8, top=0.89, bottom=0.13, hspace=0.12)
     fig.savefig(path, dpi=110)

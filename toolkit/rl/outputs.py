@@ -229,9 +229,10 @@ def plot_learning_curves(path: Path, hist: Any, labels: list[str], theta0: Any =
         ax.axhline(0.0, color="k", lw=0.8)
         ax.legend(ncol=1 + len(labels) // 12, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.set_ylabel("100 (θ − θ₀) / |θ₀|  [%]" if all(h == "|θ₀|" for h in how) else
-                      "100 (θ − θ₀) / yardstick [%]\n(|θ₀|; [ub − lb] where θ₀ = 0)", fontsize=8)
+                      "100 (θ − θ₀) / scale  [%]")
     note = "" if theta0 is not None or not theta.size else " (θ₀ not saved: θ after step 0 stands in)"
-    ax.set_title("θ: change from θ₀ in % of |θ₀| (θ₀ = 0: of its bound range); legend: θ₀ → final" + note,
+    ax.set_title("θ: change from θ₀ in % of |θ₀| (scale; where θ₀ = 0: its bound range, [ub − lb]); legend: θ₀ → final"
+                 + note,
                  loc="left")
     ax.set_xlabel("steps done (θ₀ at 0)")
     fig.savefig(path, dpi=100)

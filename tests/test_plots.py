@@ -47,3 +47,26 @@ def test_plots_of_a_run_start_from_theta0(tmp_path: Path, monkeypatch) -> None:
         sub.mkdir()
         write_plots(_run_folder(sub, with_theta0))
         assert seen[-1][0].startswith("gain (1→0.8, -20 %)"), seen[-1]
+
+
+def test_the_agreement_goal_applies_only_to_a_converging_device_solver() -> None:
+    from rlmpc.hil.device_panel import solver_converges
+
+    assert solver_converges({"solver": {"kind": "condensed QP (linear MPC, matrices precomputed)"}}) is True
+    assert solver_converges({"solver": {"kind": "structured QP (interior point + Riccati; linear MPC)"}}) is True
+    assert solver_converges({"solver": {"kind": "real-time iteration (nonlinear MPC, Gauss-Newton, …)"}}) is False
+    assert solver_converges({"solver": {"kind": "structured QP (interior point + Riccati; nonlinear MPC: one "
+                                                 "Gauss-Newton QP per step at the last plan shifted)"}}) is False
+    assert solver_converges({"solver": {"nlp_solver": "SQP_RTI", "nlp_solver_resolved": "SQP_RTI"}}) is False
+    assert solver_converges({"solver": {"nlp_solver": "auto", "nlp_solver_resolved": "SQP_RTI"}}) is True
+    assert solver_converges({}) is None
+
+
+def test_evaluate_names_files_apart_and_pairs_episodes_by_seed() -> None:
+    from rlmpc.toolkit.sweep.evaluate import Episode, ThetaEvaluation, paired_differences, short_names
+
+    assert short_names(["th0.json", "runs/pm_ws2/theta.json"]) == ["th0.json", "pm_ws2/theta.json"]
+    assert short_names(["a/x/theta.json", "b/x/theta.json"]) == ["a/x/theta.json", "b/x/theta.json"]
+    ref = ThetaEvaluation("a", [Episode(i, 10.0 + i, 0.0, 0, 5) for i in range(4)])
+    other = ThetaEvaluation("b", [Episode(i, 10.1 + i, 0.0, 0, 5) for i in (3, 1, 0)])
+    np.testing.assert_allclose(paired_differences(ref, other), [0.1, 0.1, 0.1])
