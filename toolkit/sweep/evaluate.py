@@ -196,8 +196,9 @@ def plot_evaluation(path: Path, evaluations: list[ThetaEvaluation]) -> Path:
 
     n = len(evaluations)
     names = short_names([ev.theta_file for ev in evaluations])
-    fig, axes = figures.subplots(1, 2 if n > 1 else 1, figsize=(max(6.0, 1.9 * n + 2) * (1.8 if n > 1 else 1), 4.8),
-                                 squeeze=False)
+    width = max(6.0, 1.9 * n + 2)
+    fig, axes = figures.subplots(1, 2 if n > 1 else 1, figsize=(width * (1 + (n - 1) / n) if n > 1 else width, 4.8),
+                                 squeeze=False, **({"width_ratios": [n, n - 1]} if n > 1 else {}))
     ax = axes[0, 0]
     costs = [ev.costs for ev in evaluations]
     same = n > 1 and all(len(c) == len(costs[0]) for c in costs)
@@ -233,7 +234,7 @@ def plot_evaluation(path: Path, evaluations: list[ThetaEvaluation]) -> Path:
         ax.set_xticks(range(1, n), names[1:], rotation=12, ha="right", fontsize=8)
         ax.set_ylabel(f"cost − {names[0]}'s, same seed\n[% of its mean {ref_mean:.4g}]" if ref_mean else
                       f"cost − {names[0]}'s, same seed")
-        ax.set_title(f"paired per episode vs {names[0]}: mean and 95 % CI (paired t)", fontsize=9)
+        ax.set_title(f"paired with {names[0]} (same seed):\nmean, 95 % CI (paired t)", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("greedy closed loops, the same seeds for every θ", fontsize=10)
     fig.tight_layout()
