@@ -197,8 +197,9 @@ def plot_evaluation(path: Path, evaluations: list[ThetaEvaluation]) -> Path:
     n = len(evaluations)
     names = short_names([ev.theta_file for ev in evaluations])
     width = max(6.0, 1.9 * n + 2)
+    ratios: dict[str, Any] = {"width_ratios": [n, n - 1]} if n > 1 else {}
     fig, axes = figures.subplots(1, 2 if n > 1 else 1, figsize=(width * (1 + (n - 1) / n) if n > 1 else width, 4.8),
-                                 squeeze=False, **({"width_ratios": [n, n - 1]} if n > 1 else {}))
+                                 squeeze=False, **ratios)
     ax = axes[0, 0]
     costs = [ev.costs for ev in evaluations]
     same = n > 1 and all(len(c) == len(costs[0]) for c in costs)
