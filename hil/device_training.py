@@ -43,6 +43,7 @@ import numpy as np
 from rlmpc.codegen.manifest import theta_hash
 from rlmpc.codegen.protocol import hash_prefix, tagged_theta_hash, theta_tag
 from rlmpc.codegen.protocol_spec import Capability, CostUnit, StatusFlag
+from rlmpc.hil.device_panel import bundle_solver, plot_device_panel
 from rlmpc.hil.faults import find_faulty
 from rlmpc.hil.transport import Device, DeviceRefusalError, LinkDownError, Sent, TransportError
 from rlmpc.toolkit.mpc import MpcSolution
@@ -70,6 +71,7 @@ class DeviceRecord:
     sent_ahead: int = 0  # STEP_THETA frames written before the workstation's solves (prefetch)
     resumed_from: str = ""  # with --resume: the device's θ hash in the checkpoint
     episode_resets: int = 0  # RESETs at episode starts (and after a resume)
+    episode_starts: list[int] = field(default_factory=list)  # the device step each episode starts at
 
 
 class DeviceInTheLoop:
@@ -98,6 +100,7 @@ class DeviceInTheLoop:
         # a STEP_THETA written ahead (prefetch): θ, s, p, θ's hash and the frame
         self._pending: tuple[FloatArray, FloatArray, FloatArray, str, Sent] | None = None
         self._reset_due = False  # RESET before the next step (after a resume)
+        self.bundle: Path | None = None  # the bundle the device runs, where known (its solver: device_panel.png)
 
     # --- θ ---------------------------------------------------------------------------------------
     def push(self, theta: FloatArray) -> None:
@@ -130,6 +133,11 @@ class DeviceInTheLoop:
     def episode_start(self) -> None:
         """RESET (:attr:`MpcAgent.greedy_episode_start`): the episode's first step starts the device's
         controller cold, whatever the steps before it left (a frame written ahead is completed first)."""
+        self.record.episode_starts.append(len(self.record.distance))
+        self._restart()
+
+    def _restart(self) -> None:
+        """RESET (a frame written ahead is completed first)."""
         pending, self._pending = self._pending, None
         if pending is not None:
             self._complete(pending)
@@ -209,8 +217,8 @@ class DeviceInTheLoop:
 
     def action(self, sol: MpcSolution) -> FloatArray:
         """The device's action at the state the workstation just solved for, with the same θ."""
-        if self._reset_due:
-            self.episode_start()
+        if self._reset_due:  # (after a resume: the step continues an episode)
+            self._restart()
         sent = self._take_pending(sol)
         if sent is not None:
             result = self._push_and_step(sol, sent)
@@ -301,33 +309,17 @@ class DeviceInTheLoop:
         return extra
 
     def save(self, out: Path) -> dict[str, Any]:
+        """``device_steps.npz``, ``device.json`` and ``device_panel.png`` in ``out``; the solver is read
+        from the bundle ``rlmpc train --device`` exported into ``out/device/bundle`` (with ``--port``
+        set :attr:`bundle`)."""
         np.savez_compressed(out / "device_steps.npz", distance=np.array(self.record.distance),
                             cost=np.array(self.record.cost), flags=np.array(self.record.flags),
-                            latency=np.array(self.record.latency))
+                            latency=np.array(self.record.latency),
+                            episode_start=np.array(self.record.episode_starts, dtype=int))
         summary = self.summary()
+        solver, converges = bundle_solver(self.bundle or out / "device" / "bundle")
+        summary.update(solver=solver, solver_converges=converges)
         (out / "device.json").write_text(json.dumps(summary, indent=1, default=float) + "\n", encoding="utf-8")
-        plot_device_panel(out / "device_panel.png", self.record, summary)
+        plot_device_panel(out / "device_panel.png", self.record.distance, self.record.cost, summary,
+                          self.record.episode_starts)
         return summary
-
-
-def plot_device_panel(path: Path, record: DeviceRecord, summary: dict[str, Any]) -> Path:
-    """The device while learning: ‖u_device − π_θ(s)‖∞ per step (log) and its cost per step."""
-    from rlmpc.toolkit import figures
-
-    fig, (ax1, ax2) = figures.subplots(2, 1, figsize=(8, 5.2), sharex=True)
-    d = np.array(record.distance, dtype=float)
-    steps = np.arange(d.size)
-    ax1.semilogy(steps, np.maximum(d, 1e-12), lw=0.7, color="tab:blue")
-    ax1.axhline(1e-4, color="tab:red", ls="--", lw=1, label="1e-4 (agreement goal)")
-    ax1.set_ylabel("|u_device − π_θ(s)|∞\n(floor 1e-12)")
-    ax1.set_title(f"learning through {summary['board']}: {summary['theta_pushes']} θ pushes, "
-                  f"{summary['fallbacks']} fallbacks, {summary['link']['retries']} retries", fontsize=10)
-    ax1.legend(loc="upper right", fontsize=8)
-    ax1.grid(alpha=0.3)
-    ax2.plot(steps, record.cost, lw=0.7, color="tab:green")
-    ax2.set_ylabel(f"device cost per step\n({summary.get('cost_unit', 'no unit')})")
-    ax2.set_xlabel("training step")
-    ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path

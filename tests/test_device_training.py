@@ -173,6 +173,7 @@ def _train(tmp_path: Path, name: str, reboot_at: int | None = None, cold: bool =
     loop = DeviceInTheLoop(device, trainer.mpc.fns.problem_hash, trainer.mpc.fns.ntheta)
     trainer.agent.greedy_source = loop.action
     trainer.agent.greedy_prefetch = loop.prefetch  # as `rlmpc train --device` does (STEP_THETA written ahead)
+    trainer.agent.greedy_episode_start = loop.episode_start  # (and RESET at each episode's start)
     holder["double"], holder["loop"] = double, loop
     try:
         summary = trainer.run()
@@ -210,6 +211,8 @@ def test_learning_through_the_device_pushes_theta_and_learns_what_the_workstatio
         np.testing.assert_allclose(through["theta_final"][key], alone["theta_final"][key], rtol=0, atol=1e-6)
     assert abs(through["greedy_cost_final"] - alone["greedy_cost_final"]) <= 1e-6 * abs(alone["greedy_cost_final"])
     assert (tmp_path / "device" / "device_panel.png").stat().st_size > 10_000
+    with np.load(tmp_path / "device" / "device_steps.npz") as steps:  # the panel marks where episodes start
+        assert steps["episode_start"].tolist() == [0] and steps["distance"].size == 301
 
 
 @FRAMES

@@ -142,7 +142,14 @@ class EvaluationHistory:
         steps = np.array([r["step"] for r in self.records], dtype=float)
         cost = np.array([r["cost"] for r in self.records], dtype=float)
         fig, ax = figures.subplots(figsize=(7, 3.8), constrained_layout=True)
-        ax.plot(steps, cost, "o-", ms=4, label="greedy closed-loop cost")
+        periodic = any(r["kind"] == "periodic" for r in self.records)
+        if periodic:  # a history: joined
+            ax.plot(steps, cost, "o-", ms=4, label="greedy closed-loop cost")
+        else:  # only θ₀ and the final θ: two points, no trend between them
+            ax.plot(steps, cost, "o", ms=7, label="greedy closed-loop cost (θ₀, final θ)")
+            if len(cost) == 2 and np.isfinite(cost).all() and cost[0] != 0:
+                ax.annotate(f"{100 * (cost[1] / cost[0] - 1):+.2f} % vs θ₀", (steps[1], cost[1]),
+                            xytext=(-10, 12), textcoords="offset points", ha="right", fontsize=9)
         ax.axhline(self.initial_cost, color="0.4", ls="--", lw=1, label="initial θ")
         if self.guard is not None and np.isfinite(self.initial_cost):
             limit = self.initial_cost + (self.guard.worse_than_initial - 1.0) * abs(self.initial_cost)
@@ -159,7 +166,8 @@ class EvaluationHistory:
             ax.set_yscale("log")
         ax.set_xlabel("training step")
         ax.set_ylabel("greedy cost (same noise each time)")
-        ax.set_title("periodic evaluation")
+        ax.set_title("periodic evaluation" if periodic else
+                     "θ₀ and the final θ (no [evaluation] every: nothing evaluated in between)", fontsize=10)
         ax.legend(fontsize=8)
         fig.savefig(path, dpi=100)
         return path

@@ -45,7 +45,9 @@ def write_outputs(trainer: Trainer, final_eval: float, restored: bool = False) -
     np.savez_compressed(out / "history.npz", step_cost=np.array(hist.step_cost),
                         td_error=np.array(hist.td_error), theta=np.array(hist.theta),
                         episode_cost=np.array(hist.episode_cost),
-                        theta_labels=np.array(fns.theta.labels()))
+                        theta_labels=np.array(fns.theta.labels()), theta0=np.asarray(trainer.theta0, dtype=float),
+                        theta_lower=np.asarray(fns.theta.lower(), dtype=float),
+                        theta_upper=np.asarray(fns.theta.upper(), dtype=float))
     if trainer.plots:
         write_plots(out)
     initial = pr.initial_eval if pr.initial_eval is not None else float("nan")
@@ -91,13 +93,41 @@ def write_outputs(trainer: Trainer, final_eval: float, restored: bool = False) -
     return summary
 
 
-def relative_change(theta: np.ndarray) -> np.ndarray:
-    """``(θ − θ₀) / max |θ − θ₀|`` per component: each one's path in [−1, 1] whatever its scale
-    (a component that never changed stays at 0)."""
-    change = theta - theta[:1]
-    scale = np.max(np.abs(change), axis=0, initial=0.0)
-    scale[scale == 0] = 1.0
-    return np.asarray(change / scale)
+def theta_scale(theta0: np.ndarray, lower: np.ndarray | None = None,
+                upper: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """Per component, the fixed yardstick its change is drawn in and its name: ``|θ₀|`` where
+    θ₀ ≠ 0 (relative change), else the width of its bounds ``ub − lb`` where finite, else 1
+    (absolute change).  It never depends on how far θ moved: a tiny change stays tiny."""
+    theta0 = np.asarray(theta0, dtype=float).ravel()
+    width = (np.asarray(upper, dtype=float) - np.asarray(lower, dtype=float) if lower is not None
+             and upper is not None else np.full(theta0.size, np.inf))
+    scale, how = np.ones(theta0.size), []
+    for i, (t0, w) in enumerate(zip(theta0, width, strict=True)):
+        if t0 != 0.0:
+            scale[i], name = abs(t0), "|θ₀|"
+        elif np.isfinite(w) and w > 0:
+            scale[i], name = w, "ub − lb"
+        else:
+            name = "absolute ×100"
+        how.append(name)
+    return scale, how
+
+
+def relative_change(theta: np.ndarray, theta0: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``100 (θ − θ₀) / scale`` per component: the change from θ₀ in % of its yardstick."""
+    return np.asarray(100.0 * (theta - theta0) / scale)
+
+
+def theta_legend(labels: list[str], theta0: np.ndarray, final: np.ndarray, how: list[str]) -> list[str]:
+    """Legend entries ``name (θ₀→final, ±x %)``, or ``name (θ₀→final) [yardstick]`` where the
+    yardstick (:func:`theta_scale`) is not ``|θ₀|``."""
+    out = []
+    for i, label in enumerate(labels):
+        if how[i] == "|θ₀|":
+            out.append(f"{label} ({theta0[i]:.3g}→{final[i]:.3g}, {100 * (final[i] / theta0[i] - 1):+.3g} %)")
+        else:
+            out.append(f"{label} ({theta0[i]:.3g}→{final[i]:.3g}) [{how[i]}]")
+    return out
 
 
 def write_plots(out: Path) -> list[Path]:
@@ -111,13 +141,20 @@ def write_plots(out: Path) -> list[Path]:
         with np.load(out / "history.npz") as data:
             hist = SimpleNamespace(**{k: data[k] for k in ("step_cost", "td_error", "theta", "episode_cost")})
             labels = [str(v) for v in data["theta_labels"]]
+            extra = {k: data[k] for k in ("theta0", "theta_lower", "theta_upper") if k in data}
         doc = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
     except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"{out}: not a finished training run ({type(exc).__name__}: {exc})") from None
+    if "theta0" not in extra:  # (a run saved before history.npz held θ₀: its initial evaluation's θ)
+        initial = [r for r in doc["records"] if r.get("kind") == "initial"]
+        if initial:
+            extra["theta0"] = np.asarray(initial[0]["theta"], dtype=float)
     hist.episode_cost = list(hist.episode_cost)
     evals = EvaluationHistory(Guard(**doc["guard"]) if doc.get("guard") else None, doc["records"],
                               doc["best_theta"], doc["best_cost"], doc["best_step"])
-    return [plot_learning_curves(out / "learning_curves.png", hist, labels), evals.plot(out / "evaluation.png")]
+    return [plot_learning_curves(out / "learning_curves.png", hist, labels, extra.get("theta0"),
+                                 extra.get("theta_lower"), extra.get("theta_upper")),
+            evals.plot(out / "evaluation.png")]
 
 
 MAX_POINTS = 1500
@@ -136,9 +173,15 @@ def _reduce(values: np.ndarray, how: str = "stride") -> tuple[np.ndarray, np.nda
     return np.arange(0, n, k), values[::k]
 
 
-def plot_learning_curves(path: Path, hist: Any, labels: list[str]) -> Path:
+def plot_learning_curves(path: Path, hist: Any, labels: list[str], theta0: Any = None,
+                         lower: Any = None, upper: Any = None) -> Path:
     """Cost per step, TD error, cost per episode (or cumulative) and θ, each curve reduced to at most
-    MAX_POINTS points."""
+    MAX_POINTS points.
+
+    ``hist.theta[k]`` is θ after step k; ``theta0`` is θ before the first update (without it, the
+    first row stands in for it and the legend says so).  Each θ component is drawn as its change
+    from θ₀ in % of a fixed yardstick (:func:`theta_scale`, from ``lower``/``upper``, the θ bounds).
+    """
     from rlmpc.toolkit import figures
 
     cost = np.array(hist.step_cost)
@@ -174,17 +217,23 @@ def plot_learning_curves(path: Path, hist: Any, labels: list[str]) -> Path:
         ax.set_title("cumulative cost (one episode)")
         ax.set_xlabel("step")
     ax = fig.add_subplot(fig.add_gridspec(3, 1, right=legend_right, **margins)[2, 0])
-    if theta.size:  # components of different scales: each relative to its initial value
-        steps, rel = _reduce(relative_change(theta))
+    if theta.size:
+        t0 = np.asarray(theta0, dtype=float).ravel() if theta0 is not None else theta[0]
+        scale, how = theta_scale(t0, lower, upper)
+        steps, rel = _reduce(relative_change(theta, t0, scale))
+        # θ after step k drawn at k + 1 (steps done), θ₀ at 0
+        steps, rel = np.concatenate([[0], steps + 1]), np.vstack([np.zeros((1, t0.size)), rel])
         styles = ["-", "--", ":", "-."]
-        for i, label in enumerate(labels):
-            ax.plot(steps, rel[:, i], lw=1.2, ls=styles[(i // 10) % 4],
-                    label=f"{label} ({theta[0, i]:.3g}→{theta[-1, i]:.3g})")
+        for i, text in enumerate(theta_legend(labels, t0, theta[-1], how)):
+            ax.plot(steps, rel[:, i], lw=1.2, ls=styles[(i // 10) % 4], label=text)
         ax.axhline(0.0, color="k", lw=0.8)
         ax.legend(ncol=1 + len(labels) // 12, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        ax.set_ylabel("(θ − θ₀) / max|θ − θ₀|")
-    ax.set_title("θ components: each one's change, normalised to its largest change (legend: initial → final)",
+        ax.set_ylabel("100 (θ − θ₀) / |θ₀|  [%]" if all(h == "|θ₀|" for h in how) else
+                      "100 (θ − θ₀) / scale  [%]")
+    note = "" if theta0 is not None or not theta.size else " (θ₀ not saved: θ after step 0 stands in)"
+    ax.set_title("θ: change from θ₀ in % of |θ₀| (scale; where θ₀ = 0: its bound range, [ub − lb]); legend: θ₀ → final"
+                 + note,
                  loc="left")
-    ax.set_xlabel("step")
+    ax.set_xlabel("steps done (θ₀ at 0)")
     fig.savefig(path, dpi=100)
     return path

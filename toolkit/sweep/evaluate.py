@@ -169,24 +169,75 @@ def write_evaluation(out: Path, evaluations: list[ThetaEvaluation], meta: dict[s
     return doc
 
 
+def short_names(files: list[str]) -> list[str]:
+    """Each θ file's path with as few leading folders as keep the names apart (``th0.json``,
+    ``pm_ws2/theta.json``), never a bare leading "/"."""
+    parts = [Path(f).parts for f in files]
+    for keep in range(2, max((len(p) for p in parts), default=1) + 2):
+        names = ["/".join(p[-keep:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return list(files)
+
+
+def paired_differences(reference: ThetaEvaluation, other: ThetaEvaluation) -> np.ndarray:
+    """Per episode index both ran (the same seed): other's cost − the reference's."""
+    ref = {e.index: e.cost for e in reference.episodes}
+    return np.array([e.cost - ref[e.index] for e in other.episodes if e.index in ref], dtype=float)
+
+
 def plot_evaluation(path: Path, evaluations: list[ThetaEvaluation]) -> Path:
-    """Per θ: every episode's cost (dots), the mean and its 95 % interval (bar)."""
+    """Left: per θ every episode's cost (dots; the same seed joined across θ), the mean and its 95 %
+    interval.  Right (two θ or more): per episode the paired difference to the first θ, its mean and
+    95 % interval (paired t), in % of the first θ's mean: a small systematic difference shows there."""
+    from scipy import stats as st
+
     from rlmpc.toolkit import figures
 
-    fig, ax = figures.subplots(figsize=(max(5.0, 2.2 * len(evaluations) + 2), 4.5))
-    rng = np.random.default_rng(0)
+    n = len(evaluations)
+    names = short_names([ev.theta_file for ev in evaluations])
+    width = max(6.0, 1.9 * n + 2)
+    ratios: dict[str, Any] = {"width_ratios": [n, n - 1]} if n > 1 else {}
+    fig, axes = figures.subplots(1, 2 if n > 1 else 1, figsize=(width * (1 + (n - 1) / n) if n > 1 else width, 4.8),
+                                 squeeze=False, **ratios)
+    ax = axes[0, 0]
+    costs = [ev.costs for ev in evaluations]
+    same = n > 1 and all(len(c) == len(costs[0]) for c in costs)
+    if same and len(costs[0]) <= 500:  # the same seeds joined across θ
+        ax.plot(np.arange(n), np.array(costs), color="0.6", lw=0.6, alpha=min(0.6, 30 / len(costs[0])), zorder=1)
     for i, ev in enumerate(evaluations):
         c, s = ev.costs, ev.stats()
-        ax.scatter(i + rng.uniform(-0.18, 0.18, c.size), c, s=8, alpha=0.35, color=f"C{i}")
-        ax.errorbar(i + 0.3, s["mean"], yerr=[[s["mean"] - s["ci95_low"]], [s["ci95_high"] - s["mean"]]],
-                    fmt="D", color="k", capsize=6, lw=2)
-        ax.annotate(f"{s['mean']:.4g}", (i + 0.36, s["mean"]), va="center", fontsize=9)
-    ax.set_xticks(range(len(evaluations)), [Path(ev.theta_file).parent.name + "/" + Path(ev.theta_file).name
-                                            for ev in evaluations], rotation=10)
+        ax.scatter(np.full(c.size, i), c, s=10, alpha=0.5, color=f"C{i}", zorder=2)
+        ax.errorbar(i + 0.2, s["mean"], yerr=[[s["mean"] - s["ci95_low"]], [s["ci95_high"] - s["mean"]]],
+                    fmt="D", color="k", capsize=5, lw=2, zorder=3)
+        ax.annotate(f"{s['mean']:.4g}", (i + 0.27, s["mean"]), va="center", fontsize=8)
+    ax.set_xlim(-0.4, n - 0.3)
+    ax.set_xticks(range(n), names, rotation=12, ha="right", fontsize=8)
     ax.set_ylabel("closed-loop cost per episode")
-    ax.set_title("greedy closed loops, the same seeds for every θ\nepisodes (dots), mean and 95 % CI (black)",
-                 fontsize=10)
+    ax.set_title("per episode (dots" + ("; grey: the same seed" if same else "") + "), mean and 95 % CI (black)",
+                 fontsize=9)
     ax.grid(axis="y", alpha=0.3)
+    if n > 1:
+        ax = axes[0, 1]
+        ref_mean = float(np.mean(costs[0]))
+        for i, ev in enumerate(evaluations[1:], start=1):
+            d = paired_differences(evaluations[0], ev)
+            if not d.size:
+                continue
+            pct = 100 * d / abs(ref_mean) if ref_mean else d
+            ax.scatter(np.full(pct.size, i), pct, s=10, alpha=0.5, color=f"C{i}")
+            m = float(pct.mean())
+            half = float(st.t.ppf(0.975, pct.size - 1) * pct.std(ddof=1) / np.sqrt(pct.size)) if pct.size > 1 else 0.0
+            ax.errorbar(i + 0.2, m, yerr=half, fmt="D", color="k", capsize=5, lw=2)
+            ax.annotate(f"{m:+.2g} %\n±{half:.2g}", (i + 0.27, m), va="center", fontsize=8)
+        ax.axhline(0.0, color="k", lw=0.8)
+        ax.set_xlim(0.6, n - 0.3)
+        ax.set_xticks(range(1, n), names[1:], rotation=12, ha="right", fontsize=8)
+        ax.set_ylabel(f"cost − {names[0]}'s, same seed\n[% of its mean {ref_mean:.4g}]" if ref_mean else
+                      f"cost − {names[0]}'s, same seed")
+        ax.set_title(f"paired with {names[0]} (same seed):\nmean, 95 % CI (paired t)", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("greedy closed loops, the same seeds for every θ", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
