@@ -106,6 +106,9 @@ def resume_plan(trainer: Any, args: argparse.Namespace) -> tuple[dict[str, Any] 
     payload = trainer.read_checkpoint()  # (another configuration, seed, … refused here)
     path = trainer.checkpoint_path
     device, link = _device_of(payload, trainer.out)
+    if trainer.finished(payload):
+        return device, (f"{trainer.out} holds a run that ended (summary.json after its last checkpoint): "
+                        f"nothing to resume; its result: {trainer.out / 'summary.json'}")
     on_device = bool(args.target or args.port)
     if device is not None and not on_device:
         board = device.get("board", "a device")
@@ -118,9 +121,6 @@ def resume_plan(trainer: Any, args: argparse.Namespace) -> tuple[dict[str, Any] 
         raise ValueError(f"--resume: {path} is of a run through {device['board']} (cost per step in "
                          f"{device.get('cost_unit', 'its unit')}), not {args.target}; resume it with "
                          f"{_how(device, link)}")
-    if trainer.finished(payload):
-        return device, (f"{trainer.out} holds a run that ended (summary.json after its last checkpoint): "
-                        f"nothing to resume; its result: {trainer.out / 'summary.json'}")
     return device, None
 
 
