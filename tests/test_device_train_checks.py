@@ -128,7 +128,10 @@ def test_a_workstation_checkpoint_is_not_resumed_through_a_device(tmp_path: Path
 
     cfg = tmp_path / "lti.toml"
     cfg.write_text(CONFIG)
+    from rlmpc.toolkit.output_folder import claim_output_folder
+
     trainer = Trainer(load_config(cfg, output=tmp_path / "run"), progress_bar=False)
+    claim_output_folder(tmp_path / "run", "train")  # (as a workstation run interrupted after a checkpoint)
     trainer.save_checkpoint()
     (tmp_path / "manifest.json").write_text(json.dumps({"problem": {"name": "lti",
                                                                     "hash": trainer.mpc.fns.problem_hash}}))
