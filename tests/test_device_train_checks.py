@@ -214,3 +214,14 @@ def test_an_unknown_plant_or_problem_suggests_a_plugin(tmp_path: Path, capsys: p
     cfg.write_text(CONFIG.replace('problem = "lti"', 'problem = "unicycle"'))
     assert main(["train", str(cfg), "--out", str(tmp_path / "u")]) == 2
     assert "unknown problem 'unicycle'" in (line := _one_line(capsys)) and "RLMPC_PLUGINS" in line
+
+
+def test_a_checkpoint_written_before_boards_were_recorded_takes_the_board_from_device_json(tmp_path: Path) -> None:
+    from rlmpc.hil.train_checks import _device_of
+
+    payload = {"extra": {"device": {"theta_hash": "ab", "record": {}}}}
+    assert _device_of(payload, tmp_path) == ({"theta_hash": "ab", "record": {}}, {})  # (no device.json)
+    (tmp_path / "device.json").write_text(json.dumps({"board": "mps2-an386", "cost_unit": "instructions"}))
+    device, link = _device_of(payload, tmp_path)
+    assert device is not None and link == {}
+    assert (device["board"], device["cost_unit"]) == ("mps2-an386", "instructions")
