@@ -69,6 +69,9 @@ def check_program(program: str | Path, board: str) -> Path:
     path = Path(program)
     if board not in ALL_BOARDS:
         raise ValueError(f"board: expected one of {list(ALL_BOARDS)}, got {board!r}")
+    if path.is_dir():
+        name = "controller" if board in ("host", "linux-aarch64") else "controller.elf"
+        raise ValueError(f"{path}: is a folder; expected the firmware file (e.g. {path / name})")
     if not path.is_file():
         raise ValueError(f"{path}: no such firmware program")
     try:

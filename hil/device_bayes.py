@@ -166,12 +166,14 @@ def tune_on_device(tuner: Any, args: Any) -> dict[str, Any]:
     from rlmpc.hil.train_device import export_problem
     from rlmpc.toolkit.output_folder import claim_output_folder
     from rlmpc.toolkit.rl.bayes import BAYES_OUTPUTS
+    from rlmpc.toolkit.rl.training import TRAIN_PROGRESS
 
     out, budget = tuner.out, getattr(args, "budget", None)
     if not args.resume and tuner.checkpoint_path.exists():
         raise ValueError(f"{tuner.checkpoint_path} exists: pass --resume to continue that study, "
                          "or choose another output folder")
-    claim_output_folder(out, "train", BAYES_OUTPUTS, resume=args.resume)  # before OUT/device is written
+    claim_output_folder(out, "train", BAYES_OUTPUTS, resume=args.resume,  # before OUT/device is written
+                        progress=TRAIN_PROGRESS)
     tuner.folder_claimed = True
     device_dir = out / "device"
     bundle = (export_problem(tuner.config, tuner.fns, tuner.theta0, args.target, device_dir) if args.target

@@ -256,10 +256,12 @@ class DeviceInTheLoop:
 
     # --- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint holds of the device: the θ hash it runs and the record so far."""
-        r = self.record
-        return {"theta_hash": r.theta_hash, "record": {k: (list(v) if isinstance(v, list) else v)
-                                                       for k, v in vars(r).items()}}
+        """What a checkpoint holds of the device: the θ hash it runs, its board and cost unit (a resume
+        on another board is refused: :mod:`rlmpc.hil.train_checks`) and the record so far."""
+        r, info = self.record, self.device.info()
+        return {"theta_hash": r.theta_hash, "board": info.board_name,
+                "cost_unit": CostUnit(info.cost_unit).name.lower(),
+                "record": {k: (list(v) if isinstance(v, list) else v) for k, v in vars(r).items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the record of a checkpoint; the device gets the trainer's θ before its next step

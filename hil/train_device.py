@@ -39,17 +39,20 @@ def export_problem(cfg: Any, fns: Any, theta: Any, board: str, folder: Path) -> 
     return Path(export_mcu(theta0, folder / "bundle"))
 
 
-def run_on_device(trainer: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """Train with the device as the policy; the summary gains ``device``."""
+def run_on_device(trainer: Any, args: argparse.Namespace, resumed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train with the device as the policy; the summary gains ``device``.  ``resumed``: the checkpoint's
+    device entry (:func:`rlmpc.hil.train_checks.resume_plan`; the connected device must be its board)."""
     from rlmpc.hil.cli import connected_device
+    from rlmpc.hil.train_checks import LINK_HOOK, check_same_device, link_of
     from rlmpc.toolkit.output_folder import claim_output_folder
-    from rlmpc.toolkit.rl.training import TRAIN_OUTPUTS
+    from rlmpc.toolkit.rl.training import TRAIN_OUTPUTS, TRAIN_PROGRESS
 
     out = trainer.out
     if not args.resume and trainer.checkpoint_path.exists():
         raise ValueError(f"{trainer.checkpoint_path} exists: pass --resume to continue that run, "
                          "or choose another output folder")
-    claim_output_folder(out, "train", TRAIN_OUTPUTS, resume=args.resume)  # before OUT/device is written
+    claim_output_folder(out, "train", TRAIN_OUTPUTS, resume=args.resume,  # before OUT/device is written
+                        progress=TRAIN_PROGRESS)
     trainer.folder_claimed = True
     device_dir = out / "device"
     bundle = export_for_device(trainer, args.target, device_dir) if args.target else Path(args.bundle)
@@ -57,10 +60,14 @@ def run_on_device(trainer: Any, args: argparse.Namespace) -> dict[str, Any]:
         if device.rtt is None:
             device.calibrate()  # reply deadlines from the measured round trip (a lost frame costs ms, not 2 s)
         loop = DeviceInTheLoop(device, trainer.mpc.fns.problem_hash, trainer.mpc.fns.theta.size)
+        if args.resume:
+            check_same_device(resumed, device.info(), trainer.checkpoint_path)
         trainer.agent.greedy_source = loop.action
         trainer.agent.greedy_prefetch = loop.prefetch
         trainer.agent.greedy_episode_start = loop.episode_start
         trainer.checkpoint_hooks["device"] = (loop.state_dict, loop.load_state_dict)
+        link = link_of(args)
+        trainer.checkpoint_hooks[LINK_HOOK] = (lambda: link, lambda _: None)
         try:
             summary = trainer.run(resume=args.resume)
         finally:

@@ -128,6 +128,12 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError("--port needs --bundle: the bundle the board was flashed with")
     if args.bundle and not args.port:
         raise ValueError("--bundle: only with --port (with --device the bundle is exported from the configuration)")
+    if args.program is not None or args.baud is not None:
+        from rlmpc.hil.train_checks import check_program_option
+
+        if args.baud is not None and not args.port:
+            raise ValueError("--baud: only with --port (an emulated board's link has no line speed)")
+        check_program_option(args)  # (a missing file or a folder: before anything is exported)
     if args.faults is not None:
         if not on_device:
             raise ValueError("--faults: only with --device/--port (the faults are injected into the device's link)")
@@ -148,6 +154,17 @@ def _train(args: argparse.Namespace) -> int:
         trainer: Trainer | BayesTuner = BayesTuner(config, progress_bar=not args.quiet)
     else:
         trainer = Trainer(config, progress_bar=not args.quiet, plots=not args.no_plots)
+    from rlmpc.hil.train_checks import check_bundle_option, device_options, resume_plan
+
+    if args.port:  # (before connecting)
+        fns = trainer.fns if isinstance(trainer, BayesTuner) else trainer.mpc.fns
+        check_bundle_option(args.bundle, fns.problem_hash, config.mpc.problem, config.source)
+    resumed = None
+    if args.resume and isinstance(trainer, Trainer):  # (before anything is exported, built or started)
+        resumed, ended = resume_plan(trainer, args)
+        if ended:
+            print(f"rlmpc train: {ended}")
+            return 0
     link_errors: tuple[type[BaseException], ...] = ()
     if on_device:
         from rlmpc.hil.transport import TransportError
@@ -161,7 +178,7 @@ def _train(args: argparse.Namespace) -> int:
         elif on_device:
             from rlmpc.hil.train_device import run_on_device
 
-            summary = run_on_device(trainer, args)
+            summary = run_on_device(trainer, args, resumed)
         else:
             summary = trainer.run(resume=args.resume)
     except KeyboardInterrupt:
@@ -169,7 +186,9 @@ def _train(args: argparse.Namespace) -> int:
         again = " ".join([f"rlmpc train {shlex.quote(str(args.config))} --out "
                           f"{shlex.quote(str(config.output))}",
                           *(f"--{k} {v}" for k, v in (("episodes", args.episodes), ("steps", args.steps),
-                                                      ("seed", args.seed)) if v is not None), "--resume"])
+                                                      ("seed", args.seed)) if v is not None),
+                          *map(shlex.quote, device_options(args)),
+                          *([f"--budget {args.budget:g}"] if args.budget is not None else []), "--resume"])
         print("\nrlmpc train: interrupted; "
               + (f"`{again}` continues from the last checkpoint ({trainer.checkpoint_path})"
                  if saved else "no checkpoint was written yet"), file=sys.stderr)

@@ -5,8 +5,9 @@ command wrote before (it holds the marker file saying so).  Anything else is ref
 before anything is written, the marker included.  The marker says ``running`` from the moment
 a command claims a new or empty folder until :func:`complete_output_folder` marks it ``complete``
 (after the last file, also after a partial report on Ctrl-C); a folder left ``running`` (a crash)
-is reused only to resume (``resume=True``, e.g. ``rlmpc train --resume``) or if it holds nothing
-but the marker.  Bundles have their
+is reused only to resume (``resume=True``, e.g. ``rlmpc train --resume``), if it holds nothing
+but the marker, or if it holds none of the command's ``progress`` files (a run that failed before
+its first checkpoint left nothing to continue: its own exports are written again).  Bundles have their
 own, stricter rule: :mod:`rlmpc.codegen.bundle_folder`.
 """
 
@@ -38,9 +39,10 @@ def read_marker(folder: Path) -> tuple[str, str] | None:
 
 
 def check_output_folder(folder: str | Path, command: str, own: Iterable[str] = (), *,
-                        resume: bool = False) -> Path:
+                        resume: bool = False, progress: Iterable[str] = ()) -> Path:
     """Refuse (one-line ValueError) a ``folder`` that ``command`` may not write into; nothing is
-    written.  ``own`` is kept for the callers' documentation of what they write."""
+    written.  ``own`` is kept for the callers' documentation of what they write; ``progress``: the
+    files of an unfinished run that ``--resume`` continues (none there: the folder is reusable)."""
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: output folder: exists and is not a folder")
@@ -58,17 +60,21 @@ def check_output_folder(folder: str | Path, command: str, own: Iterable[str] = (
     by, state = mark
     if by != command:
         raise ValueError(f"{out}: output folder: written by rlmpc {by}, not {command}; choose another folder")
-    if state != COMPLETE and not resume and names != [MARKER]:  # (a run that wrote nothing yet: reusable)
+    progress = tuple(progress)
+    left = [name for name in progress if name in names]
+    if state != COMPLETE and not resume and names != [MARKER] and (left or not progress):
+        # (a run that wrote nothing yet, or nothing to continue from: reusable)
+        how = f"continue it with --resume ({left[0]} is there), " if left else ""
         raise ValueError(f"{out}: output folder: an unfinished rlmpc {command} run (its marker says "
-                         f"{state!r}); remove the folder or choose another")
+                         f"{state!r}); {how}remove the folder or choose another")
     return out
 
 
 def claim_output_folder(folder: str | Path, command: str, own: Iterable[str] = (), *,
-                        resume: bool = False) -> Path:
+                        resume: bool = False, progress: Iterable[str] = ()) -> Path:
     """``folder`` as the output folder of ``command``: checked (:func:`check_output_folder`),
     created, marked ``running`` unless a completed run's marker is there."""
-    out = check_output_folder(folder, command, own, resume=resume)
+    out = check_output_folder(folder, command, own, resume=resume, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     if read_marker(out) is None:
         _write(out, command, RUNNING)

@@ -64,12 +64,20 @@ def load_plugins(names: str | None = None) -> None:
                              f"({type(exc).__name__}: {exc})") from None
 
 
+def plugin_hint() -> str:
+    """What to say after an unknown problem or plant name: it may be a plugin's (RLMPC_PLUGINS)."""
+    named = os.environ.get("RLMPC_PLUGINS", "").strip()
+    if named:
+        return (f"(a plugin's? RLMPC_PLUGINS={named} does not register it; README: "
+                "\"Your own problem and plant\")")
+    return "(a plugin's? set RLMPC_PLUGINS=module; README: \"Your own problem and plant\")"
+
+
 def make_problem(name: str, params: dict[str, Any]) -> ParametricMPC:
     """Build a registered problem; bad keyword arguments name the problem."""
     if name not in PROBLEMS:
         raise ValueError(f"problem: unknown problem {name!r}; expected one of {sorted(PROBLEMS)} "
-                         "(your own: rlmpc.toolkit.registry.register_problem in a module named in "
-                         "RLMPC_PLUGINS)")
+                         f"{plugin_hint()}")
     try:
         return PROBLEMS[name](**params)
     except TypeError as exc:

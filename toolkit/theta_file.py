@@ -88,7 +88,7 @@ def load_theta(path: str | Path) -> ThetaFile:
 
     Raises ValueError with a one-line message naming the file and the field.
     """
-    from rlmpc.toolkit.registry import PROBLEMS, make_problem
+    from rlmpc.toolkit.registry import PROBLEMS, make_problem, plugin_hint
 
     src = Path(path)
     doc = read_json(src, "θ file")
@@ -101,7 +101,7 @@ def load_theta(path: str | Path) -> ThetaFile:
     problem = doc["problem"]
     if problem not in PROBLEMS:
         raise ValueError(f"{src}: problem: unknown problem {problem!r}; expected one of "
-                         f"{sorted(PROBLEMS)}")
+                         f"{sorted(PROBLEMS)} {plugin_hint()}")
     params = doc.get("problem_params", {})
     if not isinstance(params, dict):
         raise ValueError(f"{src}: problem_params: expected an object, got {type(params).__name__}")
@@ -125,11 +125,11 @@ def load_theta(path: str | Path) -> ThetaFile:
                                   and isinstance(plant.get("params", {}), dict)):
         raise ValueError(f"{src}: plant: expected {{\"name\": str, \"params\": {{…}}}}")
     if plant is not None:
-        from rlmpc.toolkit.registry import ENVS, plant_known
+        from rlmpc.toolkit.registry import ENVS, plant_known, plugin_hint
 
         if not plant_known(plant["name"]):
             raise ValueError(f"{src}: plant: unknown plant {plant['name']!r}; expected one of {sorted(ENVS)}, "
-                             "a gymnasium id or a plant registered by a plugin (RLMPC_PLUGINS)")
+                             f"or a gymnasium id {plugin_hint()}")
     if "flat" in doc and not _same_flat(doc["flat"], values):
         raise ValueError(f"{src}: flat: does not match values (flat is written from values for "
                          "reference; edit values and delete flat, or make them agree)")
@@ -140,7 +140,7 @@ def init_theta(problem: str, problem_params: dict[str, Any], out: str | Path,
                plant: dict[str, Any] | None = None) -> Path:
     """Write the definition's own θ (each parameter's initial value) as a θ file, for exporting
     an MPC that was not trained.  An existing file is never overwritten (one-line ValueError)."""
-    from rlmpc.toolkit.registry import ENVS, make_problem
+    from rlmpc.toolkit.registry import ENVS, make_problem, plugin_hint
 
     dest = Path(out)
     if dest.exists():
@@ -148,7 +148,8 @@ def init_theta(problem: str, problem_params: dict[str, Any], out: str | Path,
     if not isinstance(problem_params, dict):
         raise ValueError(f"--problem-params: expected a JSON object, got {type(problem_params).__name__}")
     if plant is not None and plant["name"] not in ENVS:
-        raise ValueError(f"--plant: unknown plant {plant['name']!r}; expected one of {sorted(ENVS)}")
+        raise ValueError(f"--plant: unknown plant {plant['name']!r}; expected one of {sorted(ENVS)} "
+                         f"{plugin_hint()}")
     fns = make_problem(problem, problem_params).build()
     if not dest.parent.is_dir():
         raise ValueError(f"{dest}: folder {dest.parent} does not exist")

@@ -32,6 +32,7 @@ from rlmpc.toolkit.parameters import FloatArray
 from rlmpc.toolkit.registry import make_env, make_problem
 from rlmpc.toolkit.rl.config import TrainConfig
 from rlmpc.toolkit.rl.evaluation import greedy_cost
+from rlmpc.toolkit.rl.training import TRAIN_PROGRESS
 from rlmpc.toolkit.theta_file import save_theta, theta_document
 
 BAYES_OUTPUTS = ("theta.json", "trials.csv", "trials.md", "bayes.png", "summary.json", "study.db",
@@ -110,7 +111,7 @@ class BayesTuner:
         if resume and not self.checkpoint_path.exists():
             raise ValueError(f"--resume: no study at {self.checkpoint_path}")
         if not self.folder_claimed:
-            claim_output_folder(self.out, "train", BAYES_OUTPUTS, resume=resume)
+            claim_output_folder(self.out, "train", BAYES_OUTPUTS, resume=resume, progress=TRAIN_PROGRESS)
         cfg = self.config.agent.bayes
         assert cfg is not None
         sampler = optuna.samplers.TPESampler(seed=int(cfg["seed"]),

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rlmpc.toolkit.options import SolverOptions
-from rlmpc.toolkit.registry import ENVS, PROBLEMS
+from rlmpc.toolkit.registry import ENVS, PROBLEMS, plugin_hint
 from rlmpc.toolkit.rl.evaluation import GUARD_ACTIONS, Guard
 
 
@@ -225,14 +225,15 @@ def _parse(data: dict[str, Any], src: Path, output: str | Path | None) -> TrainC
     env_name = env_t.get("name", str)
     if env_name not in ENVS and not env_name.endswith(("-v0", "-v1", "-v2", "-v3", "-v4", "-v5")):
         raise ConfigError(f"env.name: unknown environment {env_name!r}; expected one of "
-                          f"{sorted(ENVS)} or a gymnasium id")
+                          f"{sorted(ENVS)} or a gymnasium id {plugin_hint()}")
     env = EnvConfig(env_name, dict(env_t.table("params").data))
     env_t.done()
 
     mpc_t = top.table("mpc", required=True)
     problem = mpc_t.get("problem", str)
     if problem not in PROBLEMS:
-        raise ConfigError(f"mpc.problem: unknown problem {problem!r}; expected one of {sorted(PROBLEMS)}")
+        raise ConfigError(f"mpc.problem: unknown problem {problem!r}; expected one of {sorted(PROBLEMS)} "
+                          f"{plugin_hint()}")
     solver = SolverOptions.from_dict(dict(mpc_t.table("solver").data), source="mpc.solver")
     mpc = MpcConfig(problem, dict(mpc_t.table("params").data), solver,
                     dict(mpc_t.table("theta").data))

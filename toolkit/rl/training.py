@@ -41,6 +41,8 @@ from rlmpc.toolkit.rl.replay import ReplayBuffer
 
 CHECKPOINT_NAME = "checkpoint.pkl"
 CHECKPOINT_VERSION = 1
+TRAIN_PROGRESS = (CHECKPOINT_NAME, "study.db")
+"""What an unfinished ``rlmpc train`` run (learning or a Bayesian study) leaves for ``--resume``."""
 
 
 def build_agent(config: TrainConfig, mpc: MPC, rng: np.random.Generator) -> MpcAgent:
@@ -193,7 +195,9 @@ class Trainer:
             os.fsync(fh.fileno())
         os.replace(tmp, self.checkpoint_path)  # atomic: a kill leaves the previous one intact
 
-    def load_checkpoint(self) -> None:
+    def read_checkpoint(self) -> dict[str, Any]:
+        """The checkpoint's content, checked against this run's configuration and problem (one-line
+        ValueError); nothing is loaded (e.g. to refuse a resume before a device is started)."""
         path = self.checkpoint_path
         if not path.is_file():
             raise ValueError(f"--resume: no checkpoint at {path}")
@@ -212,6 +216,18 @@ class Trainer:
                              + (f" (changed: {', '.join(changed)})" if changed else ""))
         if payload["problem_hash"] != self.mpc.fns.problem_hash:
             raise ValueError(f"{path}: the checkpoint belongs to a different MPC problem")
+        return payload
+
+    def finished(self, payload: dict[str, Any]) -> bool:
+        """Whether the checkpoint ``payload`` is of a run that ended and wrote its outputs (a resume has
+        nothing to do): its loop is done and summary.json was written after it."""
+        pr = payload["progress"]
+        summary = self.out / "summary.json"
+        return bool((pr.episode >= self.config.episodes or pr.stopped) and summary.is_file()
+                    and summary.stat().st_mtime >= self.checkpoint_path.stat().st_mtime)
+
+    def load_checkpoint(self) -> None:
+        payload = self.read_checkpoint()
         self.agent.load_state_dict(payload["agent"])
         self.env = payload["env"]
         self.mpc.load_warm_start_state(payload["warm_start"])
@@ -245,7 +261,7 @@ class Trainer:
             raise ValueError(f"{self.checkpoint_path} exists: pass --resume to continue that run, "
                              "or choose another output folder")
         if not self.folder_claimed:
-            claim_output_folder(self.out, "train", TRAIN_OUTPUTS, resume=resume)
+            claim_output_folder(self.out, "train", TRAIN_OUTPUTS, resume=resume, progress=TRAIN_PROGRESS)
         pr = self.progress
         if pr.initial_eval is None:
             pr.initial_eval = self.evaluations.evaluate(self.evaluate, self.theta0, 0, "initial").cost

@@ -30,7 +30,8 @@ def _sweep(args: argparse.Namespace) -> int:
         raise ValueError(f"--resume: {out} holds no sweep to resume (no {out / 'ray'})")
     if not args.resume and (out / "ray").exists():
         raise ValueError(f"{out}: holds a sweep already: pass --resume to continue it, or choose another --out")
-    claim_output_folder(out, "sweep", (*SWEEP_FILES, "trials", "ray"), resume=args.resume)
+    claim_output_folder(out, "sweep", (*SWEEP_FILES, "trials", "ray"), resume=args.resume,
+                        progress=("ray",))
     print(f"sweep: {len(spec.trials)} trials of {args.config} ({', '.join(d.key for d in spec.dimensions)}), "
           f"metric {spec.metric}; Ray {'at ' + args.address if args.address else 'local'}")
     hint = shlex.join(["rlmpc", "sweep", args.config, args.sweep, "--out", args.out, "--resume",
