@@ -60,6 +60,7 @@ def run_on_device(trainer: Any, args: argparse.Namespace, resumed: dict[str, Any
         if device.rtt is None:
             device.calibrate()  # reply deadlines from the measured round trip (a lost frame costs ms, not 2 s)
         loop = DeviceInTheLoop(device, trainer.mpc.fns.problem_hash, trainer.mpc.fns.theta.size)
+        loop.bundle = bundle  # (its solver decides the panel's agreement line; with --port: --bundle)
         if args.resume:
             check_same_device(resumed, device.info(), trainer.checkpoint_path)
         trainer.agent.greedy_source = loop.action
