@@ -317,6 +317,18 @@ class MPC:
                 arr = self._expansion.compress(arr)  # (a solution's iterate, in the problem's layout)
             inst.set_iterate(arr)
 
+    def set_primal_guess(self, x: FloatArray, u: FloatArray) -> None:
+        """The next ``value`` starts from these states ((N+1) × nx) and inputs (N × nu), with zero
+        multipliers and slacks (as an RTI device's guess after a failed step)."""
+        inst = self._instance("V")
+        lay = inst.layout
+        iterate = np.zeros(lay.total)
+        for k in range(inst.horizon + 1):
+            iterate[lay.index("x", k)] = x[k]
+        for k in range(inst.horizon):
+            iterate[lay.index("u", k)] = u[k]
+        inst.set_iterate(iterate)
+
     def shift_warm_start(self) -> None:
         """Shift the warm start of the V solver one stage on (x_k <- x_{k+1}, u_k <- u_{k+1},
         the last stage repeated): the next ``value`` starts from the last plan shifted."""
