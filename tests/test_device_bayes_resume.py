@@ -119,3 +119,22 @@ def test_a_workstation_study_is_not_resumed_through_a_device(tmp_path: Path, cap
     _not_continued(monkeypatch)
     assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--device", "host", "--resume"]) == 2
     assert "is of a run on the workstation, not through a device; resume it without --device" in _one_line(capsys)
+
+
+def test_a_study_written_before_the_device_was_recorded_takes_it_from_device_json(tmp_path: Path) -> None:
+    import json
+    from types import SimpleNamespace
+
+    from rlmpc.hil.train_checks import resume_plan
+
+    args = SimpleNamespace(target=None, port=None)
+    study = SimpleNamespace(read_checkpoint=lambda: {"trials": 1, "extra": None}, finished=lambda _: False,
+                            checkpoint_path=tmp_path / "study.db", out=tmp_path)
+    assert resume_plan(study, args) == (None, None)  # (no device.json, no OUT/device: the workstation)
+    (tmp_path / "device").mkdir()
+    with pytest.raises(ValueError, match=r"is of a run through a device; resume it through the device: add "
+                                         r"--device BOARD \(or --port URL --bundle DIR\)$"):
+        resume_plan(study, args)
+    (tmp_path / "device.json").write_text(json.dumps({"board": "mps2-an386", "cost_unit": "instructions"}))
+    with pytest.raises(ValueError, match=r"through mps2-an386 \(cost per step in instructions\), not host"):
+        resume_plan(study, SimpleNamespace(target="host", port=None))
