@@ -154,15 +154,18 @@ class DeviceScorer:
         return {} if faulty is None else {"faults": faulty.counts.as_dict()}
 
 
-def tune_on_device(tuner: Any, args: Any) -> dict[str, Any]:
+def tune_on_device(tuner: Any, args: Any, resumed: dict[str, Any] | None = None) -> dict[str, Any]:
     """``rlmpc train CONFIG --device BOARD|--port URL [--budget N]`` with ``agent.type = "bayes"``: the
     study of ``tuner`` (:class:`~rlmpc.toolkit.rl.bayes.BayesTuner`) scored through the device.
     Afterwards θ0 and the returned θ are run again on the device (``summary["device"]``: their cost,
-    worst step and whether it meets the budget); ``device.json`` holds the same."""
+    worst step and whether it meets the budget); ``device.json`` holds the same.  The study records the
+    device (board, cost unit, how it was reached); ``resumed``: the study's device entry
+    (:func:`rlmpc.hil.train_checks.resume_plan`; the connected device must be its board)."""
     import json
     from pathlib import Path
 
     from rlmpc.hil.cli import connected_device
+    from rlmpc.hil.train_checks import LINK_HOOK, check_same_device, link_of
     from rlmpc.hil.train_device import export_problem
     from rlmpc.toolkit.output_folder import claim_output_folder
     from rlmpc.toolkit.rl.bayes import BAYES_OUTPUTS
@@ -181,7 +184,11 @@ def tune_on_device(tuner: Any, args: Any) -> dict[str, Any]:
     with connected_device(args, bundle, device_dir / "firmware") as device:
         if device.rtt is None:
             device.calibrate()
+        if args.resume:
+            check_same_device(resumed, device.info(), tuner.checkpoint_path)
         scorer = DeviceScorer(device, tuner.fns, tuner.config)
+        tuner.checkpoint_extra = {"device": {"board": scorer.board, "cost_unit": scorer.cost_unit},
+                                  LINK_HOOK: link_of(args)}
         if budget is not None and scorer.cost_unit == "none":
             raise ValueError(f"--budget: the device ({scorer.board}) reports no cost per step: nothing to "
                              "compare with a budget")

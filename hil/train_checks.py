@@ -5,8 +5,9 @@ built, started or connected (one-line ValueError naming the option or file and w
 * ``--bundle`` (with ``--port``): a bundle folder with its manifest, of the configuration's problem;
 * ``--resume``: the checkpoint is of this configuration (seed, episodes, …), of a run through a device
   if and only if ``--device``/``--port`` is given, and through the same board (a board's cost per step
-  is in its own unit: mps2-an386 counts instructions, the host program microseconds).  A checkpoint of
-  a run that ended has nothing to continue (:func:`resume_plan` says so, and nothing is started).
+  is in its own unit: mps2-an386 counts instructions, the host program microseconds); the same for a
+  Bayesian study (``study.db``: its user attribute ``extra``).  A checkpoint of a run that ended has
+  nothing to continue (:func:`resume_plan` says so, and nothing is started).
 """
 
 from __future__ import annotations
@@ -78,15 +79,22 @@ def check_bundle_option(bundle: str | Path, problem_hash: str, problem: str, sou
 def _device_of(payload: dict[str, Any], out: Path) -> tuple[dict[str, Any] | None, dict[str, str]]:
     """The checkpoint's device entry (board, cost unit; from OUT/device.json for a checkpoint written
     before they were recorded) and how it was reached ({} if not recorded)."""
+    if "extra" in payload and payload["extra"] is None:  # (a Bayesian study written before it was recorded)
+        return _saved_device(out, {} if (out / "device").is_dir() else None), {}
     extra = payload.get("extra") or {}
     device = extra.get("device")
     if device is not None and "board" not in device:
-        try:
-            saved = json.loads((out / "device.json").read_text(encoding="utf-8"))
-            device = {**device, "board": saved["board"], "cost_unit": saved["cost_unit"]}
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+        device = _saved_device(out, device)
     return device, dict(extra.get(LINK_HOOK) or {})
+
+
+def _saved_device(out: Path, device: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``device`` with OUT/device.json's board and cost unit (as it is if there is none)."""
+    try:
+        saved = json.loads((out / "device.json").read_text(encoding="utf-8"))
+        return {**(device or {}), "board": saved["board"], "cost_unit": saved["cost_unit"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return device
 
 
 def _how(device: dict[str, Any], link: dict[str, str]) -> str:
@@ -99,7 +107,8 @@ def _how(device: dict[str, Any], link: dict[str, str]) -> str:
 
 
 def resume_plan(trainer: Any, args: argparse.Namespace) -> tuple[dict[str, Any] | None, str | None]:
-    """Check a ``--resume`` of ``trainer`` (a :class:`~rlmpc.toolkit.rl.training.Trainer`) with the
+    """Check a ``--resume`` of ``trainer`` (a :class:`~rlmpc.toolkit.rl.training.Trainer` or a
+    :class:`~rlmpc.toolkit.rl.bayes.BayesTuner`, whose study records the same entries) with the
     device options of ``args``: the checkpoint's device entry (None: a workstation run) and, if the run
     ended, a line saying there is nothing to do.  Raises a one-line ValueError for a resume that would
     not continue the run."""

@@ -160,7 +160,7 @@ def _train(args: argparse.Namespace) -> int:
         fns = trainer.fns if isinstance(trainer, BayesTuner) else trainer.mpc.fns
         check_bundle_option(args.bundle, fns.problem_hash, config.mpc.problem, config.source)
     resumed = None
-    if args.resume and isinstance(trainer, Trainer):  # (before anything is exported, built or started)
+    if args.resume:  # (before anything is exported, built or started)
         resumed, ended = resume_plan(trainer, args)
         if ended:
             print(f"rlmpc train: {ended}")
@@ -174,7 +174,7 @@ def _train(args: argparse.Namespace) -> int:
         if on_device and isinstance(trainer, BayesTuner):
             from rlmpc.hil.device_bayes import tune_on_device
 
-            summary = tune_on_device(trainer, args)
+            summary = tune_on_device(trainer, args, resumed)
         elif on_device:
             from rlmpc.hil.train_device import run_on_device
 

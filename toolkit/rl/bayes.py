@@ -11,7 +11,8 @@ episodes with the device computing the actions, :mod:`rlmpc.hil.device_bayes`); 
 without a budget is recorded for every trial but constrains nothing.  The study lives in
 ``study.db`` (SQLite) in the run folder: ``--resume`` continues it (the trials already scored are
 kept; the sampler's random stream restarts, so the trials that follow differ from an uninterrupted
-run's).
+run's).  The study's user attribute ``extra`` holds what a caller put in :attr:`BayesTuner.checkpoint_extra`
+(e.g. the device a study ran through, checked before a resume: :mod:`rlmpc.hil.train_checks`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from rlmpc.toolkit.theta_file import save_theta, theta_document
 BAYES_OUTPUTS = ("theta.json", "trials.csv", "trials.md", "bayes.png", "summary.json", "study.db",
                  "device", "device.json")  # (the last two with --device/--port)
 STUDY = "rlmpc-bayes"
+EXTRA = "extra"  # the study's user attribute holding BayesTuner.checkpoint_extra
 
 
 class BayesTuner:
@@ -53,6 +55,7 @@ class BayesTuner:
             raise ValueError("--budget: a budget needs a measure of the worst cost per step (a device)")
         self.config = config
         self.folder_claimed = False  # (True: a caller claimed the output folder and wrote into it first)
+        self.checkpoint_extra: dict[str, Any] = {}  # (JSON; kept with the study, as a Trainer's checkpoint hooks)
         self.score_fn, self.cost_unit = score, cost_unit
         self.best_theta: FloatArray | None = None  # the θ written to theta.json (after run)
         self.out = config.output
@@ -68,6 +71,33 @@ class BayesTuner:
     @property
     def checkpoint_path(self) -> Path:
         return self.out / "study.db"
+
+    def read_checkpoint(self) -> dict[str, Any]:
+        """The study's progress as a :class:`~rlmpc.toolkit.rl.training.Trainer` checkpoint's: ``trials``
+        (finished) and ``extra`` (None for a study written before it was recorded); nothing is changed."""
+        import optuna
+
+        path = self.checkpoint_path
+        if not path.is_file():
+            raise ValueError(f"--resume: no study at {path}")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{path}")
+            trials = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+        except Exception as exc:  # (a damaged file or another program's database)
+            raise ValueError(f"{path}: not a readable study ({type(exc).__name__}: {exc})") from None
+        return {"trials": trials, "extra": study.user_attrs.get(EXTRA)}
+
+    def finished(self, payload: dict[str, Any]) -> bool:
+        """Whether the study ``payload`` (:meth:`read_checkpoint`) ran all its trials and wrote its outputs
+        after them (summary.json, and device.json for a study through a device): a resume has nothing to do."""
+        assert self.config.agent.bayes is not None
+        if payload["trials"] < int(self.config.agent.bayes["trials"]):
+            return False
+        written = [self.out / "summary.json"] + ([self.out / "device.json"]
+                                                 if (payload["extra"] or {}).get("device") else [])
+        study = self.checkpoint_path.stat().st_mtime
+        return all(f.is_file() and f.stat().st_mtime >= study for f in written)
 
     def _entries(self, names: list[str] | None) -> list[tuple[str, int]]:
         """(θ name, flat index) of every scalar searched, with finite bounds."""
@@ -118,6 +148,7 @@ class BayesTuner:
                                              n_startup_trials=min(10, max(2, int(cfg["trials"]) // 6)))
         study = optuna.create_study(study_name=STUDY, storage=f"sqlite:///{self.checkpoint_path}",
                                     sampler=sampler, direction="minimize", load_if_exists=resume)
+        study.set_user_attr(EXTRA, self.checkpoint_extra)
         if not study.trials:
             study.enqueue_trial({label: float(self.theta0[i]) for label, i in self.entries})  # θ0 first
         lower, upper = self.fns.theta.lower(), self.fns.theta.upper()
