@@ -133,9 +133,9 @@ def test_flash_leaves_the_bundle_as_exported_and_stops_on_sigint_in_the_backgrou
             proc.kill()
             proc.wait()
     assert not alive(pid)
+    assert _tree(bundle) == before  # nothing added or changed in the bundle
     build = Path(built.group(1))
     assert build.is_relative_to(cache) and (build / "controller").is_file()  # where it says it built
-    assert _tree(bundle) == before  # nothing added or changed in the bundle
     assert not any(cwd.iterdir())
     assert export_mcu(tmp_path / "theta.json", bundle) == bundle  # a re-export replaces it
 
@@ -187,6 +187,11 @@ def test_flash_refuses_what_is_not_a_bundle_or_program(tmp_path: Path,
     assert "no such bundle folder or firmware program" in capsys.readouterr().err
     assert main(["flash", str(tmp_path), "--board", "host"]) == 2
     assert "expected a bundle folder (with manifest.json)" in capsys.readouterr().err
+    program = tmp_path / "controller"
+    program.write_bytes(b"")
+    assert main(["flash", str(program), "--board", "host", "--build-dir", str(tmp_path / "b")]) == 2
+    assert "--build-dir: only with a bundle folder" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
 
 
 def test_plant_params_reach_the_plant(lti_bundle: Path, tmp_path: Path,
