@@ -3,13 +3,17 @@
 ``rlmpc build BUNDLE --board B`` compiles the controller firmware (:mod:`rlmpc.codegen.firmware`).
 ``rlmpc flash BUNDLE_OR_PROGRAM --board B`` builds it first when given a bundle, then either
 runs it on the emulated board (QEMU, or the host / ``qemu-aarch64`` program on a pty) and
-prints the serial URL until Ctrl-C, or with ``--probe`` programs a real board through a debug
-probe (:mod:`rlmpc.codegen.flash_probe`).  ``rlmpc bench-target`` is :mod:`rlmpc.hil.bench_target`.
+prints the serial URL until Ctrl-C (SIGINT or SIGTERM, also when started in the background), or
+with ``--probe`` programs a real board through a debug probe (:mod:`rlmpc.codegen.flash_probe`).
+``flash`` builds outside the bundle (:func:`flash_build_dir`, or ``--build-dir``), so that the
+bundle folder stays as exported and ``rlmpc export`` can replace it.
+``rlmpc bench-target`` is :mod:`rlmpc.hil.bench_target`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import signal
 import sys
@@ -17,11 +21,23 @@ import time
 from pathlib import Path
 
 from rlmpc.codegen.boards import ALL_BOARDS as FIRMWARE_BOARDS
+from rlmpc.toolkit.cache import cache_root
 
 
 def default_build_dir(bundle: str | Path, board: str) -> Path:
     """``BUNDLE/build/firmware-BOARD``: the bundle's own build output (never the current folder)."""
     return Path(bundle) / "build" / f"firmware-{board}"
+
+
+def flash_build_dir(bundle: str | Path, board: str) -> Path:
+    """``CACHE/flash/NAME-HASH/firmware-BOARD``: where ``rlmpc flash BUNDLE`` builds, outside the bundle.
+
+    ``HASH`` is of the bundle's absolute path, so each bundle folder has its own build (replaced by
+    the next flash of that bundle); the cache is :func:`rlmpc.toolkit.cache.cache_root`.
+    """
+    folder = Path(bundle).resolve()
+    key = hashlib.sha256(str(folder).encode()).hexdigest()[:12]
+    return cache_root() / "flash" / f"{folder.name}-{key}" / f"firmware-{board}"
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -57,12 +73,25 @@ def _program_of(args: argparse.Namespace) -> Path:
     if path.is_dir():
         if not (path / "manifest.json").is_file():
             raise ValueError(f"{path}: expected a bundle folder (with manifest.json) or a firmware program")
-        out = default_build_dir(path, args.board)
+        out = Path(args.build_dir) if args.build_dir else flash_build_dir(path, args.board)
         print(f"building the firmware for {args.board} → {out}", flush=True)
         return build_firmware(path, args.board, out, allow_modified=args.allow_modified)
+    if args.build_dir:
+        raise ValueError(f"--build-dir: only with a bundle folder; {path} is a firmware program")
     if not path.is_file():
         raise ValueError(f"{path}: no such bundle folder or firmware program")
     return path
+
+
+def _stop(*_: object) -> None:
+    raise KeyboardInterrupt  # so that a build or the emulator is stopped on the way out
+
+
+def _interruptible() -> None:
+    """SIGINT and SIGTERM stop ``rlmpc flash``.  A shell without job control starts a background
+    command (``rlmpc flash … &``) with SIGINT ignored, and Python then keeps it ignored: set it here."""
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
 
 
 def _flash_real(args: argparse.Namespace, program: Path) -> int:
@@ -87,6 +116,7 @@ def _flash(args: argparse.Namespace) -> int:
     from rlmpc.codegen.firmware import start_emulator
     from rlmpc.codegen.mcu.toolchain import ToolchainError
 
+    _interruptible()
     if not args.probe:
         given = [o for o, v in (("--probe-serial", args.probe_serial),
                                 ("--probe-interface", args.probe_interface),
@@ -100,11 +130,6 @@ def _flash(args: argparse.Namespace) -> int:
         return 1
     if args.probe:
         return _flash_real(args, program)
-
-    def stop_on_sigterm(*_: object) -> None:
-        raise KeyboardInterrupt  # so that the emulator is stopped in the finally below
-
-    signal.signal(signal.SIGTERM, stop_on_sigterm)
     with start_emulator(program, args.board) as emu:
         print(f"serial: {emu.serial_url}  (pid {emu.process.pid}; Ctrl-C stops it)", flush=True)
         try:
@@ -141,6 +166,9 @@ def add_firmware_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     flash.add_argument("--board", required=True, choices=list(FIRMWARE_BOARDS))
     flash.add_argument("--allow-modified", action="store_true",
                        help="with a bundle: build it although its files differ from its manifest (recorded)")
+    flash.add_argument("--build-dir", default=None,
+                       help="with a bundle: build folder (default: CACHE/flash/BUNDLE-HASH/firmware-BOARD, "
+                       "outside the bundle; CACHE is ~/.cache/rlmpc or $RLMPC_CACHE_DIR)")
     flash.add_argument("--probe", choices=["auto", *PROBES], default=None,
                        help="program a real board with this tool (auto: the first installed of "
                        f"{', '.join(PROBES)}); without it the emulated board runs")
@@ -154,4 +182,4 @@ def add_firmware_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     flash.set_defaults(func=_flash)
 
 
-__all__ = ["FIRMWARE_BOARDS", "add_firmware_commands", "default_build_dir"]
+__all__ = ["FIRMWARE_BOARDS", "add_firmware_commands", "default_build_dir", "flash_build_dir"]

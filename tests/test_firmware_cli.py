@@ -7,6 +7,7 @@ Only the probe tool is faked (a shell script on PATH); gcc, arm-none-eabi-gcc an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -72,7 +73,7 @@ def test_hil_target_builds_the_firmware_itself(lti_bundle: Path, tmp_path: Path,
 def test_flash_a_bundle_runs_it_until_sigterm(lti_bundle: Path, tmp_path: Path) -> None:
     """``rlmpc flash BUNDLE --board host`` builds, starts, prints the serial port, serves the
     protocol, and stops its program on SIGTERM."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RLMPC_CACHE_DIR": str(lti_bundle.parent / "cache")}
     proc = subprocess.Popen([*RLMPC, "flash", str(lti_bundle), "--board", "host"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -95,8 +96,48 @@ def test_flash_a_bundle_runs_it_until_sigterm(lti_bundle: Path, tmp_path: Path) 
             proc.kill()
             proc.wait()
     assert not alive(pid)
-    assert (lti_bundle / "build" / "firmware-host" / "controller").is_file()  # the bundle's own build/
     assert not any(tmp_path.iterdir())  # nothing written into the current folder
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    """Every path under ``folder`` with the SHA-256 of its content ("" for a folder)."""
+    return {p.relative_to(folder).as_posix(): "" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*"))}
+
+
+def test_flash_leaves_the_bundle_as_exported_and_stops_on_sigint_in_the_background(tmp_path: Path) -> None:
+    """``rlmpc flash BUNDLE`` builds outside the bundle (the cache), so the bundle folder is
+    unchanged and a re-export replaces it; started as a shell starts a background job (SIGINT
+    ignored), SIGINT still stops it and its program."""
+    fns = make_problem("lti", {}).build()
+    save_theta(tmp_path / "theta.json", theta_document("lti", {}, fns, fns.theta.default()))
+    bundle = export_mcu(tmp_path / "theta.json", tmp_path / "lti_mcu")
+    before = _tree(bundle)
+    cache, cwd = tmp_path / "cache", tmp_path / "cwd"
+    cwd.mkdir()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RLMPC_CACHE_DIR": str(cache)}
+    proc = subprocess.Popen([*RLMPC, "flash", str(bundle), "--board", "host"], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+        built = re.match(r"building the firmware for host → (\S+)$", lines[0].strip())
+        match = re.match(r"serial: (\S+)\s+\(pid (\d+);", lines[1])
+        assert built and match, lines
+        pid = int(match.group(2))
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not alive(pid)
+    assert _tree(bundle) == before  # nothing added or changed in the bundle
+    build = Path(built.group(1))
+    assert build.is_relative_to(cache) and (build / "controller").is_file()  # where it says it built
+    assert not any(cwd.iterdir())
+    assert export_mcu(tmp_path / "theta.json", bundle) == bundle  # a re-export replaces it
 
 
 FAKE_OPENOCD = """#!/bin/sh
@@ -146,6 +187,11 @@ def test_flash_refuses_what_is_not_a_bundle_or_program(tmp_path: Path,
     assert "no such bundle folder or firmware program" in capsys.readouterr().err
     assert main(["flash", str(tmp_path), "--board", "host"]) == 2
     assert "expected a bundle folder (with manifest.json)" in capsys.readouterr().err
+    program = tmp_path / "controller"
+    program.write_bytes(b"")
+    assert main(["flash", str(program), "--board", "host", "--build-dir", str(tmp_path / "b")]) == 2
+    assert "--build-dir: only with a bundle folder" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
 
 
 def test_plant_params_reach_the_plant(lti_bundle: Path, tmp_path: Path,
