@@ -95,6 +95,9 @@ def test_flash_a_bundle_runs_it_until_sigterm(lti_bundle: Path, tmp_path: Path) 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
     assert not alive(pid)
     assert not any(tmp_path.iterdir())  # nothing written into the current folder
 
@@ -132,6 +135,9 @@ def test_flash_leaves_the_bundle_as_exported_and_stops_on_sigint_in_the_backgrou
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
     assert not alive(pid)
     assert _tree(bundle) == before  # nothing added or changed in the bundle
     build = Path(built.group(1))
