@@ -70,6 +70,16 @@ def test_hil_target_builds_the_firmware_itself(lti_bundle: Path, tmp_path: Path,
     assert (tmp_path / "h" / "firmware" / "controller").is_file() and (tmp_path / "h" / "junit.xml").is_file()
 
 
+def _reap(proc: subprocess.Popen[str]) -> None:
+    """Kill a flash that did not stop by itself, and close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
 def test_flash_a_bundle_runs_it_until_sigterm(lti_bundle: Path, tmp_path: Path) -> None:
     """``rlmpc flash BUNDLE --board host`` builds, starts, prints the serial port, serves the
     protocol, and stops its program on SIGTERM."""
@@ -92,12 +102,7 @@ def test_flash_a_bundle_runs_it_until_sigterm(lti_bundle: Path, tmp_path: Path) 
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        _reap(proc)
     assert not alive(pid)
     assert not any(tmp_path.iterdir())  # nothing written into the current folder
 
@@ -132,12 +137,7 @@ def test_flash_leaves_the_bundle_as_exported_and_stops_on_sigint_in_the_backgrou
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        _reap(proc)
     assert not alive(pid)
     assert _tree(bundle) == before  # nothing added or changed in the bundle
     build = Path(built.group(1))

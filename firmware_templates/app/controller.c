@@ -385,6 +385,21 @@ static void answer_set_theta(const rlmpc_event *ev)
     send(rlmpc_encode_ack(tx, ev->seq, ev->type));
 }
 
+/* The end of STEP_THETA and STEP_THETA_DELTA: a refused theta answered with ERROR (the theta in use
+ * kept, no step), else the new theta's tag as INFO's hash and the step with it (m's fields are read
+ * only when the decoder accepted the frame). */
+static void step_with_new_theta(const rlmpc_event *ev, uint8_t err, uint16_t detail, uint32_t tag, uint32_t step,
+                                uint8_t n_p, const rlmpc_real x[NX], const rlmpc_real *p)
+{
+    if (err != 0u) {
+        send_error(ev->seq, err, ev->type, detail);
+        return;
+    }
+    set_tagged_hash(tag);
+    theta_changed();
+    step_and_answer(ev, step, n_p, x, p);
+}
+
 /* STEP_THETA: SET_THETA's checks and application without the hashes (the problem hash was checked
  * at HELLO), then the step with the new theta; INFO reports theta_tag (LE) and 12 zero bytes as the
  * theta hash.  A refused theta is answered with ERROR (the theta in use kept, no step). */
@@ -392,20 +407,14 @@ static void answer_step_theta(const rlmpc_event *ev)
 {
     static rlmpc_real staged[NTHETA];
     const rlmpc_real *lb, *ub;
-    rlmpc_msg_step_theta m;
+    static rlmpc_msg_step_theta m;
     rlmpc_real x[NX], p[RLMPC_BUNDLE_NP > 0 ? RLMPC_BUNDLE_NP : 1];
     uint16_t detail = 0;
     uint8_t err;
     rlmpc_get_theta_bounds(&lb, &ub);
     err = apply_theta(rlmpc_decode_step_theta(ev, NX, RLMPC_BUNDLE_NP, NTHETA, lb, ub, &m, x, p, staged, &detail),
                       staged, &detail);
-    if (err != 0u) {
-        send_error(ev->seq, err, ev->type, detail);
-        return;
-    }
-    set_tagged_hash(m.theta_tag);
-    theta_changed();
-    step_and_answer(ev, m.step, m.n_p, x, p);
+    step_with_new_theta(ev, err, detail, m.theta_tag, m.step, m.n_p, x, p);
 }
 
 /* STEP_THETA_DELTA: STEP_THETA with theta as differences to the theta in use (its tag must be base_tag,
@@ -414,7 +423,7 @@ static void answer_step_theta_delta(const rlmpc_event *ev)
 {
     static rlmpc_real staged[NTHETA];
     const rlmpc_real *lb, *ub;
-    rlmpc_msg_step_theta_delta m;
+    static rlmpc_msg_step_theta_delta m;
     rlmpc_real x[NX], p[RLMPC_BUNDLE_NP > 0 ? RLMPC_BUNDLE_NP : 1];
     uint16_t detail = 0;
     uint8_t err;
@@ -422,13 +431,7 @@ static void answer_step_theta_delta(const rlmpc_event *ev)
     err = apply_theta(rlmpc_decode_step_theta_delta(ev, NX, RLMPC_BUNDLE_NP, NTHETA, theta_tag_now(),
                                                     theta_known ? theta_now : 0, lb, ub, &m, x, p, staged, &detail),
                       staged, &detail);
-    if (err != 0u) {
-        send_error(ev->seq, err, ev->type, detail);
-        return;
-    }
-    set_tagged_hash(m.theta_tag);
-    theta_changed();
-    step_and_answer(ev, m.step, m.n_p, x, p);
+    step_with_new_theta(ev, err, detail, m.theta_tag, m.step, m.n_p, x, p);
 }
 #endif
 
