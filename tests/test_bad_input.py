@@ -114,6 +114,10 @@ def test_missing_dynamics() -> None:
     ({"max_iter": 0}, "max_iter: expected a positive integer"),
     ({"tol": 1e-12}, "tol: expected a number in"),
     ({"tol": "small"}, "tol: expected a number in"),
+    ({"qp_mu0": 0.0}, r"qp_mu0: expected a number in \(0, 1e12\)"),
+    ({"qp_mu0": "30"}, r"qp_mu0: expected a number in \(0, 1e12\)"),
+    ({"qp_mu0": True}, r"qp_mu0: expected a number in \(0, 1e12\)"),
+    ({"qp_mu0": 30.0, "qp_solver": "FULL_CONDENSING_QPOASES"}, "qp_mu0: HPIPM's option"),
 ])
 def test_unsupported_options(options: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -94,3 +94,26 @@ def test_the_new_options_are_checked() -> None:
         SolverOptions(fallback_hpipm_mode="FAST")
     with pytest.raises(ValueError, match="merge_soft_pairs: expected true or false, got 1"):
         SolverOptions(merge_soft_pairs=1)  # type: ignore[arg-type]
+
+
+def test_qp_mu0_reaches_hpipm_and_keeps_the_solutions(theta: np.ndarray) -> None:
+    # HPIPM's initial barrier parameter: fewer QP iterations on the LTI problem, the same
+    # solutions and sensitivities within the QP tolerance, and the fallback solver untouched
+    fns = lti_mpc().build()
+    default = MPC(fns, SolverOptions(hpipm_mode="SPEED", qp_max_iter=30), theta=theta)
+    tuned = MPC(fns, SolverOptions(hpipm_mode="SPEED", qp_max_iter=30, qp_mu0=100.0), theta=theta)
+    rng = np.random.default_rng(3)
+    iters = {id(default): 0, id(tuned): 0}
+    for s in rng.uniform([-0.3, -1.0], [1.3, 1.0], size=(40, 2)):
+        for a in (None, np.array([rng.uniform(-1.0, 1.0)])):
+            sols = []
+            for mpc in (default, tuned):
+                sol = mpc.value(s) if a is None else mpc.q_value(s, a)
+                assert sol.success
+                iters[id(mpc)] += int(mpc._instance("V" if a is None else "Q").detailed_stats()["qp_iter"])
+                sols.append(sol)
+            d, t = sols
+            assert np.allclose(t.u0, d.u0, atol=1e-6) and abs(t.value - d.value) < 1e-6
+            assert np.allclose(tuned.sensitivities.grad_theta(t), default.sensitivities.grad_theta(d),
+                               atol=1e-5)
+    assert iters[id(tuned)] < 0.85 * iters[id(default)], iters

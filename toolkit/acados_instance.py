@@ -44,6 +44,7 @@ def _load(built: BuiltSolver) -> ctypes.CDLL:
             "rlmpc_reset": ([vp], ip),
             "rlmpc_get_stats": ([vp, dp], None),
             "rlmpc_set_uh_stages": ([vp, dp, dp], None),
+            "rlmpc_set_qp_mu0": ([vp, ctypes.c_double], None),
         }
         for name, (args, res) in signatures.items():
             fn = getattr(lib, name)
@@ -141,6 +142,10 @@ class AcadosInstance:
         status = self._lib.rlmpc_set_params_all(self._handle, self._p_params, arr.shape[1])
         if status != 0:
             raise RuntimeError(f"acados rejected the stage parameters (status {status})")
+
+    def set_qp_mu0(self, mu0: float) -> None:
+        """HPIPM's initial barrier parameter for the following solves (HPIPM solvers only)."""
+        self._lib.rlmpc_set_qp_mu0(self._handle, ctypes.c_double(mu0))
 
     def constraints_set(self, stage: int, field: str, value: FloatArray) -> None:
         arr = np.ascontiguousarray(value, dtype=float)

@@ -209,6 +209,8 @@ class MPC:
                 inst = AcadosInstance(self._fallback_built)
             else:
                 inst = AcadosInstance(self.built)
+                if self.options.qp_mu0 is not None:
+                    inst.set_qp_mu0(self.options.qp_mu0)
             self._configure(inst)
             self._instances[kind] = inst
         return inst

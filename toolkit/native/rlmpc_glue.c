@@ -32,6 +32,7 @@ typedef struct {
     ocp_nlp_in *in;
     ocp_nlp_out *out;
     ocp_nlp_solver *solver;
+    void *opts;
     int N;
 } rlmpc_handle;
 
@@ -56,6 +57,7 @@ void *rlmpc_create(void) {
     h->in = RLMPC_FN(_acados_get_nlp_in)(capsule);
     h->out = RLMPC_FN(_acados_get_nlp_out)(capsule);
     h->solver = RLMPC_FN(_acados_get_nlp_solver)(capsule);
+    h->opts = RLMPC_FN(_acados_get_nlp_opts)(capsule);
     h->N = h->dims->N;
     return h;
 }
@@ -66,6 +68,12 @@ void rlmpc_free(void *handle) {
     RLMPC_FN(_acados_free)(h->capsule);
     RLMPC_FN(_acados_free_capsule)(h->capsule);
     free(h);
+}
+
+/* HPIPM's initial barrier parameter (the caller checks that the QP solver is HPIPM). */
+void rlmpc_set_qp_mu0(void *handle, double mu0) {
+    rlmpc_handle *h = (rlmpc_handle *)handle;
+    ocp_nlp_solver_opts_set(h->config, h->opts, "qp_mu0", &mu0);
 }
 
 int rlmpc_horizon(void *handle) { return ((rlmpc_handle *)handle)->N; }
