@@ -117,3 +117,19 @@ def test_qp_mu0_reaches_hpipm_and_keeps_the_solutions(theta: np.ndarray) -> None
             assert np.allclose(tuned.sensitivities.grad_theta(t), default.sensitivities.grad_theta(d),
                                atol=1e-5)
     assert iters[id(tuned)] < 0.85 * iters[id(default)], iters
+
+
+def test_q_and_value_solves_as_q_value_then_value(theta: np.ndarray) -> None:
+    # the Q-learning step's pair of solves in one call: the same solutions, fallbacks included
+    fns = lti_mpc().build()
+    opts = SolverOptions(hpipm_mode="SPEED", qp_max_iter=4)  # (some QPs stop at the limit: solved again)
+    pair, apart = MPC(fns, opts, theta=theta), MPC(fns, opts, theta=theta)
+    rng = np.random.default_rng(5)
+    for s, a, s_next in zip(rng.uniform(-1.0, 1.0, (30, 2)), rng.uniform(-1.0, 1.0, (30, 1)),
+                            rng.uniform(-1.0, 1.0, (30, 2)), strict=True):
+        q, v = pair.q_and_value(s, a, s_next)
+        q2, v2 = apart.q_value(s, a), apart.value(s_next)
+        for x, y in ((q, q2), (v, v2)):
+            assert x.status == y.status and x.value == y.value and np.array_equal(x.iterate, y.iterate)
+        assert q.a is not None and v.a is None and np.array_equal(v.s, s_next)
+    assert pair.verification == apart.verification and pair.verification.resolved > 0

@@ -45,6 +45,7 @@ def _load(built: BuiltSolver) -> ctypes.CDLL:
             "rlmpc_get_stats": ([vp, dp], None),
             "rlmpc_set_uh_stages": ([vp, dp, dp], None),
             "rlmpc_set_qp_mu0": ([vp, ctypes.c_double], None),
+            "rlmpc_solve_pair": ([vp, dp, dp, dp, dp, dp, ip, vp, dp, dp, dp, dp, dp, ip], None),
         }
         for name, (args, res) in signatures.items():
             fn = getattr(lib, name)
@@ -173,16 +174,37 @@ class AcadosInstance:
     def solve_full(self, x0: FloatArray, lbu0: FloatArray,
                    ubu0: FloatArray) -> tuple[SolveStats, FloatArray]:
         """:meth:`solve`, then :meth:`get_iterate`, in one C call (the learning loop's path)."""
-        self._x0[:] = x0
-        self._lbu0[:] = lbu0
-        self._ubu0[:] = ubu0
+        self._load(x0, lbu0, ubu0)
         sys.stdout.flush()
         self._lib.rlmpc_solve_full(self._handle, self._p_x0, self._p_lbu0, self._p_ubu0,
                                    self._p_stats, self._p_iterate, self._trap_fd)
+        return self._result()
+
+    def _load(self, x0: FloatArray, lbu0: FloatArray, ubu0: FloatArray) -> None:
+        self._x0[:] = x0
+        self._lbu0[:] = lbu0
+        self._ubu0[:] = ubu0
+
+    def _result(self) -> tuple[SolveStats, FloatArray]:
         status, sqp_iter, time_tot, cost, printed, qp_status, qp_iter = self._stats.tolist()
         self.last_output = self._take_output() if printed > 0.0 else ""
         return (SolveStats(int(status), int(sqp_iter), time_tot, cost, int(qp_status), int(qp_iter)),
                 self._iterate.copy())
+
+    def solve_pair_with(self, other: AcadosInstance, x0: FloatArray, lbu0: FloatArray, ubu0: FloatArray,
+                        other_x0: FloatArray, other_lbu0: FloatArray, other_ubu0: FloatArray,
+                        ) -> tuple[tuple[SolveStats, FloatArray], tuple[SolveStats, FloatArray]]:
+        """:meth:`solve_full` here, then on ``other`` (an instance of the same solver), in one C call."""
+        if other._lib is not self._lib:
+            return self.solve_full(x0, lbu0, ubu0), other.solve_full(other_x0, other_lbu0, other_ubu0)
+        self._load(x0, lbu0, ubu0)
+        other._load(other_x0, other_lbu0, other_ubu0)
+        sys.stdout.flush()
+        self._lib.rlmpc_solve_pair(self._handle, self._p_x0, self._p_lbu0, self._p_ubu0, self._p_stats,
+                                   self._p_iterate, self._trap_fd, other._handle, other._p_x0,
+                                   other._p_lbu0, other._p_ubu0, other._p_stats, other._p_iterate,
+                                   other._trap_fd)
+        return self._result(), other._result()
 
     def _take_output(self) -> str:
         f = self._trap_file

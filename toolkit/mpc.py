@@ -137,6 +137,7 @@ class MPC:
         self._theta_lb = fns.theta.lower()
         self._theta_ub = fns.theta.upper()
         self._instances: dict[str, AcadosInstance] = {}
+        self._stale: set[str] = set()  # instances whose (θ, p) lag behind (see _push_parameters)
         self._sens: Sensitivities | None = None
         self.failures = 0
         self.verification = Verification()
@@ -182,12 +183,25 @@ class MPC:
         p_all = self._stage_parameters
         p_all[:, :self._ntheta] = self._theta
         p_all[:, self._ntheta:self._ntheta + self._p.size] = self._p
-        for inst in self._instances.values():
+        # the fallback instances (rarely used) are brought up to date when they solve (_synced)
+        self._stale.update(kind for kind in self._instances if kind.endswith(FALLBACK))
+        current = [inst for kind, inst in self._instances.items() if not kind.endswith(FALLBACK)]
+        for inst in current:
             inst.set_params_all(p_all)
         if self._pairs is not None:
             uh_mid, uh_end = self._merged_upper_bounds()
-            for inst in self._instances.values():
+            for inst in current:
                 inst.set_uh_stages(uh_mid, uh_end)
+
+    def _synced(self, kind: str) -> AcadosInstance:
+        """The instance of ``kind``, with the current (θ, p) if it missed an update."""
+        inst = self._instance(kind)
+        if kind in self._stale:
+            self._stale.discard(kind)
+            inst.set_params_all(self._stage_parameters)
+            if self._pairs is not None:
+                inst.set_uh_stages(*self._merged_upper_bounds())
+        return inst
 
     def _merged_upper_bounds(self) -> tuple[FloatArray, FloatArray]:
         """Upper bounds of the merged solver's h on stages 1..N-1 and N at the current (θ, p)."""
@@ -249,9 +263,30 @@ class MPC:
             inst.reset()
         lbu, ubu = (self._lbu, self._ubu) if a is None else (a, a)
         stats, iterate = inst.solve_full(s, lbu, ubu)
+        return self._finish(kind, inst, stats, iterate, s, a)
+
+    def _finish(self, kind: str, inst: AcadosInstance, stats: SolveStats, iterate: FloatArray,
+                s: FloatArray, a: FloatArray | None) -> MpcSolution:
+        """The solution of a solve of ``kind`` just made: verified (or solved again), in the problem's layout."""
         if self._check_qp and stats.qp_status != 0 and stats.status == 0:
+            lbu, ubu = (self._lbu, self._ubu) if a is None else (a, a)
             inst, stats, iterate = self._solve_again(kind, s, lbu, ubu, stats, iterate)
         return self._solution(inst, stats, iterate, s, a)
+
+    def q_and_value(self, s: npt.ArrayLike, a: npt.ArrayLike,
+                    s_next: npt.ArrayLike) -> tuple[MpcSolution, MpcSolution]:
+        """``(q_value(s, a), value(s_next))``, the two solves in one call to C (a Q-learning step's)."""
+        s = _vector("state s", s, self.fns.nx)
+        a = _vector("action a", a, self.fns.nu)
+        s_next = _vector("state s", s_next, self.fns.nx)
+        q_inst = self._instances.get("Q") or self._instance("Q")
+        v_inst = self._instances.get("V") or self._instance("V")
+        if not self.options.warm_start:
+            q_inst.reset()
+            v_inst.reset()
+        (q_stats, q_it), (v_stats, v_it) = q_inst.solve_pair_with(v_inst, s, a, a, s_next, self._lbu, self._ubu)
+        return (self._finish("Q", q_inst, q_stats, q_it, s, a),
+                self._finish("V", v_inst, v_stats, v_it, s_next, None))
 
     def _solve_again(self, kind: str, s: FloatArray, lbu: FloatArray, ubu: FloatArray,
                      stats: SolveStats, iterate: FloatArray) -> tuple[AcadosInstance, SolveStats, FloatArray]:
@@ -260,7 +295,7 @@ class MPC:
         self.verification.unverified += 1
         if self.options.fallback_hpipm_mode is None:
             return self._instances[kind], replace(stats, status=UNVERIFIED), iterate
-        inst = self._instance(kind + FALLBACK)
+        inst = self._synced(kind + FALLBACK)
         stats2, iterate = inst.solve_full(s, lbu, ubu)
         if stats2.status == 0 and stats2.qp_status == 0:
             self.verification.resolved += 1

@@ -63,6 +63,9 @@ class LtiGrosZanon(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
         self.violation_weight = float(VIOLATION_WEIGHT)
         self.x0 = self._as_state(X0_DEFAULT if x0 is None else x0)
         self.noise = bool(np.any(self.noise_bounds != 0.0))
+        # per-state draws, or one draw on the first state (the stream of earlier versions)
+        self._per_state_noise = bool(np.any(self.noise_bounds[1:] != 0.0))
+        self._first_noise = (float(self.noise_bounds[0, 0]), float(self.noise_bounds[0, 1]))
         self.action_space = gym.spaces.Box(-U_BOUND, U_BOUND, (self.nu,), np.float64)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (self.nx,), np.float64)
         self._x = self.x0.copy()
@@ -96,7 +99,8 @@ class LtiGrosZanon(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
     def violation(self, x: ArrayLike) -> float:
         """Summed violation of the state bounds X_LB ≤ x ≤ X_UB."""
         x = np.asarray(x, dtype=np.float64)
-        return float(np.sum(np.maximum(0.0, self.x_lb - x) + np.maximum(0.0, x - self.x_ub)))
+        # per state at most one side is violated (x_lb <= x_ub): max(0, lb - x) + max(0, x - ub), exactly
+        return float(np.maximum(np.maximum(self.x_lb - x, x - self.x_ub), 0.0).sum())
 
     def stage_cost(self, x: ArrayLike, a: float) -> float:
         """0.5 (xᵀx + 0.5 a² + w·max(0, x_lb − x) + w·max(0, x − x_ub))."""
@@ -139,13 +143,12 @@ class LtiGrosZanon(gym.Env[NDArray[np.float64], NDArray[np.float64]]):
         x_next = self.A @ x + self.B * a
         e = 0.0
         if self.noise:
-            lo, hi = self.noise_bounds[:, 0], self.noise_bounds[:, 1]
-            if np.any(self.noise_bounds[1:] != 0.0):  # per-state draws
-                noise = self.np_random.uniform(lo, hi)
+            if self._per_state_noise:
+                noise = self.np_random.uniform(self.noise_bounds[:, 0], self.noise_bounds[:, 1])
                 x_next += noise
                 e = float(noise[0])
             else:  # (only the first state: one draw, the stream of earlier versions)
-                e = float(self.np_random.uniform(lo[0], hi[0]))
+                e = float(self.np_random.uniform(*self._first_noise))
                 x_next[0] += e
         self._x = x_next
         info = {"cost": cost, "violation": violation, "noise": e}

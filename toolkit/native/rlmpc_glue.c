@@ -192,6 +192,15 @@ int rlmpc_solve_full(void *handle, double *x0, double *lbu0, double *ubu0, doubl
     return status;
 }
 
+/* Two solves back to back (Q(s, a) and V(s+) of a learning step: one crossing from Python, and the
+ * second solve finds the solver's data still in the caches); arguments as rlmpc_solve_full's, twice. */
+void rlmpc_solve_pair(void *h1, double *x1, double *lbu1, double *ubu1, double *stats1, double *it1,
+                      int trap1, void *h2, double *x2, double *lbu2, double *ubu2, double *stats2,
+                      double *it2, int trap2) {
+    rlmpc_solve_full(h1, x1, lbu1, ubu1, stats1, it1, trap1);
+    rlmpc_solve_full(h2, x2, lbu2, ubu2, stats2, it2, trap2);
+}
+
 void rlmpc_set_iterate(void *handle, double *buf) { copy_iterate((rlmpc_handle *)handle, buf, 1); }
 
 int rlmpc_reset(void *handle) {

@@ -121,7 +121,7 @@ class Optimizer(ABC):
 
     def _vector(self, value: npt.ArrayLike, name: str) -> FloatArray:
         if (type(value) is np.ndarray and value.dtype == np.float64 and value.shape == (self.lb.size,)
-                and np.isfinite(value).all()):
+                and math.isfinite(value.sum())):  # (a finite sum: finite entries; else the full check)
             return value  # fast path, for valid flat vectors (not copied: only read)
         arr = as_array(value, name).reshape(-1)
         if arr.size != self.size:
@@ -159,7 +159,7 @@ class Optimizer(ABC):
             raise ValueError(f"learning_rate: expected a non-negative value, got {lr} at k={self.k}")
         d = self._step(g, hessian, lr, lo, hi)
         self.k += 1
-        return np.clip(th + d, self.lb, self.ub)
+        return np.minimum(np.maximum(th + d, self.lb), self.ub)  # = np.clip(th + d, lb, ub), faster
 
     @abstractmethod
     def _step(
@@ -328,8 +328,8 @@ def _positive_definite_factor(hessian: npt.ArrayLike, damping: float) -> tuple[F
     n = H.shape[0]
     if n == 0:
         return H, H
-    if not np.isfinite(H).all():  # the raw kernels signal failure by NaN: keep them to finite H
-        raise ValueError(f"hessian: expected finite numbers, got {hessian!r}")
+    if not math.isfinite(H.sum()) and not np.isfinite(H).all():  # (the raw kernels signal failure
+        raise ValueError(f"hessian: expected finite numbers, got {hessian!r}")  # by NaN: finite H only)
     eye = _eye(n)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore", under="ignore"):
         # The smallest eigenvalue decides the shift.  Clearly indefinite (λ_min below the
@@ -382,7 +382,8 @@ def _potrs(L: FloatArray, b: FloatArray, finite_factor: bool = False) -> FloatAr
     """``scipy.linalg.cho_solve((L, True), b)`` (the same LAPACK call) without its input checks
     (``finite_factor``: L is known to be finite)."""
     potrs = _POTRS.get(b.dtype.char)
-    if potrs is None or not (np.isfinite(b).all() and (finite_factor or np.isfinite(L).all())):
+    if potrs is None or not ((math.isfinite(b.sum()) or np.isfinite(b).all())
+                             and (finite_factor or np.isfinite(L).all())):
         return np.asarray(scipy.linalg.cho_solve((L, True), b))
     x, info = potrs(L, b, lower=1)
     if info != 0:  # pragma: no cover - an invalid argument; cho_solve raises the error

@@ -63,8 +63,7 @@ class LstdQLearning(MpcAgent):
         sens = self.mpc.sensitivities
         if self.greedy_prefetch is not None:  # the next action is π_θ(s_next) at the θ before this update
             self.greedy_prefetch(s_next, self.mpc.theta, self.mpc.p)
-        q = self.mpc.q_value(s, a)
-        v = self.mpc.value(s_next)
+        q, v = self.mpc.q_and_value(s, a, s_next)
         info: dict[str, float] = {}
         if not q.success:
             self.failures.record("Q", q)
