@@ -193,6 +193,12 @@ class MPC:
             for inst in current:
                 inst.set_uh_stages(uh_mid, uh_end)
 
+    def _adopt_theta(self, theta: FloatArray) -> None:
+        """θ that compiled code has already set on the Q and V solvers and in the stage parameter rows
+        (:mod:`rlmpc.toolkit.rl.native_q_step`): taken over without setting it again."""
+        self._theta = theta
+        self._stale.update(kind for kind in self._instances if kind.endswith(FALLBACK))
+
     def _synced(self, kind: str) -> AcadosInstance:
         """The instance of ``kind``, with the current (θ, p) if it missed an update."""
         inst = self._instance(kind)

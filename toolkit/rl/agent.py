@@ -94,6 +94,10 @@ class MpcAgent:
             action = sol.u0
         else:
             action = self._last_action.copy()
+        return self._act(action, explore)
+
+    def _act(self, action: FloatArray, explore: bool) -> FloatArray:
+        """The greedy ``action`` (a new array) explored, clipped and remembered."""
         if explore:
             action = self.exploration.perturb(action, self.rng, self.steps)
         action = np.clip(action, self.low, self.high)

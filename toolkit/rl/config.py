@@ -107,6 +107,7 @@ class AgentConfig:
     exploration: dict[str, Any] | None
     replay: dict[str, int]
     bayes: dict[str, Any] | None = None  # agent.type = "bayes": [agent.bayes] (trials, tune, seed)
+    native: bool = True  # the compiled learning step where it applies (false: the Python path only)
 
 
 @dataclass(frozen=True)
@@ -261,9 +262,10 @@ def _parse(data: dict[str, Any], src: Path, output: str | Path | None) -> TrainC
               "include_latest": replay_t.get("include_latest", int, 1)}
     replay_t.done()
     bayes = _bayes(ag.table("bayes"), seed) if kind == "bayes" else None
+    native = ag.get("native", bool, True)
     ag.done()
     agent = AgentConfig(kind, discount, order, hessian, update_every, rollout_length, critic,
-                        on_failure, optimizer, exploration, replay, bayes)
+                        on_failure, optimizer, exploration, replay, bayes, native)
 
     ev = top.table("evaluation")
     evaluation = EvaluationConfig(ev.get("episodes", int, 5, positive=True),

@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from rlmpc.toolkit.mpc import MPC
+from rlmpc.toolkit.mpc import MPC, MpcSolution
 from rlmpc.toolkit.parameters import FloatArray
 from rlmpc.toolkit.rl.agent import MpcAgent
 from rlmpc.toolkit.rl.exploration import Exploration
-from rlmpc.toolkit.rl.optimizers import Optimizer
+from rlmpc.toolkit.rl.native_q_step import DONE, UPDATE, NativeQStep, native_q_step
+from rlmpc.toolkit.rl.optimizers import NewtonMethod, Optimizer
 from rlmpc.toolkit.rl.replay import ReplayBuffer
 
 HESSIANS = ("none", "approx", "full")
@@ -39,12 +40,16 @@ class LstdQLearning(MpcAgent):
         Steps between θ updates.
     replay : ReplayBuffer
         Experience replay of (gradient, Hessian) samples.
+    native : bool
+        Run the common case (Newton updates every step with ``hessian="approx"``, the default replay,
+        no device) as one compiled step where a C compiler is at hand: the same numbers, faster
+        (:mod:`rlmpc.toolkit.rl.native_q_step`).  False: always the Python path.
     """
 
     def __init__(self, mpc: MPC, discount: float, optimizer: Optimizer,
                  exploration: Exploration, rng: np.random.Generator, replay: ReplayBuffer,
                  order: int = 2, hessian: str = "approx", update_every: int = 1,
-                 failure_action: str = "solution") -> None:
+                 failure_action: str = "solution", native: bool = True) -> None:
         super().__init__(mpc, discount, optimizer, exploration, rng, failure_action)
         if order not in (1, 2):
             raise ValueError(f"agent.order: expected 1 or 2, got {order!r}")
@@ -56,14 +61,58 @@ class LstdQLearning(MpcAgent):
         self.hessian = hessian
         self.update_every = update_every
         self.replay = replay
+        self.native = native  # the compiled step where it applies (rlmpc.toolkit.rl.native_q_step)
+        self._native: NativeQStep | None = None
+        self._native_checked = False
         _ = mpc.sensitivities  # transcribe the NLP now (~50 ms), not in the first learning step
 
     def observe(self, s: FloatArray, a: FloatArray, cost: float, s_next: FloatArray,
                 terminated: bool) -> tuple[FloatArray, dict[str, float]]:
+        native = self._native_step()
+        sample: dict[str, FloatArray] | None = None
+        lr = self.optimizer.lr(self.optimizer.k) * self.optimizer.lr_scale
+        if native is not None and lr >= 0.0:  # (a negative rate: the optimiser's own error)
+            outcome = native.run(s, a, cost, s_next, terminated, lr)
+            if outcome == DONE:
+                return self._after_native_update(native)
+            q, v = native.solutions(s, a, s_next)
+            if outcome == UPDATE:
+                sample = native.sample()
+        else:
+            if self.greedy_prefetch is not None:  # the next action is π_θ(s_next) at the θ before this update
+                self.greedy_prefetch(s_next, self.mpc.theta, self.mpc.p)
+            q, v = self.mpc.q_and_value(s, a, s_next)
+        return self._learn(q, v, cost, terminated, sample)
+
+    def _native_step(self) -> NativeQStep | None:
+        """The compiled step (:mod:`rlmpc.toolkit.rl.native_q_step`) for this agent's common case:
+        Newton updates on every step from the approximate Hessian, the default replay, no device."""
+        if not self._native_checked:
+            self._native_checked = True
+            opt = self.optimizer
+            common = (self.native and self.order == 2 and self.hessian == "approx"
+                      and self.update_every == 1 and self.replay.capacity == 1
+                      and self.replay.sample_size == 1 and isinstance(opt, NewtonMethod)
+                      and opt.max_relative_step is None and self.mpc.options.warm_start
+                      and self.greedy_source is None and self.greedy_prefetch is None)
+            self._native = native_q_step(self.mpc, opt, self.discount) if common else None  # type: ignore[arg-type]
+        if self._native is not None and (self.greedy_source is not None or self.greedy_prefetch is not None):
+            return None  # (a device joined after the first step)
+        return self._native
+
+    def _after_native_update(self, native: NativeQStep) -> tuple[FloatArray, dict[str, float]]:
+        """What `_learn` does after a step C has done completely (solves, sample, Newton update)."""
+        self.replay.append(native.sample())
+        self.steps += 1
+        native.commit_theta()
+        self.optimizer.k += 1
+        self.updates += 1
+        return self._act(native.next_greedy_action(), explore=True), {"td_error": native.td}
+
+    def _learn(self, q: MpcSolution, v: MpcSolution, cost: float, terminated: bool,
+               sample: dict[str, FloatArray] | None) -> tuple[FloatArray, dict[str, float]]:
+        """The TD error, the sample (unless given) and the update from the two solutions."""
         sens = self.mpc.sensitivities
-        if self.greedy_prefetch is not None:  # the next action is π_θ(s_next) at the θ before this update
-            self.greedy_prefetch(s_next, self.mpc.theta, self.mpc.p)
-        q, v = self.mpc.q_and_value(s, a, s_next)
         info: dict[str, float] = {}
         if not q.success:
             self.failures.record("Q", q)
@@ -73,7 +122,9 @@ class LstdQLearning(MpcAgent):
             target = cost + (0.0 if terminated else self.discount * v.value)
             td = target - q.value
             info["td_error"] = td
-            if self.order == 2 and self.hessian != "none":
+            if sample is not None:
+                pass  # (computed by the compiled step, the same numbers)
+            elif self.order == 2 and self.hessian != "none":
                 if self.hessian == "full":
                     grad = sens.grad_theta(q)
                     hess_q = sens.hessian_theta(q, full=True)

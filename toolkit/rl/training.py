@@ -57,7 +57,7 @@ def build_agent(config: TrainConfig, mpc: MPC, rng: np.random.Generator) -> MpcA
                               ag.replay["include_latest"])
         return LstdQLearning(mpc, discount, optimizer, exploration, rng, replay, order=ag.order,
                              hessian=ag.hessian, update_every=ag.update_every,
-                             failure_action=ag.on_failure)
+                             failure_action=ag.on_failure, native=ag.native)
     return DeterministicPolicyGradient(mpc, discount, optimizer, exploration, rng,
                                        rollout_length=ag.rollout_length, critic=ag.critic,
                                        failure_action=ag.on_failure)

@@ -1,0 +1,71 @@
+"""The compiled Q-learning step (rlmpc.toolkit.rl.native_q_step) computes the Python path's numbers:
+every step's θ and TD error bit for bit, through its three outcomes (done in C; solves left to Python
+because a QP was not verified; the update left to Python because the Newton step leaves the box)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlmpc.toolkit.rl import native_q_step
+from rlmpc.toolkit.rl.config import load_config
+from rlmpc.toolkit.rl.training import Trainer
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _train(tmp: Path, native: bool, theta0: dict[str, list[float]], outcomes: Counter[int],
+           monkeypatch: pytest.MonkeyPatch) -> Trainer:
+    cfg = load_config(EXAMPLES / "lti_qlearning.toml", output=tmp / f"native_{native}")
+    # (QPs capped at 12 iterations: some stop at the limit, are not verified and are solved again)
+    solver = replace(cfg.mpc.solver, qp_max_iter=12)
+    cfg = replace(cfg, steps=300, agent=replace(cfg.agent, native=native),
+                  mpc=replace(cfg.mpc, theta=theta0, solver=solver))
+    trainer = Trainer(cfg, progress_bar=False, plots=False)
+    trainer.evaluate = lambda theta: 0.0  # type: ignore[method-assign]  (not what is compared)
+    run = native_q_step.NativeQStep.run
+
+    def counted(self: native_q_step.NativeQStep, *args: object) -> int:
+        outcome = run(self, *args)  # type: ignore[arg-type]
+        outcomes[outcome] += 1
+        return outcome
+
+    monkeypatch.setattr(native_q_step.NativeQStep, "run", counted)
+    trainer.run()
+    return trainer
+
+
+@pytest.mark.parametrize("theta0", [{}, {"x_ub": [2.0, 0.0]}], ids=["example", "theta-at-a-bound"])
+def test_the_compiled_step_is_the_python_step(tmp_path: Path, theta0: dict[str, list[float]],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    outcomes: Counter[int] = Counter()
+    fast = _train(tmp_path, True, theta0, outcomes, monkeypatch)
+    slow = _train(tmp_path, False, theta0, Counter(), monkeypatch)
+    assert fast.agent._native is not None and slow.agent._native is None  # type: ignore[attr-defined]
+    assert np.array_equal(np.array(fast.history.theta), np.array(slow.history.theta))
+    assert np.array_equal(fast.history.td_error, slow.history.td_error, equal_nan=True)
+    assert fast.agent.updates == slow.agent.updates and fast.agent.optimizer.k == slow.agent.optimizer.k
+    assert fast.mpc.verification == slow.mpc.verification
+    assert vars(fast.agent.failures) == vars(slow.agent.failures)
+    assert outcomes[native_q_step.DONE] > 0 and outcomes[native_q_step.SOLVES] > 0, outcomes
+    if theta0:  # x_ub[0] at its upper bound: steps that leave the box go to the Python optimiser
+        assert outcomes[native_q_step.UPDATE] > 0, outcomes
+    # the checkpoints hold the same state (a resumed run continues alike on either path)
+    for trainer in (fast, slow):
+        assert (trainer.out / "checkpoint.pkl").is_file()
+    assert np.array_equal(fast.agent.replay.sample(np.random.default_rng(0))[0]["H"],
+                          slow.agent.replay.sample(np.random.default_rng(0))[0]["H"])
+
+
+def test_the_python_path_where_the_compiled_step_does_not_apply(tmp_path: Path) -> None:
+    cfg = load_config(EXAMPLES / "lti_qlearning.toml", output=tmp_path / "first_order")
+    cfg = replace(cfg, steps=3, agent=replace(cfg.agent, order=1,
+                                              optimizer={"type": "sgd", "learning_rate": 1e-3}))
+    trainer = Trainer(cfg, progress_bar=False, plots=False)
+    trainer.evaluate = lambda theta: 0.0  # type: ignore[method-assign]
+    trainer.run()
+    assert trainer.agent._native is None  # type: ignore[attr-defined]
