@@ -19,11 +19,13 @@ assignments instead of the index work of :func:`reduce_kkt`.
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
+from rlmpc.toolkit.native_build import address, native_library, numpy_lapack
 from rlmpc.toolkit.parameters import FloatArray
 
 
@@ -148,6 +150,79 @@ def make_plan(patterns: list[tuple[np.ndarray, np.ndarray, tuple[int, int]]], no
     n = red.n
     u_red = red.wmap[u_index]
     keep_u = u_red >= 0
-    return ReductionPlan(n, red.k_vals.astype(np.int64), red.k_rows * n + red.k_cols,
-                         (-red.r_vals).astype(np.int64), red.r_rows * nth + red.r_cols,
-                         u_red[keep_u], np.flatnonzero(keep_u))
+    def ints(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.int64)
+
+    return ReductionPlan(n, ints(red.k_vals), ints(red.k_rows * n + red.k_cols), ints(-red.r_vals),
+                         ints(red.r_rows * nth + red.r_cols), ints(u_red[keep_u]), ints(np.flatnonzero(keep_u)))
+
+
+class PlannedSolve:
+    """The reduced system of a plan assembled and solved for the rows of u_0, in C
+    (``rlmpc_planned_u_rows`` of ``toolkit/native/rlmpc_learning_step.c``: numpy's ``dgesv`` on the
+    layout ``numpy.linalg.solve`` gives it, then ``Yᵀ rhs`` summed in row order) — the one
+    implementation for the Python path and the compiled DPG step.  ``available`` is False without a
+    C compiler or numpy's LAPACK library; :func:`planned_u_rows` then computes the same with numpy."""
+
+    def __init__(self) -> None:
+        lib, lapack = native_library("rlmpc_learning_step"), numpy_lapack()
+        self.available = lib is not None and lapack is not None
+        if lib is None or lapack is None:
+            return
+        i, p = ctypes.c_int, ctypes.c_void_p
+        self.fn = lib.rlmpc_planned_u_rows
+        self.fn.argtypes = [i, i, i, p, p, i, p, p, i, p, p, p, p, p, p, p, p]
+        self.fn.restype = i
+        self.gesv = address(lapack.scipy_dgesv_64_)
+        self._size = (0, 0, 0)
+        self._buffers: tuple[np.ndarray, ...] = ()
+
+    def buffers(self, n: int, nth: int, n_u: int) -> tuple[np.ndarray, ...]:
+        """K, rhs, Y, ipiv, du of at least these sizes (kept between calls)."""
+        if n > self._size[0] or nth > self._size[1] or n_u > self._size[2]:
+            n, nth, n_u = max(n, self._size[0]), max(nth, self._size[1]), max(n_u, self._size[2])
+            self._size = (n, nth, n_u)
+            self._buffers = (np.zeros(n * n), np.zeros(n * nth), np.zeros(n * n_u),
+                             np.zeros(n, dtype=np.int64), np.zeros(n_u * nth))
+        return self._buffers
+
+    def __call__(self, plan: ReductionPlan, data: FloatArray, nth: int) -> FloatArray | None:
+        n_u = plan.u_rows.size
+        K, rhs, Y, ipiv, du = self.buffers(plan.n, nth, n_u)
+        status = self.fn(plan.n, nth, plan.k_src.size, plan.k_src.ctypes.data, plan.k_dst.ctypes.data,
+                         plan.r_src.size, plan.r_src.ctypes.data, plan.r_dst.ctypes.data, n_u,
+                         plan.u_rows.ctypes.data, data.ctypes.data, K.ctypes.data, rhs.ctypes.data,
+                         Y.ctypes.data, ipiv.ctypes.data, self.gesv, du.ctypes.data)
+        return None if status != 0 else du[:n_u * nth].reshape(n_u, nth).copy()
+
+
+_SOLVER: list[PlannedSolve] = []
+
+
+def planned_solve() -> PlannedSolve:
+    """The process' :class:`PlannedSolve` (built on first use)."""
+    if not _SOLVER:
+        _SOLVER.append(PlannedSolve())
+    return _SOLVER[0]
+
+
+def planned_u_rows(plan: ReductionPlan, data: FloatArray, nth: int) -> FloatArray | None:
+    """The rows of u_0 (unpinned entries) of the reduced system's solution, assembled by ``plan`` from
+    the blocks' nonzeros ``data``; None if singular or not finite."""
+    solver = planned_solve()
+    contiguous = data if data.flags.c_contiguous and data.dtype == np.float64 else np.ascontiguousarray(data, float)
+    if solver.available:
+        return solver(plan, contiguous, nth)
+    n = plan.n  # (no compiler: the same steps in numpy, summed in numpy's order)
+    K = np.zeros(n * n)
+    K[plan.k_dst] = contiguous[plan.k_src]
+    rhs = np.zeros(n * nth)
+    rhs[plan.r_dst] = -contiguous[plan.r_src]
+    select = np.zeros((n, plan.u_rows.size))
+    select[plan.u_rows, np.arange(plan.u_rows.size)] = 1.0
+    try:
+        y = np.linalg.solve(K.reshape(n, n).T, select)
+    except np.linalg.LinAlgError:
+        return None
+    du: FloatArray = y.T @ rhs.reshape(n, nth)
+    return du if np.all(np.isfinite(du)) else None

@@ -34,7 +34,7 @@ import scipy.sparse.linalg as spla
 
 from rlmpc.toolkit.acados_instance import IterateLayout
 from rlmpc.toolkit.fast_function import FastFunction, SparseFunction
-from rlmpc.toolkit.kkt_reduction import Coo, ReductionPlan, make_plan, reduce_kkt
+from rlmpc.toolkit.kkt_reduction import Coo, ReductionPlan, make_plan, planned_u_rows, reduce_kkt
 from rlmpc.toolkit.mpc import MpcSolution
 from rlmpc.toolkit.nlp import Transcription, stage_soft_rows, transcribe
 from rlmpc.toolkit.parameters import FloatArray
@@ -169,25 +169,6 @@ def _pinning_rows(J: FloatArray, J_theta: FloatArray) -> np.ndarray:
     single = (nonzero.sum(axis=1) == 1) & ~np.any(J_theta != 0.0, axis=1)
     out[single] = np.argmax(nonzero[single], axis=1)
     return out
-
-
-def _planned_u_rows(plan: ReductionPlan, data: FloatArray, nth: int) -> FloatArray | None:
-    """The rows of u_0 (unpinned entries) of the reduced system's solution, assembled by ``plan`` from
-    the blocks' nonzeros ``data`` and solved dense; None if singular or not finite."""
-    n = plan.n
-    K = np.zeros(n * n)
-    K[plan.k_dst] = data[plan.k_src]
-    rhs = np.zeros(n * nth)
-    rhs[plan.r_dst] = -data[plan.r_src]
-    # only the rows of u_0 of K⁻¹ rhs are needed: solve Kᵀ y = e_u (nu right-hand sides, not nθ)
-    select = np.zeros((n, plan.u_rows.size))
-    select[plan.u_rows, np.arange(plan.u_rows.size)] = 1.0
-    try:
-        y = np.linalg.solve(K.reshape(n, n).T, select)
-    except np.linalg.LinAlgError:
-        return None
-    du: FloatArray = y.T @ rhs.reshape(n, nth)
-    return du if np.all(np.isfinite(du)) else None
 
 
 class Sensitivities:
@@ -590,7 +571,7 @@ class Sensitivities:
             plan = make_plan([(c[1], c[2], c[3]) for c in coo[:6]], nonzero, np.flatnonzero(active),
                              u_index, nth)
             self._pi_plans[key] = plan = plan if plan.n <= DENSE_MAX else None
-        du = None if plan is None else _planned_u_rows(plan, data, nth)
+        du = None if plan is None else planned_u_rows(plan, data, nth)
         if plan is None or du is None:
             blocks = [Coo(d[d != 0.0], r[d != 0.0], c[d != 0.0], shape) for d, r, c, shape in coo]
             return self.kkt_sensitivity_sparse(sol, blocks, multipliers=False).dw[u_index]

@@ -258,3 +258,161 @@ void rlmpc_syevd_work(void *syevd_ptr, long long n, long long *lwork, long long 
     *lwork = (long long)work;
     *liwork = iwork;
 }
+
+/* ------------------------------------------------------------------------------------------------
+ * The policy's sensitivity from a reduction plan (rlmpc.toolkit.kkt_reduction.ReductionPlan), for
+ * Sensitivities._planned_u_rows and the DPG step alike: K.flat[k_dst] = data[k_src],
+ * rhs.flat[r_dst] = -data[r_src], K^T Y = E_u (numpy's dgesv, on the layout numpy.linalg.solve hands
+ * it), du = Y^T rhs summed in row order.  0: du holds the n_u x nth rows; 1: singular or not finite.
+ * K: n*n, rhs: n*nth, Y: n*n_u, ipiv: n.
+ */
+typedef void (*gesv64_fn)(long long *n, long long *nrhs, double *a, long long *lda, long long *ipiv,
+                          double *b, long long *ldb, long long *info);
+
+int rlmpc_planned_u_rows(int n, int nth, int n_k, const long long *k_src, const long long *k_dst,
+                         int n_r, const long long *r_src, const long long *r_dst, int n_u,
+                         const long long *u_rows, const double *data, double *K, double *rhs,
+                         double *Y, long long *ipiv, void *gesv_ptr, double *du) {
+    memset(K, 0, sizeof(double) * (size_t)n * (size_t)n);
+    memset(rhs, 0, sizeof(double) * (size_t)n * (size_t)nth);
+    memset(Y, 0, sizeof(double) * (size_t)n * (size_t)n_u);
+    for (int i = 0; i < n_k; i++) K[k_dst[i]] = data[k_src[i]];
+    for (int i = 0; i < n_r; i++) rhs[r_dst[i]] = -data[r_src[i]];
+    for (int i = 0; i < n_u; i++) Y[u_rows[i] + (long long)i * n] = 1.0;
+    long long nn = n, nrhs = n_u, info = 0;
+    ((gesv64_fn)gesv_ptr)(&nn, &nrhs, K, &nn, ipiv, Y, &nn, &info);
+    if (info != 0) return 1;
+    for (int i = 0; i < n_u; i++) {
+        for (int j = 0; j < nth; j++) {
+            double sum = 0.0;
+            for (int k = 0; k < n; k++) sum += Y[k + (long long)i * n] * rhs[(long long)k * nth + j];
+            if (!isfinite(sum)) return 1;
+            du[(long long)i * nth + j] = sum;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * The DPG step's MPC work in one call: V(s) solved and verified, then dpi/dtheta from the cached
+ * reduction plan of the solution's sparsity pattern and active set (Sensitivities._policy_jacobian_planned).
+ *   RLMPC_DPG_DONE (0)     u0 and jac hold pi(s) and its sensitivity;
+ *   RLMPC_DPG_SOLVE (1)    the solve failed, printed or was not verified (left to Python);
+ *   RLMPC_DPG_PLAN (2)     no plan registered for this pattern and active set: Python makes it,
+ *                          registers it (rlmpc_dpg_plans) and calls rlmpc_dpg_sensitivity;
+ *   RLMPC_DPG_SINGULAR (3) the planned system is singular or not finite (Python's sparse path).
+ */
+enum { RLMPC_DPG_DONE = 0, RLMPC_DPG_SOLVE = 1, RLMPC_DPG_PLAN = 2, RLMPC_DPG_SINGULAR = 3 };
+#define RLMPC_ACTIVE_TOL 1e-7
+
+typedef struct {
+    int n, n_k, n_r, n_u;
+    const long long *k_src, *k_dst, *r_src, *r_dst, *u_rows, *u_out;
+    unsigned long long hash;
+    const unsigned char *key;
+} rlmpc_plan;
+
+typedef struct {
+    solve_full_fn solve_full;
+    rlmpc_instance v;
+    int check_qp;
+    int nx, nu, ntheta;
+    double *lbu, *ubu;
+    int n_raw, n_expanded;
+    const long long *source;
+    const double *consts;
+    double *expanded;
+    int nw, nmu, nlam;
+    const long long *w_idx, *mu_plus, *mu_minus, *lam_idx;
+    const double *mu_scale;
+    double *w, *mu, *lam;
+    casadi_fn kkt;
+    const double **kkt_arg;
+    double **kkt_res;
+    casadi_int *kkt_iw;
+    double *kkt_w;
+    int n_kkt_out;
+    const long long *kkt_offsets; /* output i's nonzeros at data + offsets[i] (i < 6), scratch after */
+    double *data;
+    int n_data;
+    unsigned char *key;          /* n_data + nlam */
+    rlmpc_plan *plans;
+    int n_plans;
+    void *gesv;
+    double *K, *rhs, *Y, *du;
+    long long *ipiv;
+    double *s, *zero_a, *theta, *p;
+    double *u0, *jac;            /* nu, nu x ntheta */
+    int plan;                    /* the plan used (out) */
+} rlmpc_dpg;
+
+static unsigned long long fnv1a(const unsigned char *bytes, int n) {
+    unsigned long long h = 1469598103934665603ULL;
+    for (int i = 0; i < n; i++) {
+        h ^= bytes[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+unsigned long long rlmpc_key_hash(const unsigned char *bytes, int n) { return fnv1a(bytes, n); }
+
+int rlmpc_dpg_sensitivity(rlmpc_dpg *c) {
+    int n_key = c->n_data + c->nlam;
+    unsigned long long h = fnv1a(c->key, n_key);
+    c->plan = -1;
+    for (int i = 0; i < c->n_plans; i++) {
+        if (c->plans[i].hash == h && memcmp(c->plans[i].key, c->key, (size_t)n_key) == 0) {
+            c->plan = i;
+            break;
+        }
+    }
+    if (c->plan < 0) return RLMPC_DPG_PLAN;
+    const rlmpc_plan *pl = &c->plans[c->plan];
+    if (rlmpc_planned_u_rows(pl->n, c->ntheta, pl->n_k, pl->k_src, pl->k_dst, pl->n_r, pl->r_src,
+                             pl->r_dst, pl->n_u, pl->u_rows, c->data, c->K, c->rhs, c->Y, c->ipiv,
+                             c->gesv, c->du) != 0)
+        return RLMPC_DPG_SINGULAR;
+    memset(c->jac, 0, sizeof(double) * (size_t)c->nu * (size_t)c->ntheta);
+    for (int i = 0; i < pl->n_u; i++)
+        memcpy(c->jac + pl->u_out[i] * c->ntheta, c->du + (long long)i * c->ntheta,
+               sizeof(double) * (size_t)c->ntheta);
+    return RLMPC_DPG_DONE;
+}
+
+int rlmpc_dpg_step(rlmpc_dpg *c) {
+    memcpy(c->v.x0, c->s, sizeof(double) * (size_t)c->nx);
+    memcpy(c->v.lbu0, c->lbu, sizeof(double) * (size_t)c->nu);
+    memcpy(c->v.ubu0, c->ubu, sizeof(double) * (size_t)c->nu);
+    c->solve_full(c->v.handle, c->v.x0, c->v.lbu0, c->v.ubu0, c->v.stats, c->v.iterate, c->v.trap_fd);
+    const double *st = c->v.stats;
+    if (st[0] != 0.0 || st[4] > 0.0 || (c->check_qp && st[5] != 0.0)) return RLMPC_DPG_SOLVE;
+    /* the problem's own iterate with its appended zero, then (w, mu, lam) as Sensitivities._unpack */
+    if (c->source == NULL) {
+        memcpy(c->expanded, c->v.iterate, sizeof(double) * (size_t)c->n_raw);
+    } else {
+        for (int i = 0; i < c->n_expanded; i++) {
+            long long j = c->source[i];
+            c->expanded[i] = j < c->n_raw ? c->v.iterate[j] : c->consts[j - c->n_raw];
+        }
+    }
+    c->expanded[c->n_expanded] = 0.0;
+    for (int i = 0; i < c->nw; i++) c->w[i] = c->expanded[c->w_idx[i]];
+    for (int i = 0; i < c->nmu; i++)
+        c->mu[i] = c->mu_scale[i] * (c->expanded[c->mu_plus[i]] - c->expanded[c->mu_minus[i]]);
+    for (int i = 0; i < c->nx && i < c->nmu; i++) c->mu[i] = 0.0;
+    for (int i = 0; i < c->nlam; i++) c->lam[i] = c->expanded[c->lam_idx[i]];
+    /* the KKT blocks' nonzeros */
+    c->kkt_arg[0] = c->w;
+    c->kkt_arg[1] = c->mu;
+    c->kkt_arg[2] = c->lam;
+    c->kkt_arg[3] = c->s;
+    c->kkt_arg[4] = c->zero_a;
+    c->kkt_arg[5] = c->theta;
+    c->kkt_arg[6] = c->p;
+    for (int i = 0; i < c->n_kkt_out; i++) c->kkt_res[i] = c->data + c->kkt_offsets[i];
+    c->kkt(c->kkt_arg, c->kkt_res, c->kkt_iw, c->kkt_w, 0);
+    for (int i = 0; i < c->n_data; i++) c->key[i] = c->data[i] != 0.0;
+    for (int i = 0; i < c->nlam; i++) c->key[c->n_data + i] = c->lam[i] > RLMPC_ACTIVE_TOL;
+    return rlmpc_dpg_sensitivity(c);
+}

@@ -16,13 +16,11 @@ Python path runs alone.
 from __future__ import annotations
 
 import ctypes
-import glob
-import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rlmpc.toolkit.native_build import casadi_library, native_library
+from rlmpc.toolkit.native_build import CasadiCall, address, native_library, numpy_lapack, scipy_lapack
 from rlmpc.toolkit.parameters import FloatArray
 
 if TYPE_CHECKING:
@@ -57,49 +55,6 @@ class _Context(ctypes.Structure):
     ]
 
 
-def _address(fn: Any) -> int:
-    return int(ctypes.cast(fn, ctypes.c_void_p).value or 0)
-
-
-def _numpy_lapack() -> ctypes.CDLL | None:
-    """numpy's own LAPACK (the scipy-openblas64 library its linalg calls), or None if not found."""
-    folder = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    found = sorted(glob.glob(os.path.join(folder, "libscipy_openblas64_*.so")))
-    if not found:
-        return None
-    try:
-        lib = ctypes.CDLL(found[0])
-        _ = lib.scipy_dsyevd_64_, lib.scipy_dpotrf_64_
-    except (OSError, AttributeError):
-        return None
-    return lib
-
-
-def _scipy_lapack(name: str) -> int:
-    import scipy.linalg.cython_lapack as lapack
-
-    capsule = lapack.__pyx_capi__[name]
-    get_name = ctypes.pythonapi.PyCapsule_GetName
-    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
-    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
-    return int(get_pointer(capsule, get_name(capsule)) or 0)
-
-
-class _CasadiCall:
-    """Argument, result and work arrays of a compiled CasADi function, for C to call it."""
-
-    def __init__(self, lib: ctypes.CDLL, name: str, step_lib: ctypes.CDLL) -> None:
-        sizes = np.zeros(4, dtype=np.int64)
-        step_lib.rlmpc_casadi_work(_address(getattr(lib, f"{name}_work")), sizes.ctypes.data)
-        n_arg, n_res, n_iw, n_w = (max(int(v), 1) for v in sizes)
-        self.fn = _address(getattr(lib, name))
-        self.arg = np.zeros(n_arg, dtype=np.uintp)
-        self.res = np.zeros(n_res, dtype=np.uintp)
-        self.iw = np.zeros(n_iw, dtype=np.int64)
-        self.w = np.zeros(n_w)
-
-
 class NativeQStep:
     """The C context of one agent's MPC and optimiser (see the module docstring)."""
 
@@ -113,11 +68,7 @@ class NativeQStep:
         self.q_inst, self.v_inst = q, v
         fns, sens = mpc.fns, mpc.sensitivities
         layout = mpc._expansion.layout if mpc._expansion is not None else q.layout
-        fused = sens._fused_hess_theta(True, layout)
-        gh = casadi_library(fused.fn)
-        if gh is None:
-            raise OSError("no C compiler for the CasADi functions")
-        self._gh = _CasadiCall(*gh, step_lib)
+        self._gh = CasadiCall(sens._fused_hess_theta(True, layout).fn, step_lib)
         nth = fns.ntheta
         keep: list[object] = []  # arrays whose memory C reads or writes
 
@@ -127,9 +78,9 @@ class NativeQStep:
 
         c = _Context()
         glue = q._lib
-        c.solve_full = _address(glue.rlmpc_solve_full)
-        c.set_params_all = _address(glue.rlmpc_set_params_all)
-        c.set_uh_stages = _address(glue.rlmpc_set_uh_stages)
+        c.solve_full = address(glue.rlmpc_solve_full)
+        c.set_params_all = address(glue.rlmpc_set_params_all)
+        c.set_uh_stages = address(glue.rlmpc_set_uh_stages)
         for field, inst in (("q", q), ("v", v)):
             setattr(c, field, _Instance(inst._handle, ptr(inst._x0), ptr(inst._lbu0), ptr(inst._ubu0),
                                         ptr(inst._stats), ptr(inst._iterate), inst._trap_fd))
@@ -154,10 +105,7 @@ class NativeQStep:
         self.grad, self.hess = np.zeros(nth), np.zeros(nth * nth)
         c.grad, c.hess = ptr(self.grad), ptr(self.hess)
         if mpc._pairs is not None and mpc._uh is not None:
-            up = casadi_library(mpc._uh.fn)
-            if up is None:
-                raise OSError("no C compiler for the CasADi functions")
-            self._up = _CasadiCall(*up, step_lib)
+            self._up = CasadiCall(mpc._uh.fn, step_lib)
             c.upper, c.up_arg, c.up_res = self._up.fn, ptr(self._up.arg), ptr(self._up.res)
             c.up_iw, c.up_w = ptr(self._up.iw), ptr(self._up.w)
             mid, end = mpc._merged_upper_bounds()
@@ -167,9 +115,9 @@ class NativeQStep:
         self.theta, self.p = np.zeros(nth), np.zeros(mpc._p.size if mpc._p.size else 1)
         c.theta, c.p = ptr(self.theta), ptr(self.p)
         c.lb, c.ub = ptr(np.ascontiguousarray(optimizer.lb)), ptr(np.ascontiguousarray(optimizer.ub))
-        c.syevd = _address(lapack64.scipy_dsyevd_64_)
-        c.potrf = _address(lapack64.scipy_dpotrf_64_)
-        c.potrs = _scipy_lapack("dpotrs")
+        c.syevd = address(lapack64.scipy_dsyevd_64_)
+        c.potrf = address(lapack64.scipy_dpotrf_64_)
+        c.potrs = scipy_lapack("dpotrs")
         lwork, liwork = ctypes.c_longlong(), ctypes.c_longlong()
         step_lib.rlmpc_syevd_work(ctypes.c_void_p(c.syevd), ctypes.c_longlong(nth), ctypes.byref(lwork),
                                   ctypes.byref(liwork))
@@ -229,10 +177,9 @@ class NativeQStep:
 def native_q_step(mpc: MPC, optimizer: NewtonMethod, discount: float) -> NativeQStep | None:
     """The C step for this MPC and optimiser, or None where it cannot be built here."""
     step_lib = native_library("rlmpc_learning_step")
-    lapack64 = _numpy_lapack()
+    lapack64 = numpy_lapack()
     if step_lib is None or lapack64 is None:
         return None
-    step_lib.rlmpc_casadi_work.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
     step_lib.rlmpc_syevd_work.argtypes = [ctypes.c_void_p, ctypes.c_longlong, ctypes.c_void_p, ctypes.c_void_p]
     try:
         return NativeQStep(mpc, optimizer, discount, step_lib, lapack64)
