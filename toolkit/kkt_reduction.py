@@ -157,12 +157,29 @@ def make_plan(patterns: list[tuple[np.ndarray, np.ndarray, tuple[int, int]]], no
                          ints(red.r_rows * nth + red.r_cols), ints(u_red[keep_u]), ints(np.flatnonzero(keep_u)))
 
 
+class LuCache(ctypes.Structure):
+    """``rlmpc_lu_cache``: the LU factors of the last planned system, reused for the same plan and K."""
+
+    _fields_ = [("plan", ctypes.c_void_p), ("n", ctypes.c_int), ("n_k", ctypes.c_int),
+                ("capacity_n", ctypes.c_int), ("capacity_k", ctypes.c_int), ("k_vals", ctypes.c_void_p),
+                ("lu", ctypes.c_void_p), ("ipiv", ctypes.c_void_p)]
+
+    @classmethod
+    def sized(cls, capacity_n: int, capacity_k: int) -> tuple[LuCache, list[np.ndarray]]:
+        """An empty cache and the arrays behind it (keep them alive as long as the cache)."""
+        arrays = [np.zeros(max(capacity_k, 1)), np.zeros(max(capacity_n, 1) ** 2),
+                  np.zeros(max(capacity_n, 1), dtype=np.int64)]
+        cache = cls(None, 0, 0, capacity_n, capacity_k, *(int(a.ctypes.data) for a in arrays))
+        return cache, arrays
+
+
 class PlannedSolve:
     """The reduced system of a plan assembled and solved for the rows of u_0, in C
-    (``rlmpc_planned_u_rows`` of ``toolkit/native/rlmpc_learning_step.c``: numpy's ``dgesv`` on the
-    layout ``numpy.linalg.solve`` gives it, then ``Yᵀ rhs`` summed in row order) — the one
-    implementation for the Python path and the compiled DPG step.  ``available`` is False without a
-    C compiler or numpy's LAPACK library; :func:`planned_u_rows` then computes the same with numpy."""
+    (``rlmpc_planned_u_rows`` of ``toolkit/native/rlmpc_learning_step.c``: ``K^T Y = E_u`` as
+    ``numpy.linalg.solve`` has LAPACK solve it, with numpy's LAPACK, then ``Yᵀ rhs`` summed in row order,
+    the LU factors kept for the next point of the same plan and K) — the one implementation for the
+    Python path and the compiled DPG step.  ``available`` is False without a C compiler or numpy's
+    LAPACK library; :func:`planned_u_rows` then computes the same with numpy."""
 
     def __init__(self) -> None:
         lib, lapack = native_library("rlmpc_learning_step"), numpy_lapack()
@@ -171,28 +188,33 @@ class PlannedSolve:
             return
         i, p = ctypes.c_int, ctypes.c_void_p
         self.fn = lib.rlmpc_planned_u_rows
-        self.fn.argtypes = [i, i, i, p, p, i, p, p, i, p, p, p, p, p, p, p, p]
+        self.fn.argtypes = [i, i, i, p, p, i, p, p, i, p, p, p, p, p, p, p, p, p, p]
         self.fn.restype = i
-        self.gesv = address(lapack.scipy_dgesv_64_)
-        self._size = (0, 0, 0)
+        self.getrf, self.getrs = address(lapack.scipy_dgetrf_64_), address(lapack.scipy_dgetrs_64_)
+        self._size = (0, 0, 0, 0)
         self._buffers: tuple[np.ndarray, ...] = ()
+        self._cache: tuple[LuCache, list[np.ndarray]] | None = None
 
-    def buffers(self, n: int, nth: int, n_u: int) -> tuple[np.ndarray, ...]:
-        """K, rhs, Y, ipiv, du of at least these sizes (kept between calls)."""
-        if n > self._size[0] or nth > self._size[1] or n_u > self._size[2]:
-            n, nth, n_u = max(n, self._size[0]), max(nth, self._size[1]), max(n_u, self._size[2])
-            self._size = (n, nth, n_u)
+    def buffers(self, n: int, nth: int, n_u: int, n_k: int) -> tuple[np.ndarray, ...]:
+        """K, rhs, Y, ipiv, du of at least these sizes (kept between calls), and a matching cache."""
+        if n > self._size[0] or nth > self._size[1] or n_u > self._size[2] or n_k > self._size[3]:
+            n, nth = max(n, self._size[0]), max(nth, self._size[1])
+            n_u, n_k = max(n_u, self._size[2]), max(n_k, self._size[3])
+            self._size = (n, nth, n_u, n_k)
             self._buffers = (np.zeros(n * n), np.zeros(n * nth), np.zeros(n * n_u),
                              np.zeros(n, dtype=np.int64), np.zeros(n_u * nth))
+            self._cache = LuCache.sized(n, n_k)
         return self._buffers
 
     def __call__(self, plan: ReductionPlan, data: FloatArray, nth: int) -> FloatArray | None:
         n_u = plan.u_rows.size
-        K, rhs, Y, ipiv, du = self.buffers(plan.n, nth, n_u)
+        K, rhs, Y, ipiv, du = self.buffers(plan.n, nth, n_u, plan.k_src.size)
+        assert self._cache is not None
         status = self.fn(plan.n, nth, plan.k_src.size, plan.k_src.ctypes.data, plan.k_dst.ctypes.data,
                          plan.r_src.size, plan.r_src.ctypes.data, plan.r_dst.ctypes.data, n_u,
                          plan.u_rows.ctypes.data, data.ctypes.data, K.ctypes.data, rhs.ctypes.data,
-                         Y.ctypes.data, ipiv.ctypes.data, self.gesv, du.ctypes.data)
+                         Y.ctypes.data, ipiv.ctypes.data, self.getrf, self.getrs,
+                         ctypes.addressof(self._cache[0]), du.ctypes.data)
         return None if status != 0 else du[:n_u * nth].reshape(n_u, nth).copy()
 
 

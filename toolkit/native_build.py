@@ -85,7 +85,7 @@ def numpy_lapack() -> ctypes.CDLL | None:
         return None
     try:
         lib = ctypes.CDLL(str(found[0]))
-        _ = lib.scipy_dsyevd_64_, lib.scipy_dpotrf_64_, lib.scipy_dgesv_64_
+        _ = lib.scipy_dsyevd_64_, lib.scipy_dpotrf_64_, lib.scipy_dgetrf_64_, lib.scipy_dgetrs_64_
     except (OSError, AttributeError):
         return None
     return lib

@@ -561,16 +561,8 @@ class Sensitivities:
         data = np.concatenate([c[0] for c in coo[:6]])
         nonzero = data != 0.0
         active = args[2] > ACTIVE_TOL
-        key = nonzero.tobytes() + active.tobytes()
         nth = coo[3][3][1]
-        try:
-            plan = self._pi_plans[key]
-        except KeyError:
-            if len(self._pi_plans) >= PLAN_CACHE:
-                self._pi_plans.clear()
-            plan = make_plan([(c[1], c[2], c[3]) for c in coo[:6]], nonzero, np.flatnonzero(active),
-                             u_index, nth)
-            self._pi_plans[key] = plan = plan if plan.n <= DENSE_MAX else None
+        plan = self._pi_plan(nonzero.tobytes() + active.tobytes(), nonzero, active)
         du = None if plan is None else planned_u_rows(plan, data, nth)
         if plan is None or du is None:
             blocks = [Coo(d[d != 0.0], r[d != 0.0], c[d != 0.0], shape) for d, r, c, shape in coo]
@@ -578,6 +570,22 @@ class Sensitivities:
         out = np.zeros((u_index.size, nth))
         out[plan.u_out] = du
         return out
+
+    def _pi_plan(self, key: bytes, nonzero: np.ndarray, active: np.ndarray) -> ReductionPlan | None:
+        """The cached reduction plan of the V problem's KKT nonzeros ``nonzero`` (the six blocks' data
+        concatenated) and active inequality rows ``active`` (``key``: their bytes), made if new; None for
+        a reduced system above `DENSE_MAX` rows."""
+        try:
+            return self._pi_plans[key]
+        except KeyError:
+            pass
+        if len(self._pi_plans) >= PLAN_CACHE:
+            self._pi_plans.clear()
+        patterns = self._eval(False).kkt_sparse.patterns[:6]
+        plan: ReductionPlan | None = make_plan(patterns, nonzero, np.flatnonzero(active),
+                                               self.transcriptions[False].u_index[0], patterns[3][2][1])
+        self._pi_plans[key] = plan = plan if plan is not None and plan.n <= DENSE_MAX else None
+        return plan
 
     def hessian_theta(self, sol: MpcSolution, full: bool = False, method: str = "auto") -> FloatArray:
         """Hessian of V or Q in θ.

@@ -262,25 +262,61 @@ void rlmpc_syevd_work(void *syevd_ptr, long long n, long long *lwork, long long 
 /* ------------------------------------------------------------------------------------------------
  * The policy's sensitivity from a reduction plan (rlmpc.toolkit.kkt_reduction.ReductionPlan), for
  * Sensitivities._planned_u_rows and the DPG step alike: K.flat[k_dst] = data[k_src],
- * rhs.flat[r_dst] = -data[r_src], K^T Y = E_u (numpy's dgesv, on the layout numpy.linalg.solve hands
- * it), du = Y^T rhs summed in row order.  0: du holds the n_u x nth rows; 1: singular or not finite.
- * K: n*n, rhs: n*nth, Y: n*n_u, ipiv: n.
+ * rhs.flat[r_dst] = -data[r_src], K^T Y = E_u, du = Y^T rhs summed in row order.  K^T Y = E_u is what
+ * numpy.linalg.solve hands to dgesv, done as dgesv does it (numpy's dgetrf, then dgetrs), and the LU
+ * factors are kept in `cache` for the next call: a point with the same plan and bit for bit the same K
+ * (an LTI problem between two theta updates) reuses them.  0: du holds the n_u x nth rows; 1: singular
+ * or not finite.  K: n*n, rhs: n*nth, Y: n*n_u, ipiv: n.
  */
-typedef void (*gesv64_fn)(long long *n, long long *nrhs, double *a, long long *lda, long long *ipiv,
-                          double *b, long long *ldb, long long *info);
+typedef void (*getrf64_fn)(long long *m, long long *n, double *a, long long *lda, long long *ipiv,
+                           long long *info);
+typedef void (*getrs64_fn)(char *trans, long long *n, long long *nrhs, double *a, long long *lda,
+                           long long *ipiv, double *b, long long *ldb, long long *info);
+
+typedef struct {
+    const long long *plan;   /* the plan the factors belong to (its k_src), NULL: empty */
+    int n, n_k, capacity_n, capacity_k;
+    double *k_vals;          /* K's values they are of (capacity_k) */
+    double *lu;              /* capacity_n^2 */
+    long long *ipiv;         /* capacity_n */
+} rlmpc_lu_cache;
 
 int rlmpc_planned_u_rows(int n, int nth, int n_k, const long long *k_src, const long long *k_dst,
                          int n_r, const long long *r_src, const long long *r_dst, int n_u,
                          const long long *u_rows, const double *data, double *K, double *rhs,
-                         double *Y, long long *ipiv, void *gesv_ptr, double *du) {
-    memset(K, 0, sizeof(double) * (size_t)n * (size_t)n);
+                         double *Y, long long *ipiv, void *getrf_ptr, void *getrs_ptr,
+                         rlmpc_lu_cache *cache, double *du) {
+    int usable = cache != NULL && n <= cache->capacity_n && n_k <= cache->capacity_k;
+    int hit = usable && cache->plan == k_src && cache->n == n && cache->n_k == n_k;
+    for (int i = 0; hit && i < n_k; i++)
+        if (memcmp(&cache->k_vals[i], &data[k_src[i]], sizeof(double)) != 0) hit = 0;
     memset(rhs, 0, sizeof(double) * (size_t)n * (size_t)nth);
     memset(Y, 0, sizeof(double) * (size_t)n * (size_t)n_u);
-    for (int i = 0; i < n_k; i++) K[k_dst[i]] = data[k_src[i]];
     for (int i = 0; i < n_r; i++) rhs[r_dst[i]] = -data[r_src[i]];
     for (int i = 0; i < n_u; i++) Y[u_rows[i] + (long long)i * n] = 1.0;
     long long nn = n, nrhs = n_u, info = 0;
-    ((gesv64_fn)gesv_ptr)(&nn, &nrhs, K, &nn, ipiv, Y, &nn, &info);
+    double *lu = K;
+    long long *piv = ipiv;
+    if (hit) {
+        lu = cache->lu;
+        piv = cache->ipiv;
+    } else {
+        memset(K, 0, sizeof(double) * (size_t)n * (size_t)n);
+        for (int i = 0; i < n_k; i++) K[k_dst[i]] = data[k_src[i]];
+        if (usable) cache->plan = NULL;
+        ((getrf64_fn)getrf_ptr)(&nn, &nn, K, &nn, ipiv, &info);
+        if (info != 0) return 1;
+        if (usable) {
+            memcpy(cache->lu, K, sizeof(double) * (size_t)n * (size_t)n);
+            memcpy(cache->ipiv, ipiv, sizeof(long long) * (size_t)n);
+            for (int i = 0; i < n_k; i++) cache->k_vals[i] = data[k_src[i]];
+            cache->plan = k_src;
+            cache->n = n;
+            cache->n_k = n_k;
+        }
+    }
+    char no_trans = 'N';
+    ((getrs64_fn)getrs_ptr)(&no_trans, &nn, &nrhs, lu, &nn, piv, Y, &nn, &info);
     if (info != 0) return 1;
     for (int i = 0; i < n_u; i++) {
         for (int j = 0; j < nth; j++) {
@@ -338,7 +374,8 @@ typedef struct {
     unsigned char *key;          /* n_data + nlam */
     rlmpc_plan *plans;
     int n_plans;
-    void *gesv;
+    void *getrf, *getrs;
+    rlmpc_lu_cache *cache;
     double *K, *rhs, *Y, *du;
     long long *ipiv;
     double *s, *zero_a, *theta, *p;
@@ -371,7 +408,7 @@ int rlmpc_dpg_sensitivity(rlmpc_dpg *c) {
     const rlmpc_plan *pl = &c->plans[c->plan];
     if (rlmpc_planned_u_rows(pl->n, c->ntheta, pl->n_k, pl->k_src, pl->k_dst, pl->n_r, pl->r_src,
                              pl->r_dst, pl->n_u, pl->u_rows, c->data, c->K, c->rhs, c->Y, c->ipiv,
-                             c->gesv, c->du) != 0)
+                             c->getrf, c->getrs, c->cache, c->du) != 0)
         return RLMPC_DPG_SINGULAR;
     memset(c->jac, 0, sizeof(double) * (size_t)c->nu * (size_t)c->ntheta);
     for (int i = 0; i < pl->n_u; i++)

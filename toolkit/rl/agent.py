@@ -100,7 +100,7 @@ class MpcAgent:
         """The greedy ``action`` (a new array) explored, clipped and remembered."""
         if explore:
             action = self.exploration.perturb(action, self.rng, self.steps)
-        action = np.clip(action, self.low, self.high)
+        action = np.minimum(np.maximum(action, self.low), self.high)  # = np.clip, without its wrapper
         self._last_action = action.copy()
         return action
 

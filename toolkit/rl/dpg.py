@@ -19,6 +19,8 @@ from rlmpc.toolkit.mpc import MPC, MpcSolution
 from rlmpc.toolkit.parameters import FloatArray
 from rlmpc.toolkit.rl.agent import MpcAgent
 from rlmpc.toolkit.rl.exploration import Exploration
+from rlmpc.toolkit.rl.native_dpg_step import DONE as NATIVE_DONE
+from rlmpc.toolkit.rl.native_dpg_step import NativeDpgStep, native_dpg_step
 from rlmpc.toolkit.rl.optimizers import Optimizer
 
 CRITICS = ("lstd", "monte_carlo")
@@ -56,6 +58,9 @@ class DeterministicPolicyGradient(MpcAgent):
         Steps per update; ``None`` updates at the end of every episode.
     ridge : float
         Tikhonov regularisation of the LSTD system.
+    native : bool
+        Solve V and compute ∇θπ in one compiled call where the problem takes the planned reduced KKT
+        path: the same numbers, faster (:mod:`rlmpc.toolkit.rl.native_dpg_step`).  False: Python only.
     critic : {"lstd", "monte_carlo"}
         ``lstd`` fits the critic by temporal differences (bootstrapping on the
         quadratic baseline); ``monte_carlo`` regresses the discounted returns of
@@ -65,7 +70,7 @@ class DeterministicPolicyGradient(MpcAgent):
     def __init__(self, mpc: MPC, discount: float, optimizer: Optimizer,
                  exploration: Exploration, rng: np.random.Generator,
                  rollout_length: int | None = None, ridge: float = 1e-6,
-                 critic: str = "lstd", failure_action: str = "solution") -> None:
+                 critic: str = "lstd", failure_action: str = "solution", native: bool = True) -> None:
         super().__init__(mpc, discount, optimizer, exploration, rng, failure_action)
         if rollout_length is not None and (not isinstance(rollout_length, int) or rollout_length < 2):
             raise ValueError(f"agent.rollout_length: expected an integer >= 2, got {rollout_length!r}")
@@ -76,6 +81,9 @@ class DeterministicPolicyGradient(MpcAgent):
         self.critic = critic
         self._rollout: list[dict[str, Any]] = []
         self._current: dict[str, Any] | None = None
+        self.native = native  # the compiled step where it applies (rlmpc.toolkit.rl.native_dpg_step)
+        self._native: NativeDpgStep | None = None
+        self._native_checked = False
 
     def _plan(self, s: FloatArray, sol: MpcSolution) -> FloatArray:
         action = self._action_from(sol, explore=True)
@@ -95,18 +103,37 @@ class DeterministicPolicyGradient(MpcAgent):
     def observe(self, s: FloatArray, a: FloatArray, cost: float, s_next: FloatArray,
                 terminated: bool) -> tuple[FloatArray, dict[str, float]]:
         if self._current is not None:
-            self._rollout.append({**self._current, "cost": float(cost), "s_next": s_next.copy(),
-                                  "terminated": bool(terminated)})
+            self._current.update(cost=float(cost), s_next=s_next.copy(), terminated=bool(terminated))
+            self._rollout.append(self._current)
         else:
             self.failures.skipped_updates += 1
         self.steps += 1
         info: dict[str, float] = {}
         if self.rollout_length is not None and len(self._rollout) >= self.rollout_length:
             info.update(self._learn())
-        sol = self.mpc.value(s_next)
+        native = self._native_step()
+        if native is not None:
+            outcome = native.run(s_next)
+            if outcome == NATIVE_DONE:  # V(s_next) and ∇θπ computed in C, the Python path's numbers
+                pi, jac = native.policy()
+                action = self._act(pi, explore=True)
+                self._current = {"s": s_next.copy(), "pi": pi, "jac": jac, "a": action.copy()}
+                return action, info
+            sol = native.solution(s_next)
+        else:
+            sol = self.mpc.value(s_next)
         if not sol.success:
             self.failures.record("V", sol)
         return self._plan(s_next, sol), info
+
+    def _native_step(self) -> NativeDpgStep | None:
+        """The compiled V solve and ∇θπ (:mod:`rlmpc.toolkit.rl.native_dpg_step`) where they apply."""
+        if self.greedy_source is not None or self.greedy_prefetch is not None:
+            return None  # (a device in the loop: its actions)
+        if not self._native_checked:
+            self._native_checked = True
+            self._native = native_dpg_step(self.mpc) if self.native and self.mpc.options.warm_start else None
+        return self._native
 
     def end_episode(self) -> dict[str, float]:
         return self._learn() if len(self._rollout) >= 2 else {}
@@ -114,7 +141,9 @@ class DeterministicPolicyGradient(MpcAgent):
     def _learn(self) -> dict[str, float]:
         data, self._rollout = self._rollout, []
         gamma = self.discount
-        phi = np.stack([d["jac"].T @ (d["a"] - d["pi"]) for d in data])
+        jac = np.stack([d["jac"] for d in data])  # (m, nu, nθ)
+        jac_t = jac.transpose(0, 2, 1)
+        phi = np.matmul(jac_t, np.stack([d["a"] - d["pi"] for d in data])[:, :, None])[:, :, 0]
         psi = quadratic_features_rows(np.stack([d["s"] for d in data]))
         psi_next = quadratic_features_rows(np.stack([d["s_next"] for d in data]))
         psi_next[[d["terminated"] for d in data]] = 0.0
@@ -139,7 +168,7 @@ class DeterministicPolicyGradient(MpcAgent):
         A[np.diag_indices_from(A)] += self.ridge
         sol = np.linalg.lstsq(A, b, rcond=None)[0]
         w = sol[: phi.shape[1]]
-        fisher = np.mean([d["jac"].T @ d["jac"] for d in data], axis=0)
+        fisher = np.matmul(jac_t, jac).mean(axis=0)
         grad = fisher @ w
         self._update(grad, None)
         td = target - feats @ sol

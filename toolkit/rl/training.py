@@ -60,7 +60,7 @@ def build_agent(config: TrainConfig, mpc: MPC, rng: np.random.Generator) -> MpcA
                              failure_action=ag.on_failure, native=ag.native)
     return DeterministicPolicyGradient(mpc, discount, optimizer, exploration, rng,
                                        rollout_length=ag.rollout_length, critic=ag.critic,
-                                       failure_action=ag.on_failure)
+                                       failure_action=ag.on_failure, native=ag.native)
 
 
 @dataclass
