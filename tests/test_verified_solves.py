@@ -133,3 +133,23 @@ def test_q_and_value_solves_as_q_value_then_value(theta: np.ndarray) -> None:
             assert x.status == y.status and x.value == y.value and np.array_equal(x.iterate, y.iterate)
         assert q.a is not None and v.a is None and np.array_equal(v.s, s_next)
     assert pair.verification == apart.verification and pair.verification.resolved > 0
+
+
+def test_the_solves_iterate_is_acados_own(theta: np.ndarray) -> None:
+    # solve_full reads the iterate straight from acados' vectors; acados' ocp_nlp_out_get path
+    # (rlmpc_get_iterate) must see the same numbers, stage by stage and field by field; and a solve
+    # without its cost (the DPG step's) reports the cost when asked for it
+    for merge in (True, False):
+        mpc = MPC(lti_mpc().build(), SolverOptions(merge_soft_pairs=merge), theta=theta)
+        for s in STATES:
+            for kind, a in (("V", None), ("Q", np.array([0.3]))):
+                sol = mpc.value(s) if a is None else mpc.q_value(s, a)
+                inst = mpc._instance(kind)
+                raw = inst._iterate.copy()
+                assert np.array_equal(raw, inst.get_iterate()) and np.any(raw != 0.0)
+                inst._load(s, *((mpc._lbu, mpc._ubu) if a is None else (a, a)))
+                inst._lib.rlmpc_solve_policy(inst._handle, inst._p_x0, inst._p_lbu0, inst._p_ubu0,
+                                             inst._p_stats, inst._p_iterate, inst._trap_fd)
+                assert np.isnan(inst._stats[3])
+                stats, _ = inst._result()
+                assert abs(stats.cost - sol.value) <= 1e-9 * abs(sol.value)  # (solved again: warm)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import math
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ def _load(built: BuiltSolver) -> ctypes.CDLL:
             "rlmpc_set_uh_stages": ([vp, dp, dp], None),
             "rlmpc_set_qp_mu0": ([vp, ctypes.c_double], None),
             "rlmpc_solve_pair": ([vp, dp, dp, dp, dp, dp, ip, vp, dp, dp, dp, dp, dp, ip], None),
+            "rlmpc_solve_policy": ([vp, dp, dp, dp, dp, dp, ip], ip),
+            "rlmpc_cost": ([vp], ctypes.c_double),
         }
         for name, (args, res) in signatures.items():
             fn = getattr(lib, name)
@@ -186,6 +189,8 @@ class AcadosInstance:
         self._ubu0[:] = ubu0
 
     def _result(self) -> tuple[SolveStats, FloatArray]:
+        if math.isnan(self._stats[3]):  # (a solve made without its cost: rlmpc_solve_policy)
+            self._stats[3] = self._lib.rlmpc_cost(self._handle)
         status, sqp_iter, time_tot, cost, printed, qp_status, qp_iter = self._stats.tolist()
         self.last_output = self._take_output() if printed > 0.0 else ""
         return (SolveStats(int(status), int(sqp_iter), time_tot, cost, int(qp_status), int(qp_iter)),

@@ -16,6 +16,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <math.h>
+
+#include "blasfeo_d_aux.h"
 
 #include "acados_c/ocp_nlp_interface.h"
 #include RLMPC_HEADER
@@ -26,6 +29,10 @@
 #define RLMPC_CAPSULE RLMPC_CAT(RLMPC_MODEL, _solver_capsule)
 
 typedef struct {
+    int nu, nx, ns, npi, nlam; /* sizes of the iterate's fields at one stage */
+} rlmpc_stage;
+
+typedef struct {
     RLMPC_CAPSULE *capsule;
     ocp_nlp_config *config;
     ocp_nlp_dims *dims;
@@ -34,11 +41,14 @@ typedef struct {
     ocp_nlp_solver *solver;
     void *opts;
     int N;
+    rlmpc_stage *stages; /* N + 1 */
 } rlmpc_handle;
 
 static const char *const FIELDS[] = {"x", "u", "sl", "su", "pi", "lam"};
 
 void rlmpc_get_stats(void *handle, double *out);
+void rlmpc_stage_sizes(void *handle, int *sizes);
+void rlmpc_free(void *handle);
 static void last_qp(rlmpc_handle *h, double *qp_status, double *qp_iter);
 enum { NFIELDS = 6 };
 
@@ -59,6 +69,23 @@ void *rlmpc_create(void) {
     h->solver = RLMPC_FN(_acados_get_nlp_solver)(capsule);
     h->opts = RLMPC_FN(_acados_get_nlp_opts)(capsule);
     h->N = h->dims->N;
+    h->stages = (rlmpc_stage *)calloc((size_t)h->N + 1, sizeof(rlmpc_stage));
+    if (h->stages == NULL) {
+        rlmpc_free(h);
+        return NULL;
+    }
+    int *sizes = (int *)calloc(((size_t)h->N + 1) * NFIELDS, sizeof(int));
+    if (sizes == NULL) {
+        rlmpc_free(h);
+        return NULL;
+    }
+    rlmpc_stage_sizes(h, sizes);
+    for (int k = 0; k <= h->N; k++) {
+        const int *z = sizes + k * NFIELDS; /* x, u, sl, su, pi, lam */
+        rlmpc_stage st = {z[1], z[0], z[2], z[4], z[5]};
+        h->stages[k] = st;
+    }
+    free(sizes);
     return h;
 }
 
@@ -67,6 +94,7 @@ void rlmpc_free(void *handle) {
     if (h == NULL) return;
     RLMPC_FN(_acados_free)(h->capsule);
     RLMPC_FN(_acados_free_capsule)(h->capsule);
+    free(h->stages);
     free(h);
 }
 
@@ -119,7 +147,22 @@ void rlmpc_cost_set(void *handle, int stage, const char *field, double *value) {
  * One solve: x_0 fixed to x0, u_0 bounded by [lbu0, ubu0] (equal for Q(s,a)).
  * stats: [status, sqp_iter, time_tot, cost]
  */
+static int solve(void *handle, double *x0, double *lbu0, double *ubu0, double *stats, int want_cost);
+
 int rlmpc_solve(void *handle, double *x0, double *lbu0, double *ubu0, double *stats) {
+    return solve(handle, x0, lbu0, ubu0, stats, 1);
+}
+
+/* The cost of the last solve (what rlmpc_solve reports; for a solve made without it). */
+double rlmpc_cost(void *handle) {
+    rlmpc_handle *h = (rlmpc_handle *)handle;
+    double cost = 0.0;
+    ocp_nlp_eval_cost(h->solver, h->in, h->out);
+    ocp_nlp_get(h->config, h->solver, "cost_value", &cost);
+    return cost;
+}
+
+static int solve(void *handle, double *x0, double *lbu0, double *ubu0, double *stats, int want_cost) {
     rlmpc_handle *h = (rlmpc_handle *)handle;
     ocp_nlp_constraints_model_set(h->config, h->dims, h->in, 0, "lbx", x0);
     ocp_nlp_constraints_model_set(h->config, h->dims, h->in, 0, "ubx", x0);
@@ -130,8 +173,12 @@ int rlmpc_solve(void *handle, double *x0, double *lbu0, double *ubu0, double *st
     double time_tot = 0.0, cost = 0.0;
     ocp_nlp_get(h->config, h->solver, "sqp_iter", &sqp_iter);
     ocp_nlp_get(h->config, h->solver, "time_tot", &time_tot);
-    ocp_nlp_eval_cost(h->solver, h->in, h->out);
-    ocp_nlp_get(h->config, h->solver, "cost_value", &cost);
+    if (want_cost) {
+        ocp_nlp_eval_cost(h->solver, h->in, h->out);
+        ocp_nlp_get(h->config, h->solver, "cost_value", &cost);
+    } else {
+        cost = NAN; /* (rlmpc_cost computes it when wanted) */
+    }
     stats[0] = (double)status;
     stats[1] = (double)sqp_iter;
     stats[2] = time_tot;
@@ -158,6 +205,39 @@ static void copy_iterate(rlmpc_handle *h, double *buf, int to_solver) {
 
 void rlmpc_get_iterate(void *handle, double *buf) { copy_iterate((rlmpc_handle *)handle, buf, 0); }
 
+/* copy_iterate(h, buf, 0) read straight from the solver's vectors: ux = [u; x; sl; su], pi, lam
+ * (acados' ocp_nlp_out_get does the same unpacking behind a field-name lookup per call). */
+static void read_iterate(rlmpc_handle *h, double *buf) {
+    ocp_nlp_out *out = h->out;
+    double *cur = buf;
+    for (int k = 0; k <= h->N; k++) { /* x */
+        blasfeo_unpack_dvec(h->stages[k].nx, out->ux + k, h->stages[k].nu, cur, 1);
+        cur += h->stages[k].nx;
+    }
+    for (int k = 0; k < h->N; k++) { /* u */
+        blasfeo_unpack_dvec(h->stages[k].nu, out->ux + k, 0, cur, 1);
+        cur += h->stages[k].nu;
+    }
+    for (int k = 0; k <= h->N; k++) { /* sl */
+        const rlmpc_stage *st = h->stages + k;
+        blasfeo_unpack_dvec(st->ns, out->ux + k, st->nu + st->nx, cur, 1);
+        cur += st->ns;
+    }
+    for (int k = 0; k <= h->N; k++) { /* su */
+        const rlmpc_stage *st = h->stages + k;
+        blasfeo_unpack_dvec(st->ns, out->ux + k, st->nu + st->nx + st->ns, cur, 1);
+        cur += st->ns;
+    }
+    for (int k = 0; k < h->N; k++) { /* pi */
+        blasfeo_unpack_dvec(h->stages[k].npi, out->pi + k, 0, cur, 1);
+        cur += h->stages[k].npi;
+    }
+    for (int k = 0; k <= h->N; k++) { /* lam */
+        blasfeo_unpack_dvec(h->stages[k].nlam, out->lam + k, 0, cur, 1);
+        cur += h->stages[k].nlam;
+    }
+}
+
 /*
  * rlmpc_solve, then rlmpc_get_iterate, in one call.  With trap_fd >= 0, file
  * descriptor 1 is redirected to trap_fd during the solve (what acados prints goes
@@ -166,8 +246,23 @@ void rlmpc_get_iterate(void *handle, double *buf) { copy_iterate((rlmpc_handle *
  * two are those of the last QP solved (SQP_RTI reports success when that QP stopped at its
  * iteration limit: the caller checks qp_status).
  */
+static int solve_full(void *handle, double *x0, double *lbu0, double *ubu0, double *stats,
+                      double *iterate, int trap_fd, int want_cost);
+
 int rlmpc_solve_full(void *handle, double *x0, double *lbu0, double *ubu0, double *stats,
                      double *iterate, int trap_fd) {
+    return solve_full(handle, x0, lbu0, ubu0, stats, iterate, trap_fd, 1);
+}
+
+/* rlmpc_solve_full without the cost (stats[3] NaN; rlmpc_cost computes it), for callers that only
+ * want the policy. */
+int rlmpc_solve_policy(void *handle, double *x0, double *lbu0, double *ubu0, double *stats,
+                       double *iterate, int trap_fd) {
+    return solve_full(handle, x0, lbu0, ubu0, stats, iterate, trap_fd, 0);
+}
+
+static int solve_full(void *handle, double *x0, double *lbu0, double *ubu0, double *stats,
+                      double *iterate, int trap_fd, int want_cost) {
     int saved = -1;
     if (trap_fd >= 0) {
         fflush(stdout);
@@ -177,7 +272,7 @@ int rlmpc_solve_full(void *handle, double *x0, double *lbu0, double *ubu0, doubl
             saved = -1;
         }
     }
-    int status = rlmpc_solve(handle, x0, lbu0, ubu0, stats); /* ends with fflush(stdout) */
+    int status = solve(handle, x0, lbu0, ubu0, stats, want_cost); /* ends with fflush(stdout) */
     if (saved >= 0) {
         dup2(saved, 1);
         close(saved);
@@ -188,7 +283,7 @@ int rlmpc_solve_full(void *handle, double *x0, double *lbu0, double *ubu0, doubl
         if (fstat(trap_fd, &st) == 0) stats[4] = (double)st.st_size;
     }
     last_qp((rlmpc_handle *)handle, stats + 5, stats + 6);
-    copy_iterate((rlmpc_handle *)handle, iterate, 0);
+    read_iterate((rlmpc_handle *)handle, iterate);
     return status;
 }
 

@@ -95,7 +95,21 @@ class DeterministicPolicyGradient(MpcAgent):
         return action
 
     def _begin(self, s: FloatArray) -> FloatArray:
-        sol = self.mpc.value(s)
+        return self._act_at(s)
+
+    def _act_at(self, s: FloatArray) -> FloatArray:
+        """Solve V(s), record ∇θπ(s) for the rollout, and return the explored action."""
+        native = self._native_step()
+        if native is not None:
+            outcome = native.run(s)
+            if outcome == NATIVE_DONE:  # V(s) and ∇θπ computed in C, the Python path's numbers
+                pi, jac = native.policy()
+                action = self._act(pi, explore=True)
+                self._current = {"s": s.copy(), "pi": pi, "jac": jac, "a": action.copy()}
+                return action
+            sol = native.solution(s)
+        else:
+            sol = self.mpc.value(s)
         if not sol.success:
             self.failures.record("V", sol)
         return self._plan(s, sol)
@@ -111,20 +125,7 @@ class DeterministicPolicyGradient(MpcAgent):
         info: dict[str, float] = {}
         if self.rollout_length is not None and len(self._rollout) >= self.rollout_length:
             info.update(self._learn())
-        native = self._native_step()
-        if native is not None:
-            outcome = native.run(s_next)
-            if outcome == NATIVE_DONE:  # V(s_next) and ∇θπ computed in C, the Python path's numbers
-                pi, jac = native.policy()
-                action = self._act(pi, explore=True)
-                self._current = {"s": s_next.copy(), "pi": pi, "jac": jac, "a": action.copy()}
-                return action, info
-            sol = native.solution(s_next)
-        else:
-            sol = self.mpc.value(s_next)
-        if not sol.success:
-            self.failures.record("V", sol)
-        return self._plan(s_next, sol), info
+        return self._act_at(s_next), info
 
     def _native_step(self) -> NativeDpgStep | None:
         """The compiled V solve and ∇θπ (:mod:`rlmpc.toolkit.rl.native_dpg_step`) where they apply."""

@@ -81,7 +81,7 @@ class NativeDpgStep:
             return int(arr.ctypes.data)
 
         c = _Context()
-        c.solve_full = address(v._lib.rlmpc_solve_full)
+        c.solve_full = address(v._lib.rlmpc_solve_policy)  # (no cost: DPG does not use V's value)
         c.v = _Instance(v._handle, ptr(v._x0), ptr(v._lbu0), ptr(v._ubu0), ptr(v._stats), ptr(v._iterate),
                         v._trap_fd)
         c.check_qp = int(mpc._check_qp)
