@@ -15,7 +15,7 @@ example (``[evaluation]``: 5 episodes × 100 steps, the same noise for all θ), 
 both libraries' θ are scored alike; mpcrl's own 100-step evaluation is shown too.
 
     .venv/bin/python bench/learning.py [--steps 2000] [--repeat 1] [--no-dpg] [--mpcrl]
-    .venv/bin/python bench/learning.py --steps 5000 --mpcrl   # the side by side of issue #17
+    .venv/bin/python bench/learning.py --steps 5000 --mpcrl --repeat 3   # issue #17's side by side
     .venv/bin/python bench/learning.py --profile [--top 15]   # cProfile of both agents' training steps
     .venv/bin/python bench/learning.py --quadrotor   # DPG on a 12-state/4-input MPC, N = 20
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import sys
@@ -233,7 +232,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2000, help="training steps per agent")
-    parser.add_argument("--repeat", type=int, default=1, help="Q-learning runs (min and median)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="Q-learning runs (min and median); with --mpcrl: interleaved pairs per agent")
     parser.add_argument("--no-dpg", action="store_true",
                         help="skip the DPG timing (not with --mpcrl, which compares both agents)")
     parser.add_argument("--mpcrl", action="store_true", help="time mpcrl side by side")
@@ -250,7 +250,10 @@ def main() -> None:
         quadrotor_dpg(args.episodes)
         return
     q_config, d_config = ROOT / "examples" / "lti_qlearning.toml", ROOT / "examples" / "lti_dpg.toml"
-    runs, work, q_thetas, d_thetas, cpus = [], [], [], [], []  # type: ignore[var-annotated]
+    if args.mpcrl:
+        interleaved(q_config, d_config, args.steps, max(args.repeat, 1))
+        return
+    runs, work, q_thetas, cpus = [], [], [], []  # type: ignore[var-annotated]
     for i in range(max(args.repeat, 1)):
         ms, last = time_training(q_config, args.steps, work, q_thetas)
         runs.append(ms)
@@ -266,22 +269,46 @@ def main() -> None:
           f"median {statistics.median(work):.3f} ms per step")
     print(f"  writing the run's outputs (θ files, history, evaluation, plots, summary): "
           f"{last['outputs_s']:.2f} s after {float(last['wall_time_s']):.2f} s of training")
-    d_ms = d_cpu = float("nan")
-    if not args.no_dpg or args.mpcrl:
-        d_ms, d_last = time_training(d_config, None, learned=d_thetas)
-        d_cpu = float(d_last["cpu_ms_per_step"])  # type: ignore[arg-type]
-        print(f"LTI DPG (50 episodes x 100 steps): {d_ms:.3f} ms per training step (CPU {d_cpu:.3f} ms)")
-    if args.mpcrl:
-        d_cfg = load_config(d_config)
-        q_ref = run_mpcrl(args.steps, "--agent", "q")
-        d_ref = run_mpcrl(d_cfg.steps, "--agent", "dpg", "--episodes", str(d_cfg.episodes))
-        for name, ref in (("Q-learning", q_ref), ("DPG", d_ref)):
-            if ref is not None:
-                print(f"mpcrl {name}: " + json.dumps({k: ref.get(k) for k in (
-                    "version", "solver", "steps", "seconds_per_step", "median_seconds_per_step",
-                    "cpu_seconds_per_step", "greedy_cost_after")}))
-        side_by_side([("Q-learning", q_config, q_ms, q_thetas[int(np.argmin(runs))], q_ref),
-                      ("DPG", d_config, d_ms, d_thetas[0], d_ref)], cpu=[min(cpus), d_cpu])
+    if not args.no_dpg:
+        d_ms, d_last = time_training(d_config, None)
+        print(f"LTI DPG (50 episodes x 100 steps): {d_ms:.3f} ms per training step "
+              f"(CPU {float(d_last['cpu_ms_per_step']):.3f} ms)")  # type: ignore[arg-type]
+
+
+def interleaved(q_config: Path, d_config: Path, q_steps: int, repeat: int) -> None:
+    """rlmpc and mpcrl in turn, ``repeat`` times per agent (A B A B …: a machine whose speed drifts
+    slows both alike); per agent the minimum of each library's per-step times, their ratio, and the
+    median of the ratios pair by pair; then the learned costs."""
+    d_cfg = load_config(d_config)
+    agents = [("Q-learning", q_config, q_steps, ("--agent", "q")),
+              ("DPG", d_config, None, ("--agent", "dpg", "--episodes", str(d_cfg.episodes)))]
+    rows, cpus = [], []
+    for name, config, steps, extra in agents:
+        ours, theirs, our_cpu, thetas, refs = [], [], [], [], []
+        for i in range(repeat):
+            ms, last = time_training(config, steps, learned=thetas)
+            ours.append(ms)
+            our_cpu.append(float(last["cpu_ms_per_step"]))  # type: ignore[arg-type]
+            ref = run_mpcrl(steps if steps is not None else d_cfg.steps, *extra)
+            if ref is None:
+                break
+            refs.append(ref)
+            theirs.append(1e3 * float(ref["seconds_per_step"]))  # type: ignore[arg-type]
+            print(f"  {name} pair {i + 1}: rlmpc {ms:.3f} ms, mpcrl {theirs[-1]:.2f} ms per step: "
+                  f"{theirs[-1] / ms:.1f}x", flush=True)
+        if not refs:
+            rows.append((name, config, min(ours), thetas[0], None))
+            cpus.append(min(our_cpu))
+            continue
+        ratios = [t / o for o, t in zip(ours, theirs, strict=False)]
+        print(f"{name}: rlmpc min {min(ours):.3f} ms, mpcrl min {min(theirs):.2f} ms per step: ratio of the "
+              f"minima {min(theirs) / min(ours):.1f}x, median of the {len(ratios)} pairs' ratios "
+              f"{statistics.median(ratios):.1f}x (range {min(ratios):.1f}–{max(ratios):.1f}x)")
+        best = dict(refs[int(np.argmin(theirs))])
+        best["seconds_per_step"] = min(theirs) / 1e3
+        rows.append((name, config, min(ours), thetas[0], best))
+        cpus.append(min(our_cpu))
+    side_by_side(rows, cpu=cpus)
 
 
 if __name__ == "__main__":

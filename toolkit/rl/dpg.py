@@ -82,8 +82,8 @@ class DeterministicPolicyGradient(MpcAgent):
         self._rollout: list[dict[str, Any]] = []
         self._current: dict[str, Any] | None = None
         self.native = native  # the compiled step where it applies (rlmpc.toolkit.rl.native_dpg_step)
-        self._native: NativeDpgStep | None = None
-        self._native_checked = False
+        # (built now, with the KKT functions it evaluates: not in the first learning step)
+        self._native = native_dpg_step(mpc) if native and mpc.options.warm_start else None
 
     def _plan(self, s: FloatArray, sol: MpcSolution) -> FloatArray:
         action = self._action_from(sol, explore=True)
@@ -131,9 +131,6 @@ class DeterministicPolicyGradient(MpcAgent):
         """The compiled V solve and ∇θπ (:mod:`rlmpc.toolkit.rl.native_dpg_step`) where they apply."""
         if self.greedy_source is not None or self.greedy_prefetch is not None:
             return None  # (a device in the loop: its actions)
-        if not self._native_checked:
-            self._native_checked = True
-            self._native = native_dpg_step(self.mpc) if self.native and self.mpc.options.warm_start else None
         return self._native
 
     def end_episode(self) -> dict[str, float]:

@@ -62,9 +62,14 @@ class LstdQLearning(MpcAgent):
         self.update_every = update_every
         self.replay = replay
         self.native = native  # the compiled step where it applies (rlmpc.toolkit.rl.native_q_step)
-        self._native: NativeQStep | None = None
-        self._native_checked = False
         _ = mpc.sensitivities  # transcribe the NLP now (~50 ms), not in the first learning step
+        # the compiled step, built now (not in the first learning step) where its case applies
+        common = (native and order == 2 and hessian == "approx" and update_every == 1
+                  and replay.capacity == 1 and replay.sample_size == 1
+                  and isinstance(optimizer, NewtonMethod) and optimizer.max_relative_step is None
+                  and mpc.options.warm_start)
+        self._native: NativeQStep | None = (native_q_step(mpc, optimizer, self.discount)  # type: ignore[arg-type]
+                                            if common else None)
 
     def observe(self, s: FloatArray, a: FloatArray, cost: float, s_next: FloatArray,
                 terminated: bool) -> tuple[FloatArray, dict[str, float]]:
@@ -87,15 +92,6 @@ class LstdQLearning(MpcAgent):
     def _native_step(self) -> NativeQStep | None:
         """The compiled step (:mod:`rlmpc.toolkit.rl.native_q_step`) for this agent's common case:
         Newton updates on every step from the approximate Hessian, the default replay, no device."""
-        if not self._native_checked:
-            self._native_checked = True
-            opt = self.optimizer
-            common = (self.native and self.order == 2 and self.hessian == "approx"
-                      and self.update_every == 1 and self.replay.capacity == 1
-                      and self.replay.sample_size == 1 and isinstance(opt, NewtonMethod)
-                      and opt.max_relative_step is None and self.mpc.options.warm_start
-                      and self.greedy_source is None and self.greedy_prefetch is None)
-            self._native = native_q_step(self.mpc, opt, self.discount) if common else None  # type: ignore[arg-type]
         if self._native is not None and (self.greedy_source is not None or self.greedy_prefetch is not None):
             return None  # (a device joined after the first step)
         return self._native
