@@ -33,6 +33,7 @@ def run(config: str, seed: int, steps: int, index: int, kick: float, after: int,
     cfg = load_config(config, output=out, overrides={"seed": seed, "steps": steps, "episodes": 1})
     trainer = Trainer(cfg, progress_bar=False, plots=False)
     agent = trainer.agent
+    agent.native = False  # (the kick hooks the Python path's update; the compiled step computes the same)
     update = agent._update
 
     def kicked(grad: np.ndarray, hessian: np.ndarray | None) -> None:

@@ -69,3 +69,29 @@ def test_the_python_path_where_the_compiled_step_does_not_apply(tmp_path: Path) 
     trainer.evaluate = lambda theta: 0.0  # type: ignore[method-assign]
     trainer.run()
     assert trainer.agent._native is None  # type: ignore[attr-defined]
+
+
+def test_a_nonlinear_problem_takes_the_compiled_step_alike(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # the cart-pole (SQP, no merged soft rows, Gaussian exploration) with Newton updates: the same θ
+    histories = []
+    outcomes: Counter[int] = Counter()
+    run = native_q_step.NativeQStep.run
+
+    def counted(self: native_q_step.NativeQStep, *args: object) -> int:
+        outcome = run(self, *args)  # type: ignore[arg-type]
+        outcomes[outcome] += 1
+        return outcome
+
+    monkeypatch.setattr(native_q_step.NativeQStep, "run", counted)
+    for native in (True, False):
+        cfg = load_config(EXAMPLES / "cartpole_qlearning.toml", output=tmp_path / f"cartpole_{native}")
+        agent = replace(cfg.agent, order=2, optimizer={"type": "newton", "learning_rate": 1e-3}, native=native,
+                        replay={"capacity": 1, "sample_size": 1, "include_latest": 1})
+        trainer = Trainer(replace(cfg, steps=60, episodes=2, agent=agent), progress_bar=False, plots=False)
+        trainer.evaluate = lambda theta: 0.0  # type: ignore[method-assign]
+        trainer.run()
+        assert (trainer.agent._native is not None) == native  # type: ignore[attr-defined]
+        histories.append(np.array(trainer.history.theta))
+    assert np.array_equal(histories[0], histories[1]) and len(histories[0]) > 20
+    assert outcomes[native_q_step.DONE] > 0, outcomes

@@ -129,8 +129,8 @@ class DeterministicPolicyGradient(MpcAgent):
 
     def _native_step(self) -> NativeDpgStep | None:
         """The compiled V solve and ∇θπ (:mod:`rlmpc.toolkit.rl.native_dpg_step`) where they apply."""
-        if self.greedy_source is not None or self.greedy_prefetch is not None:
-            return None  # (a device in the loop: its actions)
+        if not self.native or self.greedy_source is not None or self.greedy_prefetch is not None:
+            return None  # (switched off, or a device in the loop: its actions)
         return self._native
 
     def end_episode(self) -> dict[str, float]:
