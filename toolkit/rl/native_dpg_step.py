@@ -117,7 +117,8 @@ class NativeDpgStep:
         self._plan_arrays: list[object] = []
         c.getrf, c.getrs = address(lapack64.scipy_dgetrf_64_), address(lapack64.scipy_dgetrs_64_)
         n_max = DENSE_MAX + c.nlam + c.nw + c.nmu  # (a plan's n never exceeds the KKT system's size)
-        self._cache, cache_arrays = LuCache.sized(min(n_max, DENSE_MAX), self.n_data)
+        # (K takes each Jacobian nonzero twice, as its transpose too: at most twice the blocks' nonzeros)
+        self._cache, cache_arrays = LuCache.sized(min(n_max, DENSE_MAX), 2 * self.n_data)
         keep.extend(cache_arrays)
         c.cache = ctypes.addressof(self._cache)
         c.K, c.rhs = ptr(np.zeros(n_max * n_max)), ptr(np.zeros(n_max * nth))
