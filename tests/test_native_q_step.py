@@ -4,6 +4,7 @@ because a QP was not verified; the update left to Python because the Newton step
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -54,6 +55,10 @@ def test_the_compiled_step_is_the_python_step(tmp_path: Path, theta0: dict[str, 
     assert outcomes[native_q_step.DONE] > 0 and outcomes[native_q_step.SOLVES] > 0, outcomes
     if theta0:  # x_ub[0] at its upper bound: steps that leave the box go to the Python optimiser
         assert outcomes[native_q_step.UPDATE] > 0, outcomes
+    report = json.loads((fast.out / "summary.json").read_text())["compiled_step"]
+    assert report == {"in_c": outcomes[native_q_step.DONE], "solves_in_python": outcomes[native_q_step.SOLVES],
+                      "update_in_python": outcomes[native_q_step.UPDATE]}
+    assert json.loads((slow.out / "summary.json").read_text())["compiled_step"] is None
     # the checkpoints hold the same state (a resumed run continues alike on either path)
     for trainer in (fast, slow):
         assert (trainer.out / "checkpoint.pkl").is_file()

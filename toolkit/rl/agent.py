@@ -129,6 +129,13 @@ class MpcAgent:
         """Learn from one transition; returns the next action and step diagnostics."""
         raise NotImplementedError
 
+    def compiled_step_report(self) -> dict[str, int] | None:
+        """How many steps the compiled learning step did whole, and which parts it left to Python
+        (:mod:`rlmpc.toolkit.rl.native_q_step`, :mod:`rlmpc.toolkit.rl.native_dpg_step`); None when
+        this agent has none, or it is switched off."""
+        native = getattr(self, "_native", None)
+        return native.report() if native is not None and getattr(self, "native", False) else None
+
     def end_episode(self) -> dict[str, float]:
         """Called when an episode ends (DPG updates here)."""
         return {}

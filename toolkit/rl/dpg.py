@@ -139,11 +139,13 @@ class DeterministicPolicyGradient(MpcAgent):
     def _learn(self) -> dict[str, float]:
         data, self._rollout = self._rollout, []
         gamma = self.discount
-        jac = np.stack([d["jac"] for d in data])  # (m, nu, nθ)
+        # (np.array of the rows: what np.stack gives, without its per-row Python work)
+        jac = np.array([d["jac"] for d in data])  # (m, nu, nθ)
         jac_t = jac.transpose(0, 2, 1)
-        phi = np.matmul(jac_t, np.stack([d["a"] - d["pi"] for d in data])[:, :, None])[:, :, 0]
-        psi = quadratic_features_rows(np.stack([d["s"] for d in data]))
-        psi_next = quadratic_features_rows(np.stack([d["s_next"] for d in data]))
+        explored = np.array([d["a"] for d in data]) - np.array([d["pi"] for d in data])
+        phi = np.matmul(jac_t, explored[:, :, None])[:, :, 0]
+        psi = quadratic_features_rows(np.array([d["s"] for d in data]))
+        psi_next = quadratic_features_rows(np.array([d["s_next"] for d in data]))
         psi_next[[d["terminated"] for d in data]] = 0.0
         cost = np.array([d["cost"] for d in data])
         if self.critic == "lstd":

@@ -61,6 +61,7 @@ class NativeDpgStep:
     def __init__(self, mpc: MPC, kernels: ctypes.CDLL, lapack64: ctypes.CDLL) -> None:
         assert ACTIVE_TOL == _NATIVE_ACTIVE_TOL
         self.mpc = mpc
+        self.outcomes = [0, 0, 0, 0]  # by outcome (DONE, SOLVE, PLAN: plans made, SINGULAR)
         self._step = kernels.rlmpc_dpg_step
         self._sensitivity = kernels.rlmpc_dpg_sensitivity
         self._hash = kernels.rlmpc_key_hash
@@ -142,8 +143,15 @@ class NativeDpgStep:
             np.copyto(self.p, self.mpc._p)
         outcome = int(self._step(self._ref))
         if outcome == PLAN:
+            self.outcomes[PLAN] += 1
             outcome = self._register_plan()
+        self.outcomes[outcome] += 1
         return outcome
+
+    def report(self) -> dict[str, int]:
+        """How the steps went (this process): all in C, or which part was left to Python."""
+        return {"in_c": self.outcomes[DONE], "solves_in_python": self.outcomes[SOLVE],
+                "plans_made": self.outcomes[PLAN], "sensitivity_in_python": self.outcomes[SINGULAR]}
 
     def _register_plan(self) -> int:
         """The plan of the current pattern and active set from the Python path's cache (made there if

@@ -62,6 +62,7 @@ class NativeQStep:
                  lapack64: ctypes.CDLL) -> None:
         self.mpc = mpc
         self.optimizer = optimizer
+        self.outcomes = [0, 0, 0]  # steps done in C; solves left to Python; updates left to Python
         self._step = step_lib.rlmpc_qlearning_step
         self._step.argtypes, self._step.restype = [ctypes.c_void_p], ctypes.c_int
         q, v = mpc._instance("Q"), mpc._instance("V")
@@ -145,7 +146,14 @@ class NativeQStep:
             np.copyto(self.p, self.mpc._p)
         c = self.ctx
         c.cost, c.terminated, c.lr = cost, int(terminated), lr
-        return int(self._step(self._ctx_ref))
+        outcome = int(self._step(self._ctx_ref))
+        self.outcomes[outcome] += 1
+        return outcome
+
+    def report(self) -> dict[str, int]:
+        """How the steps went (this process): all in C, or which part was left to Python."""
+        done, solves, update = self.outcomes
+        return {"in_c": done, "solves_in_python": solves, "update_in_python": update}
 
     @property
     def td(self) -> float:

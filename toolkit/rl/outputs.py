@@ -83,6 +83,8 @@ def write_outputs(trainer: Trainer, final_eval: float, restored: bool = False) -
         "mpc_verification": {"unverified": trainer.mpc.verification.unverified,
                              "solved_again": trainer.mpc.verification.resolved,
                              "fallback_hpipm_mode": trainer.mpc.options.fallback_hpipm_mode},
+        # the compiled learning step (docs/theory.md): null where the Python path ran alone
+        "compiled_step": agent.compiled_step_report(),
         "theta_initial": {k: v.tolist() for k, v in fns.theta.unflatten(trainer.theta0).items()},
         "theta_final": {k: v.tolist() for k, v in fns.theta.unflatten(theta).items()},
         "outputs": {"theta": "theta.json", "theta_best": "theta_best.json", "history": "history.npz",
