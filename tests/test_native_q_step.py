@@ -19,6 +19,17 @@ from rlmpc.toolkit.rl.training import Trainer
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+def _count_outcomes(outcomes: Counter[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    run = native_q_step.NativeQStep.run
+
+    def counted(self: native_q_step.NativeQStep, *args: object) -> int:
+        outcome = run(self, *args)  # type: ignore[arg-type]
+        outcomes[outcome] += 1
+        return outcome
+
+    monkeypatch.setattr(native_q_step.NativeQStep, "run", counted)
+
+
 def _train(tmp: Path, native: bool, theta0: dict[str, list[float]], outcomes: Counter[int],
            monkeypatch: pytest.MonkeyPatch) -> Trainer:
     cfg = load_config(EXAMPLES / "lti_qlearning.toml", output=tmp / f"native_{native}")
@@ -28,14 +39,7 @@ def _train(tmp: Path, native: bool, theta0: dict[str, list[float]], outcomes: Co
                   mpc=replace(cfg.mpc, theta=theta0, solver=solver))
     trainer = Trainer(cfg, progress_bar=False, plots=False)
     trainer.evaluate = lambda theta: 0.0  # type: ignore[method-assign]  (not what is compared)
-    run = native_q_step.NativeQStep.run
-
-    def counted(self: native_q_step.NativeQStep, *args: object) -> int:
-        outcome = run(self, *args)  # type: ignore[arg-type]
-        outcomes[outcome] += 1
-        return outcome
-
-    monkeypatch.setattr(native_q_step.NativeQStep, "run", counted)
+    _count_outcomes(outcomes, monkeypatch)
     trainer.run()
     return trainer
 
@@ -81,14 +85,7 @@ def test_a_nonlinear_problem_takes_the_compiled_step_alike(tmp_path: Path,
     # the cart-pole (SQP, no merged soft rows, Gaussian exploration) with Newton updates: the same θ
     histories = []
     outcomes: Counter[int] = Counter()
-    run = native_q_step.NativeQStep.run
-
-    def counted(self: native_q_step.NativeQStep, *args: object) -> int:
-        outcome = run(self, *args)  # type: ignore[arg-type]
-        outcomes[outcome] += 1
-        return outcome
-
-    monkeypatch.setattr(native_q_step.NativeQStep, "run", counted)
+    _count_outcomes(outcomes, monkeypatch)
     for native in (True, False):
         cfg = load_config(EXAMPLES / "cartpole_qlearning.toml", output=tmp_path / f"cartpole_{native}")
         agent = replace(cfg.agent, order=2, optimizer={"type": "newton", "learning_rate": 1e-3}, native=native,

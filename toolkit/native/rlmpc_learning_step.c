@@ -95,10 +95,26 @@ typedef struct {
     double *theta_out;
 } rlmpc_qstep;
 
-static int verified(const rlmpc_qstep *c, const double *stats) {
-    /* stats: status, sqp_iter, time_tot, cost, printed bytes, qp_status, qp_iter */
+/* A solve MPC would accept as it is: stats = status, sqp_iter, time_tot, cost, printed bytes,
+ * qp_status, qp_iter (SQP_RTI, check_qp: a QP stopped at its limit is not verified). */
+static int verified(int check_qp, const double *stats) {
     if (stats[0] != 0.0 || stats[4] > 0.0) return 0;
-    return !c->check_qp || stats[5] == 0.0;
+    return !check_qp || stats[5] == 0.0;
+}
+
+/* The problem's own iterate (soft pairs merged in acados: out[i] = [raw, consts][source[i]]) with its
+ * appended zero, as MPC's IterateExpansion and Sensitivities._unpack lay it out. */
+static void expand_iterate(const double *raw, int n_raw, const long long *source, const double *consts,
+                           int n_expanded, double *out) {
+    if (source == NULL) {
+        memcpy(out, raw, sizeof(double) * (size_t)n_raw);
+    } else {
+        for (int i = 0; i < n_expanded; i++) {
+            long long j = source[i];
+            out[i] = j < n_raw ? raw[j] : consts[j - n_raw];
+        }
+    }
+    out[n_expanded] = 0.0;
 }
 
 static int cholesky(const rlmpc_qstep *c, long long n, const double *a, double *l) {
@@ -205,20 +221,12 @@ int rlmpc_qlearning_step(rlmpc_qstep *c) {
     memcpy(c->v.ubu0, c->ubu, sizeof(double) * (size_t)c->nu);
     c->solve_full(c->q.handle, c->q.x0, c->q.lbu0, c->q.ubu0, c->q.stats, c->q.iterate, c->q.trap_fd);
     c->solve_full(c->v.handle, c->v.x0, c->v.lbu0, c->v.ubu0, c->v.stats, c->v.iterate, c->v.trap_fd);
-    if (!verified(c, c->q.stats) || !verified(c, c->v.stats)) return RLMPC_STEP_SOLVES;
+    if (!verified(c->check_qp, c->q.stats) || !verified(c->check_qp, c->v.stats)) return RLMPC_STEP_SOLVES;
     c->q_value = c->q.stats[3];
     c->v_value = c->v.stats[3];
     c->td = c->cost + (c->terminated ? 0.0 : c->discount * c->v_value) - c->q_value;
     /* (dL/dtheta, d2L/dtheta2) at the Q solution, in the problem's own iterate layout */
-    if (c->source == NULL) {
-        memcpy(c->expanded, c->q.iterate, sizeof(double) * (size_t)c->n_raw);
-    } else {
-        for (int i = 0; i < c->n_expanded; i++) {
-            long long j = c->source[i];
-            c->expanded[i] = j < c->n_raw ? c->q.iterate[j] : c->consts[j - c->n_raw];
-        }
-    }
-    c->expanded[c->n_expanded] = 0.0;
+    expand_iterate(c->q.iterate, c->n_raw, c->source, c->consts, c->n_expanded, c->expanded);
     c->gh_arg[0] = c->expanded;
     c->gh_arg[1] = c->s;
     c->gh_arg[2] = c->a;
@@ -422,18 +430,9 @@ int rlmpc_dpg_step(rlmpc_dpg *c) {
     memcpy(c->v.lbu0, c->lbu, sizeof(double) * (size_t)c->nu);
     memcpy(c->v.ubu0, c->ubu, sizeof(double) * (size_t)c->nu);
     c->solve_full(c->v.handle, c->v.x0, c->v.lbu0, c->v.ubu0, c->v.stats, c->v.iterate, c->v.trap_fd);
-    const double *st = c->v.stats;
-    if (st[0] != 0.0 || st[4] > 0.0 || (c->check_qp && st[5] != 0.0)) return RLMPC_DPG_SOLVE;
-    /* the problem's own iterate with its appended zero, then (w, mu, lam) as Sensitivities._unpack */
-    if (c->source == NULL) {
-        memcpy(c->expanded, c->v.iterate, sizeof(double) * (size_t)c->n_raw);
-    } else {
-        for (int i = 0; i < c->n_expanded; i++) {
-            long long j = c->source[i];
-            c->expanded[i] = j < c->n_raw ? c->v.iterate[j] : c->consts[j - c->n_raw];
-        }
-    }
-    c->expanded[c->n_expanded] = 0.0;
+    if (!verified(c->check_qp, c->v.stats)) return RLMPC_DPG_SOLVE;
+    /* the problem's own iterate, then (w, mu, lam) as Sensitivities._unpack */
+    expand_iterate(c->v.iterate, c->n_raw, c->source, c->consts, c->n_expanded, c->expanded);
     for (int i = 0; i < c->nw; i++) c->w[i] = c->expanded[c->w_idx[i]];
     for (int i = 0; i < c->nmu; i++)
         c->mu[i] = c->mu_scale[i] * (c->expanded[c->mu_plus[i]] - c->expanded[c->mu_minus[i]]);
