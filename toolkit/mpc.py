@@ -138,6 +138,7 @@ class MPC:
         self._theta_ub = fns.theta.upper()
         self._instances: dict[str, AcadosInstance] = {}
         self._stale: set[str] = set()  # instances whose (θ, p) lag behind (see _push_parameters)
+        self._fallback_kinds: tuple[str, ...] = ()  # the kinds of the fallback instances made so far
         self._sens: Sensitivities | None = None
         self.failures = 0
         self.verification = Verification()
@@ -184,8 +185,8 @@ class MPC:
         p_all[:, :self._ntheta] = self._theta
         p_all[:, self._ntheta:self._ntheta + self._p.size] = self._p
         # the fallback instances (rarely used) are brought up to date when they solve (_synced)
-        self._stale.update(kind for kind in self._instances if kind.endswith(FALLBACK))
-        current = [inst for kind, inst in self._instances.items() if not kind.endswith(FALLBACK)]
+        self._stale.update(self._fallback_kinds)
+        current = [inst for kind, inst in self._instances.items() if kind not in self._fallback_kinds]
         for inst in current:
             inst.set_params_all(p_all)
         if self._pairs is not None:
@@ -197,7 +198,8 @@ class MPC:
         """θ that compiled code has already set on the Q and V solvers and in the stage parameter rows
         (:mod:`rlmpc.toolkit.rl.native_q_step`): taken over without setting it again."""
         self._theta = theta
-        self._stale.update(kind for kind in self._instances if kind.endswith(FALLBACK))
+        if self._fallback_kinds:
+            self._stale.update(self._fallback_kinds)
 
     def _synced(self, kind: str) -> AcadosInstance:
         """The instance of ``kind``, with the current (θ, p) if it missed an update."""
@@ -233,6 +235,7 @@ class MPC:
                     inst.set_qp_mu0(self.options.qp_mu0)
             self._configure(inst)
             self._instances[kind] = inst
+            self._fallback_kinds = tuple(k for k in self._instances if k.endswith(FALLBACK))
         return inst
 
     def _configure(self, inst: AcadosInstance) -> None:
@@ -386,3 +389,5 @@ class MPC:
         for inst in self._instances.values():
             inst.close()
         self._instances.clear()
+        self._fallback_kinds = ()
+        self._stale.clear()
