@@ -137,6 +137,8 @@ class NativeDpgStep:
 
     def run(self, s: FloatArray) -> int:
         """V(s) and ∇θπ(s): DONE, SOLVE or SINGULAR (a missing plan is made and registered here)."""
+        if self.v_inst._handle is None:
+            raise RuntimeError("the MPC's solvers were closed (MPC.close); its learning step cannot run")
         np.copyto(self.s, s)
         np.copyto(self.theta, self.mpc._theta)
         if self.mpc._p.size:

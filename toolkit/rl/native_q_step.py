@@ -138,6 +138,8 @@ class NativeQStep:
     def run(self, s: FloatArray, a: FloatArray, cost: float, s_next: FloatArray, terminated: bool,
             lr: float) -> int:
         """One step (see the C file): DONE, SOLVES or UPDATE."""
+        if self.q_inst._handle is None or self.v_inst._handle is None:
+            raise RuntimeError("the MPC's solvers were closed (MPC.close); its learning step cannot run")
         np.copyto(self.s, s)
         np.copyto(self.a, a)
         np.copyto(self.s_next, s_next)
