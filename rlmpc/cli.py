@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -154,6 +156,7 @@ def _train(args: argparse.Namespace) -> int:
         trainer: Trainer | BayesTuner = BayesTuner(config, progress_bar=not args.quiet)
     else:
         trainer = Trainer(config, progress_bar=not args.quiet, plots=not args.no_plots)
+    _raise_if_interrupted()  # (a Ctrl-C while the solvers and sensitivities were set up)
     from rlmpc.hil.train_checks import check_bundle_option, device_options, resume_plan
 
     if args.port:  # (before connecting)
@@ -267,6 +270,15 @@ TRAIN_WORSE_EXIT = 3
 """`rlmpc train` exit code when the θ it wrote (theta.json) scores worse than θ0."""
 
 
+def _distinct(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` with 4 significant digits, or as many more as it takes to tell them apart."""
+    for digits in range(4, 13):
+        sa, sb = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if a == b or sa != sb:
+            return sa, sb
+    return repr(a), repr(b)
+
+
 def _learning_verdict(summary: dict[str, Any], out: Path) -> int:
     """The last line: whether learning improved on θ0 (exit 0) or not (exit TRAIN_WORSE_EXIT)."""
     if "learned_worse_than_initial" not in summary:  # (bayes: keeps its best trial)
@@ -275,17 +287,22 @@ def _learning_verdict(summary: dict[str, Any], out: Path) -> int:
         print(f"guard: step {event['step']}: greedy cost {event['cost']:.4g} -> {event['action']}")
     if summary["stopped"]:
         print(f"guard: {summary['stopped']}")
-    initial, final = summary["greedy_cost_initial"], summary["greedy_cost_final"]
+    failures = summary.get("mpc_failures", {})
+    failed = int(failures.get("V", 0)) + int(failures.get("Q", 0))
+    if summary.get("updates") == 0 or (failed and failed >= 0.1 * max(int(summary.get("steps", 0)), 1)):
+        print(f"warning: {summary.get('updates')} θ updates in {summary.get('steps')} steps; {failed} MPC solves "
+              f"failed ({failures.get('messages', {})}); see summary.json mpc_failures")
+    initial, final = _distinct(summary["greedy_cost_initial"], summary["greedy_cost_final"])
     if summary["theta_json_worse_than_initial"]:
-        print(f"WORSE: the learned θ ({final:.4g}) is worse than θ0 ({initial:.4g}); best evaluated θ "
+        print(f"WORSE: the learned θ ({final}) is worse than θ0 ({initial}); best evaluated θ "
               f"({summary['greedy_cost_best']:.4g}, step {summary['best_step']}): {out / 'theta_best.json'} "
               f"(exit code {TRAIN_WORSE_EXIT})")
         return TRAIN_WORSE_EXIT
     if summary["learned_worse_than_initial"]:
-        print(f"learned θ worse than θ0 ({final:.4g} > {initial:.4g}): the guard kept the best θ "
+        print(f"learned θ worse than θ0 ({final} > {initial}): the guard kept the best θ "
               f"({summary['greedy_cost_best']:.4g}, step {summary['best_step']}) in {out / 'theta.json'}")
     else:
-        print(f"OK: the learned θ ({final:.4g}) is no worse than θ0 ({initial:.4g}); best "
+        print(f"OK: the learned θ ({final}) is no worse than θ0 ({initial}); best "
               f"{summary['greedy_cost_best']:.4g} at step {summary['best_step']} ({out / 'theta_best.json'})")
     return 0
 
@@ -522,8 +539,37 @@ def _os_error(exc: OSError) -> str:
     return f"{path}: {exc.strerror or exc}"
 
 
+_SIGINT_SEEN: list[bool] = []
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    """Python's own Ctrl-C (KeyboardInterrupt), remembered: library code that swallows the exception
+    (CasADi's argument conversion does) cannot make a run go on as if nothing was pressed."""
+    _SIGINT_SEEN.append(True)
+    raise KeyboardInterrupt
+
+
+def _raise_if_interrupted() -> None:
+    """Raise the KeyboardInterrupt of a Ctrl-C that some library swallowed since `main` began."""
+    if _SIGINT_SEEN:
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _SIGINT_SEEN.clear()
+    # (only over Python's own handler: an ignored SIGINT, as a shell starts `rlmpc … &`, stays ignored)
+    previous = (signal.signal(signal.SIGINT, _on_sigint)
+                if threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler else None)
+    try:
+        return _run(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         from rlmpc.toolkit.registry import load_plugins
 

@@ -16,7 +16,7 @@ from rlmpc.toolkit.problems import cartpole_mpc, lti_mpc
 
 def test_installation_check_passes() -> None:
     results = check_installation()
-    assert [r.name for r in results] == ["acados runtime libraries", "acados template",
+    assert [r.name for r in results] == ["C compiler (cc)", "acados runtime libraries", "acados template",
                                          "t_renderer", "CasADi >= 3.8 with plugins"]
     assert all(r.ok for r in results), results
 

@@ -122,3 +122,20 @@ def test_periodic_evaluations_reach_the_hook(tmp_path: Path) -> None:
     trainer.run()
     records = json.loads((tmp_path / "r" / "evaluation.json").read_text())["records"]
     assert [p["step"] for p in seen] == [5, 10, 15] and seen == records[1:-1]
+
+
+def test_the_verdict_tells_close_costs_apart_and_warns_when_nothing_was_learned(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rlmpc.cli import TRAIN_WORSE_EXIT, _learning_verdict
+
+    summary = {"learned_worse_than_initial": True, "theta_json_worse_than_initial": True, "guard_events": [],
+               "stopped": None, "greedy_cost_initial": 3.20625, "greedy_cost_final": 3.206333,
+               "greedy_cost_best": 3.20625, "best_step": 0, "updates": 0, "steps": 100,
+               "mpc_failures": {"V": 101, "Q": 100, "messages": {"QP solver failed": 201}}}
+    assert _learning_verdict(summary, tmp_path) == TRAIN_WORSE_EXIT
+    out = capsys.readouterr().out
+    import re
+
+    shown = re.search(r"the learned θ \((\S+)\) is worse than θ0 \((\S+)\)", out)
+    assert shown and shown[1] != shown[2] and shown[1].startswith("3.206")  # (4 digits: 3.206 twice)
+    assert out.startswith("warning: 0 θ updates in 100 steps; 201 MPC solves failed")

@@ -60,9 +60,10 @@ def test_the_compiled_step_is_the_python_step(tmp_path: Path, theta0: dict[str, 
     if theta0:  # x_ub[0] at its upper bound: steps that leave the box go to the Python optimiser
         assert outcomes[native_q_step.UPDATE] > 0, outcomes
     report = json.loads((fast.out / "summary.json").read_text())["compiled_step"]
-    assert report == {"in_c": outcomes[native_q_step.DONE], "solves_in_python": outcomes[native_q_step.SOLVES],
-                      "update_in_python": outcomes[native_q_step.UPDATE]}
-    assert json.loads((slow.out / "summary.json").read_text())["compiled_step"] is None
+    assert report == {"steps_in_c": outcomes[native_q_step.DONE],
+                      "steps_solves_in_python": outcomes[native_q_step.SOLVES],
+                      "steps_update_in_python": outcomes[native_q_step.UPDATE]}
+    assert json.loads((slow.out / "summary.json").read_text())["compiled_step"] == {"off": "agent.native = false"}
     # the checkpoints hold the same state (a resumed run continues alike on either path)
     for trainer in (fast, slow):
         assert (trainer.out / "checkpoint.pkl").is_file()
@@ -78,6 +79,7 @@ def test_the_python_path_where_the_compiled_step_does_not_apply(tmp_path: Path) 
     trainer.evaluate = lambda theta: 0.0  # type: ignore[method-assign]
     trainer.run()
     assert trainer.agent._native is None  # type: ignore[attr-defined]
+    assert trainer.agent.compiled_step_report() == {"off": "order 1; optimizer 'sgd'"}
 
 
 def test_a_nonlinear_problem_takes_the_compiled_step_alike(tmp_path: Path,
@@ -97,3 +99,51 @@ def test_a_nonlinear_problem_takes_the_compiled_step_alike(tmp_path: Path,
         histories.append(np.array(trainer.history.theta))
     assert np.array_equal(histories[0], histories[1]) and len(histories[0]) > 20
     assert outcomes[native_q_step.DONE] > 0, outcomes
+
+
+def test_native_may_change_between_a_checkpoint_and_its_resume(tmp_path: Path) -> None:
+    text = (EXAMPLES / "lti_qlearning.toml").read_text()
+    text = text.replace("steps = 5000", "steps = 40").replace("checkpoint_every = 1000", "checkpoint_every = 20")
+    first, switched, other = (tmp_path / f"{name}.toml" for name in ("first", "switched", "other"))
+    first.write_text(text)
+    switched.write_text(text.replace('type = "lstd_q"', 'type = "lstd_q"\nnative = false'))
+    other.write_text(text.replace("seed = 69", "seed = 70"))
+    out = tmp_path / "run"
+    trainer = Trainer(load_config(first, output=out), progress_bar=False, plots=False)
+    trainer.evaluate = lambda theta: 0.0  # type: ignore[method-assign]
+    trainer.run()
+    # the same bits either way: switching the compiled step does not make it another run ...
+    Trainer(load_config(switched, output=out), progress_bar=False, plots=False).read_checkpoint()
+    # ... any other change does
+    with pytest.raises(ValueError, match=r"different configuration .*\(changed: seed\)"):
+        Trainer(load_config(other, output=out), progress_bar=False, plots=False).read_checkpoint()
+
+
+def test_a_ctrl_c_that_a_library_swallowed_still_stops_rlmpc_train(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # CasADi's argument conversion can swallow the KeyboardInterrupt of a Ctrl-C pressed while the
+    # solvers are set up; `rlmpc train` must stop anyway (exit 130), not train as if nothing happened
+    import os
+    import signal
+    import time
+
+    from rlmpc.cli import main
+    from rlmpc.toolkit.rl import training
+
+    setup = training.Trainer.__init__
+
+    def swallowing(self: training.Trainer, *args: object, **kwargs: object) -> None:
+        setup(self, *args, **kwargs)  # type: ignore[arg-type]
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass  # (what the library did)
+
+    monkeypatch.setattr(training.Trainer, "__init__", swallowing)
+    before = signal.getsignal(signal.SIGINT)
+    out = tmp_path / "run"
+    assert main(["train", str(EXAMPLES / "lti_qlearning.toml"), "--steps", "50", "--quiet", "--no-plots",
+                 "--out", str(out)]) == 130
+    assert not (out / "summary.json").exists()
+    assert signal.getsignal(signal.SIGINT) is before  # (main restores the handler it found)

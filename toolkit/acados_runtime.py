@@ -244,6 +244,14 @@ def check_installation() -> list[CheckResult]:
                   "ipopt": {"print_level": 0, "sb": "yes"}})
         return f"CasADi {version} with ipopt"
 
+    def compiler() -> str:
+        proc = subprocess.run(["cc", "--version"], capture_output=True, text=True, timeout=30, check=False)
+        if proc.returncode != 0:
+            raise AcadosInstallError(f"`cc --version` failed: {proc.stderr.strip()[:200]}")
+        first = (proc.stdout.strip().splitlines() or ["cc"])[0]
+        return f"{first} (builds the solvers and the compiled learning steps)"
+
+    record("C compiler (cc)", compiler)
     record("acados runtime libraries", libraries)
     record("acados template", template)
     record("t_renderer", renderer)

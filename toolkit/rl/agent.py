@@ -129,12 +129,17 @@ class MpcAgent:
         """Learn from one transition; returns the next action and step diagnostics."""
         raise NotImplementedError
 
-    def compiled_step_report(self) -> dict[str, int] | None:
-        """How many steps the compiled learning step did whole, and which parts it left to Python
-        (:mod:`rlmpc.toolkit.rl.native_q_step`, :mod:`rlmpc.toolkit.rl.native_dpg_step`); None when
-        this agent has none, or it is switched off."""
+    def compiled_step_report(self) -> dict[str, Any]:
+        """What the compiled learning step did in this process (:mod:`rlmpc.toolkit.rl.native_q_step`,
+        :mod:`rlmpc.toolkit.rl.native_dpg_step`): its counts, or ``{"off": why}``."""
         native = getattr(self, "_native", None)
-        return native.report() if native is not None and getattr(self, "native", False) else None
+        if not getattr(self, "native", False):
+            return {"off": "agent.native = false"}
+        if native is None:
+            return {"off": getattr(self, "_native_off", "") or "not available for this agent"}
+        if self.greedy_source is not None:
+            return {"off": "a device in the loop supplies the greedy actions"}
+        return dict(native.report())
 
     def end_episode(self) -> dict[str, float]:
         """Called when an episode ends (DPG updates here)."""

@@ -137,8 +137,23 @@ class TrainConfig:
 
     @property
     def digest(self) -> str:
-        """Hash of the configuration content (a resumed run must match it)."""
-        return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()
+        """Hash of the configuration content (a resumed run must match it), without the keys that do not
+        change a run's numbers (`RESUME_FREE`: e.g. ``agent.native``, the same bits either way)."""
+        return hashlib.sha256(json.dumps(resume_relevant(self.raw), sort_keys=True,
+                                         default=str).encode()).hexdigest()
+
+
+RESUME_FREE = (("agent", "native"),)
+"""Configuration keys a run may change between a checkpoint and its ``--resume``."""
+
+
+def resume_relevant(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` without the `RESUME_FREE` keys."""
+    out = dict(raw)
+    for table, key in RESUME_FREE:
+        if isinstance(out.get(table), dict) and key in out[table]:
+            out[table] = {k: v for k, v in out[table].items() if k != key}
+    return out
 
 
 AGENT_TYPES = ("lstd_q", "dpg", "bayes")

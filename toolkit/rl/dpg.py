@@ -83,7 +83,9 @@ class DeterministicPolicyGradient(MpcAgent):
         self._current: dict[str, Any] | None = None
         self.native = native  # the compiled step where it applies (rlmpc.toolkit.rl.native_dpg_step)
         # (built now, with the KKT functions it evaluates: not in the first learning step)
-        self._native = native_dpg_step(mpc) if native and mpc.options.warm_start else None
+        built = native_dpg_step(mpc) if native else "agent.native = false"
+        self._native: NativeDpgStep | None = built if isinstance(built, NativeDpgStep) else None
+        self._native_off = built if isinstance(built, str) else ""
 
     def _plan(self, s: FloatArray, sol: MpcSolution) -> FloatArray:
         action = self._action_from(sol, explore=True)

@@ -152,8 +152,8 @@ class NativeDpgStep:
 
     def report(self) -> dict[str, int]:
         """How the steps went (this process): all in C, or which part was left to Python."""
-        return {"in_c": self.outcomes[DONE], "solves_in_python": self.outcomes[SOLVE],
-                "plans_made": self.outcomes[PLAN], "sensitivity_in_python": self.outcomes[SINGULAR]}
+        return {"policy_solves_in_c": self.outcomes[DONE], "policy_solves_in_python": self.outcomes[SOLVE],
+                "plans_made": self.outcomes[PLAN], "sensitivities_in_python": self.outcomes[SINGULAR]}
 
     def _register_plan(self) -> int:
         """The plan of the current pattern and active set from the Python path's cache (made there if
@@ -191,16 +191,20 @@ class NativeDpgStep:
         return self.mpc._finish("V", self.v_inst, stats, iterate, s.copy(), None)
 
 
-def native_dpg_step(mpc: MPC) -> NativeDpgStep | None:
-    """The C step for this MPC, or None where it does not apply or cannot be built here."""
+def native_dpg_step(mpc: MPC) -> NativeDpgStep | str:
+    """The C step for this MPC, or why it does not apply or cannot be built here."""
     sens = mpc.sensitivities
-    if sens.transcriptions[False].nw > DENSE_MAX or sens._eval(False).kkt_needs_x0_multiplier:
-        return None
+    if not mpc.options.warm_start:
+        return "solver warm_start = false"
+    if sens.transcriptions[False].nw > DENSE_MAX:
+        return f"more than {DENSE_MAX} NLP variables (∇θπ by the Riccati pass)"
+    if sens._eval(False).kkt_needs_x0_multiplier:
+        return "the KKT blocks use the multiplier of x0 = s"
     kernels, lapack64 = native_library("rlmpc_learning_step"), numpy_lapack()
     if kernels is None or lapack64 is None:
-        return None
+        return "no C compiler, or numpy's LAPACK library is not where its wheel puts it"
     try:
         return NativeDpgStep(mpc, kernels, lapack64)
-    except OSError:
-        return None
+    except OSError as exc:
+        return f"could not be built ({exc})"
 

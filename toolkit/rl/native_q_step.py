@@ -155,7 +155,7 @@ class NativeQStep:
     def report(self) -> dict[str, int]:
         """How the steps went (this process): all in C, or which part was left to Python."""
         done, solves, update = self.outcomes
-        return {"in_c": done, "solves_in_python": solves, "update_in_python": update}
+        return {"steps_in_c": done, "steps_solves_in_python": solves, "steps_update_in_python": update}
 
     @property
     def td(self) -> float:
@@ -184,16 +184,16 @@ class NativeQStep:
         self.mpc._adopt_theta(self.theta_out.copy())
 
 
-def native_q_step(mpc: MPC, optimizer: NewtonMethod, discount: float) -> NativeQStep | None:
-    """The C step for this MPC and optimiser, or None where it cannot be built here."""
+def native_q_step(mpc: MPC, optimizer: NewtonMethod, discount: float) -> NativeQStep | str:
+    """The C step for this MPC and optimiser, or why it cannot be built here."""
     step_lib = native_library("rlmpc_learning_step")
     lapack64 = numpy_lapack()
     if step_lib is None or lapack64 is None:
-        return None
+        return "no C compiler, or numpy's LAPACK library is not where its wheel puts it"
     step_lib.rlmpc_syevd_work.argtypes = [ctypes.c_void_p, ctypes.c_longlong, ctypes.c_void_p, ctypes.c_void_p]
     try:
         return NativeQStep(mpc, optimizer, discount, step_lib, lapack64)
-    except OSError:
-        return None
+    except OSError as exc:
+        return f"could not be built ({exc})"
 
 

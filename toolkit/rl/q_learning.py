@@ -64,12 +64,16 @@ class LstdQLearning(MpcAgent):
         self.native = native  # the compiled step where it applies (rlmpc.toolkit.rl.native_q_step)
         _ = mpc.sensitivities  # transcribe the NLP now (~50 ms), not in the first learning step
         # the compiled step, built now (not in the first learning step) where its case applies
-        common = (native and order == 2 and hessian == "approx" and update_every == 1
-                  and replay.capacity == 1 and replay.sample_size == 1
-                  and isinstance(optimizer, NewtonMethod) and optimizer.max_relative_step is None
-                  and mpc.options.warm_start)
-        self._native: NativeQStep | None = (native_q_step(mpc, optimizer, self.discount)  # type: ignore[arg-type]
-                                            if common else None)
+        other = [why for why, differs in (
+            ("agent.native = false", not native), ("order 1", order != 2),
+            (f"hessian {hessian!r}", hessian != "approx"), ("update_every > 1", update_every != 1),
+            ("a replay buffer", replay.capacity != 1 or replay.sample_size != 1),
+            (f"optimizer {optimizer.kind!r}", not isinstance(optimizer, NewtonMethod)),
+            ("max_relative_step", getattr(optimizer, "max_relative_step", None) is not None),
+            ("solver warm_start = false", not mpc.options.warm_start)) if differs]
+        built = native_q_step(mpc, optimizer, self.discount) if not other else "; ".join(other)  # type: ignore[arg-type]
+        self._native: NativeQStep | None = built if isinstance(built, NativeQStep) else None
+        self._native_off = built if isinstance(built, str) else ""
 
     def observe(self, s: FloatArray, a: FloatArray, cost: float, s_next: FloatArray,
                 terminated: bool) -> tuple[FloatArray, dict[str, float]]:

@@ -30,7 +30,7 @@ from rlmpc.toolkit.parameters import FloatArray
 from rlmpc.toolkit.registry import make_env, make_problem
 from rlmpc.toolkit.rl import plant_io
 from rlmpc.toolkit.rl.agent import MpcAgent
-from rlmpc.toolkit.rl.config import ConfigError, TrainConfig
+from rlmpc.toolkit.rl.config import ConfigError, TrainConfig, resume_relevant
 from rlmpc.toolkit.rl.dpg import DeterministicPolicyGradient
 from rlmpc.toolkit.rl.evaluation import EvaluationHistory, greedy_cost, worse
 from rlmpc.toolkit.rl.exploration import exploration_from_config
@@ -210,7 +210,9 @@ class Trainer:
         if version != CHECKPOINT_VERSION:
             raise ValueError(f"{path}: checkpoint format {version} is not supported")
         if payload["config_digest"] != self.config.digest:
-            changed = _changed_keys(payload.get("config"), self.config.raw)
+            old = payload.get("config")
+            changed = _changed_keys(resume_relevant(old) if isinstance(old, dict) else old,
+                                    resume_relevant(self.config.raw))
             raise ValueError(f"{path}: the checkpoint belongs to a different configuration "
                              f"than {self.config.source}"
                              + (f" (changed: {', '.join(changed)})" if changed else ""))
