@@ -79,7 +79,7 @@ def test_a_budget_makes_overrunning_theta_infeasible(tmp_path: Path) -> None:
     assert worst_step(theta) <= budget
 
 
-def test_resume_keeps_the_trials_already_scored(tmp_path: Path) -> None:
+def test_resume_keeps_the_trials_already_scored(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     assert main(["train", str(_config(tmp_path, 6)), "--out", str(out), "--quiet"]) == 0
     first = (out / "trials.csv").read_text().splitlines()
@@ -88,6 +88,13 @@ def test_resume_keeps_the_trials_already_scored(tmp_path: Path) -> None:
     assert main(["train", str(tmp_path / "bayes.toml"), "--out", str(out), "--quiet", "--resume"]) == 0
     again = (out / "trials.csv").read_text().splitlines()
     assert len(again) == 10 and again[:7] == first
+    # more trials continue the study; anything else that changes the study is refused before it runs
+    (tmp_path / "bayes.toml").write_text(CONFIG.format(trials=9).replace('"b"]', '"b", "f"]'))
+    assert main(["train", str(tmp_path / "bayes.toml"), "--out", str(out), "--quiet", "--resume"]) == 2
+    assert "the study belongs to a different configuration" in capsys.readouterr().err
+    assert main(["train", str(_config(tmp_path, 9)), "--out", str(out), "--quiet", "--resume", "--seed", "4"]) == 2
+    assert "(changed: seed;" in capsys.readouterr().err
+    assert (out / "trials.csv").read_text().splitlines() == again
 
 
 @pytest.mark.parametrize(("agent", "message"), [

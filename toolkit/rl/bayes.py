@@ -31,15 +31,26 @@ from rlmpc.toolkit.mpc import MPC
 from rlmpc.toolkit.output_folder import claim_output_folder, complete_output_folder
 from rlmpc.toolkit.parameters import FloatArray
 from rlmpc.toolkit.registry import make_env, make_problem
-from rlmpc.toolkit.rl.config import TrainConfig
+from rlmpc.toolkit.rl.config import TrainConfig, resume_relevant
 from rlmpc.toolkit.rl.evaluation import greedy_cost
-from rlmpc.toolkit.rl.training import TRAIN_PROGRESS
+from rlmpc.toolkit.rl.training import TRAIN_PROGRESS, changed_keys
 from rlmpc.toolkit.theta_file import save_theta, theta_document
 
 BAYES_OUTPUTS = ("theta.json", "trials.csv", "trials.md", "bayes.png", "summary.json", "study.db",
                  "device", "device.json")  # (the last two with --device/--port)
 STUDY = "rlmpc-bayes"
 EXTRA = "extra"  # the study's user attribute holding BayesTuner.checkpoint_extra
+CONFIG = "config"  # ... and the one holding the configuration it was started with (a resume must match it)
+
+
+def _study_relevant(raw: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed study must share with the one it continues: all but `RESUME_FREE` keys and the
+    number of trials (more trials continue the study)."""
+    out = resume_relevant(raw)
+    agent = out.get("agent")
+    if isinstance(agent, dict) and isinstance(agent.get("bayes"), dict):
+        out["agent"] = {**agent, "bayes": {k: v for k, v in agent["bayes"].items() if k != "trials"}}
+    return out
 
 
 class BayesTuner:
@@ -86,6 +97,13 @@ class BayesTuner:
             trials = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
         except Exception as exc:  # (a damaged file or another program's database)
             raise ValueError(f"{path}: not a readable study ({type(exc).__name__}: {exc})") from None
+        started = study.user_attrs.get(CONFIG)
+        if isinstance(started, dict):  # (a study written before it was recorded: not checked)
+            changed = changed_keys(_study_relevant(started), _study_relevant(self.config.raw))
+            if changed:
+                raise ValueError(f"{path}: the study belongs to a different configuration than "
+                                 f"{self.config.source} (changed: {', '.join(changed)}; only agent.bayes.trials "
+                                 "may change: more trials continue the study)")
         return {"trials": trials, "extra": study.user_attrs.get(EXTRA)}
 
     def finished(self, payload: dict[str, Any]) -> bool:
@@ -148,7 +166,11 @@ class BayesTuner:
                                              n_startup_trials=min(10, max(2, int(cfg["trials"]) // 6)))
         study = optuna.create_study(study_name=STUDY, storage=f"sqlite:///{self.checkpoint_path}",
                                     sampler=sampler, direction="minimize", load_if_exists=resume)
+        if resume:
+            self.read_checkpoint()  # (refuses a study of another configuration)
         study.set_user_attr(EXTRA, self.checkpoint_extra)
+        if not resume or CONFIG not in study.user_attrs:
+            study.set_user_attr(CONFIG, json.loads(json.dumps(self.config.raw, default=str)))
         if not study.trials:
             study.enqueue_trial({label: float(self.theta0[i]) for label, i in self.entries})  # θ0 first
         lower, upper = self.fns.theta.lower(), self.fns.theta.upper()

@@ -98,7 +98,7 @@ def _last_finite(values: list[float], look_back: int = 10_000) -> float:
     return float("nan")
 
 
-def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two configurations (empty if ``old`` is unknown)."""
     if not isinstance(old, dict) or not isinstance(new, dict):
         return [prefix.rstrip(".")] if prefix and old != new else []
@@ -106,7 +106,7 @@ def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     for key in sorted(set(old) | set(new), key=str):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            out += _changed_keys(a, b, f"{prefix}{key}.")
+            out += changed_keys(a, b, f"{prefix}{key}.")
         elif a != b:
             out.append(f"{prefix}{key}")
     return out
@@ -211,7 +211,7 @@ class Trainer:
             raise ValueError(f"{path}: checkpoint format {version} is not supported")
         if payload["config_digest"] != self.config.digest:
             old = payload.get("config")
-            changed = _changed_keys(resume_relevant(old) if isinstance(old, dict) else old,
+            changed = changed_keys(resume_relevant(old) if isinstance(old, dict) else old,
                                     resume_relevant(self.config.raw))
             raise ValueError(f"{path}: the checkpoint belongs to a different configuration "
                              f"than {self.config.source}"
