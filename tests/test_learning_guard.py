@@ -139,3 +139,9 @@ def test_the_verdict_tells_close_costs_apart_and_warns_when_nothing_was_learned(
     shown = re.search(r"the learned θ \((\S+)\) is worse than θ0 \((\S+)\)", out)
     assert shown and shown[1] != shown[2] and shown[1].startswith("3.206")  # (4 digits: 3.206 twice)
     assert out.startswith("warning: 0 θ updates in 100 steps; 201 MPC solves failed")
+
+
+def test_a_tiny_change_is_not_shown_as_zero_percent() -> None:
+    from rlmpc.toolkit.rl.evaluation import _percent
+
+    assert _percent(0.0014) == "+0.0014" and _percent(-12.345) == "-12.35" and _percent(0.0) == "+0.00"

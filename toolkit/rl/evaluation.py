@@ -55,6 +55,12 @@ def greedy_cost(fns: ProblemFunctions, options: SolverOptions, theta: FloatArray
 GUARD_ACTIONS = ("rollback", "stop")
 
 
+def _percent(change: float) -> str:
+    """A relative change with two decimals, or two significant digits where it is smaller (a change is
+    never shown as +0.00 %)."""
+    return f"{change:+.2f}" if change == 0.0 or abs(change) >= 0.005 else f"{change:+.2g}"
+
+
 @dataclass(frozen=True)
 class Guard:
     """Divergence guard: when a periodic evaluation scores worse than ``worse_than_initial`` × the
@@ -148,7 +154,7 @@ class EvaluationHistory:
         else:  # only θ₀ and the final θ: two points, no trend between them
             ax.plot(steps, cost, "o", ms=7, label="greedy closed-loop cost (θ₀, final θ)")
             if len(cost) == 2 and np.isfinite(cost).all() and cost[0] != 0:
-                ax.annotate(f"{100 * (cost[1] / cost[0] - 1):+.2f} % vs θ₀", (steps[1], cost[1]),
+                ax.annotate(f"{_percent(100 * (cost[1] / cost[0] - 1))} % vs θ₀", (steps[1], cost[1]),
                             xytext=(-10, 12), textcoords="offset points", ha="right", fontsize=9)
         ax.axhline(self.initial_cost, color="0.4", ls="--", lw=1, label="initial θ")
         if self.guard is not None and np.isfinite(self.initial_cost):
