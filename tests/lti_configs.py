@@ -15,3 +15,15 @@ def lti_qlearning_config(*, seed: int, steps: int, checkpoint_every: int, eval_e
             + '[agent]\ntype = "lstd_q"\norder = 2\nhessian = "approx"\nupdate_every = 1\n'
             'optimizer = { type = "newton", learning_rate = 5e-2 }\n' + explore
             + f"[evaluation]\nepisodes = {eval_episodes}\nsteps = {eval_steps}\nseed = 1000\n")
+
+
+def lti_bayes_config(*, trials: int, tune: list[str], eval_episodes: int, eval_steps: int,
+                     speed_mode: bool = True, theta: dict[str, list[float]] | None = None) -> str:
+    """Bayesian tuning of the LTI example's θ (``agent.type = "bayes"``) as TOML text: ``tune`` the θ
+    names searched, ``theta`` a θ0 other than the problem's."""
+    solver = '[mpc.solver]\nhpipm_mode = "SPEED"\n' if speed_mode else ""
+    theta0 = ("[mpc.theta]\n" + "".join(f"{k} = {v}\n" for k, v in theta.items())) if theta else ""
+    names = ", ".join(f'"{n}"' for n in tune)
+    return ('seed = 3\nsteps = 1\n[env]\nname = "LtiGrosZanon"\n[mpc]\nproblem = "lti"\n' + solver + theta0
+            + f'[agent]\ntype = "bayes"\n[agent.bayes]\ntrials = {trials}\ntune = [{names}]\n'
+            f"[evaluation]\nepisodes = {eval_episodes}\nsteps = {eval_steps}\nseed = 1000\n")

@@ -8,36 +8,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lti_configs import lti_bayes_config
 
 from rlmpc.cli import main
 from rlmpc.toolkit.rl.bayes import BayesTuner
 from rlmpc.toolkit.rl.config import load_config
 from rlmpc.toolkit.theta_file import load_theta
 
-CONFIG = """\
-seed = 3
-steps = 1
-[env]
-name = "LtiGrosZanon"
-[mpc]
-problem = "lti"
-[mpc.solver]
-hpipm_mode = "SPEED"
-[agent]
-type = "bayes"
-[agent.bayes]
-trials = {trials}
-tune = ["x_lb", "x_ub", "b"]
-[evaluation]
-episodes = 5
-steps = 100
-seed = 1000
-"""
+TUNED = ["x_lb", "x_ub", "b"]
+
+
+def _text(trials: int, tune: list[str] = TUNED) -> str:
+    return lti_bayes_config(trials=trials, tune=tune, eval_episodes=5, eval_steps=100)
 
 
 def _config(tmp_path: Path, trials: int) -> Path:
     path = tmp_path / "bayes.toml"
-    path.write_text(CONFIG.format(trials=trials))
+    path.write_text(_text(trials))
     return path
 
 
@@ -89,7 +76,7 @@ def test_resume_keeps_the_trials_already_scored(tmp_path: Path, capsys: pytest.C
     again = (out / "trials.csv").read_text().splitlines()
     assert len(again) == 10 and again[:7] == first
     # more trials continue the study; anything else that changes the study is refused before it runs
-    (tmp_path / "bayes.toml").write_text(CONFIG.format(trials=9).replace('"b"]', '"b", "f"]'))
+    (tmp_path / "bayes.toml").write_text(_text(9, [*TUNED, "f"]))
     assert main(["train", str(tmp_path / "bayes.toml"), "--out", str(out), "--quiet", "--resume"]) == 2
     assert "the study belongs to a different configuration" in capsys.readouterr().err
     assert main(["train", str(_config(tmp_path, 9)), "--out", str(out), "--quiet", "--resume", "--seed", "4"]) == 2
@@ -105,7 +92,7 @@ def test_resume_keeps_the_trials_already_scored(tmp_path: Path, capsys: pytest.C
 ])
 def test_bad_bayes_settings_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], agent: str,
                                          message: str) -> None:
-    text = CONFIG.format(trials=3).split("[agent]")[0] + "[agent]\n" + agent + "\n[evaluation]\nepisodes = 1\n"
+    text = _text(3).split("[agent]")[0] + "[agent]\n" + agent + "\n[evaluation]\nepisodes = 1\n"
     (tmp_path / "c.toml").write_text(text)
     assert main(["train", str(tmp_path / "c.toml"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()

@@ -10,40 +10,20 @@ import json
 from pathlib import Path
 
 import pytest
+from lti_configs import lti_bayes_config
 
 from rlmpc.cli import main
 from rlmpc.codegen.mcu.qemu_bench import qemu_available
 
 # θ0: back-offs and offset that keep the device's active-set solver busy (~305k instructions per step)
-CONFIG = """\
-seed = 3
-steps = 1
-[env]
-name = "LtiGrosZanon"
-[mpc]
-problem = "lti"
-[mpc.solver]
-hpipm_mode = "SPEED"
-[mpc.theta]
-x_lb = [-0.1885, -0.4586]
-x_ub = [0.083, 0.911]
-b = [0.6717, -0.9842]
-[agent]
-type = "{agent}"
-[agent.bayes]
-trials = 6
-tune = ["x_lb", "x_ub", "b"]
-[evaluation]
-episodes = 1
-steps = 40
-seed = 1000
-"""
+CONFIG = lti_bayes_config(trials=6, tune=["x_lb", "x_ub", "b"], eval_episodes=1, eval_steps=40, theta={
+    "x_lb": [-0.1885, -0.4586], "x_ub": [0.083, 0.911], "b": [0.6717, -0.9842]})
 BUDGET = 150_000  # instructions per step on mps2-an386
 
 
 def test_budget_without_a_device_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "b.toml"
-    cfg.write_text(CONFIG.format(agent="bayes"))
+    cfg.write_text(CONFIG)
     assert main(["train", str(cfg), "--out", str(tmp_path / "o"), "--budget", "1000"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--budget" in err and "device" in err
@@ -53,7 +33,7 @@ def test_budget_without_a_device_is_refused_in_one_line(tmp_path: Path, capsys: 
 def test_bayes_through_mps2_an386_meets_the_budget_theta0_overruns(tmp_path: Path) -> None:
     assert qemu_available(), "qemu-system-arm / arm-none-eabi-gcc missing: run make setup"
     cfg = tmp_path / "b.toml"
-    cfg.write_text(CONFIG.format(agent="bayes"))
+    cfg.write_text(CONFIG)
     out = tmp_path / "o"
     assert main(["train", str(cfg), "--out", str(out), "--quiet", "--device", "mps2-an386",
                  "--budget", str(BUDGET)]) == 0

@@ -11,27 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lti_configs import lti_bayes_config
 from test_device_train_checks import _nothing_started, _one_line, _Stderr
 
 from rlmpc.cli import main
 
-CONFIG = """\
-seed = 3
-steps = 1
-[env]
-name = "LtiGrosZanon"
-[mpc]
-problem = "lti"
-[agent]
-type = "bayes"
-[agent.bayes]
-trials = 3
-tune = ["b"]
-[evaluation]
-episodes = 1
-steps = 10
-seed = 1000
-"""
+CONFIG = lti_bayes_config(trials=3, tune=["b"], eval_episodes=1, eval_steps=10, speed_mode=False)
 
 
 def _not_continued(monkeypatch: pytest.MonkeyPatch) -> None:
