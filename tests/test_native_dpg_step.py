@@ -86,3 +86,16 @@ def test_the_lu_cache_returns_a_fresh_factorisations_answer() -> None:
         cache.plan = None  # forgotten: factorised anew
         assert np.array_equal(sens.policy_jacobian(sol, method="sparse"), first)
     assert hits == moving > 6
+
+
+def test_without_a_compiler_the_planned_solve_computes_the_same_in_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    mpc = MPC(lti_mpc(), SolverOptions(hpipm_mode="BALANCE"))
+    sens = mpc.sensitivities
+    states = np.random.default_rng(4).uniform([-0.2, -0.5], [1.1, 0.5], size=(8, 2))
+    solutions = [mpc.value(s) for s in states]
+    compiled = [sens.policy_jacobian(sol, method="sparse") for sol in solutions]
+    monkeypatch.setattr(kkt_reduction.planned_solve(), "available", False)
+    in_numpy = [sens.policy_jacobian(sol, method="sparse") for sol in solutions]
+    assert any(np.any(j != 0.0) for j in compiled)
+    for a, b in zip(compiled, in_numpy, strict=True):
+        assert np.allclose(a, b, rtol=1e-10, atol=1e-12)

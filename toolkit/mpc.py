@@ -198,8 +198,7 @@ class MPC:
         """θ that compiled code has already set on the Q and V solvers and in the stage parameter rows
         (:mod:`rlmpc.toolkit.rl.native_q_step`): taken over without setting it again."""
         self._theta = theta
-        if self._fallback_kinds:
-            self._stale.update(self._fallback_kinds)
+        self._stale.update(self._fallback_kinds)
 
     def _synced(self, kind: str) -> AcadosInstance:
         """The instance of ``kind``, with the current (θ, p) if it missed an update."""

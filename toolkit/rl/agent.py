@@ -85,6 +85,10 @@ class MpcAgent:
         self.greedy_prefetch: Callable[[FloatArray, FloatArray, FloatArray], None] | None = None
         # … and told when an episode starts (a device restarts its controller cold: a new experiment)
         self.greedy_episode_start: Callable[[], None] | None = None
+        # the compiled learning step of a subclass (its object, or why there is none)
+        self.native = False
+        self._native: Any = None
+        self._native_off = "not available for this agent"
 
     # --- acting ----------------------------------------------------------------------
     def _action_from(self, sol: MpcSolution, explore: bool) -> FloatArray:
@@ -132,14 +136,18 @@ class MpcAgent:
     def compiled_step_report(self) -> dict[str, Any]:
         """What the compiled learning step did in this process (:mod:`rlmpc.toolkit.rl.native_q_step`,
         :mod:`rlmpc.toolkit.rl.native_dpg_step`): its counts, or ``{"off": why}``."""
-        native = getattr(self, "_native", None)
-        if not getattr(self, "native", False):
+        if not self.native:
             return {"off": "agent.native = false"}
-        if native is None:
-            return {"off": getattr(self, "_native_off", "") or "not available for this agent"}
+        if self._native is None:
+            return {"off": self._native_off}
         if self.greedy_source is not None:
             return {"off": "a device in the loop supplies the greedy actions"}
-        return dict(native.report())
+        return dict(self._native.report())
+
+    def _compiled_step_usable(self) -> bool:
+        """Whether the compiled step may take this step: switched on, and no device in the loop
+        (whose actions the Python path asks for)."""
+        return self.native and self.greedy_source is None and self.greedy_prefetch is None
 
     def end_episode(self) -> dict[str, float]:
         """Called when an episode ends (DPG updates here)."""

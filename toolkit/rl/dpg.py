@@ -131,9 +131,7 @@ class DeterministicPolicyGradient(MpcAgent):
 
     def _native_step(self) -> NativeDpgStep | None:
         """The compiled V solve and ∇θπ (:mod:`rlmpc.toolkit.rl.native_dpg_step`) where they apply."""
-        if not self.native or self.greedy_source is not None or self.greedy_prefetch is not None:
-            return None  # (switched off, or a device in the loop: its actions)
-        return self._native
+        return self._native if self._compiled_step_usable() else None
 
     def end_episode(self) -> dict[str, float]:
         return self._learn() if len(self._rollout) >= 2 else {}

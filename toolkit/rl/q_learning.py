@@ -96,9 +96,7 @@ class LstdQLearning(MpcAgent):
     def _native_step(self) -> NativeQStep | None:
         """The compiled step (:mod:`rlmpc.toolkit.rl.native_q_step`) for this agent's common case:
         Newton updates on every step from the approximate Hessian, the default replay, no device."""
-        if not self.native or self.greedy_source is not None or self.greedy_prefetch is not None:
-            return None  # (switched off, or a device in the loop)
-        return self._native
+        return self._native if self._compiled_step_usable() else None
 
     def _after_native_update(self, native: NativeQStep) -> tuple[FloatArray, dict[str, float]]:
         """What `_learn` does after a step C has done completely (solves, sample, Newton update)."""
